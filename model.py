@@ -1,0 +1,165 @@
+"""The transform network of Johnson et al. (2016), with the original implementation's variable names.
+
+net(image) maps a batch of mean-subtracted RGB images to stylized RGB images in 0..255 of the same size.
+Every convolution reflect-pads by kernel // 2 and convolves with VALID padding; there are no biases, and
+instance normalization has no scale or offset, so the checkpoint holds exactly these variables (HWIO):
+
+  conv1/conv/weight (9,9,3,32)   conv2/conv/weight (3,3,32,64)   conv3/conv/weight (3,3,64,128)
+  res{1..5}/residual/conv/weight, res{1..5}/residual/conv_1/weight (3,3,128,128)
+  deconv1/conv_transpose/conv/weight (3,3,128,64)   deconv2/conv_transpose/conv/weight (3,3,64,32)
+  deconv3/conv/weight (9,9,32,3)
+"""
+import os
+
+from utils import UsageError, check_checkpoint_variables, checkpoint_exists, expected_variables, tf
+
+INPUT_PADDING = 10
+# The original used 1e-9, which let constant feature maps blow up into NaN ("black images").
+INSTANCE_NORM_EPSILON = 1e-5
+CHECKPOINT_FIX = 'pass a model trained by train.py, e.g. models/candy/fast-style-model.ckpt-done or models/candy'
+
+
+def _size(x, axis):
+    """The static size of an axis when known, else its dynamic size."""
+    static = x.shape.as_list()[axis]
+    return static if static is not None else tf.shape(x)[axis]
+
+
+def _mirror_indices(length, pad):
+    """Indices that reflect-pad an axis of `length` by `pad` on both sides.
+
+    Where pad >= length, the reflection repeats (as numpy's 'reflect' mode does) instead of failing as
+    tf.pad's REFLECT mode does; a 1-pixel axis is repeated. Within range it equals REFLECT padding.
+    """
+    index = tf.range(-pad, length + pad)
+    period = tf.maximum(2 * (length - 1), 1)
+    folded = tf.math.floormod(index, period)
+    return tf.where(folded < length, folded, period - folded)
+
+
+def mirror_pad(images, pad):
+    """Reflect-pad a batch (N, H, W, C) by `pad` pixels on each side, for any H and W."""
+    images = tf.gather(images, _mirror_indices(_size(images, 1), pad), axis=1)
+    return tf.gather(images, _mirror_indices(_size(images, 2), pad), axis=2)
+
+
+def instance_norm(x, epsilon=INSTANCE_NORM_EPSILON):
+    """Normalize each image's channels to zero mean and unit variance over height and width."""
+    mean, variance = tf.nn.moments(x, [1, 2], keepdims=True)
+    return (x - mean) * tf.rsqrt(variance + epsilon)
+
+
+def conv2d(x, input_filters, output_filters, kernel, strides, scope='conv'):
+    """Reflect-pad by kernel // 2, then a bias-free VALID convolution; its weight is `<scope>/weight`."""
+    with tf.variable_scope(scope):
+        weight = tf.get_variable('weight', [kernel, kernel, input_filters, output_filters], tf.float32,
+                                 tf.truncated_normal_initializer(stddev=0.1))
+        pad = kernel // 2
+        padded = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode='REFLECT')
+        return tf.nn.conv2d(padded, weight, strides=[1, strides, strides, 1], padding='VALID', name='conv')
+
+
+def resize_conv2d(x, input_filters, output_filters, kernel, strides):
+    """Upsample by nearest-neighbour resizing to 2 * strides times the size, then a strided convolution.
+
+    This replaces a transposed convolution, which leaves checkerboard artifacts.
+    """
+    with tf.variable_scope('conv_transpose'):
+        factor = strides * 2
+        size = tf.stack([_size(x, 1) * factor, _size(x, 2) * factor])
+        resized = tf.image.resize_nearest_neighbor(x, size, align_corners=False, half_pixel_centers=False)
+        return conv2d(resized, input_filters, output_filters, kernel, strides)
+
+
+def residual(x, filters, kernel, strides):
+    """x + conv(ReLU(conv(x))), without normalization inside, as in the original."""
+    with tf.variable_scope('residual'):
+        hidden = tf.nn.relu(conv2d(x, filters, filters, kernel, strides, scope='conv'))
+        return x + conv2d(hidden, filters, filters, kernel, strides, scope='conv_1')
+
+
+def net(image, training=False):
+    """Stylize a batch of images.
+
+    Args:
+      image: float32 (N, H, W, 3), RGB minus the VGG means (see preprocessing); any H and W, 1 pixel too.
+      training: accepted for the original's signature; the network behaves the same either way (instance
+        normalization always uses each image's own statistics).
+
+    Returns:
+      float32 (N, H, W, 3): RGB in 0..255. For sizes where H + 20 or W + 20 is not a multiple of 4 the
+      layers produce a larger map; its top-left H x W part is returned, as the original's users got.
+    """
+    del training
+    height, width = _size(image, 1), _size(image, 2)
+    x = mirror_pad(image, INPUT_PADDING)
+    with tf.variable_scope('conv1'):
+        x = tf.nn.relu(instance_norm(conv2d(x, 3, 32, 9, 1)))
+    with tf.variable_scope('conv2'):
+        x = tf.nn.relu(instance_norm(conv2d(x, 32, 64, 3, 2)))
+    with tf.variable_scope('conv3'):
+        x = tf.nn.relu(instance_norm(conv2d(x, 64, 128, 3, 2)))
+    for block in range(1, 6):
+        with tf.variable_scope('res%d' % block):
+            x = residual(x, 128, 3, 1)
+    with tf.variable_scope('deconv1'):
+        x = tf.nn.relu(instance_norm(resize_conv2d(x, 128, 64, 3, 2)))
+    with tf.variable_scope('deconv2'):
+        x = tf.nn.relu(instance_norm(resize_conv2d(x, 64, 32, 3, 2)))
+    with tf.variable_scope('deconv3'):
+        x = tf.nn.tanh(instance_norm(conv2d(x, 32, 3, 9, 1)))
+    y = (x + 1) * 127.5
+    return y[:, INPUT_PADDING:INPUT_PADDING + height, INPUT_PADDING:INPUT_PADDING + width, :]
+
+
+def transform_variables():
+    """The transform network's variables in the current graph (not the loss network's, not Adam's)."""
+    return [v for v in tf.global_variables() if v.op.name in expected_transform_variables()]
+
+
+def expected_transform_variables():
+    """Name -> shape of every variable net() creates."""
+    if not hasattr(expected_transform_variables, 'cache'):
+        expected_transform_variables.cache = expected_variables(
+            lambda: net(tf.placeholder(tf.float32, [1, None, None, 3])))
+    return expected_transform_variables.cache
+
+
+def find_checkpoint(model_file):
+    """Resolve a checkpoint prefix or a model folder to a checkpoint prefix.
+
+    A folder gives its latest checkpoint (by its `checkpoint` file, else the newest checkpoint in it). A
+    path ending in .index, .meta or .data-* is taken as the checkpoint it belongs to.
+
+    Raises:
+      UsageError: nothing there, or a folder without checkpoints.
+    """
+    if os.path.isdir(model_file):
+        prefix = tf.train.latest_checkpoint(model_file) or _newest_checkpoint_in(model_file)
+        if prefix is None:
+            raise UsageError('no checkpoint in model folder %s (train one with train.py, or pass a checkpoint '
+                             'prefix such as %s/fast-style-model.ckpt-done)' % (model_file, model_file.rstrip('/')))
+        return prefix
+    for suffix in ('.index', '.meta', '.data-00000-of-00001'):
+        if model_file.endswith(suffix) and checkpoint_exists(model_file[:-len(suffix)]):
+            return model_file[:-len(suffix)]
+    if not checkpoint_exists(model_file):
+        raise UsageError('model file not found: %s (%s, or a frozen .pb from export.py)' % (model_file, CHECKPOINT_FIX))
+    return model_file
+
+
+def _newest_checkpoint_in(folder):
+    """The newest V2 checkpoint prefix in a folder that has no `checkpoint` state file, or None."""
+    prefixes = [os.path.join(folder, name[:-len('.index')]) for name in os.listdir(folder) if name.endswith('.index')]
+    return max(prefixes, key=lambda p: os.path.getmtime(p + '.index')) if prefixes else None
+
+
+def check_transform_checkpoint(prefix):
+    """Raise UsageError unless `prefix` is a checkpoint of this transform network."""
+    check_checkpoint_variables(prefix, expected_transform_variables(), 'transform-network checkpoint',
+                               CHECKPOINT_FIX)
+
+
+def transform_saver(**kwargs):
+    """A Saver of the transform network's variables alone, by their checkpoint names."""
+    return tf.train.Saver({v.op.name: v for v in transform_variables()}, **kwargs)

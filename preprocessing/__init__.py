@@ -1,0 +1,1 @@
+"""Image preprocessing for the loss networks (mean subtraction, aspect-preserving resize, central crop)."""

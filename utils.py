@@ -1,0 +1,290 @@
+"""Shared helpers: a quiet TensorFlow, user-facing errors, style configs, checkpoints and image files.
+
+Every entry point imports this module first, so that TensorFlow is loaded once, in graph mode, without its
+start-up banners. Set TF_CPP_MIN_LOG_LEVEL yourself to see TensorFlow's own logs again.
+"""
+import contextlib
+import difflib
+import functools
+import logging
+import os
+import sys
+import warnings
+
+import numpy as np
+import yaml
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    """Send file descriptor 2 to /dev/null: TensorFlow's C++ banners bypass Python's sys.stderr."""
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _import_tensorflow():
+    quiet = 'TF_CPP_MIN_LOG_LEVEL' not in os.environ
+    if quiet:
+        os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'
+        warnings.filterwarnings('ignore', category=DeprecationWarning)
+        warnings.filterwarnings('ignore', category=FutureWarning)
+        warnings.filterwarnings('ignore', message='`layer.apply` is deprecated')  # tf_slim's layers
+        with _stderr_to_devnull():
+            import tensorflow.compat.v1 as tf1
+            import tf_slim as slim_module  # its import prints through TensorFlow's C++ logger too
+            # Looking for devices now, still muted, keeps the "failed call to cuInit" line of machines
+            # without a GPU out of the first session's start.
+            tf1.config.list_physical_devices()
+        tf1.get_logger().setLevel(logging.ERROR)
+    else:
+        import tensorflow.compat.v1 as tf1
+        import tf_slim as slim_module
+    tf1.disable_v2_behavior()
+    return tf1, slim_module
+
+
+# Import TensorFlow and TF-Slim from here (`from utils import slim, tf`), never directly: the first import
+# decides whether the banners are muted.
+tf, slim = _import_tensorflow()
+
+log = logging.getLogger('fast_style')
+
+
+def setup_logging():
+    """Log our progress lines to stderr as 'time message'."""
+    logging.basicConfig(format='%(asctime)s %(message)s', datefmt='%H:%M:%S', level=logging.INFO)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Errors a user can fix
+# --------------------------------------------------------------------------------------------------------------
+
+class UsageError(Exception):
+    """A problem with the user's input: reported as one line, exit status 2, no traceback."""
+
+
+def cli_main(main):
+    """Wrap an entry point: UsageError and Ctrl-C become one line on stderr instead of a traceback."""
+    @functools.wraps(main)
+    def wrapper(argv=None):
+        try:
+            return main(argv)
+        except UsageError as error:
+            print('error: %s' % error, file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print('interrupted', file=sys.stderr)
+            sys.exit(130)
+    return wrapper
+
+
+def require_file(path, what, fix):
+    """Raise UsageError naming `what` and how to `fix` it when `path` is not an existing file."""
+    if not os.path.isfile(path):
+        reason = 'is a folder' if os.path.isdir(path) else 'not found'
+        raise UsageError('%s %s: %s (%s)' % (what, reason, path, fix))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Style configs (conf/*.yml)
+# --------------------------------------------------------------------------------------------------------------
+
+REQUIRED = object()
+STR_LIST = 'list of strings'
+
+# key: (type, default). Types are checked; numbers must also be non-negative (sizes and counts positive).
+CONFIG_SCHEMA = {
+    'style_image': (str, REQUIRED),
+    'naming': (str, REQUIRED),
+    'model_path': (str, 'models'),
+    'content_weight': (float, REQUIRED),
+    'style_weight': (float, REQUIRED),
+    'tv_weight': (float, 0.0),
+    'image_size': (int, 256),
+    'batch_size': (int, 4),
+    'epoch': (int, 2),
+    'loss_model': (str, 'vgg_16'),
+    'content_layers': (STR_LIST, ['vgg_16/conv3/conv3_3']),
+    'style_layers': (STR_LIST, ['vgg_16/conv1/conv1_2', 'vgg_16/conv2/conv2_2',
+                                'vgg_16/conv3/conv3_3', 'vgg_16/conv4/conv4_3']),
+    'checkpoint_exclude_scopes': (str, 'vgg_16/fc'),
+    'loss_model_file': (str, 'pretrained/vgg_16.ckpt'),
+    'loss_model_url': (str, 'http://download.tensorflow.org/models/vgg_16_2016_08_28.tar.gz'),
+    'train_dir': (str, 'train2014/'),
+}
+_POSITIVE_KEYS = ('image_size', 'batch_size', 'epoch')
+
+
+class Config(dict):
+    """A validated style config; keys read as attributes (config.style_weight)."""
+    __getattr__ = dict.__getitem__
+
+
+def _check_type(path, key, value, kind):
+    if kind is STR_LIST:
+        ok = isinstance(value, list) and value and all(isinstance(item, str) for item in value)
+        return value if ok else _type_error(path, key, value, 'a non-empty list of strings')
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return _type_error(path, key, value, 'a number')
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        return _type_error(path, key, value, 'a whole number')
+    return value if isinstance(value, str) else _type_error(path, key, value, 'a string')
+
+
+def _type_error(path, key, value, expected):
+    raise UsageError('%s: %s must be %s, got %r (%s)' % (path, key, expected, value, type(value).__name__))
+
+
+def _check_range(path, key, value):
+    if key in _POSITIVE_KEYS and value <= 0:
+        raise UsageError('%s: %s must be positive, got %r' % (path, key, value))
+    if isinstance(value, float) and not (np.isfinite(value) and value >= 0):
+        raise UsageError('%s: %s must be a finite number >= 0, got %r' % (path, key, value))
+
+
+def load_config(path):
+    """Read and validate a YAML style config.
+
+    Args:
+      path: the .yml file.
+
+    Returns:
+      A Config with every key of CONFIG_SCHEMA, defaults filled in.
+
+    Raises:
+      UsageError: the file is missing or not YAML, or a key is unknown, missing or of the wrong type.
+    """
+    require_file(path, 'config file', 'pass an existing .yml, e.g. -c conf/candy.yml')
+    try:
+        with open(path, encoding='utf-8') as f:
+            raw = yaml.safe_load(f)
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        where = getattr(error, 'problem_mark', None)
+        at = ' (line %d)' % (where.line + 1) if where else ''
+        raise UsageError('config file is not valid YAML%s: %s (fix its syntax; see conf/candy.yml)'
+                         % (at, path)) from None
+    if not isinstance(raw, dict):
+        raise UsageError('config file must be a YAML mapping of key: value lines: %s (see conf/candy.yml)' % path)
+    config = Config()
+    for key in raw:
+        if key not in CONFIG_SCHEMA:
+            close = difflib.get_close_matches(str(key), CONFIG_SCHEMA, n=1)
+            hint = 'did you mean %r?' % close[0] if close else 'valid keys: %s' % ', '.join(CONFIG_SCHEMA)
+            raise UsageError('%s: unknown key %r (%s)' % (path, key, hint))
+    for key, (kind, default) in CONFIG_SCHEMA.items():
+        if key not in raw:
+            if default is REQUIRED:
+                raise UsageError('%s: missing key %r (add a line "%s: ...", see conf/candy.yml)' % (path, key, key))
+            config[key] = default
+            continue
+        config[key] = _check_type(path, key, raw[key], kind)
+        _check_range(path, key, config[key])
+    return config
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------------------------
+
+def checkpoint_exists(prefix):
+    """True for a V2 checkpoint prefix (prefix.index) or a V1 single-file checkpoint."""
+    return os.path.isfile(prefix + '.index') or os.path.isfile(prefix)
+
+
+def expected_variables(build_fn):
+    """Names and shapes of the variables that `build_fn()` creates, found in a scratch graph."""
+    with tf.Graph().as_default():
+        build_fn()
+        return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+
+
+def read_checkpoint_shapes(prefix, what):
+    """Variable name -> shape map of a checkpoint, or a UsageError saying it cannot be read."""
+    try:
+        return tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UsageError('%s cannot be read as a TensorFlow checkpoint: %s (%s)' % (what, prefix, reason)) from None
+
+
+def check_checkpoint_variables(prefix, expected, what, fix):
+    """Raise UsageError unless the checkpoint holds every expected variable with the expected shape."""
+    shapes = read_checkpoint_shapes(prefix, what)
+    missing = sorted(name for name in expected if name not in shapes)
+    if missing:
+        raise UsageError('%s is not a %s: %d of its %d variables are missing, e.g. %s (%s)'
+                         % (prefix, what, len(missing), len(expected), missing[0], fix))
+    for name, shape in sorted(expected.items()):
+        if list(shapes[name]) != list(shape):
+            raise UsageError('%s is not a %s: %s has shape %s, expected %s (%s)'
+                             % (prefix, what, name, shapes[name], shape, fix))
+
+
+def get_init_fn(checkpoint, exclude_scopes):
+    """A function that restores the loss network's weights into a session.
+
+    Args:
+      checkpoint: the loss network's checkpoint (e.g. slim's vgg_16.ckpt, V1 or V2 format).
+      exclude_scopes: comma-separated variable scopes not to restore (e.g. 'vgg_16/fc').
+
+    Returns:
+      init_fn(session), restoring every model variable of the current graph outside those scopes.
+    """
+    exclusions = [scope.strip() for scope in exclude_scopes.split(',') if scope.strip()]
+    variables = [v for v in slim.get_model_variables()
+                 if not any(v.op.name.startswith(scope) for scope in exclusions)]
+    return slim.assign_from_checkpoint_fn(checkpoint, variables)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Image files
+# --------------------------------------------------------------------------------------------------------------
+
+IMAGE_FORMATS = {'.jpg': 'JPEG', '.jpeg': 'JPEG', '.png': 'PNG', '.bmp': 'BMP', '.webp': 'WEBP',
+                 '.tif': 'TIFF', '.tiff': 'TIFF'}
+
+
+def read_image(path, what='image'):
+    """Read an image file as a uint8 RGB array (H, W, 3), EXIF orientation applied.
+
+    Raises:
+      UsageError: the file is missing or is not an image that Pillow can decode.
+    """
+    require_file(path, what, 'check the path')
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            return np.asarray(image.convert('RGB'))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+        raise UsageError('%s is not a readable image: %s (%s)' % (what, path, error)) from None
+
+
+def output_format(path):
+    """The Pillow format for an output path, chosen by its extension."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in IMAGE_FORMATS:
+        raise UsageError('cannot write %r: unknown image extension %r (use one of %s)'
+                         % (path, ext, ', '.join(sorted(IMAGE_FORMATS))))
+    return IMAGE_FORMATS[ext]
+
+
+def write_image(path, pixels, quality=95):
+    """Write a uint8 RGB array to `path`, in the format its extension names, creating folders."""
+    fmt = output_format(path)
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    options = {'quality': quality} if fmt in ('JPEG', 'WEBP') else {}
+    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(path, format=fmt, **options)
