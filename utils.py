@@ -284,7 +284,10 @@ def write_image(path, pixels, quality=95):
     """Write a uint8 RGB array to `path`, in the format its extension names, creating folders."""
     fmt = output_format(path)
     folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
     options = {'quality': quality} if fmt in ('JPEG', 'WEBP') else {}
-    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(path, format=fmt, **options)
+    try:
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(path, format=fmt, **options)
+    except OSError as error:
+        raise UsageError('cannot write %s (%s); choose a writable output path' % (path, error)) from None

@@ -1,0 +1,66 @@
+"""Test helpers that make tiny data: a random-weight VGG checkpoint, images, configs, a workspace."""
+import os
+import sys
+
+import numpy as np
+import yaml
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from utils import tf  # noqa: E402  (first: loads TensorFlow quietly)
+from nets import nets_factory  # noqa: E402
+
+
+def save_random_vgg(prefix, loss_model='vgg_16', seed=0, write_version=tf.train.SaverDef.V2):
+    """A checkpoint of the network's convolution layers with random weights and slim's names."""
+    network_fn = nets_factory.get_network_fn(loss_model, num_classes=1)
+    with tf.Graph().as_default():
+        tf.set_random_seed(seed)
+        network_fn(tf.placeholder(tf.float32, [1, 32, 32, 3]), final_endpoint='%s/pool5' % loss_model)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            return tf.train.Saver(write_version=write_version).save(sess, prefix, write_meta_graph=False)
+
+
+def write_image_file(path, height, width, mode='RGB', seed=0):
+    """A smooth random image (noise blurred by upscaling), so that JPEG keeps it recognisable."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (max(height // 4, 1), max(width // 4, 1), 3), dtype=np.uint8)
+    image = Image.fromarray(small).resize((width, height), Image.BILINEAR).convert(mode)
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    image.save(path)
+    return path
+
+
+def write_config(path, **values):
+    """A style config with tiny training settings; keyword arguments override or (None) remove keys."""
+    config = {
+        'style_image': 'style.jpg', 'naming': 'tiny', 'model_path': 'models',
+        'content_weight': 1.0, 'style_weight': 50.0, 'tv_weight': 1.0,
+        'image_size': 32, 'batch_size': 2, 'epoch': 1, 'loss_model': 'vgg_16',
+        'content_layers': ['vgg_16/conv3/conv3_3'],
+        'style_layers': ['vgg_16/conv1/conv1_2', 'vgg_16/conv2/conv2_2', 'vgg_16/conv3/conv3_3',
+                         'vgg_16/conv4/conv4_3'],
+        'checkpoint_exclude_scopes': 'vgg_16/fc', 'loss_model_file': 'vgg/vgg_16.ckpt', 'train_dir': 'train',
+    }
+    config.update(values)
+    with open(path, 'w') as f:
+        yaml.safe_dump({k: v for k, v in config.items() if v is not None}, f)
+    return str(path)
+
+
+def make_workspace(folder, vgg_prefix):
+    """A training workspace: style.jpg, train/ with mixed JPEG/PNG images of odd sizes, vgg/ linking the VGG."""
+    folder = str(folder)
+    write_image_file(os.path.join(folder, 'style.jpg'), 48, 40, seed=1)
+    sizes = [(40, 50), (33, 47), (64, 36), (45, 45)]
+    for i, (h, w) in enumerate(sizes):
+        write_image_file(os.path.join(folder, 'train', 'img%d.jpg' % i), h, w, seed=10 + i)
+    write_image_file(os.path.join(folder, 'train', 'sub', 'gray.png'), 50, 41, mode='L', seed=20)
+    write_image_file(os.path.join(folder, 'train', 'sub', 'rgba.png'), 37, 52, mode='RGBA', seed=21)
+    os.makedirs(os.path.join(folder, 'vgg'))
+    for suffix in ('.index', '.data-00000-of-00001'):
+        os.symlink(vgg_prefix + suffix, os.path.join(folder, 'vgg', 'vgg_16.ckpt' + suffix))
+    return folder

@@ -1,0 +1,119 @@
+"""The transform network: the original's variable names and shapes, any input size, values per SPEC."""
+import numpy as np
+import pytest
+
+import model
+from utils import UsageError, tf
+
+SPEC_VARIABLES = {
+    'conv1/conv/weight': [9, 9, 3, 32], 'conv2/conv/weight': [3, 3, 32, 64], 'conv3/conv/weight': [3, 3, 64, 128],
+    'deconv1/conv_transpose/conv/weight': [3, 3, 128, 64], 'deconv2/conv_transpose/conv/weight': [3, 3, 64, 32],
+    'deconv3/conv/weight': [9, 9, 32, 3],
+}
+SPEC_VARIABLES.update({'res%d/residual/%s/weight' % (i, c): [3, 3, 128, 128]
+                       for i in range(1, 6) for c in ('conv', 'conv_1')})
+
+
+def test_variables_are_the_originals():
+    with tf.Graph().as_default():
+        model.net(tf.placeholder(tf.float32, [2, 64, 64, 3]), training=True)
+        assert {v.op.name: v.shape.as_list() for v in tf.global_variables()} == SPEC_VARIABLES
+        assert len(tf.trainable_variables()) == len(SPEC_VARIABLES)
+
+
+# ---- a numpy reference of SPEC.md's network, in float64 ----
+
+def _np_conv(x, weight, stride):
+    """Reflect-pad by k // 2, then a VALID convolution."""
+    k = weight.shape[0]
+    x = np.pad(x, ((0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0)), mode='reflect')
+    out_h, out_w = (x.shape[1] - k) // stride + 1, (x.shape[2] - k) // stride + 1
+    out = np.zeros((x.shape[0], out_h, out_w, weight.shape[3]))
+    for i in range(k):
+        for j in range(k):
+            out += x[:, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride] @ weight[i, j]
+    return out
+
+
+def _np_instance_norm(x):
+    return (x - x.mean((1, 2), keepdims=True)) / np.sqrt(x.var((1, 2), keepdims=True) + model.INSTANCE_NORM_EPSILON)
+
+
+def _np_net(image, w):
+    relu = lambda t: np.maximum(t, 0)  # noqa: E731
+    height, width = image.shape[1:3]
+    x = np.pad(image, ((0, 0), (10, 10), (10, 10), (0, 0)), mode='reflect')
+    x = relu(_np_instance_norm(_np_conv(x, w['conv1/conv/weight'], 1)))
+    x = relu(_np_instance_norm(_np_conv(x, w['conv2/conv/weight'], 2)))
+    x = relu(_np_instance_norm(_np_conv(x, w['conv3/conv/weight'], 2)))
+    for i in range(1, 6):
+        hidden = relu(_np_conv(x, w['res%d/residual/conv/weight' % i], 1))
+        x = x + _np_conv(hidden, w['res%d/residual/conv_1/weight' % i], 1)
+    for name in ('deconv1', 'deconv2'):
+        upsampled = x.repeat(4, axis=1).repeat(4, axis=2)  # nearest neighbour, x4
+        x = relu(_np_instance_norm(_np_conv(upsampled, w['%s/conv_transpose/conv/weight' % name], 2)))
+    y = (np.tanh(_np_instance_norm(_np_conv(x, w['deconv3/conv/weight'], 1))) + 1) * 127.5
+    return y[:, 10:10 + height, 10:10 + width]
+
+
+@pytest.mark.parametrize('height,width', [(24, 28), (13, 17), (21, 11)])
+def test_net_matches_numpy_reference_of_the_spec(height, width):
+    image = np.random.default_rng(height).uniform(-120, 130, (2, height, width, 3))
+    with tf.Graph().as_default():
+        tf.set_random_seed(1)
+        images = tf.placeholder(tf.float32, [None, None, None, 3])
+        generated = model.net(images)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            weights = {v.op.name: sess.run(v).astype(np.float64) for v in tf.global_variables()}
+            ours = sess.run(generated, {images: image})
+    np.testing.assert_allclose(ours, _np_net(image, weights), atol=0.05)
+
+
+@pytest.mark.parametrize('height,width', [(1, 1), (1, 9), (5, 7), (10, 10), (11, 3), (37, 53), (64, 64), (3, 120)])
+def test_output_has_the_input_size_and_is_finite(height, width):
+    with tf.Graph().as_default():
+        images = tf.placeholder(tf.float32, [1, None, None, 3])
+        generated = model.net(images)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            out = sess.run(generated, {images: np.random.default_rng(0).uniform(-120, 130, (1, height, width, 3))})
+    assert out.shape == (1, height, width, 3)
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 255
+
+
+def test_constant_image_gives_no_nan():
+    """The original's epsilon of 1e-9 turned flat feature maps into NaN ("black images")."""
+    with tf.Graph().as_default():
+        generated = model.net(tf.fill([1, 32, 32, 3], 7.0))
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            assert np.isfinite(sess.run(generated)).all()
+
+
+@pytest.mark.parametrize('length,pad', [(20, 10), (11, 10), (3, 10), (1, 10), (2, 5)])
+def test_mirror_pad_is_numpy_reflect_for_any_length(length, pad):
+    data = np.arange(length * 2, dtype=np.float32).reshape(1, length, 2, 1)
+    with tf.Session(graph=tf.Graph()) as sess:
+        padded = sess.run(model.mirror_pad(tf.constant(data), pad))
+    expected = np.pad(data, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
+    np.testing.assert_array_equal(padded, expected)
+
+
+def test_find_checkpoint_resolves_folders_prefixes_and_file_names(trained_model):
+    done = trained_model + '/fast-style-model.ckpt-done'
+    assert model.find_checkpoint(trained_model) == done
+    assert model.find_checkpoint(done) == done
+    assert model.find_checkpoint(done + '.index') == done
+    with pytest.raises(UsageError, match='model file not found'):
+        model.find_checkpoint(trained_model + '/nothing.ckpt')
+
+
+def test_find_checkpoint_in_a_copied_folder_without_state_file(tmp_path, trained_model):
+    import shutil
+    copy = tmp_path / 'copy'
+    shutil.copytree(trained_model, copy)
+    (copy / 'checkpoint').unlink()
+    assert model.find_checkpoint(str(copy)).startswith(str(copy / 'fast-style-model.ckpt-'))
+    with pytest.raises(UsageError, match='no checkpoint in model folder'):
+        model.find_checkpoint(str(tmp_path))
