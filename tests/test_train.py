@@ -1,0 +1,117 @@
+"""Training: checkpoints, summaries, the style target, resuming with the global step and Adam state, errors."""
+import glob
+import os
+
+import numpy as np
+import pytest
+
+import train
+from helpers import write_config
+from utils import tf
+
+
+def _event_tags(folder):
+    tags = set()
+    for path in glob.glob(os.path.join(folder, 'events.out.tfevents.*')):
+        for event in tf.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+def _checkpoint_value(prefix, name):
+    return tf.train.load_checkpoint(prefix).get_tensor(name)
+
+
+def test_train_stop_and_resume(workspace, monkeypatch, caplog):
+    monkeypatch.setattr(train, 'SUMMARY_EVERY', 1)
+    monkeypatch.setattr(train, 'CHECKPOINT_EVERY', 2)
+    caplog.set_level('INFO')
+    config = write_config('tiny.yml', epoch=2)  # 6 images, batch 2, 2 epochs: 6 steps
+    train.main(['-c', config, '--max_steps', '3'])
+    folder = 'models/tiny'
+    assert os.path.isfile(folder + '/fast-style-model.ckpt-2.index')  # the periodic checkpoint
+    assert tf.train.latest_checkpoint(folder).endswith('fast-style-model.ckpt-3')  # --max_steps saves
+    assert os.path.isfile('generated/target_style_tiny.jpg')
+    tags = _event_tags(folder)
+    for tag in ['losses/content_loss', 'losses/style_loss', 'losses/regularizer_loss', 'total_loss',
+                'weighted_losses/weighted_content_loss', 'weighted_losses/weighted_style_loss',
+                'weighted_losses/weighted_regularizer_loss', 'style_losses/vgg_16/conv1/conv1_2',
+                'style_losses/vgg_16/conv4/conv4_3']:
+        assert tag in tags
+    assert any(tag.startswith('generated/image') for tag in tags)
+    assert any(tag.startswith('origin/image') for tag in tags)
+    assert 'step 3/3' in caplog.text and 's/step' in caplog.text and 'img/s' in caplog.text and 'left' in caplog.text
+    weights_at_3 = _checkpoint_value(folder + '/fast-style-model.ckpt-3', 'conv1/conv/weight')
+
+    caplog.clear()
+    train.main(['-c', config])
+    assert 'resumed from models/tiny/fast-style-model.ckpt-3 at step 3' in caplog.text
+    done = folder + '/fast-style-model.ckpt-done'
+    assert _checkpoint_value(done, 'global_step') == 6
+    # Adam's beta1 power (0.9 at the start, times 0.9 per step) continued from step 3 instead of restarting.
+    np.testing.assert_allclose(_checkpoint_value(done, 'beta1_power'), 0.9 ** 7, rtol=1e-5)
+    assert not np.allclose(_checkpoint_value(done, 'conv1/conv/weight'), weights_at_3)
+    names = tf.train.load_checkpoint(done).get_variable_to_shape_map()
+    assert not [n for n in names if n.startswith('vgg_16')]  # the loss network is never saved
+
+    caplog.clear()
+    train.main(['-c', config])
+    assert 'nothing to do' in caplog.text
+
+
+def test_train_dir_override_and_subfolders(workspace, caplog):
+    caplog.set_level('INFO')
+    os.rename('train', 'photos')
+    train.main(['-c', write_config('tiny.yml', train_dir='missing/'), '--train_dir', 'photos', '--max_steps', '1'])
+    assert '6 images' in caplog.text
+
+
+def _error(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2
+    assert len(err.splitlines()) == 1 and err.startswith('error: ')
+    return err
+
+
+@pytest.mark.parametrize('values,message', [
+    ({'loss_model': 'vgg_11'}, "unknown loss model 'vgg_11' (valid: vgg_16, vgg_19)"),
+    ({'style_layers': ['vgg_16/conv9/conv9_1']}, "unknown layer 'vgg_16/conv9/conv9_1' for loss model vgg_16 "
+                                                  "(valid: vgg_16/conv1/conv1_1"),
+    ({'train_dir': 'nowhere'}, 'training folder not found: nowhere'),
+    ({'style_image': 'nowhere.jpg'}, 'style image not found: nowhere.jpg'),
+    ({'style_image': 'tiny.yml'}, 'style image is not a readable image: tiny.yml'),
+    ({'batch_size': 7}, '6 training images make no full batch of batch_size 7'),
+    ({'loss_model_file': 'nowhere/vgg_16.ckpt'}, 'VGG checkpoint not found: nowhere/vgg_16.ckpt (download http'),
+])
+def test_errors(workspace, capsys, values, message):
+    err = _error(['-c', write_config('tiny.yml', **values), '--no_download'], capsys)
+    assert message in err
+
+
+def test_training_folder_without_images(workspace, capsys):
+    os.makedirs('empty/sub')
+    open('empty/sub/notes.txt', 'w').close()
+    assert 'training folder has no .jpg or .png images: empty' in _error(
+        ['-c', write_config('tiny.yml', train_dir='empty')], capsys)
+
+
+def test_not_a_vgg_checkpoint(workspace, trained_model, capsys):
+    prefix = trained_model + '/fast-style-model.ckpt-done'
+    err = _error(['-c', write_config('tiny.yml', loss_model_file=prefix)], capsys)
+    assert 'is not a vgg_16 checkpoint: 26 of its 26 variables are missing' in err
+
+
+def test_missing_config(workspace, capsys):
+    assert 'config file not found: nope.yml' in _error(['-c', 'nope.yml'], capsys)
+
+
+def test_corrupt_training_state_is_reported(workspace, capsys):
+    os.makedirs('models/tiny')
+    with open('models/tiny/checkpoint', 'w') as f:
+        f.write('model_checkpoint_path: "fast-style-model.ckpt-9"\n')
+    with open('models/tiny/fast-style-model.ckpt-9', 'w') as f:
+        f.write('not a checkpoint')
+    err = _error(['-c', write_config('tiny.yml'), '--max_steps', '1'], capsys)
+    assert 'cannot be read as a TensorFlow checkpoint' in err
