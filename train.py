@@ -143,7 +143,14 @@ def train(config, filenames, style_grams, loss_network, max_steps=None):
                 return
             log.info('training steps %d to %d of %d (%d images, batch %d); checkpoints and summaries in %s',
                      step + 1, stop_step, end_step, len(filenames), config.batch_size, training_path)
-            _run_steps(sess, ops, saver, prefix, step, ProgressLog(stop_step, config.batch_size))
+            try:
+                _run_steps(sess, ops, saver, prefix, step, ProgressLog(stop_step, config.batch_size))
+            except KeyboardInterrupt:
+                # sess.run returns before Python sees Ctrl-C, so the variables hold a whole step.
+                step = int(sess.run(ops['global_step']))
+                saved = saver.save(sess, prefix, global_step=step)
+                log.info('interrupted at step %d; saved %s. Run the same command to resume', step, saved)
+                return
             if stop_step == end_step:
                 saved = saver.save(sess, prefix + '-done')
                 log.info('training done; model saved to %s', saved)

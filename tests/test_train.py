@@ -115,3 +115,18 @@ def test_corrupt_training_state_is_reported(workspace, capsys):
         f.write('not a checkpoint')
     err = _error(['-c', write_config('tiny.yml'), '--max_steps', '1'], capsys)
     assert 'cannot be read as a TensorFlow checkpoint' in err
+
+
+def test_ctrl_c_saves_the_current_step(workspace, monkeypatch, caplog):
+    caplog.set_level('INFO')
+    real_step = train.ProgressLog.step
+
+    def interrupt_after_two(self, step, values):
+        real_step(self, step, values)
+        if step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train.ProgressLog, 'step', interrupt_after_two)
+    train.main(['-c', write_config('tiny.yml')])
+    assert tf.train.latest_checkpoint('models/tiny').endswith('fast-style-model.ckpt-2')
+    assert 'interrupted at step 2' in caplog.text and 'Run the same command to resume' in caplog.text

@@ -1,0 +1,41 @@
+"""The commands as a user runs them: one-line errors with exit status 2, no traceback, no TensorFlow noise."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT
+
+NOISE = ('Traceback', 'oneDNN', 'cuda', 'WARNING', 'deprecat', 'absl')
+
+
+def _run(script, *args, cwd):
+    env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=str(cwd), env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize('script,args,message', [
+    ('train.py', ['-c', 'missing.yml'], 'error: config file not found: missing.yml'),
+    ('eval.py', ['--model_file', 'models/none', '--image_file', 'a.jpg'], 'error: content image not found: a.jpg'),
+    ('export.py', ['--model_file', 'models/none'], 'error: model file not found: models/none'),
+])
+def test_errors_are_one_clean_line(tmp_path, script, args, message):
+    result = _run(script, *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(message)
+    assert not [word for word in NOISE if word in result.stderr + result.stdout]
+
+
+def test_a_real_run_logs_only_our_lines(tmp_path, trained_model):
+    result = _run('export.py', '--model_file', trained_model, '--output', 'm.pb', cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert 'frozen graph of' in result.stderr and 'written to m.pb' in result.stderr
+    assert not [word for word in NOISE if word in result.stderr + result.stdout]
+
+
+def test_help_states_the_defaults(tmp_path):
+    result = _run('eval.py', '--help', cwd=tmp_path)
+    assert result.returncode == 0 and 'default: generated/res.jpg' in result.stdout

@@ -1,0 +1,106 @@
+"""First run without VGG weights: slim's archive is downloaded (resuming a partial file), extracted and checked.
+
+A small HTTP server on 127.0.0.1 that honours Range requests stands in for TF-Slim's download site.
+"""
+import http.server
+import io
+import os
+import tarfile
+import threading
+
+import pytest
+
+from helpers import save_random_vgg
+from nets import pretrained
+from utils import UsageError, tf
+
+
+class _ArchiveHandler(http.server.BaseHTTPRequestHandler):
+    files = {}      # path -> bytes
+    requests = []   # (path, Range header) of every GET
+
+    def do_GET(self):  # noqa: N802 (the http.server API)
+        self.requests.append((self.path, self.headers.get('Range')))
+        data = self.files.get(self.path)
+        if data is None:
+            self.send_error(404, 'Not Found')
+            return
+        start = int(self.headers['Range'][len('bytes='):].split('-')[0]) if self.headers.get('Range') else 0
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header('Content-Range', 'bytes %d-%d/%d' % (start, len(data) - 1, len(data)))
+        self.send_header('Content-Length', str(len(data) - start))
+        self.end_headers()
+        self.wfile.write(data[start:])
+
+    def log_message(self, *args):
+        pass
+
+
+def _tar_gz(members):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode='w:gz', compresslevel=1) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope='module')
+def server(tmp_path_factory):
+    """Serves /vgg_16_2016_08_28.tar.gz (slim's layout: one V1 file, vgg_16.ckpt) and /empty.tar.gz."""
+    prefix = save_random_vgg(str(tmp_path_factory.mktemp('v1') / 'vgg_16.ckpt'), write_version=tf.train.SaverDef.V1)
+    with open(prefix, 'rb') as f:
+        _ArchiveHandler.files['/vgg_16_2016_08_28.tar.gz'] = _tar_gz({'vgg_16.ckpt': f.read()})
+    _ArchiveHandler.files['/empty.tar.gz'] = _tar_gz({'README': b'nothing here'})
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _ArchiveHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield 'http://127.0.0.1:%d' % httpd.server_address[1]
+    httpd.shutdown()
+
+
+def test_downloads_extracts_and_checks(tmp_path, server):
+    _ArchiveHandler.requests.clear()
+    path = str(tmp_path / 'pretrained' / 'vgg_16.ckpt')
+    pretrained.ensure_vgg_checkpoint(path, server + '/vgg_16_2016_08_28.tar.gz', 'vgg_16')
+    assert os.path.isfile(path)
+    assert os.listdir(tmp_path / 'pretrained') == ['vgg_16.ckpt']  # the archive is removed afterwards
+    assert _ArchiveHandler.requests == [('/vgg_16_2016_08_28.tar.gz', None)]
+    pretrained.ensure_vgg_checkpoint(path, server + '/vgg_16_2016_08_28.tar.gz', 'vgg_16')  # present: no request
+    assert len(_ArchiveHandler.requests) == 1
+
+
+def test_resumes_a_partial_download(tmp_path, server):
+    _ArchiveHandler.requests.clear()
+    data = _ArchiveHandler.files['/vgg_16_2016_08_28.tar.gz']
+    half = len(data) // 2
+    (tmp_path / 'vgg_16_2016_08_28.tar.gz.part').write_bytes(data[:half])
+    path = str(tmp_path / 'vgg_16.ckpt')
+    pretrained.ensure_vgg_checkpoint(path, server + '/vgg_16_2016_08_28.tar.gz', 'vgg_16')
+    assert _ArchiveHandler.requests == [('/vgg_16_2016_08_28.tar.gz', 'bytes=%d-' % half)]
+    pretrained.check_vgg_checkpoint(path, 'vgg_16')
+
+
+def test_download_errors(tmp_path, server):
+    path = str(tmp_path / 'vgg_16.ckpt')
+    with pytest.raises(UsageError, match=r'cannot download .*/missing.tar.gz: HTTP 404 .*loss_model_url'):
+        pretrained.ensure_vgg_checkpoint(path, server + '/missing.tar.gz', 'vgg_16')
+    with pytest.raises(UsageError, match=r'empty.tar.gz holds no vgg_16.ckpt'):
+        pretrained.ensure_vgg_checkpoint(path, server + '/empty.tar.gz', 'vgg_16')
+    with pytest.raises(UsageError, match=r'VGG checkpoint not found: .*vgg_16.ckpt \(download .*pretrained/README.md'):
+        pretrained.ensure_vgg_checkpoint(path, server + '/vgg_16_2016_08_28.tar.gz', 'vgg_16', download=False)
+    closed = 'http://127.0.0.1:9/vgg_16_2016_08_28.tar.gz'  # the discard port: nothing listens
+    with pytest.raises(UsageError, match=r'download of .* stopped: .*run again to resume'):
+        pretrained.ensure_vgg_checkpoint(path, closed, 'vgg_16')
+
+
+def test_train_downloads_on_first_run(workspace, server, caplog):
+    import train
+    from helpers import write_config
+    caplog.set_level('INFO')
+    config = write_config('tiny.yml', loss_model_file='fresh/vgg_16.ckpt',
+                          loss_model_url=server + '/vgg_16_2016_08_28.tar.gz')
+    train.main(['-c', config, '--max_steps', '1'])
+    assert 'vgg_16 weights extracted to fresh/vgg_16.ckpt' in caplog.text
+    assert os.path.isfile('models/tiny/fast-style-model.ckpt-1.index')
