@@ -26,7 +26,8 @@ def image_batches(filenames, batch_size, height, width, preprocess_fn, shuffle=T
     """An endless stream of preprocessed batches, reshuffled every pass over the files.
 
     Args:
-      filenames: the image files (JPEG or PNG, any size, any number of channels).
+      filenames: the image files (JPEG or PNG, any size, any number of channels); files that fail to decode
+        are skipped.
       batch_size: images per batch; every batch is full.
       height, width: the training size handed to preprocess_fn.
       preprocess_fn: preprocess_fn(uint8 image (H, W, 3), height, width) -> float (height, width, 3).
@@ -43,6 +44,7 @@ def image_batches(filenames, batch_size, height, width, preprocess_fn, shuffle=T
     dataset = tf.data.Dataset.from_tensor_slices(list(filenames))
     if shuffle:
         dataset = dataset.shuffle(len(filenames), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.repeat().map(load, num_parallel_calls=tf.data.experimental.AUTOTUNE)
+    # A corrupt or truncated file is skipped rather than ending hours of training.
+    dataset = dataset.repeat().map(load, num_parallel_calls=tf.data.experimental.AUTOTUNE).ignore_errors()
     dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(2)
     return tf.data.make_one_shot_iterator(dataset).get_next()

@@ -130,3 +130,10 @@ def test_ctrl_c_saves_the_current_step(workspace, monkeypatch, caplog):
     train.main(['-c', write_config('tiny.yml')])
     assert tf.train.latest_checkpoint('models/tiny').endswith('fast-style-model.ckpt-2')
     assert 'interrupted at step 2' in caplog.text and 'Run the same command to resume' in caplog.text
+
+
+def test_a_corrupt_training_image_is_skipped(workspace):
+    with open('train/broken.jpg', 'wb') as f:
+        f.write(b'\xff\xd8\xff\xe0 truncated jpeg')
+    train.main(['-c', write_config('tiny.yml', epoch=2)])  # 7 files, 6 readable: every step still runs
+    assert tf.train.load_checkpoint('models/tiny/fast-style-model.ckpt-done').get_tensor('global_step') == 7
