@@ -12,8 +12,8 @@ import numpy as np
 
 import model
 from preprocessing import vgg_preprocessing
-from utils import (UsageError, cli_main, log, output_format, read_image, require_file, setup_logging, tf,
-                   write_image)
+from utils import (ArgumentParser, UsageError, cli_main, log, output_format, read_image, require_file, setup_logging,
+                   tf, write_image)
 
 FROZEN_INPUTS = ('input_image:0', 'height:0', 'width:0')
 FROZEN_OUTPUT = 'output_image:0'
@@ -76,7 +76,7 @@ class Stylizer:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model_file', required=True,
                         help='checkpoint prefix, model folder, or frozen .pb from export.py')
     parser.add_argument('--image_file', required=True, help='the image to stylize')

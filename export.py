@@ -10,7 +10,7 @@ import os
 
 import model
 from preprocessing import vgg_preprocessing
-from utils import UsageError, cli_main, log, setup_logging, tf
+from utils import ArgumentParser, UsageError, cli_main, log, setup_logging, tf
 
 # The original export's means; the first instance normalization removes any constant shift of the input,
 # so these and the training means give the same pixels up to float rounding.
@@ -57,7 +57,7 @@ def write_atomically(path, data):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model_file', required=True, help='checkpoint prefix or model folder (latest checkpoint)')
     parser.add_argument('--output', help='the .pb to write (default: <model folder>/../<NAME>.pb)')
     parser.add_argument('-n', '--name', help="the model's name for the default output (default: the model "

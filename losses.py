@@ -99,8 +99,8 @@ def get_style_features(config, style_pixels, init_fn_factory, target_dir='genera
     preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
     with tf.Graph().as_default():
         image = preprocess(tf.constant(style_pixels), config.image_size, config.image_size)
-        _, end_points = network_fn(tf.expand_dims(image, 0), final_endpoint=final_endpoint(network_fn,
-                                                                                            config.style_layers))
+        last_layer = final_endpoint(network_fn, config.style_layers)
+        _, end_points = network_fn(tf.expand_dims(image, 0), final_endpoint=last_layer)
         grams = [tf.squeeze(gram(end_points[layer]), [0]) for layer in config.style_layers]
         target = tf.cast(tf.clip_by_value(unprocess(image), 0, 255), tf.uint8)
         init_fn = init_fn_factory()

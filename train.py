@@ -14,7 +14,8 @@ import model
 import reader
 from nets import nets_factory, pretrained
 from preprocessing import preprocessing_factory
-from utils import UsageError, cli_main, get_init_fn, load_config, log, read_image, setup_logging, tf
+from utils import (ArgumentParser, UsageError, cli_main, get_init_fn, load_config, log, read_image, setup_logging,
+                   tf)
 
 CHECKPOINT_NAME = 'fast-style-model.ckpt'
 CHECKPOINT_EVERY = 1000
@@ -24,7 +25,7 @@ LEARNING_RATE = 1e-3
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-c', '--conf', required=True, help='the style config, e.g. conf/candy.yml')
     parser.add_argument('--train_dir', help="folder of training images, searched recursively (default: the "
                                             "config's train_dir, train2014/ if unset)")

@@ -3,6 +3,7 @@
 Every entry point imports this module first, so that TensorFlow is loaded once, in graph mode, without its
 start-up banners. Set TF_CPP_MIN_LOG_LEVEL yourself to see TensorFlow's own logs again.
 """
+import argparse
 import contextlib
 import difflib
 import functools
@@ -84,6 +85,14 @@ def cli_main(main):
             print('interrupted', file=sys.stderr)
             sys.exit(130)
     return wrapper
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with our error convention: one line, exit status 2 (argparse prints the whole usage first)."""
+
+    def error(self, message):
+        print('error: %s (see %s --help)' % (message, self.prog), file=sys.stderr)
+        sys.exit(2)
 
 
 def require_file(path, what, fix):

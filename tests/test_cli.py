@@ -39,3 +39,10 @@ def test_a_real_run_logs_only_our_lines(tmp_path, trained_model):
 def test_help_states_the_defaults(tmp_path):
     result = _run('eval.py', '--help', cwd=tmp_path)
     assert result.returncode == 0 and 'default: generated/res.jpg' in result.stdout
+
+
+def test_bad_arguments_are_one_line_too(tmp_path):
+    result = _run('train.py', '-c', 'x.yml', '--max_steps', 'ten', cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: argument --max_steps: invalid int value: 'ten' "
+                                     "(see train.py --help)")

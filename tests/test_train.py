@@ -77,8 +77,8 @@ def _error(argv, capsys):
 
 @pytest.mark.parametrize('values,message', [
     ({'loss_model': 'vgg_11'}, "unknown loss model 'vgg_11' (valid: vgg_16, vgg_19)"),
-    ({'style_layers': ['vgg_16/conv9/conv9_1']}, "unknown layer 'vgg_16/conv9/conv9_1' for loss model vgg_16 "
-                                                  "(valid: vgg_16/conv1/conv1_1"),
+    ({'style_layers': ['vgg_16/conv9/conv9_1']},
+     "unknown layer 'vgg_16/conv9/conv9_1' for loss model vgg_16 (valid: vgg_16/conv1/conv1_1"),
     ({'train_dir': 'nowhere'}, 'training folder not found: nowhere'),
     ({'style_image': 'nowhere.jpg'}, 'style image not found: nowhere.jpg'),
     ({'style_image': 'tiny.yml'}, 'style image is not a readable image: tiny.yml'),
