@@ -1,20 +1,30 @@
-"""Slim's pretrained VGG checkpoints: check them, and download them on first use.
+"""Pretrained VGG weights: slim's checkpoints (checked, downloaded on first use) and `vgg16.npy` dicts.
 
 Slim publishes `vgg_16_2016_08_28.tar.gz` (about 490 MB), holding the single-file (V1) checkpoint
 `vgg_16.ckpt`. The download resumes where a broken one stopped (HTTP Range), shows a progress bar and is
 checked for VGG's variables before it is used.
+
+`vgg16.npy` is the other common format: a pickled dict {'conv1_1': [weights HWIO, biases], ..., 'fc8': [...]}
+for BGR input minus the means B 103.939, G 116.779, R 123.68. It is read with an unpickler that builds numpy
+arrays, lists and dicts and nothing else, so a hostile file cannot run code.
 """
 import os
+import pickle
 import tarfile
 import urllib.error
 import urllib.request
 
+import numpy as np
 from tqdm import tqdm
 
 from nets import nets_factory
-from utils import UsageError, check_checkpoint_variables, checkpoint_exists, expected_variables, log, tf
+from preprocessing import vgg_preprocessing
+from utils import (UsageError, check_checkpoint_variables, checkpoint_exists, expected_variables, get_init_fn, log,
+                   require_file, slim, tf)
 
 CHUNK_BYTES = 1 << 20
+# vgg16.npy's BGR means, in our RGB order.
+NPY_MEANS = (123.68, 116.779, 103.939)
 
 
 def expected_conv_variables(loss_model):
@@ -106,3 +116,97 @@ def extract_checkpoint(archive, checkpoint_name, path):
         os.remove(archive)
         raise UsageError('%s is not a readable .tar.gz archive (%s); it was deleted, run again to download it anew'
                          % (archive, error)) from None
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays, lists, dicts, strings and numbers; any other class or function is refused."""
+    ALLOWED = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+               ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
+               ('numpy', 'ndarray'), ('numpy', 'dtype'), ('_codecs', 'encode')}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError('refused to load %s.%s' % (module, name))
+        return super().find_class(module, name)
+
+
+def _read_npy_object(path):
+    """The object saved in an .npy file of dtype object, through _ArraysOnlyUnpickler."""
+    with open(path, 'rb') as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        _, _, dtype = read_header(f)
+        if not dtype.hasobject:
+            raise ValueError('a plain %s array, not a dict' % dtype)
+        obj = _ArraysOnlyUnpickler(f, encoding='latin1').load()
+    return obj.item() if isinstance(obj, np.ndarray) and obj.shape == () else obj
+
+
+def load_vgg16_npy(path, loss_model='vgg_16'):
+    """Read a vgg16.npy dict as slim variable values for our RGB network.
+
+    The convolution layers become `vgg_16/convB/convB_J/{weights,biases}`; conv1_1's input channels are
+    reversed (BGR -> RGB), so that the same weights give the same features with RGB input. The fully
+    connected layers are not used and not kept.
+
+    Raises:
+      UsageError: the file is not an .npy dict of VGG-16's convolution layers, or wants to run code.
+    """
+    what = 'a VGG-16 npy dict (layer name -> [weights, biases]) or a slim vgg_16.ckpt'
+    try:
+        layers = _read_npy_object(path)
+    except (pickle.UnpicklingError, ValueError, EOFError, OSError, AttributeError, TypeError) as error:
+        raise UsageError('%s is not %s: %s' % (path, what, error)) from None
+    if not isinstance(layers, dict):
+        raise UsageError('%s is not %s: it holds a %s' % (path, what, type(layers).__name__))
+    values = {}
+    for name, params in layers.items():
+        if not (isinstance(name, str) and name.startswith('conv')):
+            continue
+        if not (isinstance(params, (list, tuple)) and len(params) == 2):
+            raise UsageError('%s is not %s: %r is not [weights, biases]' % (path, what, name))
+        weights, biases = (np.asarray(p, np.float32) for p in params)
+        if name == 'conv1_1':
+            weights = weights[:, :, ::-1, :]
+        scope = '%s/%s/%s' % (loss_model, name.split('_')[0], name)
+        values[scope + '/weights'], values[scope + '/biases'] = weights, biases
+    _check_values(path, values, expected_conv_variables(loss_model), what)
+    return values
+
+
+def _check_values(path, values, expected, what):
+    missing = sorted(set(expected) - set(values))
+    if missing:
+        raise UsageError('%s is not %s: no %s' % (path, what, missing[0]))
+    for name, shape in sorted(expected.items()):
+        if list(values[name].shape) != list(shape):
+            raise UsageError('%s is not %s: %s has shape %s, expected %s'
+                             % (path, what, name, list(values[name].shape), shape))
+
+
+def vgg_weights(path, loss_model='vgg_16', exclude_scopes=''):
+    """Check a weight file of either format; return (init_fn factory, the input means that go with it).
+
+    Args:
+      path: a slim checkpoint (V1 or V2) or a `.npy` dict.
+      loss_model: the network the weights are for.
+      exclude_scopes: for checkpoints, scopes not to restore.
+
+    Returns:
+      (make_init_fn, means): make_init_fn() -> init_fn(session) restores the model variables of the current
+      graph; call it once the network is built. means: the RGB means to subtract from images.
+    """
+    if path.endswith('.npy'):
+        require_file(path, 'VGG weights', 'pass a slim vgg_16.ckpt or a vgg16.npy')
+        values = load_vgg16_npy(path, loss_model)
+
+        def make_npy_init_fn():
+            variables = [v for v in slim.get_model_variables() if v.op.name in values]
+            return lambda sess: [v.load(values[v.op.name], sess) for v in variables]
+        return make_npy_init_fn, NPY_MEANS
+    if not checkpoint_exists(path):
+        raise UsageError('VGG weights not found: %s (pass a slim vgg_16.ckpt, see pretrained/README.md, or a '
+                         'vgg16.npy)' % path)
+    check_vgg_checkpoint(path, loss_model)
+    return (lambda: get_init_fn(path, exclude_scopes)), vgg_preprocessing.MEANS

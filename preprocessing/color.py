@@ -1,0 +1,32 @@
+"""Colour preservation by luminance transfer: keep the photo's chroma, take the stylized image's luminance.
+
+Gatys et al., "Preserving Color in Neural Artistic Style Transfer" (2016). The colour space is YCbCr as in JPEG
+(ITU-R BT.601, full range), computed in float so that nothing is lost before the final rounding.
+"""
+import numpy as np
+
+_RGB_TO_YCBCR = np.array([[0.299, 0.587, 0.114],
+                          [-0.168736, -0.331264, 0.5],
+                          [0.5, -0.418688, -0.081312]])
+_CHROMA_OFFSET = np.array([0.0, 128.0, 128.0])
+
+
+def rgb_to_ycbcr(rgb):
+    """float (..., 3) RGB in 0..255 -> YCbCr in 0..255."""
+    return np.asarray(rgb, np.float64) @ _RGB_TO_YCBCR.T + _CHROMA_OFFSET
+
+
+def ycbcr_to_rgb(ycbcr):
+    """The inverse of rgb_to_ycbcr (float; not clipped)."""
+    return (np.asarray(ycbcr, np.float64) - _CHROMA_OFFSET) @ np.linalg.inv(_RGB_TO_YCBCR).T
+
+
+def transfer_luminance(stylized, content):
+    """The stylized image's luminance with the content's chroma, as uint8 RGB.
+
+    Args:
+      stylized, content: RGB arrays of the same height and width, 0..255.
+    """
+    ycbcr = rgb_to_ycbcr(content)
+    ycbcr[..., 0] = rgb_to_ycbcr(stylized)[..., 0]
+    return np.clip(np.round(ycbcr_to_rgb(ycbcr)), 0, 255).astype(np.uint8)

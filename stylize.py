@@ -1,0 +1,326 @@
+"""Optimization-based style transfer (Gatys et al. 2015): the output image itself is optimized so that its
+VGG-16 features match the content image's and its Gram matrices match the style image's.
+
+  python stylize.py --content img/test.jpg --style img/wave.jpg --output wave-test.jpg
+
+No training: each image takes a few minutes on a CPU at 512 pixels (seconds on a GPU).
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+import losses
+from nets import nets_factory, pretrained
+from preprocessing import color
+from utils import ArgumentParser, UsageError, cli_main, log, output_format, read_image, setup_logging, tf, write_image
+
+LOSS_MODEL = 'vgg_16'
+DEFAULT_CONTENT_LAYERS = 'vgg_16/conv4/conv4_2'
+DEFAULT_STYLE_LAYERS = 'vgg_16/conv1/conv1_2,vgg_16/conv2/conv2_2,vgg_16/conv3/conv3_3,vgg_16/conv4/conv4_3,' \
+                       'vgg_16/conv5/conv5_3'
+
+
+def _float_list(text):
+    try:
+        return [float(item) for item in text.split(',')]
+    except ValueError:
+        raise argparse.ArgumentTypeError('expected comma-separated numbers, got %r' % text) from None
+
+
+def parse_args(argv):
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    io = parser.add_argument_group('images')
+    io.add_argument('--content', required=True, help='the photo to restyle')
+    io.add_argument('--style', required=True, action='append',
+                    help='a style image; repeat the option to blend several styles')
+    io.add_argument('--style_blend', type=_float_list,
+                    help='blend weights of the style images, e.g. 0.7,0.3 (default: equal)')
+    io.add_argument('--output', default='generated/stylized.jpg', help='the result (default: %(default)s)')
+    io.add_argument('--max_size', type=int, default=512,
+                    help='long side of the result in pixels, keeping the aspect ratio (default: %(default)s)')
+    io.add_argument('--width', type=int, help='width of the result (with --height, or alone keeping the aspect)')
+    io.add_argument('--height', type=int, help='height of the result')
+    io.add_argument('--style_scale', type=float, default=1.0,
+                    help="style image size relative to the result's long side (default: %(default)s)")
+    io.add_argument('--preserve_colors', action='store_true',
+                    help="keep the content's colours: transfer the luminance only (YCbCr)")
+    net = parser.add_argument_group('losses')
+    net.add_argument('--loss_model_file', default='pretrained/vgg_16.ckpt',
+                     help='slim vgg_16.ckpt (V1 or V2) or a vgg16.npy dict (default: %(default)s)')
+    net.add_argument('--content_layers', default=DEFAULT_CONTENT_LAYERS,
+                     help='comma-separated slim end points (default: %(default)s)')
+    net.add_argument('--style_layers', default=DEFAULT_STYLE_LAYERS,
+                     help='comma-separated slim end points (default: conv1_2, conv2_2, conv3_3, conv4_3, conv5_3)')
+    net.add_argument('--style_layer_weights', type=_float_list,
+                     help='one weight per style layer, e.g. 1,1,1,0.5,0.5 (default: all 1)')
+    net.add_argument('--content_weight', type=float, default=1.0, help='(default: %(default)s)')
+    net.add_argument('--style_weight', type=float, default=10.0, help='(default: %(default)s)')
+    net.add_argument('--tv_weight', type=float, default=0.0, help='total variation (default: %(default)s)')
+    opt = parser.add_argument_group('optimization')
+    opt.add_argument('--init', choices=('noise', 'content', 'style'), default='content',
+                     help='start image: noise (truncated normal, mean 127.5, stddev 20), the content, or the '
+                          'style resized to the result (default: %(default)s)')
+    opt.add_argument('--seed', type=int, default=0, help='seed of the noise start image (default: %(default)s)')
+    opt.add_argument('--optimizer', choices=('adam', 'lbfgs'), default='lbfgs',
+                     help='lbfgs reaches a lower loss per second here, see README (default: %(default)s)')
+    opt.add_argument('--learning_rate', type=float, default=10.0, help='Adam only (default: %(default)s)')
+    opt.add_argument('--iterations', type=int,
+                     help='optimizer iterations (default: 100 for adam, 50 for lbfgs)')
+    opt.add_argument('--save_every', type=int, default=0,
+                     help='write res_<step>.jpg into --frames_dir every N steps; 1 is the classic '
+                          'behaviour (default: 0, off)')
+    opt.add_argument('--frames_dir', default='generated/frames', help='(default: %(default)s)')
+    args = parser.parse_args(argv)
+    args.content_layers = args.content_layers.split(',')
+    args.style_layers = args.style_layers.split(',')
+    args.iterations = args.iterations if args.iterations is not None else (100 if args.optimizer == 'adam' else 50)
+    _check_values(parser, args)
+    return args
+
+
+def _check_values(parser, args):
+    """Reject nonsense option values with one clear line each."""
+    for name in ('max_size', 'width', 'height', 'iterations'):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            parser.error('--%s must be positive, got %d' % (name, value))
+    for name in ('content_weight', 'style_weight', 'tv_weight', 'learning_rate', 'style_scale'):
+        value = getattr(args, name)
+        if not np.isfinite(value) or value < 0 or (value == 0 and name in ('learning_rate', 'style_scale')):
+            parser.error('--%s must be a %s number, got %s'
+                         % (name, 'positive' if name in ('learning_rate', 'style_scale') else 'non-negative', value))
+    if args.save_every < 0:
+        parser.error('--save_every must be 0 (off) or positive, got %d' % args.save_every)
+    if args.style_blend is not None and (len(args.style_blend) != len(args.style) or min(args.style_blend) < 0
+                                         or sum(args.style_blend) <= 0):
+        parser.error('--style_blend needs %d non-negative weights, not all zero (one per --style), got %s'
+                     % (len(args.style), args.style_blend))
+    if args.style_layer_weights is not None and (len(args.style_layer_weights) != len(args.style_layers)
+                                                 or min(args.style_layer_weights) < 0):
+        parser.error('--style_layer_weights needs %d non-negative weights (one per style layer), got %s'
+                     % (len(args.style_layers), args.style_layer_weights))
+
+
+def result_size(height, width, args):
+    """(height, width) of the result from --max_size or --width/--height, keeping the aspect ratio."""
+    if args.width and args.height:
+        return args.height, args.width
+    if args.width:
+        return max(1, round(height * args.width / width)), args.width
+    if args.height:
+        return args.height, max(1, round(width * args.height / height))
+    scale = args.max_size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize(pixels, height, width):
+    """A uint8 RGB image resized with Lanczos filtering (a no-op at the same size)."""
+    if pixels.shape[:2] == (height, width):
+        return pixels
+    return np.asarray(Image.fromarray(pixels).resize((width, height), Image.LANCZOS))
+
+
+def resize_long_side(pixels, long_side):
+    height, width = pixels.shape[:2]
+    scale = long_side / max(height, width)
+    return resize(pixels, max(1, round(height * scale)), max(1, round(width * scale)))
+
+
+class FeatureNet:
+    """VGG-16 with fixed weights from a slim checkpoint or a vgg16.npy dict, up to the deepest layer used."""
+
+    def __init__(self, weights_file, layers):
+        self.network_fn = nets_factory.get_network_fn(LOSS_MODEL, num_classes=1, is_training=False)
+        self.final_endpoint = losses.final_endpoint(self.network_fn, layers)
+        self.make_init_fn, self.means = pretrained.vgg_weights(weights_file, LOSS_MODEL, 'vgg_16/fc')
+
+    def min_side(self):
+        """The smallest image side for which the deepest layer still has a pixel (each pooling halves)."""
+        pools_before = sum(1 for name in self.network_fn.end_points[:self.network_fn.end_points.index(
+            self.final_endpoint)] if '/pool' in name)
+        return 2 ** pools_before
+
+    def check_size(self, pixels, what):
+        """Raise UsageError when an image is too small for the deepest layer used."""
+        if min(pixels.shape[:2]) < self.min_side():
+            raise UsageError('the %s (%dx%d) is too small for %s: it needs at least %d pixels per side (enlarge it '
+                             'with --max_size/--width/--height or --style_scale, or use shallower layers)'
+                             % (what, pixels.shape[1], pixels.shape[0], self.final_endpoint, self.min_side()))
+
+    def end_points(self, images):
+        """End points for a float RGB batch in 0..255 (the means that go with the weights are subtracted)."""
+        _, end_points = self.network_fn(images - tf.constant(self.means, tf.float32),
+                                        final_endpoint=self.final_endpoint)
+        return end_points
+
+
+def compute_targets(features, content, styles, args):
+    """(content features per content layer, blended style Gram matrices per style layer) as numpy arrays."""
+    weights = np.asarray(args.style_blend or [1.0] * len(styles), np.float64)
+    weights = weights / weights.sum()
+    with tf.Graph().as_default():
+        images = tf.placeholder(tf.float32, [1, None, None, 3])
+        end_points = features.end_points(images)
+        grams = [losses.gram(end_points[layer])[0] for layer in args.style_layers]
+        init_fn = features.make_init_fn()
+        with tf.Session() as sess:
+            init_fn(sess)
+            content_targets = sess.run([end_points[layer] for layer in args.content_layers],
+                                       {images: content[None].astype(np.float32)})
+            blended = [0.0] * len(grams)
+            for weight, style in zip(weights, styles):
+                values = sess.run(grams, {images: style[None].astype(np.float32)})
+                blended = [total + weight * value for total, value in zip(blended, values)]
+    return content_targets, [np.float32(g) for g in blended]
+
+
+def mean_squared(a, b):
+    return tf.reduce_mean(tf.squared_difference(a, b))
+
+
+def build_losses(end_points, image, targets, args):
+    """Content, style and total-variation losses of the image, and their weighted sum; a dict of tensors."""
+    content_targets, grams = targets
+    layer_weights = args.style_layer_weights or [1.0] * len(args.style_layers)
+    content = tf.add_n([mean_squared(end_points[layer], target)
+                        for layer, target in zip(args.content_layers, content_targets)])
+    style = tf.add_n([weight * mean_squared(losses.gram(end_points[layer])[0], target)
+                      for layer, target, weight in zip(args.style_layers, grams, layer_weights)])
+    tv = losses.total_variation_loss(image)
+    total = args.content_weight * content + args.style_weight * style + args.tv_weight * tv
+    return {'total': total, 'content': content, 'style': style, 'tv': tv}
+
+
+def initial_image(kind, content, style, seed):
+    """The start image, float32 (H, W, 3) in RGB 0..255."""
+    if kind == 'content':
+        return content.astype(np.float32)
+    if kind == 'style':
+        return resize(style, *content.shape[:2]).astype(np.float32)
+    with tf.Graph().as_default():
+        tf.set_random_seed(seed)
+        noise = tf.truncated_normal(content.shape, mean=127.5, stddev=20.0)
+        with tf.Session() as sess:
+            return sess.run(noise)
+
+
+def to_uint8(pixels):
+    return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+
+
+class Progress:
+    """A progress bar over the iterations showing the losses, and res_<step>.jpg frames every `save_every`."""
+
+    def __init__(self, iterations, frames_dir, save_every):
+        self.bar = tqdm(total=iterations, unit='it', desc='stylizing')
+        self.frames_dir, self.save_every = frames_dir, save_every
+
+    def wants_frame(self, step):
+        return self.save_every and step % self.save_every == 0
+
+    def update(self, step, values, pixels=None):
+        self.bar.set_postfix_str('total %.4g | content %.4g | style %.4g | tv %.4g'
+                                 % (values['total'], values['content'], values['style'], values['tv']))
+        self.bar.update(step - self.bar.n)
+        if pixels is not None:
+            write_image(os.path.join(self.frames_dir, 'res_%d.jpg' % step), to_uint8(pixels))
+
+    def close(self):
+        self.bar.close()
+
+
+def run_adam(sess, image, loss_ops, train, iterations, progress):
+    """Adam steps on the image; values are clipped to 0..255 only when written, as in the classic recipe."""
+    for step in range(1, iterations + 1):
+        _, values = sess.run([train, loss_ops])
+        progress.update(step, values, sess.run(image)[0] if progress.wants_frame(step) else None)
+    return sess.run(image)[0]
+
+
+def run_lbfgs(sess, image, loss_ops, gradient, iterations, progress):
+    """SciPy's L-BFGS-B on the image, bounded to 0..255, fed by the session's loss and gradient."""
+    from scipy.optimize import Bounds, minimize
+    shape = image.shape.as_list()
+    latest = {}
+
+    def loss_and_gradient(x):
+        image.load(x.reshape(shape).astype(np.float32), sess)
+        values, grad = sess.run([loss_ops, gradient])
+        latest.update(values)
+        return np.float64(values['total']), grad.ravel().astype(np.float64)
+
+    def after_iteration(x):
+        step = progress.bar.n + 1
+        progress.update(step, latest, x.reshape(shape)[0] if progress.wants_frame(step) else None)
+
+    start = sess.run(image).ravel().astype(np.float64)
+    result = minimize(loss_and_gradient, start, jac=True, method='L-BFGS-B', bounds=Bounds(0, 255),
+                      callback=after_iteration, options={'maxiter': iterations})
+    return result.x.reshape(shape)[0].astype(np.float32)
+
+
+def optimize(features, start, targets, args, progress):
+    """Optimize the image from `start`; returns (float image (H, W, 3), final loss values)."""
+    with tf.Graph().as_default():
+        image = tf.Variable(start[None], name='image')
+        loss_ops = build_losses(features.end_points(image), image, targets, args)
+        if args.optimizer == 'adam':
+            train = tf.train.AdamOptimizer(args.learning_rate).minimize(loss_ops['total'], var_list=[image])
+        else:
+            gradient = tf.gradients(loss_ops['total'], image)[0]
+        init_fn = features.make_init_fn()
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            init_fn(sess)
+            try:
+                if args.optimizer == 'adam':
+                    result = run_adam(sess, image, loss_ops, train, args.iterations, progress)
+                else:
+                    result = run_lbfgs(sess, image, loss_ops, gradient, args.iterations, progress)
+            finally:
+                progress.close()
+            image.load(result[None], sess)
+            return result, sess.run(loss_ops)
+
+
+def stylize(args):
+    """Run the whole method; returns (result uint8 RGB, final loss values)."""
+    content = read_image(args.content, 'content image')
+    styles = [read_image(path, 'style image') for path in args.style]
+    height, width = result_size(*content.shape[:2], args)
+    content = resize(content, height, width)
+    style_side = max(1, round(args.style_scale * max(height, width)))
+    styles = [resize_long_side(style, style_side) for style in styles]
+    features = FeatureNet(args.loss_model_file, args.content_layers + args.style_layers)
+    features.check_size(content, 'result')
+    for style in styles:
+        features.check_size(style, 'resized style image')
+    targets = compute_targets(features, content, styles, args)
+    start = initial_image(args.init, content, styles[0], args.seed)
+    progress = Progress(args.iterations, args.frames_dir, args.save_every)
+    result, final = optimize(features, start, targets, args, progress)
+    result = to_uint8(result)
+    if args.preserve_colors:
+        result = color.transfer_luminance(result, content)
+    return result, final
+
+
+@cli_main
+def main(argv=None):
+    setup_logging()
+    args = parse_args(argv)
+    output_format(args.output)
+    start = time.time()
+    result, final = stylize(args)
+    write_image(args.output, result)
+    log.info('result (%dx%d) written to %s after %d %s iterations in %.1f s; loss %.4g (content %.4g, style %.4g, '
+             'tv %.4g)', result.shape[1], result.shape[0], args.output, args.iterations, args.optimizer,
+             time.time() - start, final['total'], final['content'], final['style'], final['tv'])
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,206 @@
+"""The Gatys method: both weight formats agree, the loss falls, frames, sizes, colours, styles, errors."""
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import stylize
+from helpers import write_image_file
+from preprocessing import color
+from utils import UsageError, tf
+
+
+@pytest.fixture(scope='module')
+def vgg16_npy(tmp_path_factory, vgg_checkpoint):
+    """The random checkpoint's weights as a classic vgg16.npy: BGR conv1_1, [weights, biases] lists, fc layers."""
+    reader = tf.train.load_checkpoint(vgg_checkpoint)
+    layers = {}
+    for name in reader.get_variable_to_shape_map():
+        if name.endswith('/weights'):
+            layer = name.split('/')[2]
+            weights = reader.get_tensor(name)
+            if layer == 'conv1_1':
+                weights = weights[:, :, ::-1, :]
+            layers[layer] = [weights, reader.get_tensor(name[:-len('weights')] + 'biases')]
+    layers['fc8'] = [np.zeros((4, 2), np.float32), np.zeros(2, np.float32)]
+    path = str(tmp_path_factory.mktemp('npy') / 'vgg16.npy')
+    np.save(path, layers, allow_pickle=True)
+    return path
+
+
+@pytest.fixture(scope='module')
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('gatys')
+    return {'content': write_image_file(str(folder / 'content.jpg'), 30, 40, seed=3),
+            'style': write_image_file(str(folder / 'style.png'), 50, 36, seed=4),
+            'style2': write_image_file(str(folder / 'style2.jpg'), 20, 20, seed=5)}
+
+
+def _args(images, weights, *extra):
+    return stylize.parse_args(['--content', images['content'], '--style', images['style'],
+                               '--loss_model_file', weights, '--max_size', '32', *extra])
+
+
+def _loss_at_start(args):
+    """Features targets and the loss of the start image under the given weights."""
+    content = stylize.resize(stylize.read_image(args.content), 24, 32)
+    style = stylize.read_image(args.style[0])
+    features = stylize.FeatureNet(args.loss_model_file, args.content_layers + args.style_layers)
+    targets = stylize.compute_targets(features, content, [style], args)
+    start = stylize.initial_image('noise', content, style, seed=1)
+    with tf.Graph().as_default():
+        image = tf.constant(start[None])
+        loss_ops = stylize.build_losses(features.end_points(image), image, targets, args)
+        init_fn = features.make_init_fn()
+        with tf.Session() as sess:
+            init_fn(sess)
+            return targets, sess.run(loss_ops)
+
+
+def test_npy_and_checkpoint_give_the_same_features_and_loss(images, vgg_checkpoint, vgg16_npy):
+    (ckpt_content, ckpt_grams), ckpt_loss = _loss_at_start(_args(images, vgg_checkpoint))
+    (npy_content, npy_grams), npy_loss = _loss_at_start(_args(images, vgg16_npy))
+    # The formats' means differ in the third decimal (116.78 vs 116.779): equal to float precision, not bits.
+    for a, b in zip(ckpt_content + ckpt_grams, npy_content + npy_grams):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * np.abs(a).max())
+    for key in ('total', 'content', 'style'):
+        np.testing.assert_allclose(ckpt_loss[key], npy_loss[key], rtol=1e-3)
+
+
+class RecordingProgress(stylize.Progress):
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.totals = []
+
+    def update(self, step, values, pixels=None):
+        self.totals.append(float(values['total']))
+        super().update(step, values, pixels)
+
+
+@pytest.mark.parametrize('optimizer', ['adam', 'lbfgs'])
+def test_loss_falls(images, vgg_checkpoint, optimizer, tmp_path):
+    args = _args(images, vgg_checkpoint, '--optimizer', optimizer, '--iterations', '6', '--init', 'noise')
+    content = stylize.resize(stylize.read_image(args.content), 24, 32)
+    features = stylize.FeatureNet(args.loss_model_file, args.content_layers + args.style_layers)
+    targets = stylize.compute_targets(features, content, [stylize.read_image(args.style[0])], args)
+    progress = RecordingProgress(args.iterations, str(tmp_path), 0)
+    start = stylize.initial_image('noise', content, content, seed=0)
+    result, final = stylize.optimize(features, start, targets, args, progress)
+    assert len(progress.totals) >= 3
+    assert final['total'] < 0.5 * progress.totals[0]
+    assert result.shape == (24, 32, 3)
+
+
+def test_frames_are_written_at_the_requested_steps(images, vgg_checkpoint, tmp_path):
+    frames = tmp_path / 'frames'
+    stylize.main(['--content', images['content'], '--style', images['style'], '--loss_model_file', vgg_checkpoint,
+                  '--max_size', '24', '--optimizer', 'adam', '--iterations', '5', '--save_every', '2',
+                  '--frames_dir', str(frames), '--output', str(tmp_path / 'out.png')])
+    assert sorted(os.listdir(frames)) == ['res_2.jpg', 'res_4.jpg']
+    assert Image.open(frames / 'res_2.jpg').size == (24, 18)
+
+
+@pytest.mark.parametrize('extra,size', [
+    ([], (24, 32)),                                   # --max_size 32 on a 40 x 30 photo
+    (['--width', '40', '--height', '20'], (20, 40)),  # any aspect ratio
+    (['--width', '36'], (27, 36)),                    # one side keeps the aspect ratio
+    (['--height', '20'], (20, 27)),
+])
+def test_output_has_the_requested_size(images, vgg_checkpoint, tmp_path, extra, size):
+    output = str(tmp_path / 'out.png')
+    stylize.main(['--content', images['content'], '--style', images['style'], '--loss_model_file', vgg_checkpoint,
+                  '--max_size', '32', '--iterations', '2', '--output', output, *extra])
+    assert np.asarray(Image.open(output)).shape == size + (3,)
+
+
+def test_preserve_colors_keeps_the_contents_chroma(images, vgg_checkpoint, tmp_path):
+    output = str(tmp_path / 'out.png')
+    stylize.main(['--content', images['content'], '--style', images['style'], '--loss_model_file', vgg_checkpoint,
+                  '--max_size', '40', '--iterations', '3', '--init', 'style', '--preserve_colors', '--output', output])
+    result = color.rgb_to_ycbcr(np.asarray(Image.open(output)))
+    content = color.rgb_to_ycbcr(stylize.read_image(images['content']))
+    assert np.abs(result[..., 1:] - content[..., 1:]).mean() < 1.5  # only rounding and clipping to 0..255
+    assert np.abs(result[..., 0] - content[..., 0]).mean() > 5      # the luminance is the stylized one
+
+
+def test_luminance_transfer_round_trips():
+    rgb = np.random.default_rng(0).integers(0, 256, (8, 8, 3)).astype(np.float64)
+    np.testing.assert_allclose(color.ycbcr_to_rgb(color.rgb_to_ycbcr(rgb)), rgb, atol=1e-9)
+    np.testing.assert_array_equal(color.transfer_luminance(rgb, rgb), rgb.astype(np.uint8))
+
+
+def test_blended_styles_blend_the_gram_matrices(images, vgg_checkpoint):
+    args = _args(images, vgg_checkpoint, '--style', images['style2'], '--style_blend', '0.7,0.3')
+    features = stylize.FeatureNet(vgg_checkpoint, args.content_layers + args.style_layers)
+    content = stylize.read_image(images['content'])
+    styles = [stylize.read_image(p) for p in args.style]
+    _, blended = stylize.compute_targets(features, content, styles, args)
+    args.style_blend = None
+    _, first = stylize.compute_targets(features, content, styles[:1], args)
+    _, second = stylize.compute_targets(features, content, styles[1:], args)
+    for mix, a, b in zip(blended, first, second):
+        np.testing.assert_allclose(mix, 0.7 * a + 0.3 * b, rtol=1e-5, atol=1e-6 * np.abs(mix).max())
+
+
+def test_noise_start_is_the_classic_truncated_normal():
+    noise = stylize.initial_image('noise', np.zeros((64, 64, 3), np.uint8), None, seed=3)
+    assert noise.min() >= 127.5 - 40 and noise.max() <= 127.5 + 40
+    assert abs(noise.mean() - 127.5) < 1 and 15 < noise.std() < 20
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ('touch PWNED',))
+
+
+def test_hostile_npy_is_refused_without_running_code(tmp_path, monkeypatch, images):
+    monkeypatch.chdir(tmp_path)
+    np.save('evil.npy', np.array({'conv1_1': _Exploit()}, dtype=object), allow_pickle=True)
+    with pytest.raises(UsageError, match=r'evil.npy is not a VGG-16 npy dict .*refused to load (posix|os)\.system'):
+        stylize.FeatureNet('evil.npy', ['vgg_16/conv1/conv1_2'])
+    assert not os.path.exists('PWNED')
+
+
+def _error(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        stylize.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and err.startswith('error: ')
+    return err
+
+
+def test_errors(images, vgg_checkpoint, trained_model, tmp_path, capsys):
+    base = ['--content', images['content'], '--style', images['style'], '--loss_model_file', vgg_checkpoint,
+            '--max_size', '32', '--output', str(tmp_path / 'o.jpg')]
+    text = tmp_path / 'weights.npy'
+    text.write_text('not numpy')
+    plain = tmp_path / 'plain.npy'
+    np.save(plain, np.zeros(3))
+    cases = [
+        (['--content', 'nope.jpg'], 'content image not found: nope.jpg'),
+        (['--style', images['content'] + '.missing'], 'style image not found'),
+        (['--style', str(text)], 'style image is not a readable image'),
+        (['--loss_model_file', str(text)], 'weights.npy is not a VGG-16 npy dict'),
+        (['--loss_model_file', str(plain)], 'plain.npy is not a VGG-16 npy dict (layer name -> [weights, biases]) '
+                                            'or a slim vgg_16.ckpt: a plain float64 array'),
+        (['--loss_model_file', trained_model + '/fast-style-model.ckpt-done'], 'is not a vgg_16 checkpoint'),
+        (['--loss_model_file', str(tmp_path / 'none.ckpt')], 'VGG weights not found'),
+        (['--style_layers', 'vgg_16/conv1/conv1_2,vgg_16/conv6/conv6_1'],
+         "unknown layer 'vgg_16/conv6/conv6_1' for loss model vgg_16 (valid: vgg_16/conv1/conv1_1"),
+        (['--content_layers', 'conv4_2'], "unknown layer 'conv4_2'"),
+        (['--max_size', '-5'], '--max_size must be positive, got -5'),
+        (['--width', '0'], '--width must be positive'),
+        (['--iterations', '0'], '--iterations must be positive'),
+        (['--style_weight', '-1'], '--style_weight must be a non-negative number'),
+        (['--learning_rate', '0'], '--learning_rate must be a positive number'),
+        (['--style_blend', '0.5,0.5'], '--style_blend needs 1 non-negative weights'),
+        (['--max_size', '12'], 'the result (12x9) is too small for vgg_16/conv5/conv5_3: it needs at least 16 pixels'),
+        (['--style_scale', '0.3'], 'the resized style image (7x10) is too small'),
+        (['--style_blend', 'a,b'], "expected comma-separated numbers, got 'a,b'"),
+        (['--style_layer_weights', '1,2'], '--style_layer_weights needs 5 non-negative weights'),
+        (['--save_every', '-1'], '--save_every must be 0 (off) or positive'),
+        (['--output', 'x.docx'], "unknown image extension '.docx'"),
+    ]
+    for extra, message in cases:
+        assert message in _error(base + extra, capsys), extra
