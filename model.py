@@ -9,6 +9,7 @@ instance normalization has no scale or offset, so the checkpoint holds exactly t
   deconv1/conv_transpose/conv/weight (3,3,128,64)   deconv2/conv_transpose/conv/weight (3,3,64,32)
   deconv3/conv/weight (9,9,32,3)
 """
+import functools
 import os
 
 from utils import UsageError, check_checkpoint_variables, checkpoint_exists, expected_variables, tf
@@ -117,12 +118,10 @@ def transform_variables():
     return [v for v in tf.global_variables() if v.op.name in expected_transform_variables()]
 
 
+@functools.lru_cache(maxsize=None)
 def expected_transform_variables():
     """Name -> shape of every variable net() creates."""
-    if not hasattr(expected_transform_variables, 'cache'):
-        expected_transform_variables.cache = expected_variables(
-            lambda: net(tf.placeholder(tf.float32, [1, None, None, 3])))
-    return expected_transform_variables.cache
+    return expected_variables(lambda: net(tf.placeholder(tf.float32, [1, None, None, 3])))
 
 
 def find_checkpoint(model_file):

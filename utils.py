@@ -228,17 +228,21 @@ def read_checkpoint_shapes(prefix, what):
         raise UsageError('%s cannot be read as a TensorFlow checkpoint: %s (%s)' % (what, prefix, reason)) from None
 
 
-def check_checkpoint_variables(prefix, expected, what, fix):
-    """Raise UsageError unless the checkpoint holds every expected variable with the expected shape."""
-    shapes = read_checkpoint_shapes(prefix, what)
+def check_variable_shapes(shapes, expected, source, what, fix):
+    """Raise UsageError unless `shapes` (name -> shape, read from `source`) has every expected variable."""
     missing = sorted(name for name in expected if name not in shapes)
     if missing:
         raise UsageError('%s is not a %s: %d of its %d variables are missing, e.g. %s (%s)'
-                         % (prefix, what, len(missing), len(expected), missing[0], fix))
+                         % (source, what, len(missing), len(expected), missing[0], fix))
     for name, shape in sorted(expected.items()):
         if list(shapes[name]) != list(shape):
             raise UsageError('%s is not a %s: %s has shape %s, expected %s (%s)'
-                             % (prefix, what, name, shapes[name], shape, fix))
+                             % (source, what, name, list(shapes[name]), shape, fix))
+
+
+def check_checkpoint_variables(prefix, expected, what, fix):
+    """Raise UsageError unless the checkpoint holds every expected variable with the expected shape."""
+    check_variable_shapes(read_checkpoint_shapes(prefix, what), expected, prefix, what, fix)
 
 
 def get_init_fn(checkpoint, exclude_scopes):

@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from nets import nets_factory
 from preprocessing import vgg_preprocessing
-from utils import (UsageError, check_checkpoint_variables, checkpoint_exists, expected_variables, get_init_fn, log,
-                   require_file, slim, tf)
+from utils import (UsageError, check_checkpoint_variables, check_variable_shapes, checkpoint_exists, expected_variables,
+                   get_init_fn, log, require_file, slim, tf)
 
 CHUNK_BYTES = 1 << 20
 # vgg16.npy's BGR means, in our RGB order.
@@ -171,18 +171,9 @@ def load_vgg16_npy(path, loss_model='vgg_16'):
             weights = weights[:, :, ::-1, :]
         scope = '%s/%s/%s' % (loss_model, name.split('_')[0], name)
         values[scope + '/weights'], values[scope + '/biases'] = weights, biases
-    _check_values(path, values, expected_conv_variables(loss_model), what)
+    check_variable_shapes({name: value.shape for name, value in values.items()}, expected_conv_variables(loss_model),
+                          path, 'VGG-16 npy dict', 'pass a vgg16.npy or a slim vgg_16.ckpt')
     return values
-
-
-def _check_values(path, values, expected, what):
-    missing = sorted(set(expected) - set(values))
-    if missing:
-        raise UsageError('%s is not %s: no %s' % (path, what, missing[0]))
-    for name, shape in sorted(expected.items()):
-        if list(values[name].shape) != list(shape):
-            raise UsageError('%s is not %s: %s has shape %s, expected %s'
-                             % (path, what, name, list(values[name].shape), shape))
 
 
 def vgg_weights(path, loss_model='vgg_16', exclude_scopes=''):
@@ -203,7 +194,11 @@ def vgg_weights(path, loss_model='vgg_16', exclude_scopes=''):
 
         def make_npy_init_fn():
             variables = [v for v in slim.get_model_variables() if v.op.name in values]
-            return lambda sess: [v.load(values[v.op.name], sess) for v in variables]
+
+            def init_fn(sess):
+                for variable in variables:
+                    variable.load(values[variable.op.name], sess)
+            return init_fn
         return make_npy_init_fn, NPY_MEANS
     if not checkpoint_exists(path):
         raise UsageError('VGG weights not found: %s (pass a slim vgg_16.ckpt, see pretrained/README.md, or a '

@@ -204,3 +204,12 @@ def test_errors(images, vgg_checkpoint, trained_model, tmp_path, capsys):
     ]
     for extra, message in cases:
         assert message in _error(base + extra, capsys), extra
+
+
+def test_npy_without_all_conv_layers_is_refused(tmp_path, vgg16_npy):
+    layers = np.load(vgg16_npy, allow_pickle=True).item()
+    del layers['conv5_3']
+    np.save(tmp_path / 'partial.npy', layers, allow_pickle=True)
+    with pytest.raises(UsageError, match=r'partial.npy is not a VGG-16 npy dict: 2 of its 26 variables are missing, '
+                                         r'e.g. vgg_16/conv5/conv5_3/biases'):
+        stylize.FeatureNet(str(tmp_path / 'partial.npy'), ['vgg_16/conv1/conv1_2'])
