@@ -1,12 +1,18 @@
-"""Freeze a trained model into a standalone TensorFlow graph (.pb) that needs none of this project's code.
+"""Export a trained model in a form that runs without this project's code.
 
-  python export.py --model_file models/candy [--output models/candy.pb]
+  python export.py --model_file models/candy                       # models/candy.pb, frozen GraphDef
+  python export.py --model_file models/candy --format savedmodel   # models/candy_savedmodel/
+  python export.py --model_file models/candy --format tflite [--fp16]   # models/candy.tflite
 
-Interface (as the original's exported graphs): int32 inputs `input_image` (the RGB image flattened, H*W*3),
-`height` and `width` (scalars); int32 output `output_image` (flattened H*W*3, values 0..255).
+pb: the original's interface: int32 `input_image` (RGB flattened, H*W*3), int32 scalars `height` and `width`,
+int32 `output_image` (flattened H*W*3, 0..255).
+savedmodel: signature 'serving_default', input 'image' uint8 (N, H, W, 3) of any size, output 'stylized' uint8.
+tflite: input float32 (1, H, W, 3) RGB 0..255 of any size (resize the input tensor), output float32 (1, H, W, 3),
+whole numbers 0..255; --fp16 stores the weights in float16 (half the size).
 """
 import argparse
 import os
+import shutil
 
 import model
 from preprocessing import vgg_preprocessing
@@ -15,9 +21,10 @@ from utils import ArgumentParser, UsageError, cli_main, log, setup_logging, tf
 # The original export's means; the first instance normalization removes any constant shift of the input,
 # so these and the training means give the same pixels up to float rounding.
 EXPORT_MEANS = (123.68, 116.779, 103.939)
+SUFFIXES = {'pb': '.pb', 'savedmodel': '_savedmodel', 'tflite': '.tflite'}
 
 
-def build_export_graph():
+def build_frozen_interface():
     """The frozen graph's interface around the transform network; returns the output tensor."""
     flat = tf.placeholder(tf.int32, [None], name='input_image')
     height = tf.placeholder(tf.int32, [], name='height')
@@ -27,19 +34,62 @@ def build_export_graph():
     return tf.reshape(tf.cast(tf.clip_by_value(generated, 0, 255), tf.int32), [-1], name='output_image')
 
 
-def freeze(prefix):
-    """A GraphDef with the checkpoint's weights folded in as constants."""
+def build_tflite_interface():
+    """float32 (1, H, W, 3) in, float32 whole numbers out: what TFLite's interpreter feeds most easily."""
+    image = tf.placeholder(tf.float32, [1, None, None, 3], name='image')
+    generated = model.net(vgg_preprocessing.mean_image_subtraction(image))
+    return tf.floor(tf.clip_by_value(generated, 0, 255), name='stylized')
+
+
+def freeze(prefix, build):
+    """A GraphDef of build()'s graph with the checkpoint's weights folded in as constants."""
     with tf.Graph().as_default() as graph:
-        output = build_export_graph()
+        output = build()
         with tf.Session() as sess:
             model.transform_saver().restore(sess, prefix)
             return tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), [output.op.name])
 
 
-def default_output(prefix, name):
-    """<model folder's parent>/<name>.pb, the name defaulting to the model folder's name."""
+def export_frozen(prefix, output):
+    write_atomically(output, freeze(prefix, build_frozen_interface).SerializeToString())
+
+
+def export_saved_model(prefix, output):
+    """A SavedModel written next to `output` and moved into place, so a failure leaves any old one intact."""
+    staging = output.rstrip('/') + '.tmp'
+    shutil.rmtree(staging, ignore_errors=True)
+    with tf.Graph().as_default():
+        images = tf.placeholder(tf.uint8, [None, None, None, 3], name='image')
+        stylized = tf.identity(model.stylize_uint8(images), name='stylized')
+        with tf.Session() as sess:
+            model.transform_saver().restore(sess, prefix)
+            builder = tf.saved_model.builder.SavedModelBuilder(staging)
+            signature = tf.saved_model.signature_def_utils.predict_signature_def(
+                inputs={'image': images}, outputs={'stylized': stylized})
+            builder.add_meta_graph_and_variables(sess, [tf.saved_model.tag_constants.SERVING],
+                                                 signature_def_map={'serving_default': signature})
+            builder.save()
+    shutil.rmtree(output, ignore_errors=True)
+    os.replace(staging, output)
+
+
+def export_tflite(prefix, output, fp16=False):
+    graph_def = freeze(prefix, build_tflite_interface)
+    with tf.Graph().as_default() as graph:
+        tf.import_graph_def(graph_def, name='')
+        with tf.Session() as sess:
+            converter = tf.lite.TFLiteConverter.from_session(
+                sess, [graph.get_tensor_by_name('image:0')], [graph.get_tensor_by_name('stylized:0')])
+            if fp16:
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.target_spec.supported_types = [tf.float16]
+            write_atomically(output, converter.convert())
+
+
+def default_output(prefix, name, fmt):
+    """<model folder's parent>/<name><suffix>, the name defaulting to the model folder's name."""
     model_dir = os.path.dirname(os.path.abspath(prefix))
-    path = os.path.join(os.path.dirname(model_dir), (name or os.path.basename(model_dir)) + '.pb')
+    path = os.path.join(os.path.dirname(model_dir), (name or os.path.basename(model_dir)) + SUFFIXES[fmt])
     return os.path.relpath(path)
 
 
@@ -59,10 +109,16 @@ def write_atomically(path, data):
 def parse_args(argv):
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model_file', required=True, help='checkpoint prefix or model folder (latest checkpoint)')
-    parser.add_argument('--output', help='the .pb to write (default: <model folder>/../<NAME>.pb)')
+    parser.add_argument('--format', choices=sorted(SUFFIXES), default='pb', help='(default: %(default)s)')
+    parser.add_argument('--fp16', action='store_true', help='tflite: store the weights in float16')
+    parser.add_argument('--output', help='where to write (default: <model folder>/../<NAME>.pb, <NAME>_savedmodel/ '
+                                         'or <NAME>.tflite)')
     parser.add_argument('-n', '--name', help="the model's name for the default output (default: the model "
                                              "folder's name, e.g. candy)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.fp16 and args.format != 'tflite':
+        parser.error('--fp16 applies to --format tflite only')
+    return args
 
 
 @cli_main
@@ -71,11 +127,18 @@ def main(argv=None):
     args = parse_args(argv)
     prefix = model.find_checkpoint(args.model_file)
     model.check_transform_checkpoint(prefix)
-    output = args.output or default_output(prefix, args.name)
-    graph_def = freeze(prefix)
-    write_atomically(output, graph_def.SerializeToString())
-    log.info('frozen graph of %s written to %s (%.1f MB; inputs input_image, height, width; output output_image)',
-             prefix, output, os.path.getsize(output) / 1e6)
+    output = args.output or default_output(prefix, args.name, args.format)
+    if args.format == 'pb':
+        export_frozen(prefix, output)
+    elif args.format == 'savedmodel':
+        try:
+            export_saved_model(prefix, output)
+        except OSError as error:
+            raise UsageError('cannot write %s (%s); pass a writable --output' % (output, error)) from None
+    else:
+        export_tflite(prefix, output, args.fp16)
+    log.info('%s of %s written to %s', {'pb': 'frozen graph', 'savedmodel': 'SavedModel',
+                                        'tflite': 'TFLite model'}[args.format], prefix, output)
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ instance normalization has no scale or offset, so the checkpoint holds exactly t
 import functools
 import os
 
+from preprocessing.vgg_preprocessing import mean_image_subtraction
 from utils import UsageError, check_checkpoint_variables, checkpoint_exists, expected_variables, tf
 
 INPUT_PADDING = 10
@@ -79,13 +80,15 @@ def residual(x, filters, kernel, strides):
         return x + conv2d(hidden, filters, filters, kernel, strides, scope='conv_1')
 
 
-def net(image, training=False):
+def net(image, training=False, normalize=instance_norm):
     """Stylize a batch of images.
 
     Args:
       image: float32 (N, H, W, 3), RGB minus the VGG means (see preprocessing); any H and W, 1 pixel too.
       training: accepted for the original's signature; the network behaves the same either way (instance
         normalization always uses each image's own statistics).
+      normalize: the normalization at each of the six normalized layers, called in order (conv1, conv2, conv3,
+        deconv1, deconv2, deconv3); instance_norm, or one that uses given statistics (tiled inference).
 
     Returns:
       float32 (N, H, W, 3): RGB in 0..255. For sizes where H + 20 or W + 20 is not a multiple of 4 the
@@ -95,22 +98,31 @@ def net(image, training=False):
     height, width = _size(image, 1), _size(image, 2)
     x = mirror_pad(image, INPUT_PADDING)
     with tf.variable_scope('conv1'):
-        x = tf.nn.relu(instance_norm(conv2d(x, 3, 32, 9, 1)))
+        x = tf.nn.relu(normalize(conv2d(x, 3, 32, 9, 1)))
     with tf.variable_scope('conv2'):
-        x = tf.nn.relu(instance_norm(conv2d(x, 32, 64, 3, 2)))
+        x = tf.nn.relu(normalize(conv2d(x, 32, 64, 3, 2)))
     with tf.variable_scope('conv3'):
-        x = tf.nn.relu(instance_norm(conv2d(x, 64, 128, 3, 2)))
+        x = tf.nn.relu(normalize(conv2d(x, 64, 128, 3, 2)))
     for block in range(1, 6):
         with tf.variable_scope('res%d' % block):
             x = residual(x, 128, 3, 1)
     with tf.variable_scope('deconv1'):
-        x = tf.nn.relu(instance_norm(resize_conv2d(x, 128, 64, 3, 2)))
+        x = tf.nn.relu(normalize(resize_conv2d(x, 128, 64, 3, 2)))
     with tf.variable_scope('deconv2'):
-        x = tf.nn.relu(instance_norm(resize_conv2d(x, 64, 32, 3, 2)))
+        x = tf.nn.relu(normalize(resize_conv2d(x, 64, 32, 3, 2)))
     with tf.variable_scope('deconv3'):
-        x = tf.nn.tanh(instance_norm(conv2d(x, 32, 3, 9, 1)))
+        x = tf.nn.tanh(normalize(conv2d(x, 32, 3, 9, 1)))
     y = (x + 1) * 127.5
     return y[:, INPUT_PADDING:INPUT_PADDING + height, INPUT_PADDING:INPUT_PADDING + width, :]
+
+
+# Each normalized layer's map is this many times smaller than the padded input (tiled inference needs it).
+NORMALIZED_LAYER_STRIDES = (1, 2, 4, 2, 1, 1)
+
+
+def stylize_uint8(images):
+    """uint8 RGB batch (N, H, W, 3) -> stylized uint8 batch, truncating to integers as the original's cast did."""
+    return tf.cast(tf.clip_by_value(net(mean_image_subtraction(images)), 0, 255), tf.uint8)
 
 
 def transform_variables():

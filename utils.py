@@ -267,10 +267,25 @@ def get_init_fn(checkpoint, exclude_scopes):
 
 IMAGE_FORMATS = {'.jpg': 'JPEG', '.jpeg': 'JPEG', '.png': 'PNG', '.bmp': 'BMP', '.webp': 'WEBP',
                  '.tif': 'TIFF', '.tiff': 'TIFF'}
+_ALPHA_FORMATS = ('PNG', 'WEBP', 'TIFF')
+_IMAGE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-def read_image(path, what='image'):
-    """Read an image file as a uint8 RGB array (H, W, 3), EXIF orientation applied.
+def _to_8_bit(image):
+    """Grayscale images of more than 8 bits (16-bit PNG, 32-bit TIFF) as 8-bit 'L', scaled, not clipped."""
+    values = np.asarray(image, np.float64)
+    if values.max(initial=0) > 255:
+        values = values / 257.0
+    return Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), 'L')
+
+
+def load_image(path, what='image'):
+    """Read an image file as RGB and, where it has one, its alpha channel.
+
+    EXIF orientation is applied; grayscale, palette, 16-bit, CMYK and other modes become 8-bit RGB.
+
+    Returns:
+      (rgb, alpha): uint8 (H, W, 3) and uint8 (H, W) or None.
 
     Raises:
       UsageError: the file is missing or is not an image that Pillow can decode.
@@ -279,9 +294,20 @@ def read_image(path, what='image'):
     try:
         with Image.open(path) as image:
             image = ImageOps.exif_transpose(image)
-            return np.asarray(image.convert('RGB'))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+            if image.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'):
+                image = _to_8_bit(image)
+            alpha = None
+            if 'A' in image.getbands() or 'transparency' in image.info:
+                image = image.convert('RGBA')
+                alpha = np.asarray(image)[..., 3].copy()
+            return np.asarray(image.convert('RGB')), alpha
+    except _IMAGE_ERRORS as error:
         raise UsageError('%s is not a readable image: %s (%s)' % (what, path, error)) from None
+
+
+def read_image(path, what='image'):
+    """An image file as uint8 RGB (H, W, 3); see load_image."""
+    return load_image(path, what)[0]
 
 
 def output_format(path):
@@ -293,14 +319,24 @@ def output_format(path):
     return IMAGE_FORMATS[ext]
 
 
-def write_image(path, pixels, quality=95):
-    """Write a uint8 RGB array to `path`, in the format its extension names, creating folders."""
+def write_image(path, pixels, alpha=None, quality=95):
+    """Write uint8 RGB pixels to `path` in the format its extension names, creating folders.
+
+    Args:
+      path: the file; .jpg, .png, .webp, .bmp or .tif.
+      pixels: uint8 (H, W, 3).
+      alpha: uint8 (H, W) to keep where the format has an alpha channel (PNG, WebP, TIFF), or None.
+      quality: JPEG and WebP quality, 1..100.
+    """
     fmt = output_format(path)
     folder = os.path.dirname(path)
+    image = Image.fromarray(np.asarray(pixels, dtype=np.uint8))
+    if alpha is not None and fmt in _ALPHA_FORMATS:
+        image.putalpha(Image.fromarray(alpha))
     options = {'quality': quality} if fmt in ('JPEG', 'WEBP') else {}
     try:
         if folder:
             os.makedirs(folder, exist_ok=True)
-        Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(path, format=fmt, **options)
+        image.save(path, format=fmt, **options)
     except OSError as error:
         raise UsageError('cannot write %s (%s); choose a writable output path' % (path, error)) from None

@@ -1,0 +1,171 @@
+"""A trained transform network, loaded once from any of its forms, stylizing images of any size.
+
+Forms: a checkpoint prefix (V1 or V2), a model folder (its latest checkpoint), a frozen GraphDef (.pb) or a
+SavedModel folder, both from export.py. Images above a pixel budget are stylized in tiles with the whole image's
+normalization statistics (nets/tiling.py), using the model's weights in our own graph.
+
+A .pb or SavedModel can hold any TensorFlow op. Graphs whose inference part reads or writes files or calls
+Python (ReadFile, WriteFile, Save, Restore, PyFunc and the like) are refused.
+"""
+import math
+import os
+
+import numpy as np
+
+import model
+from nets import tiling
+from utils import UsageError, log, require_file, tf
+
+# About 3.6 KB of memory per pixel for a whole image on top of 0.5 GB: 2.5 megapixels stay under 10 GB.
+DEFAULT_MAX_PIXELS = 2500000
+FROZEN_INPUTS = ('input_image:0', 'height:0', 'width:0')
+FROZEN_OUTPUT = 'output_image:0'
+SIGNATURE_INPUT, SIGNATURE_OUTPUT = 'image', 'stylized'
+UNSAFE_OPS = {'ReadFile', 'WriteFile', 'MatchingFiles', 'Save', 'SaveV2', 'SaveSlices', 'Restore', 'RestoreV2',
+              'RestoreSlice', 'MergeV2Checkpoints', 'PyFunc', 'PyFuncStateless', 'EagerPyFunc', 'ImmutableConst',
+              'LoadAndRemapMatrix', 'WholeFileReader', 'WholeFileReaderV2', 'TextLineReader', 'TextLineReaderV2',
+              'FixedLengthRecordReader', 'FixedLengthRecordReaderV2', 'TFRecordReader', 'TFRecordReaderV2',
+              'TextLineDataset', 'TFRecordDataset', 'FixedLengthRecordDataset', 'WriteSummary',
+              'CreateSummaryFileWriter', 'DebugIdentity', 'PrintV2', 'SaveDataset', 'LoadDataset', 'SnapshotDataset',
+              'ExperimentalSaveDataset'}
+
+
+def check_safe_graph(graph_def, outputs, path):
+    """Refuse a graph whose ops feeding `outputs` read or write files or run Python."""
+    needed = tf.graph_util.extract_sub_graph(graph_def, [name.split(':')[0] for name in outputs])
+    unsafe = sorted({node.op for node in needed.node if node.op in UNSAFE_OPS})
+    if unsafe:
+        raise UsageError('refusing %s: its graph uses %s, which can read or write files or run code (export the '
+                         'model again with export.py from a checkpoint you trust)' % (path, ', '.join(unsafe)))
+
+
+def _read_graph_def(path):
+    require_file(path, 'model file', 'pass a .pb written by export.py')
+    graph_def = tf.GraphDef()
+    try:
+        with open(path, 'rb') as f:
+            graph_def.ParseFromString(f.read())
+    except Exception:  # protobuf's DecodeError and friends: the file is not a GraphDef
+        raise UsageError('model file is not a frozen TensorFlow graph: %s (pass a .pb written by export.py)'
+                         % path) from None
+    names = {node.name for node in graph_def.node}
+    missing = [t.split(':')[0] for t in FROZEN_INPUTS + (FROZEN_OUTPUT,) if t.split(':')[0] not in names]
+    if missing:
+        raise UsageError('%s is a graph without the stylizer interface (no %s); pass a .pb written by export.py'
+                         % (path, ', '.join(missing)))
+    check_safe_graph(graph_def, [FROZEN_OUTPUT], path)
+    return graph_def
+
+
+def _check_saved_model(path):
+    """Refuse a SavedModel that runs ops at load time or whose serving graph is unsafe, before loading it."""
+    from tensorflow.core.protobuf import saved_model_pb2  # after utils: TensorFlow is already loaded quietly
+    proto = saved_model_pb2.SavedModel()
+    try:
+        with open(os.path.join(path, 'saved_model.pb'), 'rb') as f:
+            proto.ParseFromString(f.read())
+        meta = next(m for m in proto.meta_graphs if 'serve' in m.meta_info_def.tags)
+        output = meta.signature_def['serving_default'].outputs[SIGNATURE_OUTPUT].name
+    except Exception as error:  # a broken proto, no serving graph, or not our signature
+        raise UsageError('%s is not a SavedModel from export.py (%s)' % (path, type(error).__name__)) from None
+    if {'saved_model_main_op', 'legacy_init_op'} & set(meta.collection_def):
+        raise UsageError('refusing %s: it runs its own ops when loaded (export the model again with export.py)'
+                         % path)
+    check_safe_graph(meta.graph_def, [output], path)
+
+
+def _frozen_weights(graph_def, path):
+    """The transform weights folded into a frozen graph as constants of the same names."""
+    expected = model.expected_transform_variables()
+    weights = {node.name: tf.make_ndarray(node.attr['value'].tensor) for node in graph_def.node
+               if node.op == 'Const' and node.name in expected}
+    if len(weights) != len(expected):
+        raise UsageError('%s does not hold the transform network\'s weights, which tiled inference needs; pass the '
+                         'checkpoint, or raise --max_pixels' % path)
+    return weights
+
+
+def tile_side(max_pixels, margin=tiling.MARGIN):
+    """The owned side of square tiles whose context stays within max_pixels, a multiple of 4."""
+    return max(64, int(math.sqrt(max_pixels) - 2 * margin) // 4 * 4)
+
+
+class Stylizer:
+    """A trained model, loaded once; call it on uint8 RGB arrays (H, W, 3) of any size."""
+
+    def __init__(self, model_file, max_pixels=DEFAULT_MAX_PIXELS):
+        self.max_pixels = max_pixels
+        self.graph = tf.Graph()
+        self._tiled = None
+        if model_file.endswith('.pb'):
+            self._run, self._weights = self._load_frozen(model_file)
+        elif os.path.isfile(os.path.join(model_file, 'saved_model.pb')):
+            self._run, self._weights = self._load_saved_model(model_file)
+        else:
+            self._run, self._weights = self._load_checkpoint(model.find_checkpoint(model_file))
+        self.graph.finalize()
+
+    def _load_checkpoint(self, prefix):
+        model.check_transform_checkpoint(prefix)
+        with self.graph.as_default():
+            images = tf.placeholder(tf.uint8, [None, None, None, 3], name='images')
+            output = model.stylize_uint8(images)
+            self.session = tf.Session()
+            model.transform_saver().restore(self.session, prefix)
+        log.info('model loaded from %s', prefix)
+        reader = tf.train.load_checkpoint(prefix)
+        return (lambda batch: self.session.run(output, {images: batch}),
+                lambda: {name: reader.get_tensor(name) for name in model.expected_transform_variables()})
+
+    def _load_frozen(self, path):
+        graph_def = _read_graph_def(path)
+        with self.graph.as_default():
+            tf.import_graph_def(graph_def, name='')
+            self.session = tf.Session()
+        log.info('frozen model loaded from %s', path)
+
+        def run(batch):
+            height, width = batch.shape[1:3]
+            return np.stack([self.session.run(FROZEN_OUTPUT, dict(zip(FROZEN_INPUTS, (image.reshape(-1), height,
+                                                                                      width))))
+                             .reshape(height, width, 3).astype(np.uint8) for image in batch])
+        return run, lambda: _frozen_weights(graph_def, path)
+
+    def _load_saved_model(self, path):
+        _check_saved_model(path)
+        with self.graph.as_default():
+            self.session = tf.Session()
+            try:
+                meta = tf.saved_model.loader.load(self.session, [tf.saved_model.tag_constants.SERVING], path)
+                signature = meta.signature_def['serving_default']
+                input_name = signature.inputs[SIGNATURE_INPUT].name
+                output_name = signature.outputs[SIGNATURE_OUTPUT].name
+            except (KeyError, RuntimeError, OSError, tf.errors.OpError) as error:
+                raise UsageError('%s is not a SavedModel from export.py (%s: %s)'
+                                 % (path, type(error).__name__, error)) from None
+        log.info('SavedModel loaded from %s', path)
+        variables = os.path.join(path, 'variables', 'variables')
+        return (lambda batch: self.session.run(output_name, {input_name: batch}),
+                lambda: {name: tf.train.load_checkpoint(variables).get_tensor(name)
+                         for name in model.expected_transform_variables()})
+
+    def stylize_batch(self, batch):
+        """Stylize same-sized images: uint8 (N, H, W, 3) in and out; in one run when within max_pixels."""
+        batch = np.ascontiguousarray(batch, dtype=np.uint8)
+        if batch.shape[0] * batch.shape[1] * batch.shape[2] > self.max_pixels:
+            return np.stack([self(image) for image in batch])
+        return self._run(batch)
+
+    def __call__(self, pixels):
+        """Stylize one image: uint8 (H, W, 3) in, uint8 (H, W, 3) out; tiled above max_pixels."""
+        pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+        if pixels.shape[0] * pixels.shape[1] <= self.max_pixels:
+            return self._run(pixels[None])[0]
+        if self._tiled is None:
+            self._tiled = tiling.TiledTransform(self._weights(), tile_side(self.max_pixels))
+        return self._tiled(pixels)
+
+    def close(self):
+        self.session.close()
+        if self._tiled is not None:
+            self._tiled.close()

@@ -1,0 +1,122 @@
+"""Tiled inference of the transform network, for images too large to stylize in one piece.
+
+Instance normalization takes each channel's mean and variance over the whole image, so tiles normalized on their
+own change colour from tile to tile. Here the statistics come from the whole image: a first pass over all tiles
+gathers conv1's statistics, a second (normalizing conv1 with them) gathers conv2's, and so on through the six
+normalized layers; a last pass writes the output.
+
+Each tile computes a margin of real context around the part it owns, wider than the network's receptive field
+(about 53 pixels), and tiles start on multiples of 4 pixels so that their stride-2 grids line up with the whole
+image's. The owned parts then equal the whole-image result up to float rounding: there is no seam to blend.
+"""
+import numpy as np
+from tqdm import tqdm
+
+import model
+from preprocessing import vgg_preprocessing
+from utils import tf
+
+MARGIN = 64
+_ALIGN = 4  # two stride-2 layers
+
+
+class _GivenStatistics:
+    """A `normalize` for model.net that uses fed statistics and keeps each normalized layer's input."""
+
+    def __init__(self):
+        self.inputs, self.feeds = [], []
+
+    def __call__(self, x):
+        channels = x.shape.as_list()[-1]
+        mean = tf.placeholder(tf.float32, [channels])
+        variance = tf.placeholder(tf.float32, [channels])
+        self.inputs.append(x)
+        self.feeds.append((mean, variance))
+        return (x - mean) * tf.rsqrt(variance + model.INSTANCE_NORM_EPSILON)
+
+
+def split_axis(length, tile, margin=MARGIN):
+    """Cut an axis into tiles: [(own_start, own_end, context_start, context_end)] in image pixels.
+
+    Inner boundaries lie 2 pixels past a multiple of 4, which puts them on multiples of 4 in the network's
+    padded coordinates (10 pixels of padding): every layer's map, down to a quarter of the size, splits there.
+    """
+    bounds = [0] + list(range(tile + 2, length, tile)) + [length]
+    tiles = []
+    for own_start, own_end in zip(bounds[:-1], bounds[1:]):
+        context_start = max(0, (own_start - margin) // _ALIGN * _ALIGN)
+        tiles.append((own_start, own_end, context_start, min(length, own_end + margin)))
+    return tiles
+
+
+def _owned_slice(own_start, own_end, context_start, length, stride):
+    """The rows (or columns) of a normalized layer's map that a tile owns, in the tile's coordinates."""
+    padded_start = 0 if own_start == 0 else own_start + model.INPUT_PADDING
+    start = (padded_start - context_start) // stride
+    stop = None if own_end == length else (own_end + model.INPUT_PADDING - context_start) // stride
+    return slice(start, stop)
+
+
+class TiledTransform:
+    """The transform network run tile by tile on uint8 RGB images of any size."""
+
+    def __init__(self, weights, tile, margin=MARGIN):
+        """Args: weights, name -> array of every transform variable; tile, the owned tile side (multiple of 4)."""
+        self.tile, self.margin = tile, margin
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.image = tf.placeholder(tf.uint8, [1, None, None, 3])
+            self.statistics = _GivenStatistics()
+            self.output = model.net(vgg_preprocessing.mean_image_subtraction(self.image),
+                                    normalize=self.statistics)
+            self.session = tf.Session()
+            for variable in model.transform_variables():
+                variable.load(weights[variable.op.name], self.session)
+        self.graph.finalize()
+
+    def _tiles(self, height, width):
+        return [(rows, cols) for rows in split_axis(height, self.tile, self.margin)
+                for cols in split_axis(width, self.tile, self.margin)]
+
+    def _feed(self, pixels, rows, cols, statistics):
+        feed = {self.image: pixels[None, rows[2]:rows[3], cols[2]:cols[3]]}
+        for (mean, variance), (mean_value, variance_value) in zip(self.statistics.feeds, statistics):
+            feed[mean], feed[variance] = mean_value, variance_value
+        return feed
+
+    def _layer_statistics(self, pixels, tiles, layer, statistics, bar):
+        """Mean and variance over the whole image of a normalized layer's input, summed tile by tile."""
+        height, width = pixels.shape[:2]
+        stride = model.NORMALIZED_LAYER_STRIDES[layer]
+        total = total_squares = count = 0
+        for rows, cols in tiles:
+            values = self.session.run(self.statistics.inputs[layer], self._feed(pixels, rows, cols, statistics))[0]
+            owned = values[_owned_slice(rows[0], rows[1], rows[2], height, stride),
+                           _owned_slice(cols[0], cols[1], cols[2], width, stride)].astype(np.float64)
+            total = total + owned.sum((0, 1))
+            total_squares = total_squares + np.square(owned).sum((0, 1))
+            count += owned.shape[0] * owned.shape[1]
+            bar.update()
+        mean = total / count
+        return np.float32(mean), np.float32(np.maximum(total_squares / count - mean ** 2, 0))
+
+    def __call__(self, pixels):
+        """Stylize a uint8 RGB image (H, W, 3); returns uint8 (H, W, 3)."""
+        height, width = pixels.shape[:2]
+        tiles = self._tiles(height, width)
+        passes = len(self.statistics.inputs) + 1
+        result = np.empty_like(pixels)
+        with tqdm(total=passes * len(tiles), desc='%dx%d in %d tiles' % (width, height, len(tiles)), unit='tile',
+                  leave=False, mininterval=2) as bar:
+            statistics = []
+            for layer in range(len(self.statistics.inputs)):
+                statistics.append(self._layer_statistics(pixels, tiles, layer, statistics, bar))
+            for rows, cols in tiles:
+                output = self.session.run(self.output, self._feed(pixels, rows, cols, statistics))[0]
+                result[rows[0]:rows[1], cols[0]:cols[1]] = np.clip(
+                    output[rows[0] - rows[2]:rows[1] - rows[2], cols[0] - cols[2]:cols[1] - cols[2]], 0, 255)
+                bar.update()
+        return result
+
+    def close(self):
+        self.session.close()

@@ -1,0 +1,240 @@
+"""The inference side: batches, any size, tiles, pixels as people have them, exported forms, video."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import eval as eval_py
+import export
+from helpers import write_image_file
+from nets import tiling
+from nets.stylizer import Stylizer
+from preprocessing import color
+from utils import load_image, tf
+
+
+@pytest.fixture(scope='module')
+def stylizer(trained_model):
+    loaded = Stylizer(trained_model)
+    yield loaded
+    loaded.close()
+
+
+def _pixels(path):
+    return np.asarray(Image.open(path))
+
+
+def _eval(*argv):
+    return eval_py.main(list(argv))
+
+
+def test_folder_of_mixed_sizes_and_formats_with_a_broken_file(tmp_path, trained_model, capsys):
+    src = tmp_path / 'in'
+    write_image_file(str(src / 'a.jpg'), 37, 53, seed=1)
+    write_image_file(str(src / 'sub' / 'b.png'), 20, 31, mode='RGBA', seed=2)
+    write_image_file(str(src / 'c.webp'), 16, 16, seed=3)
+    write_image_file(str(src / 'd.bmp'), 9, 40, seed=4)
+    write_image_file(str(src / 'sub' / 'e.tif'), 33, 12, seed=5)
+    (src / 'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 not really a jpeg')
+    (src / 'notes.txt').write_text('ignored: not an image extension')
+    with pytest.raises(SystemExit) as exit_info:
+        _eval('--model_file', trained_model, '--image_file', str(src), '--output', str(tmp_path / 'out'))
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert 'skipped: content image is not a readable image: %s' % (src / 'broken.jpg') in err
+    assert '1 of 6 images could not be stylized' in err
+    for name, size in [('a.jpg', (53, 37)), ('sub/b.png', (31, 20)), ('c.webp', (16, 16)), ('d.bmp', (40, 9)),
+                       ('sub/e.tif', (12, 33))]:
+        assert Image.open(tmp_path / 'out' / name).size == size
+    assert not (tmp_path / 'out' / 'broken.jpg').exists()
+
+
+def test_globs_and_format(tmp_path, trained_model):
+    for i in range(3):
+        write_image_file(str(tmp_path / ('p%d.jpg' % i)), 20 + i, 24, seed=i)
+    _eval('--model_file', trained_model, '--image_file', str(tmp_path / 'p*.jpg'), '--format', 'png',
+          '--output', str(tmp_path / 'out'))
+    assert sorted(os.listdir(tmp_path / 'out')) == ['p0.png', 'p1.png', 'p2.png']
+
+
+@pytest.mark.parametrize('height,width', [(1, 1), (1, 300), (250, 2), (7, 13)])
+def test_any_size(tmp_path, trained_model, height, width):
+    path = str(tmp_path / 'in.png')
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8)).save(path)
+    _eval('--model_file', trained_model, '--image_file', path, '--output', str(tmp_path / 'out.png'))
+    assert _pixels(tmp_path / 'out.png').shape == (height, width, 3)
+
+
+def test_tiles_use_whole_image_statistics_and_match_the_whole_image(trained_model, stylizer):
+    image = load_image(write_image_file(os.path.join(os.path.dirname(trained_model), 'big.png'), 150, 203, seed=9))[0]
+    tiled = Stylizer(trained_model, max_pixels=4096)  # 64-pixel tiles: 12 of them, each with context
+    try:
+        difference = np.abs(tiled(image).astype(int) - stylizer(image).astype(int))
+    finally:
+        tiled.close()
+    assert difference.max() <= 1 and difference.mean() < 0.01
+
+
+def test_tile_plan_lines_up_with_the_networks_strides():
+    tiles = tiling.split_axis(1000, 256, margin=64)
+    assert tiles[0][0] == 0 and tiles[-1][1] == 1000
+    for (start, end, context_start, context_end), following in zip(tiles, tiles[1:] + [None]):
+        assert context_start % 4 == 0 and context_start <= max(0, start - 60)
+        assert context_end >= min(1000, end + 64)
+        if following:
+            assert following[0] == end and (end + 10) % 4 == 0  # boundaries on multiples of 4 once padded
+
+
+def test_alpha_is_kept_and_exif_orientation_applied(tmp_path, trained_model):
+    rgba = np.random.default_rng(1).integers(0, 256, (21, 30, 4), np.uint8)
+    Image.fromarray(rgba, 'RGBA').save(tmp_path / 'a.png')
+    _eval('--model_file', trained_model, '--image_file', str(tmp_path / 'a.png'), '--output', str(tmp_path / 'o.png'))
+    out = _pixels(tmp_path / 'o.png')
+    assert out.shape == (21, 30, 4)
+    np.testing.assert_array_equal(out[..., 3], rgba[..., 3])
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(rgba[..., :3]).save(tmp_path / 'r.jpg', exif=exif)
+    _eval('--model_file', trained_model, '--image_file', str(tmp_path / 'r.jpg'), '--output', str(tmp_path / 'r.png'))
+    assert _pixels(tmp_path / 'r.png').shape == (30, 21, 3)
+
+
+def test_grayscale_palette_16_bit_and_cmyk_inputs(tmp_path):
+    gradient16 = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+    Image.fromarray(gradient16).save(tmp_path / 'g16.png')
+    rgb, alpha = load_image(str(tmp_path / 'g16.png'))
+    np.testing.assert_allclose(rgb[..., 0], np.round(gradient16 / 257.0), atol=1)
+    assert alpha is None
+    base = Image.fromarray(np.random.default_rng(2).integers(0, 256, (10, 12, 3), np.uint8))
+    for mode, name in [('L', 'g.png'), ('P', 'p.png'), ('CMYK', 'c.jpg'), ('1', 'b.bmp')]:
+        base.convert(mode).save(tmp_path / name)
+        pixels, _ = load_image(str(tmp_path / name))
+        assert pixels.shape == (10, 12, 3) and pixels.dtype == np.uint8
+
+
+def test_strength_and_preserve_colors(tmp_path, trained_model, stylizer):
+    path = write_image_file(str(tmp_path / 'in.png'), 24, 32, seed=6)
+    original = _pixels(path)
+    _eval('--model_file', trained_model, '--image_file', path, '--output', str(tmp_path / 's0.png'), '--strength', '0')
+    np.testing.assert_array_equal(_pixels(tmp_path / 's0.png'), original)
+    _eval('--model_file', trained_model, '--image_file', path, '--output', str(tmp_path / 'h.png'),
+          '--strength', '0.5')
+    expected = np.round(0.5 * stylizer(original).astype(np.float32) + 0.5 * original)
+    assert np.abs(_pixels(tmp_path / 'h.png') - expected).max() <= 1
+    _eval('--model_file', trained_model, '--image_file', path, '--output', str(tmp_path / 'c.png'),
+          '--preserve_colors')
+    chroma = np.abs(color.rgb_to_ycbcr(_pixels(tmp_path / 'c.png'))[..., 1:] - color.rgb_to_ycbcr(original)[..., 1:])
+    assert chroma.mean() < 2
+
+
+PLAIN_SAVED_MODEL = '''
+import sys, numpy as np, tensorflow as tf
+from PIL import Image
+pixels = np.asarray(Image.open(sys.argv[2]).convert('RGB'))
+serve = tf.saved_model.load(sys.argv[1]).signatures['serving_default']
+np.save(sys.argv[3], serve(image=tf.constant(pixels[None]))['stylized'].numpy()[0])
+'''
+PLAIN_TFLITE = '''
+import sys, warnings, numpy as np, tensorflow as tf
+from PIL import Image
+warnings.simplefilter('ignore')
+pixels = np.asarray(Image.open(sys.argv[2]).convert('RGB'), np.float32)
+interpreter = tf.lite.Interpreter(model_path=sys.argv[1])
+entry = interpreter.get_input_details()[0]
+interpreter.resize_tensor_input(entry['index'], [1, *pixels.shape])
+interpreter.allocate_tensors()
+interpreter.set_tensor(entry['index'], pixels[None])
+interpreter.invoke()
+np.save(sys.argv[3], interpreter.get_tensor(interpreter.get_output_details()[0]['index'])[0].astype(np.uint8))
+'''
+
+
+@pytest.mark.parametrize('fmt,extra,runner,tolerance', [
+    ('savedmodel', [], PLAIN_SAVED_MODEL, 0),  # the same graph: the same pixels
+    ('tflite', [], PLAIN_TFLITE, 1),           # other kernels: float rounding, at most one grey level
+    ('tflite', ['--fp16'], PLAIN_TFLITE, 2),   # float16 weights
+])
+def test_exported_forms_run_without_our_code_and_give_evals_pixels(
+        tmp_path, trained_model, stylizer, fmt, extra, runner, tolerance):
+    exported = str(tmp_path / ('model' + export.SUFFIXES[fmt]))
+    export.main(['--model_file', trained_model, '--format', fmt, '--output', exported, *extra])
+    photo = write_image_file(str(tmp_path / 'photo.png'), 29, 41, seed=7)
+    script = tmp_path / 'runner.py'
+    script.write_text(runner)
+    subprocess.run([sys.executable, str(script), exported, photo, str(tmp_path / 'out.npy')], check=True,
+                   cwd=str(tmp_path), env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'), capture_output=True)
+    plain = np.load(tmp_path / 'out.npy').astype(int)
+    reference = stylizer(_pixels(photo)).astype(int)
+    assert plain.shape == reference.shape
+    assert np.abs(plain - reference).max() <= tolerance
+    if fmt == 'savedmodel':  # eval.py takes the SavedModel folder too
+        np.testing.assert_array_equal(Stylizer(exported)(_pixels(photo)), reference)
+
+
+def test_hostile_graphs_are_refused(tmp_path, capsys):
+    with tf.Graph().as_default() as graph:
+        for name in ('input_image', 'height', 'width'):
+            tf.placeholder(tf.int32, [None] if name == 'input_image' else [], name=name)
+        secret = tf.io.read_file('/etc/hostname')
+        tf.identity(tf.strings.length(secret), name='output_image')
+    path = tmp_path / 'evil.pb'
+    path.write_bytes(graph.as_graph_def().SerializeToString())
+    with pytest.raises(SystemExit):
+        _eval('--model_file', str(path), '--image_file', write_image_file(str(tmp_path / 'x.png'), 8, 8))
+    err = capsys.readouterr().err
+    assert 'refusing' in err and 'uses ReadFile' in err
+
+
+def _make_video(path, seconds=2, fps=10, size=(48, 32)):
+    import imageio_ffmpeg
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), '-v', 'error', '-y', '-f', 'lavfi', '-i',
+                    'testsrc=duration=%d:size=%dx%d:rate=%d' % (seconds, size[0], size[1], fps), '-f', 'lavfi',
+                    '-i', 'sine=frequency=440:duration=%d' % seconds, '-shortest', '-pix_fmt', 'yuv420p',
+                    '-c:v', 'libx264', '-c:a', 'aac', str(path)], check=True)
+
+
+def _probe(path):
+    import imageio_ffmpeg
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    return meta, sum(1 for _ in reader)
+
+
+def test_video_keeps_frame_rate_audio_and_size(tmp_path, trained_model):
+    source, output = tmp_path / 'in.mp4', tmp_path / 'out.mp4'
+    _make_video(source)
+    _eval('--model_file', trained_model, '--video', str(source), '--output', str(output), '--batch_size', '3',
+          '--smooth', '0.3')
+    meta, frames = _probe(output)
+    assert frames == 20 and meta['fps'] == 10 and tuple(meta['size']) == (48, 32)
+    assert meta.get('audio_codec') == 'aac'
+
+
+def test_video_without_imageio_says_how_to_install(tmp_path, trained_model, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, 'imageio_ffmpeg', None)  # as if not installed
+    with pytest.raises(SystemExit) as exit_info:
+        _eval('--model_file', trained_model, '--video', 'in.mp4')
+    assert exit_info.value.code == 2
+    assert 'pip install -r requirements-video.txt' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('argv,message', [
+    (['--strength', '2'], '--strength must be between 0 and 1'),
+    (['--quality', '0'], '--quality must be between 1 and 100'),
+    (['--smooth', '0.5'], '--smooth applies to --video only'),
+    (['--max_pixels', '10'], '--max_pixels must be at least 4096'),
+])
+def test_option_errors(trained_model, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        _eval('--model_file', trained_model, '--image_file', 'x.jpg', *argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_empty_folder_is_an_error(tmp_path, trained_model, capsys):
+    with pytest.raises(SystemExit):
+        _eval('--model_file', trained_model, '--image_file', str(tmp_path))
+    assert 'no images found for' in capsys.readouterr().err
