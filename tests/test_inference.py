@@ -238,3 +238,16 @@ def test_empty_folder_is_an_error(tmp_path, trained_model, capsys):
     with pytest.raises(SystemExit):
         _eval('--model_file', trained_model, '--image_file', str(tmp_path))
     assert 'no images found for' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('fmt', ['pb', 'savedmodel'])
+def test_exported_models_tile_large_images_too(tmp_path, trained_model, stylizer, fmt):
+    """Tiles need the weights in our own graph: they are read back from the frozen constants or variables."""
+    exported = str(tmp_path / ('model' + export.SUFFIXES[fmt]))
+    export.main(['--model_file', trained_model, '--format', fmt, '--output', exported])
+    image = load_image(write_image_file(str(tmp_path / 'big.png'), 90, 140, seed=11))[0]
+    tiled = Stylizer(exported, max_pixels=4096)
+    try:
+        assert np.abs(tiled(image).astype(int) - stylizer(image).astype(int)).max() <= 1
+    finally:
+        tiled.close()
