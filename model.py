@@ -12,6 +12,8 @@ instance normalization has no scale or offset, so the checkpoint holds exactly t
 import functools
 import os
 
+import numpy as np
+
 from preprocessing.vgg_preprocessing import mean_image_subtraction
 from utils import UsageError, check_checkpoint_variables, checkpoint_exists, expected_variables, tf
 
@@ -166,9 +168,14 @@ def _newest_checkpoint_in(folder):
 
 
 def check_transform_checkpoint(prefix):
-    """Raise UsageError unless `prefix` is a checkpoint of this transform network."""
+    """Raise UsageError unless `prefix` is a checkpoint of this transform network with finite weights."""
     check_checkpoint_variables(prefix, expected_transform_variables(), 'transform-network checkpoint',
                                CHECKPOINT_FIX)
+    reader = tf.train.load_checkpoint(prefix)
+    for name in sorted(expected_transform_variables()):
+        if not np.isfinite(reader.get_tensor(name)).all():
+            raise UsageError('%s holds non-finite weights (%s has NaN or Inf values): its training diverged; use an '
+                             'earlier checkpoint of the same folder' % (prefix, name))
 
 
 def transform_saver(**kwargs):

@@ -1,9 +1,19 @@
-"""The training images: found recursively in a folder, decoded, preprocessed and batched with tf.data."""
-import os
+"""The training images: found recursively in a folder, decoded, preprocessed and batched with tf.data.
 
-from utils import UsageError, tf
+Images are decoded with Pillow, as people have them: JPEG and PNG of any size and mode (grayscale, palette, RGBA,
+CMYK, 16-bit). A file that cannot be read (corrupt, truncated, empty, not an image, a decompression bomb) is
+skipped and counted; when more than `max_bad_fraction` of the files read so far failed, training stops with the
+first few of them and why.
+"""
+import os
+import threading
+
+import numpy as np
+
+from utils import UsageError, load_image, tf
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
+MIN_FILES_BEFORE_JUDGING = 20
 
 
 def list_images(folder):
@@ -22,15 +32,60 @@ def list_images(folder):
     return files
 
 
-def image_batches(filenames, batch_size, height, width, preprocess_fn, shuffle=True, seed=None):
+class TooManyBadImages(Exception):
+    """Raised inside the input pipeline; the training loop turns it into a UsageError (see ImageLoader.error)."""
+
+
+class ImageLoader:
+    """Decodes training images in the tf.data pipeline and keeps count of the ones it cannot read."""
+
+    def __init__(self, num_files, max_bad_fraction, min_side):
+        self.num_files, self.max_bad_fraction, self.min_side = num_files, max_bad_fraction, min_side
+        self.lock = threading.Lock()
+        self.seen = set()  # files read at least once
+        self.bad = {}  # path -> reason, in the order found
+
+    def __call__(self, path_tensor):
+        """(uint8 image (H, W, 3), whether it could be read) for a file name tensor."""
+        path = path_tensor.numpy().decode('utf-8', 'replace')
+        with self.lock:
+            self.seen.add(path)
+            if path in self.bad:  # known bad: not decoded again every epoch
+                return np.zeros((1, 1, 3), np.uint8), False
+        try:
+            return load_image(path, 'training image', min_side=self.min_side)[0], True
+        except UsageError as error:
+            self._count_bad(path, str(error).split(': %s (' % path, 1)[-1].rstrip(')'))
+            return np.zeros((1, 1, 3), np.uint8), False
+
+    def too_many(self):
+        """Whether more than max_bad_fraction of the files read so far failed (judged after a few files)."""
+        judged = len(self.seen) >= min(self.num_files, MIN_FILES_BEFORE_JUDGING)
+        return judged and len(self.bad) > self.max_bad_fraction * len(self.seen)
+
+    def _count_bad(self, path, reason):
+        with self.lock:
+            self.bad[path] = reason
+            if self.too_many():
+                raise TooManyBadImages()
+
+    def too_many_error(self):
+        """The UsageError that ends training when too many images failed."""
+        examples = '; '.join('%s (%s)' % item for item in list(self.bad.items())[:3])
+        return UsageError('%d of the %d training images read so far could not be read, more than max_bad_fraction '
+                          '%g allows; first: %s (remove or fix them, or raise max_bad_fraction)'
+                          % (len(self.bad), len(self.seen), self.max_bad_fraction, examples))
+
+
+def image_batches(filenames, batch_size, height, width, preprocess_fn, loader, shuffle=True, seed=None):
     """An endless stream of preprocessed batches, reshuffled every pass over the files.
 
     Args:
-      filenames: the image files (JPEG or PNG, any size, any number of channels); files that fail to decode
-        are skipped.
+      filenames: the image files (JPEG or PNG, any size and mode).
       batch_size: images per batch; every batch is full.
       height, width: the training size handed to preprocess_fn.
       preprocess_fn: preprocess_fn(uint8 image (H, W, 3), height, width) -> float (height, width, 3).
+      loader: the ImageLoader that decodes the files and counts the unreadable ones (they are left out).
       shuffle: visit the files in a new random order on every pass (else in the given order).
       seed: the shuffle's seed, for repeatable runs.
 
@@ -38,13 +93,14 @@ def image_batches(filenames, batch_size, height, width, preprocess_fn, shuffle=T
       A float32 tensor (batch_size, height, width, 3); each run of it gives the next batch.
     """
     def load(filename):
-        image = tf.io.decode_image(tf.io.read_file(filename), channels=3, expand_animations=False)
-        return preprocess_fn(image, height, width)
+        image, ok = tf.py_function(loader, [filename], [tf.uint8, tf.bool])
+        image.set_shape([None, None, 3])
+        return preprocess_fn(image, height, width), ok
 
     dataset = tf.data.Dataset.from_tensor_slices(list(filenames))
     if shuffle:
         dataset = dataset.shuffle(len(filenames), seed=seed, reshuffle_each_iteration=True)
-    # A corrupt or truncated file is skipped rather than ending hours of training.
-    dataset = dataset.repeat().map(load, num_parallel_calls=tf.data.experimental.AUTOTUNE).ignore_errors()
+    dataset = dataset.repeat().map(load, num_parallel_calls=tf.data.experimental.AUTOTUNE)
+    dataset = dataset.filter(lambda image, ok: ok).map(lambda image, ok: image)
     dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(2)
     return tf.data.make_one_shot_iterator(dataset).get_next()

@@ -7,7 +7,10 @@ checkpoint there, with its global step and Adam state.
 """
 import argparse
 import os
+import signal
 import time
+
+import numpy as np
 
 import losses
 import model
@@ -39,7 +42,7 @@ def parse_args(argv):
     return args
 
 
-def build_graph(config, filenames, style_grams, loss_network):
+def build_graph(config, filenames, style_grams, loss_network, loader):
     """The training graph: transform network, loss network on [generated, content], losses, Adam.
 
     Returns:
@@ -48,7 +51,7 @@ def build_graph(config, filenames, style_grams, loss_network):
     network_fn, final_endpoint = loss_network
     preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
     size, batch = config.image_size, config.batch_size
-    content = reader.image_batches(filenames, batch, size, size, preprocess)
+    content = reader.image_batches(filenames, batch, size, size, preprocess, loader)
     generated = model.net(content, training=True)
     # The generated images are in 0..255; the loss network wants them mean-subtracted like the content.
     processed_generated = tf.stack([preprocess(image, size, size) for image in tf.unstack(generated, batch)])
@@ -101,15 +104,16 @@ class ProgressLog:
         self.last_step, self.batch_size = last_step, batch_size
         self.window_start, self.window_steps = time.time(), 0
 
-    def step(self, step, values):
+    def step(self, step, values, skipped=0):
         self.window_steps += 1
         if step % LOG_EVERY and step != self.last_step:
             return
         secs_per_step = (time.time() - self.window_start) / self.window_steps
         left = (self.last_step - step) * secs_per_step
-        log.info('step %d/%d  loss %.4g (content %.4g, style %.4g, tv %.4g)  %.3f s/step  %.1f img/s  %s left',
+        log.info('step %d/%d  loss %.4g (content %.4g, style %.4g, tv %.4g)  %.3f s/step  %.1f img/s  %s left%s',
                  step, self.last_step, values['total'], values['content'], values['style'], values['tv'],
-                 secs_per_step, self.batch_size / secs_per_step, _duration(left))
+                 secs_per_step, self.batch_size / secs_per_step, _duration(left),
+                 '  (%d unreadable images skipped)' % skipped if skipped else '')
         self.window_start, self.window_steps = time.time(), 0
 
 
@@ -117,6 +121,69 @@ def _duration(seconds):
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return '%d:%02d:%02d' % (hours, minutes, secs)
+
+
+class StopRequest:
+    """SIGINT and SIGTERM: the first asks the loop to save and stop after the current step; a second one, handled
+    by the system's default action, ends the process at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self.received = None
+        self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        return self
+
+    def _handle(self, signum, _frame):
+        self.received = signal.Signals(signum).name
+        for other in self.SIGNALS:
+            signal.signal(other, signal.SIG_DFL)
+        log.info('%s received: saving a checkpoint after this step (send it again to quit at once)', self.received)
+
+    def __exit__(self, *exc_info):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+class Checkpoints:
+    """Saving every CHECKPOINT_EVERY steps and every checkpoint_secs seconds, never a non-finite model.
+
+    tf.train.Saver writes a checkpoint's files before it names the checkpoint in the `checkpoint` state file, so a
+    process killed while saving leaves the previous checkpoints listed and intact.
+    """
+
+    def __init__(self, sess, saver, prefix, config, transform_vars):
+        self.sess, self.saver, self.prefix = sess, saver, prefix
+        self.every_secs = config.checkpoint_secs
+        self.last_time = time.time()
+        self.last_saved = None
+        self.all_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(v)) for v in transform_vars])
+
+    def due(self, step):
+        return step % CHECKPOINT_EVERY == 0 or time.time() - self.last_time >= self.every_secs
+
+    def save(self, step, name=None):
+        """Save the current state as <prefix>-<step> (or <prefix>-<name>); returns its path."""
+        if not self.sess.run(self.all_finite):
+            raise UsageError('the model\'s weights became non-finite (NaN or Inf) by step %d; nothing was saved, %s '
+                             '(lower the loss weights, or check the training images)' % (step, self.kept_message()))
+        try:
+            if name:
+                path = self.saver.save(self.sess, '%s-%s' % (self.prefix, name))
+            else:
+                path = self.saver.save(self.sess, self.prefix, global_step=step)
+        except (tf.errors.OpError, OSError) as error:
+            reason = getattr(error, 'message', None) or str(error)
+            raise UsageError('cannot save a checkpoint in %s (%s); free disk space or make the folder writable, '
+                             '%s' % (os.path.dirname(self.prefix), reason.strip().splitlines()[0],
+                                     self.kept_message())) from None
+        self.last_time, self.last_saved = time.time(), path
+        return path
+
+    def _kept(self):
+        if self.last_saved:
+            return 'the last checkpoint %s is intact and training resumes from it' % self.last_saved
+        return 'no checkpoint of this run was written'
 
 
 def train(config, filenames, style_grams, loss_network, max_steps=None):
@@ -129,71 +196,115 @@ def train(config, filenames, style_grams, loss_network, max_steps=None):
                          'folder' % (training_path, error.strerror)) from None
     end_step = total_steps(config, len(filenames))
     stop_step = min(end_step, max_steps) if max_steps else end_step
+    loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
     with tf.Graph().as_default():
-        ops = build_graph(config, filenames, style_grams, loss_network)
+        ops = build_graph(config, filenames, style_grams, loss_network, loader)
         init_loss_network = get_init_fn(config.loss_model_file, config.checkpoint_exclude_scopes)
         # Everything but the loss network is saved: the transform weights, the global step and Adam's state.
-        saver = tf.train.Saver([v for v in tf.global_variables() if not v.op.name.startswith(config.loss_model)])
-        prefix = os.path.join(training_path, CHECKPOINT_NAME)
+        saver = tf.train.Saver([v for v in tf.global_variables() if not v.op.name.startswith(config.loss_model)],
+                               max_to_keep=config.keep_checkpoints)
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             init_loss_network(sess)
-            step = _restore_latest(sess, saver, training_path, ops['global_step'])
+            step, restored = _restore_newest_complete(sess, saver, training_path, ops['global_step'])
             if step >= stop_step:
                 log.info('nothing to do: the model is already at step %d of %d', step, stop_step)
                 return
             log.info('training steps %d to %d of %d (%d images, batch %d); checkpoints and summaries in %s',
                      step + 1, stop_step, end_step, len(filenames), config.batch_size, training_path)
-            try:
-                _run_steps(sess, ops, saver, prefix, step, ProgressLog(stop_step, config.batch_size))
-            except KeyboardInterrupt:
-                # sess.run returns before Python sees Ctrl-C, so the variables hold a whole step.
-                step = int(sess.run(ops['global_step']))
-                saved = saver.save(sess, prefix, global_step=step)
-                log.info('interrupted at step %d; saved %s. Run the same command to resume', step, saved)
-                return
-            if stop_step == end_step:
-                saved = saver.save(sess, prefix + '-done')
-                log.info('training done; model saved to %s', saved)
+            checkpoints = Checkpoints(sess, saver, os.path.join(training_path, CHECKPOINT_NAME), config,
+                                      model.transform_variables())
+            checkpoints.last_saved = restored
+            with StopRequest() as stop:
+                step = _run_steps(sess, ops, checkpoints, step, ProgressLog(stop_step, config.batch_size), loader,
+                                  stop)
+            if stop.received:
+                saved = checkpoints.save(step)
+                log.info('stopped by %s at step %d; saved %s. Run the same command to resume', stop.received, step,
+                         saved)
+            elif stop_step == end_step:
+                log.info('training done; model saved to %s', checkpoints.save(step, 'done'))
             else:
-                if stop_step % CHECKPOINT_EVERY:
-                    saver.save(sess, prefix, global_step=stop_step)
+                if checkpoints.last_saved != '%s-%d' % (checkpoints.prefix, step):
+                    checkpoints.save(step)
                 log.info('stopped at step %d (--max_steps); run again to resume', stop_step)
 
 
-def _restore_latest(sess, saver, training_path, global_step):
-    """Restore the newest checkpoint in training_path, if any; return the global step to go on from."""
-    latest = tf.train.latest_checkpoint(training_path)
-    if not latest:
-        log.info('no checkpoint in %s: starting from scratch', training_path)
-        return 0
-    model.check_transform_checkpoint(latest)
-    try:
-        saver.restore(sess, latest)
-    except tf.errors.NotFoundError:
-        raise UsageError('%s holds the model but not its training state (global step, Adam); move it out of %s '
-                         'to train from scratch' % (latest, training_path)) from None
-    step = int(sess.run(global_step))
-    log.info('resumed from %s at step %d', latest, step)
-    return step
+def _checkpoint_candidates(training_path):
+    """Checkpoint prefixes in the folder, newest first: those the state file lists, then any other."""
+    state = tf.train.get_checkpoint_state(training_path)  # its paths come joined to the folder
+    listed = []
+    if state:
+        for path in [state.model_checkpoint_path] + list(reversed(state.all_model_checkpoint_paths)):
+            if os.path.normpath(path) not in listed:
+                listed.append(os.path.normpath(path))
+    others = sorted((os.path.join(training_path, name[:-len('.index')]) for name in os.listdir(training_path)
+                     if name.endswith('.index')), key=lambda p: os.path.getmtime(p + '.index'), reverse=True)
+    return listed + [p for p in map(os.path.normpath, others) if p not in listed]
 
 
-def _run_steps(sess, ops, saver, prefix, step, progress):
-    """The loop up to progress.last_step: train, log, write summaries and checkpoints."""
-    writer = tf.summary.FileWriter(os.path.dirname(prefix))
+def _restore_newest_complete(sess, saver, training_path, global_step):
+    """Restore the newest checkpoint that loads; returns (global step to go on from, its path or None)."""
+    candidates = _checkpoint_candidates(training_path)
+    for prefix in candidates:
+        try:
+            model.check_transform_checkpoint(prefix)
+            saver.restore(sess, prefix)
+        except (UsageError, tf.errors.OpError, ValueError) as error:
+            log.info('skipping checkpoint %s: %s', prefix, str(error).strip().splitlines()[0])
+            continue
+        step = int(sess.run(global_step))
+        log.info('resumed from %s at step %d', prefix, step)
+        return step, prefix
+    if candidates:
+        raise UsageError('no checkpoint in %s can be restored (see the lines above); move them away to train from '
+                         'scratch' % training_path)
+    log.info('no checkpoint in %s: starting from scratch', training_path)
+    return 0, None
+
+
+NON_FINITE_CAUSES = {
+    'content': 'a content weight or learning rate too large for these images',
+    'style': 'a style weight too large, or a style image with flat regions',
+    'tv': 'a tv_weight too large',
+}
+
+
+def _check_finite(step, values, checkpoints):
+    """Stop, saving nothing, when a loss term is NaN or Inf; say which and what usually causes it."""
+    if np.isfinite(values['total']):
+        return
+    bad = [term for term in ('content', 'style', 'tv') if not np.isfinite(values[term])] or ['total']
+    causes = '; '.join(NON_FINITE_CAUSES.get(term, 'weights that overflow') for term in bad)
+    raise UsageError('the %s loss became non-finite (%s) at step %d; nothing was saved after it, %s. Usual causes: '
+                     '%s' % (' and '.join(bad), values[bad[0]], step, checkpoints.kept_message(), causes))
+
+
+def _run_steps(sess, ops, checkpoints, step, progress, loader, stop):
+    """The loop up to progress.last_step or a stop request: train, log, summaries, checkpoints."""
+    writer = tf.summary.FileWriter(os.path.dirname(checkpoints.prefix))
     fetches = {key: ops[key] for key in ('train_step', 'total', 'content', 'style', 'tv')}
     try:
-        while step < progress.last_step:
+        while step < progress.last_step and not stop.received:
             with_summary = (step + 1) % SUMMARY_EVERY == 0
-            values = sess.run(dict(fetches, summary=ops['summary']) if with_summary else fetches)
+            try:
+                values = sess.run(dict(fetches, summary=ops['summary']) if with_summary else fetches)
+            except tf.errors.OpError:
+                if loader.too_many():
+                    raise loader.too_many_error() from None
+                raise
             step = int(values['train_step'])
-            progress.step(step, values)
+            _check_finite(step, values, checkpoints)
+            progress.step(step, values, len(loader.bad))
             if with_summary:
                 writer.add_summary(values['summary'], step)
-            if step % CHECKPOINT_EVERY == 0:
-                log.info('checkpoint saved to %s', saver.save(sess, prefix, global_step=step))
+                writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag='data/skipped_images',
+                                                                      simple_value=len(loader.bad))]), step)
+            if checkpoints.due(step) and step < progress.last_step:
+                log.info('checkpoint saved to %s', checkpoints.save(step))
     finally:
         writer.close()
+    return step
 
 
 def loss_network_for(config):

@@ -128,8 +128,11 @@ CONFIG_SCHEMA = {
     'loss_model_file': (str, 'pretrained/vgg_16.ckpt'),
     'loss_model_url': (str, 'http://download.tensorflow.org/models/vgg_16_2016_08_28.tar.gz'),
     'train_dir': (str, 'train2014/'),
+    'keep_checkpoints': (int, 5),
+    'checkpoint_secs': (float, 600.0),
+    'max_bad_fraction': (float, 0.05),
 }
-_POSITIVE_KEYS = ('image_size', 'batch_size', 'epoch')
+_POSITIVE_KEYS = ('image_size', 'batch_size', 'epoch', 'keep_checkpoints')
 
 
 class Config(dict):
@@ -161,6 +164,8 @@ def _check_range(path, key, value):
         raise UsageError('%s: %s must be positive, got %r' % (path, key, value))
     if isinstance(value, float) and not (np.isfinite(value) and value >= 0):
         raise UsageError('%s: %s must be a finite number >= 0, got %r' % (path, key, value))
+    if key == 'max_bad_fraction' and value > 1:
+        raise UsageError('%s: max_bad_fraction is a share of the training images, 0..1, got %r' % (path, value))
 
 
 def load_config(path):
@@ -279,10 +284,11 @@ def _to_8_bit(image):
     return Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), 'L')
 
 
-def load_image(path, what='image'):
+def load_image(path, what='image', min_side=None):
     """Read an image file as RGB and, where it has one, its alpha channel.
 
-    EXIF orientation is applied; grayscale, palette, 16-bit, CMYK and other modes become 8-bit RGB.
+    EXIF orientation is applied; grayscale, palette, 16-bit, CMYK and other modes become 8-bit RGB. With
+    min_side, a JPEG much larger than that is decoded at 1/2, 1/4 or 1/8 scale, both sides staying >= min_side.
 
     Returns:
       (rgb, alpha): uint8 (H, W, 3) and uint8 (H, W) or None.
@@ -293,6 +299,8 @@ def load_image(path, what='image'):
     require_file(path, what, 'check the path')
     try:
         with Image.open(path) as image:
+            if min_side:
+                image.draft('RGB', (min_side, min_side))
             image = ImageOps.exif_transpose(image)
             if image.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'):
                 image = _to_8_bit(image)
