@@ -173,7 +173,12 @@ def check_transform_checkpoint(prefix):
                                CHECKPOINT_FIX)
     reader = tf.train.load_checkpoint(prefix)
     for name in sorted(expected_transform_variables()):
-        if not np.isfinite(reader.get_tensor(name)).all():
+        try:
+            value = reader.get_tensor(name)
+        except Exception as error:  # truncated or corrupt data files raise assorted errors
+            raise UsageError('%s is damaged: %s cannot be read (%s); use another checkpoint'
+                             % (prefix, name, str(error).strip().splitlines()[0])) from None
+        if not np.isfinite(value).all():
             raise UsageError('%s holds non-finite weights (%s has NaN or Inf values): its training diverged; use an '
                              'earlier checkpoint of the same folder' % (prefix, name))
 

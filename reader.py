@@ -50,24 +50,22 @@ class ImageLoader:
         path = path_tensor.numpy().decode('utf-8', 'replace')
         with self.lock:
             self.seen.add(path)
-            if path in self.bad:  # known bad: not decoded again every epoch
-                return np.zeros((1, 1, 3), np.uint8), False
-        try:
-            return load_image(path, 'training image', min_side=self.min_side)[0], True
-        except UsageError as error:
-            self._count_bad(path, str(error).split(': %s (' % path, 1)[-1].rstrip(')'))
-            return np.zeros((1, 1, 3), np.uint8), False
+            known_bad = path in self.bad  # not decoded again every epoch
+        if not known_bad:
+            try:
+                return load_image(path, 'training image', min_side=self.min_side)[0], True
+            except UsageError as error:
+                with self.lock:
+                    self.bad[path] = str(error).split(': %s (' % path, 1)[-1].rstrip(')')
+        with self.lock:
+            if self.too_many():
+                raise TooManyBadImages()
+        return np.zeros((1, 1, 3), np.uint8), False
 
     def too_many(self):
         """Whether more than max_bad_fraction of the files read so far failed (judged after a few files)."""
         judged = len(self.seen) >= min(self.num_files, MIN_FILES_BEFORE_JUDGING)
         return judged and len(self.bad) > self.max_bad_fraction * len(self.seen)
-
-    def _count_bad(self, path, reason):
-        with self.lock:
-            self.bad[path] = reason
-            if self.too_many():
-                raise TooManyBadImages()
 
     def too_many_error(self):
         """The UsageError that ends training when too many images failed."""

@@ -7,6 +7,7 @@ checkpoint there, with its global step and Adam state.
 """
 import argparse
 import os
+import re
 import signal
 import time
 
@@ -180,7 +181,8 @@ class Checkpoints:
         self.last_time, self.last_saved = time.time(), path
         return path
 
-    def _kept(self):
+    def kept_message(self):
+        """Which checkpoint survives a failure, for error messages."""
         if self.last_saved:
             return 'the last checkpoint %s is intact and training resumes from it' % self.last_saved
         return 'no checkpoint of this run was written'
@@ -255,6 +257,9 @@ def _restore_newest_complete(sess, saver, training_path, global_step):
             continue
         step = int(sess.run(global_step))
         log.info('resumed from %s at step %d', prefix, step)
+        # The Saver rotates only what it saved itself: hand it the numbered checkpoints of earlier runs, oldest
+        # first, so that keep_checkpoints holds across restarts.
+        saver.recover_last_checkpoints([p for p in reversed(candidates) if re.search(r'-\d+$', p)])
         return step, prefix
     if candidates:
         raise UsageError('no checkpoint in %s can be restored (see the lines above); move them away to train from '

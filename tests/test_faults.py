@@ -1,0 +1,222 @@
+"""Fault injection: signals, SIGKILL at random moments, half-written checkpoints, NaN, failed saves, bad data."""
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import eval as eval_py
+import export
+import losses
+import train
+from helpers import ROOT, write_config, write_image_file
+from utils import tf
+
+STEP_LINE = re.compile(r'resumed from \S+ at step (\d+)')
+
+
+def _start(config, *extra):
+    env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'train.py'), '-c', config, *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _wait_for_training(process, timeout=120):
+    """Read the log until the loop starts; returns the lines read."""
+    lines, deadline = [], time.time() + timeout
+    for line in process.stdout:
+        lines.append(line)
+        if 'training steps' in line or time.time() > deadline:
+            return lines
+    return lines
+
+
+def _latest_step(folder):
+    prefix = tf.train.latest_checkpoint(folder)
+    return int(tf.train.load_checkpoint(prefix).get_tensor('global_step')) if prefix else 0
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_saves_the_current_step_and_exits_0(workspace, signum):
+    config = write_config('tiny.yml', epoch=1000, checkpoint_secs=3600.0)
+    process = _start(config)
+    _wait_for_training(process)
+    time.sleep(2)
+    process.send_signal(signum)
+    output = process.stdout.read()
+    assert process.wait(60) == 0, output
+    stopped = re.search(r'stopped by %s at step (\d+); saved (\S+)\. Run the same command to resume'
+                        % signal.Signals(signum).name, output)
+    assert stopped, output
+    assert _latest_step('models/tiny') == int(stopped.group(1)) > 0
+    resumed = subprocess.run([sys.executable, os.path.join(ROOT, 'train.py'), '-c', config, '--max_steps',
+                              str(int(stopped.group(1)) + 1)], capture_output=True, text=True)
+    assert 'resumed from %s at step %s' % (stopped.group(2), stopped.group(1)) in resumed.stderr
+
+
+def test_a_second_signal_exits_at_once(workspace):
+    process = _start(write_config('tiny.yml', epoch=1000))
+    _wait_for_training(process)
+    time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    for line in process.stdout:  # the first is acknowledged between two steps
+        if 'SIGTERM received' in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == -signal.SIGTERM  # ended by the signal itself, without saving
+
+
+def test_sigkill_at_random_moments_loses_at_most_a_step(workspace):
+    """checkpoint_secs 0 saves every step, so kills land during saves too; each restart resumes cleanly."""
+    config = write_config('tiny.yml', epoch=1000, checkpoint_secs=0.0, keep_checkpoints=3)
+    rng = random.Random(7)
+    resumed_steps = []
+    for _ in range(4):
+        process = _start(config)
+        lines = _wait_for_training(process)
+        resumed_steps += [int(m.group(1)) for m in map(STEP_LINE.search, lines) if m]
+        time.sleep(rng.uniform(0.5, 3.0))
+        before = _latest_step('models/tiny')
+        process.kill()
+        process.wait(30)
+        process.stdout.close()
+        after = _latest_step('models/tiny')  # the newest listed checkpoint is complete and loads
+        assert after >= before
+    assert resumed_steps == sorted(resumed_steps) and len(resumed_steps) == 3
+    assert len([n for n in os.listdir('models/tiny') if n.endswith('.index')]) <= 3  # keep_checkpoints
+
+
+def test_a_half_written_checkpoint_is_never_picked(workspace, caplog):
+    caplog.set_level('INFO')
+    config = write_config('tiny.yml', epoch=1000)
+    train.main(['-c', config, '--max_steps', '2'])
+    # A save cut short: index written, data truncated, and the state file already naming it.
+    with open('models/tiny/fast-style-model.ckpt-2.data-00000-of-00001', 'rb') as f:
+        data = f.read()
+    with open('models/tiny/fast-style-model.ckpt-3.data-00000-of-00001', 'wb') as f:
+        f.write(data[:len(data) // 3])
+    with open('models/tiny/fast-style-model.ckpt-2.index', 'rb') as f, \
+            open('models/tiny/fast-style-model.ckpt-3.index', 'wb') as out:
+        out.write(f.read())
+    with open('models/tiny/checkpoint', 'w') as f:
+        f.write('model_checkpoint_path: "fast-style-model.ckpt-3"\nall_model_checkpoint_paths: '
+                '"fast-style-model.ckpt-2"\nall_model_checkpoint_paths: "fast-style-model.ckpt-3"\n')
+    train.main(['-c', config, '--max_steps', '4'])
+    assert 'skipping checkpoint models/tiny/fast-style-model.ckpt-3' in caplog.text
+    assert 'resumed from models/tiny/fast-style-model.ckpt-2 at step 2' in caplog.text
+    assert _latest_step('models/tiny') == 4
+
+
+def test_a_nan_loss_stops_before_saving_and_names_the_term(workspace, monkeypatch, capsys):
+    real_style_loss = losses.style_loss
+
+    def style_loss_going_nan(end_points, grams, layers):
+        total, per_layer = real_style_loss(end_points, grams, layers)
+        poison = tf.where(tf.train.get_or_create_global_step() >= 3, np.float32(np.nan), np.float32(0))
+        return total + poison, per_layer
+
+    monkeypatch.setattr(losses, 'style_loss', style_loss_going_nan)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(['-c', write_config('tiny.yml', epoch=1000, checkpoint_secs=0.0)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert 'the style loss became non-finite (nan) at step 4' in err
+    assert 'the last checkpoint models/tiny/fast-style-model.ckpt-3 is intact' in err and 'style weight' in err
+    assert _latest_step('models/tiny') == 3
+
+
+def test_non_finite_checkpoints_are_refused_by_eval_and_export(tmp_path, trained_model, capsys):
+    reader = tf.train.load_checkpoint(trained_model + '/fast-style-model.ckpt-done')
+    with tf.Graph().as_default():
+        for name in reader.get_variable_to_shape_map():
+            value = reader.get_tensor(name)
+            tf.Variable(np.full_like(value, np.nan) if name == 'res3/residual/conv/weight' else value, name=name)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            prefix = tf.train.Saver().save(sess, str(tmp_path / 'diverged.ckpt'))
+    photo = write_image_file(str(tmp_path / 'p.png'), 16, 16)
+    for main, argv in [(eval_py.main, ['--model_file', prefix, '--image_file', photo]),
+                       (export.main, ['--model_file', prefix, '--output', str(tmp_path / 'x.pb')])]:
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert 'holds non-finite weights (res3/residual/conv/weight has NaN or Inf values)' in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / 'x.pb')
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint(workspace, monkeypatch, capsys):
+    real_save = tf.train.Saver.save
+    calls = []
+
+    def disk_full_on_third(self, sess, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 3:
+            raise tf.errors.ResourceExhaustedError(None, None, 'No space left on device')
+        return real_save(self, sess, path, *args, **kwargs)
+
+    monkeypatch.setattr(tf.train.Saver, 'save', disk_full_on_third)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(['-c', write_config('tiny.yml', epoch=1000, checkpoint_secs=0.0)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert 'cannot save a checkpoint in models/tiny (No space left on device); free disk space' in err
+    assert 'the last checkpoint models/tiny/fast-style-model.ckpt-2 is intact' in err
+    assert _latest_step('models/tiny') == 2
+
+
+def test_unwritable_model_folder(workspace, capsys):
+    open('blocker', 'w').close()
+    with pytest.raises(SystemExit):
+        train.main(['-c', write_config('tiny.yml', model_path='blocker/models')])
+    assert 'cannot create the model folder blocker/models/tiny' in capsys.readouterr().err
+
+
+def make_bad_data(folder):
+    """Every kind of training file people have; returns the number that cannot be read."""
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (60, 80, 3), np.uint8))
+    os.makedirs(folder, exist_ok=True)
+    photo.save(os.path.join(folder, 'good.jpg'))
+    photo.convert('L').save(os.path.join(folder, 'gray.jpg'))
+    photo.convert('CMYK').save(os.path.join(folder, 'cmyk.jpg'))
+    photo.convert('RGBA').save(os.path.join(folder, 'rgba.png'))
+    photo.convert('P').save(os.path.join(folder, 'palette.png'))
+    Image.fromarray((rng.integers(0, 65535, (50, 40))).astype(np.uint16)).save(os.path.join(folder, 'deep16.png'))
+    photo.resize((3, 2)).save(os.path.join(folder, 'tiny.png'))
+    Image.fromarray(rng.integers(0, 256, (2000, 3000, 3), np.uint8)).save(os.path.join(folder, 'huge.jpg'))
+    with open(os.path.join(folder, 'good.jpg'), 'rb') as f:
+        jpeg = f.read()
+    bad = {'truncated.jpg': jpeg[:len(jpeg) // 2], 'empty.jpg': b'', 'text.png': b'hello, not a picture',
+           'corrupt.jpg': b'\xff\xd8\xff\xe0' + bytes(rng.integers(0, 256, 500, np.uint8))}
+    for name, content in bad.items():
+        with open(os.path.join(folder, name), 'wb') as f:
+            f.write(content)
+    return len(bad)
+
+
+def test_bad_training_data_is_skipped_counted_and_summarized(workspace, monkeypatch, caplog):
+    monkeypatch.setattr(train, 'SUMMARY_EVERY', 1)
+    caplog.set_level('INFO')
+    unreadable = make_bad_data('messy')
+    train.main(['-c', write_config('tiny.yml', train_dir='messy', max_bad_fraction=0.5, epoch=2)])
+    assert '(%d unreadable images skipped)' % unreadable in caplog.text
+    assert _latest_step('models/tiny') == 2 * 12 // 2
+    skipped = [value.simple_value for path in os.listdir('models/tiny') if path.startswith('events')
+               for event in tf.train.summary_iterator(os.path.join('models/tiny', path))
+               for value in event.summary.value if value.tag == 'data/skipped_images']
+    assert skipped and max(skipped) == unreadable
+
+
+def test_too_many_bad_images_stop_with_the_first_few(workspace, capsys):
+    make_bad_data('messy')
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(['-c', write_config('tiny.yml', train_dir='messy', max_bad_fraction=0.1, epoch=100)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert re.search(r'error: \d+ of the \d+ training images read so far could not be read, more than '
+                     r'max_bad_fraction 0.1 allows; first: messy/\w+\.(jpg|png) \(', err)
