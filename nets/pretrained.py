@@ -156,8 +156,9 @@ def load_vgg16_npy(path, loss_model='vgg_16'):
     what = 'a VGG-16 npy dict (layer name -> [weights, biases]) or a slim vgg_16.ckpt'
     try:
         layers = _read_npy_object(path)
-    except (pickle.UnpicklingError, ValueError, EOFError, OSError, AttributeError, TypeError) as error:
-        raise UsageError('%s is not %s: %s' % (path, what, error)) from None
+    except Exception as error:  # numpy's header parser and pickle raise many kinds on a malformed file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UsageError('%s is not %s: %s' % (path, what, reason)) from None
     if not isinstance(layers, dict):
         raise UsageError('%s is not %s: it holds a %s' % (path, what, type(layers).__name__))
     values = {}
