@@ -14,7 +14,6 @@ import os
 import sys
 import time
 
-import numpy as np
 from tqdm import tqdm
 
 from nets.stylizer import DEFAULT_MAX_PIXELS, Stylizer
@@ -102,12 +101,7 @@ def output_paths(inputs, args):
 
 def finish(stylized, original, args):
     """Apply --preserve_colors and --strength to a stylized image."""
-    if args.preserve_colors:
-        stylized = color.transfer_luminance(stylized, original)
-    if args.strength < 1:
-        blend = args.strength * stylized.astype(np.float32) + (1 - args.strength) * original
-        stylized = np.clip(np.round(blend), 0, 255).astype(np.uint8)
-    return stylized
+    return color.finish(stylized, original, args.preserve_colors, args.strength)
 
 
 def stylize_images(stylizer, inputs, outputs, args):

@@ -186,3 +186,13 @@ def check_transform_checkpoint(prefix):
 def transform_saver(**kwargs):
     """A Saver of the transform network's variables alone, by their checkpoint names."""
     return tf.train.Saver({v.op.name: v for v in transform_variables()}, **kwargs)
+
+
+def save_random_model(prefix, seed=0):
+    """A checkpoint of the untrained network (truncated-normal weights): a demo model and a test fixture."""
+    with tf.Graph().as_default():
+        tf.set_random_seed(seed)
+        net(tf.placeholder(tf.float32, [1, None, None, 3]))
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            return transform_saver().save(sess, prefix)

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import difflib
 import functools
+import io
 import logging
 import os
 import sys
@@ -284,21 +285,27 @@ def _to_8_bit(image):
     return Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), 'L')
 
 
-def load_image(path, what='image', min_side=None):
-    """Read an image file as RGB and, where it has one, its alpha channel.
+def load_image(source, what='image', min_side=None, max_pixels=None):
+    """Read an image (a file path, or a binary file object) as RGB and, where it has one, its alpha channel.
 
     EXIF orientation is applied; grayscale, palette, 16-bit, CMYK and other modes become 8-bit RGB. With
     min_side, a JPEG much larger than that is decoded at 1/2, 1/4 or 1/8 scale, both sides staying >= min_side.
+    With max_pixels, a larger image is refused from its header, before anything is decoded.
 
     Returns:
       (rgb, alpha): uint8 (H, W, 3) and uint8 (H, W) or None.
 
     Raises:
-      UsageError: the file is missing or is not an image that Pillow can decode.
+      UsageError: the file is missing, is not an image that Pillow can decode, or is too large.
     """
-    require_file(path, what, 'check the path')
+    name = source if isinstance(source, str) else what
+    if isinstance(source, str):
+        require_file(source, what, 'check the path')
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
+            if max_pixels and image.width * image.height > max_pixels:
+                raise UsageError('%s is too large: %dx%d is over the limit of %d pixels'
+                                 % (what, image.width, image.height, max_pixels))
             if min_side:
                 image.draft('RGB', (min_side, min_side))
             image = ImageOps.exif_transpose(image)
@@ -310,7 +317,7 @@ def load_image(path, what='image', min_side=None):
                 alpha = np.asarray(image)[..., 3].copy()
             return np.asarray(image.convert('RGB')), alpha
     except _IMAGE_ERRORS as error:
-        raise UsageError('%s is not a readable image: %s (%s)' % (what, path, error)) from None
+        raise UsageError('%s is not a readable image: %s (%s)' % (what, name, error)) from None
 
 
 def read_image(path, what='image'):
@@ -327,6 +334,20 @@ def output_format(path):
     return IMAGE_FORMATS[ext]
 
 
+def _pil_image(pixels, alpha, fmt):
+    image = Image.fromarray(np.asarray(pixels, dtype=np.uint8))
+    if alpha is not None and fmt in _ALPHA_FORMATS:
+        image.putalpha(Image.fromarray(alpha))
+    return image
+
+
+def encode_image(pixels, fmt, alpha=None, quality=95):
+    """uint8 RGB pixels (and alpha where the format has it) as the bytes of a JPEG, PNG, WEBP, BMP or TIFF file."""
+    buffer = io.BytesIO()
+    _pil_image(pixels, alpha, fmt).save(buffer, format=fmt, **({'quality': quality} if fmt in ('JPEG', 'WEBP') else {}))
+    return buffer.getvalue()
+
+
 def write_image(path, pixels, alpha=None, quality=95):
     """Write uint8 RGB pixels to `path` in the format its extension names, creating folders.
 
@@ -338,13 +359,11 @@ def write_image(path, pixels, alpha=None, quality=95):
     """
     fmt = output_format(path)
     folder = os.path.dirname(path)
-    image = Image.fromarray(np.asarray(pixels, dtype=np.uint8))
-    if alpha is not None and fmt in _ALPHA_FORMATS:
-        image.putalpha(Image.fromarray(alpha))
-    options = {'quality': quality} if fmt in ('JPEG', 'WEBP') else {}
+    data = encode_image(pixels, fmt, alpha, quality)
     try:
         if folder:
             os.makedirs(folder, exist_ok=True)
-        image.save(path, format=fmt, **options)
+        with open(path, 'wb') as f:
+            f.write(data)
     except OSError as error:
         raise UsageError('cannot write %s (%s); choose a writable output path' % (path, error)) from None

@@ -30,3 +30,19 @@ def transfer_luminance(stylized, content):
     ycbcr = rgb_to_ycbcr(content)
     ycbcr[..., 0] = rgb_to_ycbcr(stylized)[..., 0]
     return np.clip(np.round(ycbcr_to_rgb(ycbcr)), 0, 255).astype(np.uint8)
+
+
+def finish(stylized, original, preserve_colors=False, strength=1.0):
+    """A stylized image with the photo's colours kept (luminance transfer) and blended with the photo.
+
+    Args:
+      stylized, original: uint8 RGB arrays of the same size.
+      preserve_colors: keep the original's chroma.
+      strength: 1 is fully stylized, 0 the original.
+    """
+    if preserve_colors:
+        stylized = transfer_luminance(stylized, original)
+    if strength < 1:
+        blend = strength * stylized.astype(np.float32) + (1 - strength) * original
+        stylized = np.clip(np.round(blend), 0, 255).astype(np.uint8)
+    return stylized

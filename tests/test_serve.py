@@ -1,0 +1,213 @@
+"""The HTTP service, started for real on 127.0.0.1: endpoints, errors, limits, concurrency, and the page."""
+import base64
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import export
+from helpers import ROOT
+from nets.stylizer import Stylizer
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def _start_server(*args):
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'serve.py'), '--port', str(port), *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen('http://127.0.0.1:%d/healthz' % port, timeout=1).read()
+            return process, 'http://127.0.0.1:%d' % port
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(process.stderr.read())
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError('the server did not start')
+
+
+@pytest.fixture(scope='module')
+def server(trained_model, tmp_path_factory):
+    frozen = str(tmp_path_factory.mktemp('served') / 'tiny.pb')
+    export.main(['--model_file', trained_model, '--output', frozen])
+    process, url = _start_server('--model', 'tiny=' + trained_model, '--model', 'frozen=' + frozen,
+                                 '--max_request_bytes', '300000', '--max_pixels', '40000')
+    yield url
+    process.terminate()
+    process.wait(30)
+
+
+def _request(url, data=None, headers=None, method=None):
+    """(status, headers, body) of an HTTP request, errors included."""
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
+
+
+def _png(height, width, seed=0, mode='RGB'):
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 4 if mode == 'RGBA' else 3), np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode).save(buffer, format='PNG')
+    return buffer.getvalue(), pixels
+
+
+def test_health_models_and_page(server):
+    status, _, body = _request(server + '/healthz')
+    assert status == 200 and json.loads(body)['status'] == 'ok'
+    assert [m['name'] for m in json.loads(_request(server + '/v1/models')[2])['models']] == ['frozen', 'tiny']
+    status, headers, body = _request(server + '/')
+    assert status == 200 and headers['content-type'].startswith('text/html') and b'/v1/stylize/' in body
+
+
+def test_raw_bytes_in_image_out_with_evals_pixels(server, trained_model):
+    data, pixels = _png(30, 41)
+    status, headers, body = _request(server + '/v1/stylize/tiny', data)
+    assert status == 200 and headers['content-type'] == 'image/png'
+    assert headers['x-image-size'] == '41x30' and float(headers['x-stylize-ms']) > 0
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(body))), Stylizer(trained_model)(pixels))
+
+
+def test_base64_round_trip_equals_eval(server, trained_model):
+    data, pixels = _png(25, 33, seed=1)
+    payload = json.dumps({'image': base64.b64encode(data).decode(), 'format': 'png'}).encode()
+    status, _, body = _request(server + '/v1/stylize/frozen/base64', payload, {'Content-Type': 'application/json'})
+    answer = json.loads(body)
+    assert status == 200 and (answer['width'], answer['height'], answer['format']) == (33, 25, 'png')
+    assert answer['ms'] > 0
+    result = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer['image']))))
+    reference = Stylizer(trained_model)(pixels).astype(int)
+    assert np.abs(result.astype(int) - reference).max() <= 1  # the frozen graph: eval's pixels up to rounding
+
+
+def test_multipart_formats_and_options(server):
+    data, pixels = _png(40, 40, seed=2, mode='RGBA')
+    boundary = 'xYzBoundary'
+    head = ('--%s\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+            'Content-Type: image/png\r\n\r\n' % boundary)
+    multipart = head.encode() + data + ('\r\n--%s--\r\n' % boundary).encode()
+    status, headers, body = _request(server + '/v1/stylize/tiny?max_size=20', multipart,
+                                     {'Content-Type': 'multipart/form-data; boundary=' + boundary,
+                                      'Accept': 'image/webp'})
+    assert status == 200 and headers['content-type'] == 'image/webp'
+    assert Image.open(io.BytesIO(body)).size == (20, 20)
+    status, headers, body = _request(server + '/v1/stylize/tiny?strength=0&format=png', data)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(body))), pixels)  # alpha kept, photo returned
+    status, headers, _ = _request(server + '/v1/stylize/tiny?preserve_colors=true&format=jpeg', data)
+    assert status == 200 and headers['content-type'] == 'image/jpeg'
+
+
+@pytest.mark.parametrize('path,data,headers,status,message', [
+    ('/v1/stylize/nope', b'x', {}, 404, "unknown model 'nope' (available: frozen, tiny)"),
+    ('/v1/stylize/tiny', b'not an image', {}, 400, 'the request body is not a readable image'),
+    ('/v1/stylize/tiny', b'', {}, 400, 'the request body is not a readable image'),
+    ('/v1/stylize/tiny', b'\0' * 400000, {}, 413, 'over the limit of 300000'),
+    ('/v1/stylize/tiny', 'BIG', {}, 413, 'is over the limit of 40000 pixels'),
+    ('/v1/stylize/tiny?strength=2', 'SMALL', {}, 400, 'strength must be between 0 and 1'),
+    ('/v1/stylize/tiny?max_size=-3', 'SMALL', {}, 400, 'max_size must be positive'),
+    ('/v1/stylize/tiny?max_size=big', 'SMALL', {}, 400, "max_size must be a number, got 'big'"),
+    ('/v1/stylize/tiny?format=gif', 'SMALL', {}, 400, 'format must be one of png, jpeg, webp'),
+    ('/v1/stylize/tiny?preserve_colors=maybe', 'SMALL', {}, 400, 'preserve_colors must be true or false'),
+    ('/v1/stylize/tiny/base64', b'{"image": "%%%"}', {}, 400, '"image" is not valid base64'),
+    ('/v1/stylize/tiny/base64', b'[1, 2]', {}, 400, 'needs "image": a base64 string'),
+    ('/v1/stylize/tiny/base64', b'{not json', {}, 400, 'the body must be JSON'),
+    ('/v1/stylize/tiny', b'--b\r\n\r\n', {'Content-Type': 'multipart/form-data; boundary=b'}, 400, 'multipart'),
+    ('/v1/nothing', None, {}, 404, 'no such endpoint'),
+])
+def test_errors_are_json_with_the_right_status(server, path, data, headers, status, message):
+    data = {'BIG': _png(250, 200)[0], 'SMALL': _png(8, 8)[0]}.get(data, data)
+    got, response_headers, body = _request(server + path, data, headers)
+    assert got == status and response_headers['content-type'] == 'application/json'
+    assert message in json.loads(body)['error']
+
+
+def test_concurrent_requests(server):
+    data, _ = _png(48, 48, seed=3)
+    statuses = []
+
+    def client():
+        statuses.append(_request(server + '/v1/stylize/tiny', data)[0])
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 8
+
+
+def test_a_full_queue_answers_429_and_slow_requests_504(trained_model):
+    process, url = _start_server('--model', 'tiny=' + trained_model, '--queue', '1', '--workers', '1',
+                                 '--timeout', '0.05')
+    try:
+        data, _ = _png(180, 180, seed=4)
+        barrier, statuses = threading.Barrier(6), []
+
+        def client():
+            barrier.wait()
+            statuses.append(_request(url + '/v1/stylize/tiny', data)[0])
+        threads = [threading.Thread(target=client) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert 429 in statuses and 504 in statuses and set(statuses) <= {429, 504}
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_cli_errors(tmp_path):
+    run = lambda *args: subprocess.run([sys.executable, os.path.join(ROOT, 'serve.py'), *args],  # noqa: E731
+                                       capture_output=True, text=True, timeout=120)
+    result = run()
+    assert result.returncode == 2 and 'name at least one --model NAME=PATH' in result.stderr
+    result = run('--model', 'candy')
+    assert result.returncode == 2 and '--model takes NAME=PATH' in result.stderr
+    result = run('--model', 'x=' + str(tmp_path / 'none'))
+    assert result.returncode == 2 and 'model file not found' in result.stderr
+
+
+CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason='no chromium installed (apt-get install chromium)')
+def test_the_page_in_a_real_browser(server, tmp_path):
+    playwright_api = pytest.importorskip('playwright.sync_api')
+    photo = tmp_path / 'photo.png'
+    photo.write_bytes(_png(40, 60, seed=5)[0])
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+            '--no-first-run', '--disable-sync'])
+        try:
+            page = browser.new_page()
+            page.goto(server + '/')
+            page.wait_for_function("document.getElementById('model').options.length == 2")
+            page.select_option('#model', 'tiny')
+            page.set_input_files('#file', str(photo))
+            page.click('#go')
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('done in')")
+            assert page.evaluate("document.getElementById('result').naturalWidth") == 60
+            assert ' ms (60x40)' in page.text_content('#status')
+        finally:
+            browser.close()
