@@ -176,6 +176,16 @@ def test_a_full_queue_answers_429_and_slow_requests_504(trained_model):
         process.wait(30)
 
 
+def test_the_quick_start_demo_serves_an_untrained_network():
+    process, url = _start_server('--demo')
+    try:
+        status, headers, _ = _request(url + '/v1/stylize/demo?format=jpeg', _png(20, 30)[0])
+        assert status == 200 and headers['x-image-size'] == '30x20'
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
 def test_cli_errors(tmp_path):
     run = lambda *args: subprocess.run([sys.executable, os.path.join(ROOT, 'serve.py'), *args],  # noqa: E731
                                        capture_output=True, text=True, timeout=120)

@@ -1,0 +1,115 @@
+"""Load test of serve.py on this machine's loopback: requests per second, latency and memory.
+
+  python benchmarks/load_test.py --model models/candy.pb [--sizes 256,512] [--clients 1,8,32] [--requests 24]
+
+Starts the service on 127.0.0.1 with its default limits, then for every image size and number of concurrent
+clients sends --requests requests (stopping early after --seconds), and prints a table: successful requests per
+second, median and 99th-percentile latency, how many were turned away (429, the bounded queue) or timed out, and
+the server's resident memory before and after. It talks only to the server it started, and stops it at the end.
+"""
+import argparse
+import io
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def start_server(model):
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    served = ['--model', 'm=' + model] if model else ['--demo']
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'serve.py'), '--port', str(port), *served],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = 'http://127.0.0.1:%d' % port
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url + '/healthz', timeout=1).read()
+            return process, url + '/v1/stylize/' + ('m' if model else 'demo')
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    raise SystemExit('the server did not start')
+
+
+def resident_mb(pid):
+    with open('/proc/%d/status' % pid) as status:
+        return next(int(line.split()[1]) for line in status if line.startswith('VmRSS')) / 1024
+
+
+def post(url, data):
+    start = time.time()
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=300).read()
+        status = 200
+    except urllib.error.HTTPError as error:
+        status = error.code
+    return status, time.time() - start
+
+
+def run_cell(url, data, clients, requests, seconds):
+    """Send `requests` requests from `clients` threads; returns (latencies of 200s, other statuses, wall time)."""
+    lock, sent, results = threading.Lock(), [0], []
+    deadline = time.time() + seconds
+
+    def client():
+        while time.time() < deadline:
+            with lock:
+                if sent[0] >= requests:
+                    return
+                sent[0] += 1
+            result = post(url, data)
+            with lock:
+                results.append(result)
+    start = time.time()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [t for s, t in results if s == 200], [s for s, _ in results if s != 200], time.time() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--model', help='a model path for serve.py (default: its untrained --demo network)')
+    parser.add_argument('--sizes', default='256,512', help='square image sides (default: %(default)s)')
+    parser.add_argument('--clients', default='1,8,32', help='concurrent clients (default: %(default)s)')
+    parser.add_argument('--requests', type=int, default=24, help='requests per cell (default: %(default)s)')
+    parser.add_argument('--seconds', type=float, default=120, help='time limit per cell (default: %(default)s)')
+    args = parser.parse_args()
+    process, url = start_server(args.model)
+    try:
+        print('| size | clients | requests/s | p50 ms | p99 ms | turned away (429) / timed out | RSS before -> after |')
+        print('|---|---|---|---|---|---|---|')
+        for size in map(int, args.sizes.split(',')):
+            buffer = io.BytesIO()
+            pixels = np.random.default_rng(size).integers(0, 256, (size, size, 3), np.uint8)
+            Image.fromarray(pixels).save(buffer, format='JPEG', quality=90)
+            data = buffer.getvalue()
+            post(url, data)  # warm-up: the first run of a size sets up its kernels
+            for clients in map(int, args.clients.split(',')):
+                before = resident_mb(process.pid)
+                latencies, others, wall = run_cell(url, data, clients, args.requests, args.seconds)
+                after = resident_mb(process.pid)
+                p50, p99 = (np.percentile(latencies, [50, 99]) * 1000) if latencies else (float('nan'),) * 2
+                print('| %d | %d | %.2f | %.0f | %.0f | %d / %d | %.0f -> %.0f MB |'
+                      % (size, clients, len(latencies) / wall, p50, p99, others.count(429), others.count(504),
+                         before, after), flush=True)
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+if __name__ == '__main__':
+    main()
