@@ -141,35 +141,30 @@ def test_errors_are_json_with_the_right_status(server, path, data, headers, stat
     assert message in json.loads(body)['error']
 
 
-def test_concurrent_requests(server):
-    data, _ = _png(48, 48, seed=3)
-    statuses = []
+def _concurrently(url, data, clients):
+    """The statuses of `clients` requests sent at the same moment from as many threads."""
+    barrier, statuses = threading.Barrier(clients), []
 
     def client():
-        statuses.append(_request(server + '/v1/stylize/tiny', data)[0])
-    threads = [threading.Thread(target=client) for _ in range(8)]
+        barrier.wait()
+        statuses.append(_request(url, data)[0])
+    threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert statuses == [200] * 8
+    return statuses
+
+
+def test_concurrent_requests(server):
+    assert _concurrently(server + '/v1/stylize/tiny', _png(48, 48, seed=3)[0], 8) == [200] * 8
 
 
 def test_a_full_queue_answers_429_and_slow_requests_504(trained_model):
     process, url = _start_server('--model', 'tiny=' + trained_model, '--queue', '1', '--workers', '1',
                                  '--timeout', '0.05')
     try:
-        data, _ = _png(180, 180, seed=4)
-        barrier, statuses = threading.Barrier(6), []
-
-        def client():
-            barrier.wait()
-            statuses.append(_request(url + '/v1/stylize/tiny', data)[0])
-        threads = [threading.Thread(target=client) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        statuses = _concurrently(url + '/v1/stylize/tiny', _png(180, 180, seed=4)[0], 6)
         assert 429 in statuses and 504 in statuses and set(statuses) <= {429, 504}
     finally:
         process.terminate()
