@@ -278,11 +278,10 @@ def load_models(args):
     for spec in args.model:
         name, path = spec.split('=', 1)
         models[name] = Stylizer(path, max_pixels=args.memory_pixels)
-        models[name].source = path
     if args.demo:
         prefix = model.save_random_model(os.path.join(tempfile.mkdtemp(prefix='demo-model'), 'demo.ckpt'))
         models['demo'] = Stylizer(prefix, max_pixels=args.memory_pixels)
-        models['demo'].source = 'untrained network (--demo)'
+        models['demo'].source = 'untrained network (--demo)'  # rather than its temporary folder
     return models
 
 

@@ -94,7 +94,7 @@ class Stylizer:
     """A trained model, loaded once; call it on uint8 RGB arrays (H, W, 3) of any size."""
 
     def __init__(self, model_file, max_pixels=DEFAULT_MAX_PIXELS):
-        self.max_pixels = max_pixels
+        self.source, self.max_pixels = model_file, max_pixels
         self.graph = tf.Graph()
         self._tiled = None
         if model_file.endswith('.pb'):
