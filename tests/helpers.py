@@ -3,6 +3,7 @@ import os
 import sys
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 
@@ -64,3 +65,13 @@ def make_workspace(folder, vgg_prefix):
     for suffix in ('.index', '.data-00000-of-00001'):
         os.symlink(vgg_prefix + suffix, os.path.join(folder, 'vgg', 'vgg_16.ckpt' + suffix))
     return folder
+
+
+def usage_error(main, argv, capsys):
+    """Run a command's main expecting a user error: exit status 2 and one 'error: ...' line; returns the line."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2
+    assert len(err.splitlines()) == 1 and err.startswith('error: ')
+    return err

@@ -9,7 +9,7 @@ from PIL import Image
 
 import eval as eval_py
 import export
-from helpers import write_image_file
+from helpers import usage_error, write_image_file
 from utils import tf
 
 
@@ -105,14 +105,6 @@ def test_export_default_output_is_next_to_the_model_folder(tmp_path, trained_mod
     assert os.path.isfile('other.pb')
 
 
-def _error(main, argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and err.startswith('error: ')
-    return err
-
-
 def test_eval_errors(tmp_path, trained_model, vgg_checkpoint, photo, capsys):
     junk_pb = tmp_path / 'junk.pb'
     junk_pb.write_bytes(b'\x00not a graph\xff' * 10)
@@ -133,13 +125,13 @@ def test_eval_errors(tmp_path, trained_model, vgg_checkpoint, photo, capsys):
          "unknown image extension '.gif2'"),
     ]
     for argv, message in cases:
-        assert message in _error(eval_py.main, argv, capsys)
+        assert message in usage_error(eval_py.main, argv, capsys)
 
 
 def test_export_errors(tmp_path, trained_model, vgg_checkpoint, capsys):
-    assert 'model file not found' in _error(export.main, ['--model_file', str(tmp_path / 'nope')], capsys)
-    assert 'not a transform-network checkpoint' in _error(export.main, ['--model_file', vgg_checkpoint], capsys)
+    assert 'model file not found' in usage_error(export.main, ['--model_file', str(tmp_path / 'nope')], capsys)
+    assert 'not a transform-network checkpoint' in usage_error(export.main, ['--model_file', vgg_checkpoint], capsys)
     blocker = tmp_path / 'file'
     blocker.write_text('')
-    assert 'cannot write' in _error(export.main, ['--model_file', trained_model,
-                                                  '--output', str(blocker / 'x.pb')], capsys)
+    argv = ['--model_file', trained_model, '--output', str(blocker / 'x.pb')]
+    assert 'cannot write' in usage_error(export.main, argv, capsys)

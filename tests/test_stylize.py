@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 import stylize
-from helpers import write_image_file
+from helpers import usage_error, write_image_file
 from preprocessing import color
 from utils import UsageError, tf
 
@@ -162,14 +162,6 @@ def test_hostile_npy_is_refused_without_running_code(tmp_path, monkeypatch, imag
     assert not os.path.exists('PWNED')
 
 
-def _error(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        stylize.main(argv)
-    err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and err.startswith('error: ')
-    return err
-
-
 def test_errors(images, vgg_checkpoint, trained_model, tmp_path, capsys):
     base = ['--content', images['content'], '--style', images['style'], '--loss_model_file', vgg_checkpoint,
             '--max_size', '32', '--output', str(tmp_path / 'o.jpg')]
@@ -203,7 +195,7 @@ def test_errors(images, vgg_checkpoint, trained_model, tmp_path, capsys):
         (['--output', 'x.docx'], "unknown image extension '.docx'"),
     ]
     for extra, message in cases:
-        assert message in _error(base + extra, capsys), extra
+        assert message in usage_error(stylize.main, base + extra, capsys), extra
 
 
 def test_npy_without_all_conv_layers_is_refused(tmp_path, vgg16_npy):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import train
-from helpers import write_config
+from helpers import usage_error, write_config
 from utils import tf
 
 
@@ -67,15 +67,6 @@ def test_train_dir_override_and_subfolders(workspace, caplog):
     assert '6 images' in caplog.text
 
 
-def _error(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        train.main(argv)
-    err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2
-    assert len(err.splitlines()) == 1 and err.startswith('error: ')
-    return err
-
-
 @pytest.mark.parametrize('values,message', [
     ({'loss_model': 'vgg_11'}, "unknown loss model 'vgg_11' (valid: vgg_16, vgg_19)"),
     ({'style_layers': ['vgg_16/conv9/conv9_1']},
@@ -87,25 +78,25 @@ def _error(argv, capsys):
     ({'loss_model_file': 'nowhere/vgg_16.ckpt'}, 'VGG checkpoint not found: nowhere/vgg_16.ckpt (download http'),
 ])
 def test_errors(workspace, capsys, values, message):
-    err = _error(['-c', write_config('tiny.yml', **values), '--no_download'], capsys)
+    err = usage_error(train.main, ['-c', write_config('tiny.yml', **values), '--no_download'], capsys)
     assert message in err
 
 
 def test_training_folder_without_images(workspace, capsys):
     os.makedirs('empty/sub')
     open('empty/sub/notes.txt', 'w').close()
-    assert 'training folder has no .jpg or .png images: empty' in _error(
-        ['-c', write_config('tiny.yml', train_dir='empty')], capsys)
+    argv = ['-c', write_config('tiny.yml', train_dir='empty')]
+    assert 'training folder has no .jpg or .png images: empty' in usage_error(train.main, argv, capsys)
 
 
 def test_not_a_vgg_checkpoint(workspace, trained_model, capsys):
     prefix = trained_model + '/fast-style-model.ckpt-done'
-    err = _error(['-c', write_config('tiny.yml', loss_model_file=prefix)], capsys)
+    err = usage_error(train.main, ['-c', write_config('tiny.yml', loss_model_file=prefix)], capsys)
     assert 'is not a vgg_16 checkpoint: 26 of its 26 variables are missing' in err
 
 
 def test_missing_config(workspace, capsys):
-    assert 'config file not found: nope.yml' in _error(['-c', 'nope.yml'], capsys)
+    assert 'config file not found: nope.yml' in usage_error(train.main, ['-c', 'nope.yml'], capsys)
 
 
 def test_corrupt_training_state_is_reported(workspace, capsys):
@@ -114,7 +105,7 @@ def test_corrupt_training_state_is_reported(workspace, capsys):
         f.write('model_checkpoint_path: "fast-style-model.ckpt-9"\n')
     with open('models/tiny/fast-style-model.ckpt-9', 'w') as f:
         f.write('not a checkpoint')
-    err = _error(['-c', write_config('tiny.yml'), '--max_steps', '1'], capsys)
+    err = usage_error(train.main, ['-c', write_config('tiny.yml'), '--max_steps', '1'], capsys)
     assert 'no checkpoint in models/tiny can be restored' in err
 
 
