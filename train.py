@@ -257,15 +257,26 @@ def _restore_newest_complete(sess, saver, training_path, global_step):
             continue
         step = int(sess.run(global_step))
         log.info('resumed from %s at step %d', prefix, step)
-        # The Saver rotates only what it saved itself: hand it the numbered checkpoints of earlier runs, oldest
-        # first, so that keep_checkpoints holds across restarts.
-        saver.recover_last_checkpoints([p for p in reversed(candidates) if re.search(r'-\d+$', p)])
+        _keep_newest(saver, candidates[candidates.index(prefix):])
         return step, prefix
     if candidates:
         raise UsageError('no checkpoint in %s can be restored (see the lines above); move them away to train from '
                          'scratch' % training_path)
     log.info('no checkpoint in %s: starting from scratch', training_path)
     return 0, None
+
+
+def _keep_newest(saver, checkpoints):
+    """Hand the Saver the numbered checkpoints up to the restored one (newest first) and delete those beyond its
+    max_to_keep. The Saver rotates only what it saved itself, and a run killed between writing a checkpoint and
+    deleting the oldest leaves one extra: this keeps keep_checkpoints across restarts. Newer ones that failed to
+    restore are left alone; the run overwrites them when it reaches their step."""
+    numbered = [p for p in checkpoints if re.search(r'-\d+$', p)]
+    keep = saver.saver_def.max_to_keep
+    for prefix in numbered[keep:]:
+        log.info('removing old checkpoint %s (keep_checkpoints is %d)', prefix, keep)
+        tf.train.remove_checkpoint(prefix)
+    saver.recover_last_checkpoints(list(reversed(numbered[:keep])))
 
 
 NON_FINITE_CAUSES = {
