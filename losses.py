@@ -1,8 +1,9 @@
 """Perceptual losses (Johnson et al. 2016): content, Gram-matrix style and total variation.
 
-Training runs the loss network once on [generated, content] stacked along the batch axis; each loss splits an
-end point back into its two halves. All losses are normalized by the size of the generated half, as in the
-original: 2 * l2_loss(d) / size(d) is the mean of the squared differences d.
+The original ran the loss network once on [generated, content] stacked along the batch axis and split each end
+point into its halves (split_halves); train.py runs it on each half separately, to the depth each needs. All
+losses are normalized by the size of the generated half, as in the original: 2 * l2_loss(d) / size(d) is the
+mean of the squared differences d.
 """
 import os
 
@@ -31,20 +32,26 @@ def _mean_square(difference, size):
     return tf.nn.l2_loss(difference) * 2 / tf.cast(size, tf.float32)
 
 
-def content_loss(end_points, content_layers):
+def split_halves(end_points):
+    """End points of the network run on [generated, content] -> (generated's end points, content's)."""
+    halves = {layer: tf.split(value, 2, 0) for layer, value in end_points.items()}
+    return ({layer: pair[0] for layer, pair in halves.items()}, {layer: pair[1] for layer, pair in halves.items()})
+
+
+def content_loss(generated_points, content_points, content_layers):
     """Sum over the layers of the mean squared difference between generated and content features."""
     loss = 0.0
     for layer in content_layers:
-        generated, content = tf.split(end_points[layer], 2, 0)
-        loss += _mean_square(generated - content, tf.size(generated))
+        generated = generated_points[layer]
+        loss += _mean_square(generated - content_points[layer], tf.size(generated))
     return loss
 
 
-def style_loss(end_points, style_grams, style_layers):
+def style_loss(generated_points, style_grams, style_layers):
     """Sum over the layers of the squared Gram differences, normalized by the generated map's size.
 
     Args:
-      end_points: the loss network's end points on [generated, content].
+      generated_points: the loss network's end points on the generated images.
       style_grams: one (C, C) Gram matrix of the style image per style layer.
       style_layers: the end point names, in the order of style_grams.
 
@@ -53,7 +60,7 @@ def style_loss(end_points, style_grams, style_layers):
     """
     per_layer = {}
     for style_gram, layer in zip(style_grams, style_layers):
-        generated, _ = tf.split(end_points[layer], 2, 0)
+        generated = generated_points[layer]
         per_layer[layer] = _mean_square(gram(generated) - style_gram, tf.size(generated))
     return tf.add_n(list(per_layer.values())), per_layer
 

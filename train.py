@@ -17,7 +17,7 @@ import losses
 import model
 import reader
 from nets import nets_factory, pretrained
-from preprocessing import preprocessing_factory
+from preprocessing import preprocessing_factory, vgg_preprocessing
 from utils import (ArgumentParser, UsageError, cli_main, get_init_fn, load_config, log, read_image, setup_logging,
                    tf)
 
@@ -43,8 +43,11 @@ def parse_args(argv):
     return args
 
 
-def build_graph(config, filenames, style_grams, loss_network, loader):
-    """The training graph: transform network, loss network on [generated, content], losses, Adam.
+def build_graph(config, filenames, style_grams, loss_network, loader, reference=False):
+    """The training graph: transform network, loss network on generated and content images, losses, Adam.
+
+    `reference` builds the original's formulation instead of the faster one with the same values (the
+    benchmarks and tests compare the two).
 
     Returns:
       A dict of the tensors and ops the loop runs.
@@ -53,13 +56,19 @@ def build_graph(config, filenames, style_grams, loss_network, loader):
     preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
     size, batch = config.image_size, config.batch_size
     content = reader.image_batches(filenames, batch, size, size, preprocess, loader)
-    generated = model.net(content, training=True)
-    # The generated images are in 0..255; the loss network wants them mean-subtracted like the content.
-    processed_generated = tf.stack([preprocess(image, size, size) for image in tf.unstack(generated, batch)])
-    _, end_points = network_fn(tf.concat([processed_generated, content], 0), final_endpoint=final_endpoint)
+    generated = model.net(content, training=True, reference=reference)
+    if reference:
+        # The original: each generated image preprocessed like a training image, the loss network run on both
+        # halves at once to the deepest loss layer, and back-propagated through both.
+        processed_generated = tf.stack([preprocess(image, size, size) for image in tf.unstack(generated, batch)])
+        _, end_points = network_fn(tf.concat([processed_generated, content], 0), final_endpoint=final_endpoint)
+        generated_points, content_points = losses.split_halves(end_points)
+    else:
+        generated_points, content_points = _loss_features(network_fn, final_endpoint, generated, content,
+                                                          config.content_layers)
 
-    content_loss = losses.content_loss(end_points, config.content_layers)
-    style_loss, style_per_layer = losses.style_loss(end_points, style_grams, config.style_layers)
+    content_loss = losses.content_loss(generated_points, content_points, config.content_layers)
+    style_loss, style_per_layer = losses.style_loss(generated_points, style_grams, config.style_layers)
     tv_loss = losses.total_variation_loss(generated)
     total = config.content_weight * content_loss + config.style_weight * style_loss + config.tv_weight * tv_loss
 
@@ -73,6 +82,21 @@ def build_graph(config, filenames, style_grams, loss_network, loader):
                    unprocess(content))
     return {'train_step': train_step, 'global_step': global_step, 'total': total, 'content': content_loss,
             'style': style_loss, 'tv': tv_loss, 'summary': tf.summary.merge_all()}
+
+
+def _loss_features(network_fn, final_endpoint, generated, content, content_layers):
+    """The loss network's end points on the generated and on the content images, the same values as the
+    original's with less work.
+
+    Preprocessing an image already at the training size is mean subtraction alone (the resize and the crop are
+    identities). The content images need the network only up to the content layers, and no gradient.
+    """
+    _, generated_points = network_fn(vgg_preprocessing.mean_image_subtraction(generated),
+                                     final_endpoint=final_endpoint)
+    with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+        _, content_points = network_fn(tf.stop_gradient(content),
+                                       final_endpoint=losses.final_endpoint(network_fn, content_layers))
+    return generated_points, content_points
 
 
 def _add_summaries(config, content_loss, style_loss, tv_loss, total, style_per_layer, generated, origin):

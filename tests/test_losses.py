@@ -31,7 +31,8 @@ def test_content_loss_is_mean_squared_difference_per_layer():
     end_points = {'l1': np.concatenate(a), 'l2': np.concatenate(b)}
     expected = np.mean((a[0] - a[1]) ** 2) + np.mean((b[0] - b[1]) ** 2)
     with tf.Graph().as_default():
-        loss = losses.content_loss({k: tf.constant(v) for k, v in end_points.items()}, ['l1', 'l2'])
+        generated_points, content_points = losses.split_halves({k: tf.constant(v) for k, v in end_points.items()})
+        loss = losses.content_loss(generated_points, content_points, ['l1', 'l2'])
         np.testing.assert_allclose(_run(loss), expected, rtol=1e-5)
 
 
@@ -41,8 +42,8 @@ def test_style_loss_compares_grams_normalized_by_map_size():
     diff = _np_gram(generated) - target  # the target is broadcast over the batch
     expected = np.sum(diff ** 2) / generated.size
     with tf.Graph().as_default():
-        total, per_layer = losses.style_loss({'s': tf.constant(np.concatenate([generated, content]))},
-                                             [target], ['s'])
+        generated_points, _ = losses.split_halves({'s': tf.constant(np.concatenate([generated, content]))})
+        total, per_layer = losses.style_loss(generated_points, [target], ['s'])
         total_value, layer_value = _run([total, per_layer['s']])
     np.testing.assert_allclose(total_value, expected, rtol=1e-5)
     np.testing.assert_allclose(layer_value, expected, rtol=1e-5)

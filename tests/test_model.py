@@ -56,13 +56,14 @@ def _np_net(image, w):
     return y[:, 10:10 + height, 10:10 + width]
 
 
+@pytest.mark.parametrize('reference', [False, True], ids=['fast', 'reference'])
 @pytest.mark.parametrize('height,width', [(24, 28), (13, 17), (21, 11)])
-def test_net_matches_numpy_reference_of_the_spec(height, width):
+def test_net_matches_numpy_reference_of_the_spec(height, width, reference):
     image = np.random.default_rng(height).uniform(-120, 130, (2, height, width, 3))
     with tf.Graph().as_default():
         tf.set_random_seed(1)
         images = tf.placeholder(tf.float32, [None, None, None, 3])
-        generated = model.net(images)
+        generated = model.net(images, reference=reference)
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             weights = {v.op.name: sess.run(v).astype(np.float64) for v in tf.global_variables()}
@@ -117,3 +118,43 @@ def test_find_checkpoint_in_a_copied_folder_without_state_file(tmp_path, trained
     assert model.find_checkpoint(str(copy)).startswith(str(copy / 'fast-style-model.ckpt-'))
     with pytest.raises(UsageError, match='no checkpoint in model folder'):
         model.find_checkpoint(str(tmp_path))
+
+
+def _stylize_both_ways(prefix, image):
+    """uint8 results of the fast and the reference formulation with the same weights."""
+    results = []
+    for reference in (False, True):
+        with tf.Graph().as_default():
+            images = tf.placeholder(tf.uint8, [None, None, None, 3])
+            out = tf.cast(tf.clip_by_value(model.net(model.mean_image_subtraction(images), reference=reference),
+                                           0, 255), tf.uint8)
+            with tf.Session() as sess:
+                model.transform_saver().restore(sess, prefix)
+                results.append(sess.run(out, {images: image}))
+    return results
+
+
+@pytest.mark.parametrize('height,width', [(1, 1), (2, 3), (7, 5), (31, 33), (6, 90), (65, 4)])
+def test_fast_formulation_gives_the_reference_pixels(tmp_path, height, width):
+    """Sub-pixel upsampling, row-split last convolution and fused normalization change no pixel beyond rounding."""
+    prefix = model.save_random_model(str(tmp_path / 'random.ckpt'), seed=height)
+    image = np.random.default_rng(width).integers(0, 256, (2, height, width, 3), dtype=np.uint8)
+    fast, reference = _stylize_both_ways(prefix, image)
+    difference = np.abs(fast.astype(int) - reference)
+    assert difference.max() <= 1 and difference.mean() < 0.05
+
+
+def test_sub_pixel_upsampling_equals_resize_then_strided_convolution():
+    """Exact per layer, borders included, on odd sizes and on a 1-pixel map."""
+    for height, width in [(1, 1), (3, 5), (8, 7)]:
+        x = np.random.default_rng(height).normal(size=(2, height, width, 6)).astype(np.float32)
+        with tf.Graph().as_default():
+            with tf.variable_scope('a'):
+                fast = model.upsample_conv2d(tf.constant(x), 6, 5)
+            with tf.variable_scope('a', reuse=True):
+                reference = model.resize_conv2d(tf.constant(x), 6, 5, 3, 2)
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                fast_value, reference_value = sess.run([fast, reference])
+        assert fast_value.shape == (2, 2 * height, 2 * width, 5)
+        np.testing.assert_allclose(fast_value, reference_value, rtol=1e-5, atol=1e-5)

@@ -6,9 +6,13 @@ import signal
 import numpy as np
 import pytest
 
+import losses
+import model
+import reader
 import train
 from helpers import usage_error, write_config
-from utils import tf
+from nets import nets_factory
+from utils import get_init_fn, load_config, tf
 
 
 def _event_tags(folder):
@@ -130,3 +134,34 @@ def test_a_corrupt_training_image_is_skipped(workspace):
         f.write(b'\xff\xd8\xff\xe0 truncated jpeg')
     train.main(['-c', write_config('tiny.yml', epoch=2, max_bad_fraction=0.5)])  # 6 of 7 readable: all steps run
     assert tf.train.load_checkpoint('models/tiny/fast-style-model.ckpt-done').get_tensor('global_step') == 7
+
+
+def _losses_and_gradients(config, filenames, grams, model_prefix, reference):
+    """Loss values and transform-network gradients of one batch, in the fast or the original formulation."""
+    network_fn = nets_factory.get_network_fn(config.loss_model, num_classes=1, is_training=False)
+    final = losses.final_endpoint(network_fn, config.style_layers + config.content_layers)
+    loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
+    with tf.Graph().as_default():
+        ops = train.build_graph(config, filenames, grams, (network_fn, final), loader, reference=reference)
+        gradients = tf.gradients(ops['total'], model.transform_variables())
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            get_init_fn(config.loss_model_file, config.checkpoint_exclude_scopes)(sess)
+            model.transform_saver().restore(sess, model_prefix)
+            return sess.run([{key: ops[key] for key in ('total', 'content', 'style', 'tv')}, gradients])
+
+
+def test_fast_training_graph_gives_the_original_losses_and_gradients(workspace):
+    """Mean subtraction instead of the identity resize and crop, the content half run only to its layer and
+    without back-propagation, the fast transform network: the same losses and gradients."""
+    config = load_config(write_config('tiny.yml'))
+    filenames = ['train/img0.jpg', 'train/img1.jpg']  # batch 2: both graphs see the same batch
+    rng = np.random.default_rng(0)
+    grams = [rng.uniform(0, 50, (channels, channels)).astype(np.float32) for channels in (64, 128, 256, 512)]
+    prefix = model.save_random_model(str(workspace / 'start.ckpt'))
+    fast_losses, fast_gradients = _losses_and_gradients(config, filenames, grams, prefix, reference=False)
+    losses_, gradients = _losses_and_gradients(config, filenames, grams, prefix, reference=True)
+    for key, value in losses_.items():
+        np.testing.assert_allclose(fast_losses[key], value, rtol=1e-4)
+    for fast, reference in zip(fast_gradients, gradients):
+        assert np.linalg.norm(fast - reference) <= 1e-3 * np.linalg.norm(reference)
