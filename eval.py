@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from nets.stylizer import DEFAULT_MAX_PIXELS, Stylizer
 from preprocessing import color
-from utils import (IMAGE_FORMATS, ArgumentParser, UsageError, cli_main, load_image, log, output_format,
+from utils import (IMAGE_FORMATS, PRECISIONS, ArgumentParser, UsageError, cli_main, load_image, log, output_format,
                    setup_logging, write_image)
 
 INPUT_EXTENSIONS = tuple(IMAGE_FORMATS)
@@ -44,6 +44,9 @@ def parse_args(argv):
     parser.add_argument('--max_pixels', type=int, default=DEFAULT_MAX_PIXELS,
                         help='above this many pixels an image is stylized in tiles, keeping memory bounded '
                              '(default: %(default)s, under 10 GB)')
+    parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
+                        help='bf16: convolutions in bfloat16 (float16 on GPUs), about 1.7x faster on CPUs with '
+                             'AVX512_BF16 or AMX, pixels within a few grey levels (default: %(default)s)')
     parser.add_argument('--batch_size', type=int, default=4, help='video frames per run (default: %(default)s)')
     parser.add_argument('--smooth', type=float, default=0.0,
                         help='video: blend each output frame with this share of the previous one to reduce '
@@ -137,7 +140,7 @@ def main(argv=None):
     if args.video:
         from preprocessing import video
         video.check_available()
-        stylizer = Stylizer(args.model_file, args.max_pixels)
+        stylizer = Stylizer(args.model_file, args.max_pixels, args.precision)
         video.stylize_video(stylizer, args.video, args.output or 'generated/res.mp4', args.batch_size,
                             args.smooth, lambda frames, originals: [finish(f, o, args) for f, o in
                                                                     zip(frames, originals)])
@@ -150,7 +153,7 @@ def main(argv=None):
         rgb, alpha = load_image(inputs[0][0], 'content image')  # before the model loads: fail fast
         stylize_one(Stylizer(args.model_file, args.max_pixels), inputs[0][0], rgb, alpha, outputs[0], args)
         return
-    stylizer = Stylizer(args.model_file, args.max_pixels)
+    stylizer = Stylizer(args.model_file, args.max_pixels, args.precision)
     failures = stylize_images(stylizer, inputs, outputs, args)
     stylizer.close()
     if failures:

@@ -25,7 +25,8 @@ from PIL import Image
 import model
 from nets.stylizer import DEFAULT_MAX_PIXELS, Stylizer
 from preprocessing import color
-from utils import ArgumentParser, UsageError, cli_main, encode_image, load_image, log, setup_logging
+from utils import (PRECISIONS, ArgumentParser, UsageError, cli_main, encode_image, load_image, log,
+                   setup_logging)
 
 FORMATS = {'png': 'PNG', 'jpeg': 'JPEG', 'jpg': 'JPEG', 'webp': 'WEBP'}
 MEDIA_TYPES = {'PNG': 'image/png', 'JPEG': 'image/jpeg', 'WEBP': 'image/webp'}
@@ -253,6 +254,8 @@ def parse_args(argv):
     parser.add_argument('--memory_pixels', type=int, default=DEFAULT_MAX_PIXELS,
                         help='pixels stylized at once across requests; larger images run tiled within it '
                              '(default: %(default)s, about 10 GB)')
+    parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
+                        help='bf16: convolutions in 16-bit floats, faster where supported (default: %(default)s)')
     parser.add_argument('--workers', type=int, default=2, help='inference threads (default: %(default)s)')
     parser.add_argument('--queue', type=int, default=16,
                         help='requests in progress before answering 429 (default: %(default)s)')
@@ -277,10 +280,10 @@ def load_models(args):
     models = {}
     for spec in args.model:
         name, path = spec.split('=', 1)
-        models[name] = Stylizer(path, max_pixels=args.memory_pixels)
+        models[name] = Stylizer(path, args.memory_pixels, args.precision)
     if args.demo:
         prefix = model.save_random_model(os.path.join(tempfile.mkdtemp(prefix='demo-model'), 'demo.ckpt'))
-        models['demo'] = Stylizer(prefix, max_pixels=args.memory_pixels)
+        models['demo'] = Stylizer(prefix, args.memory_pixels, args.precision)
         models['demo'].source = 'untrained network (--demo)'  # rather than its temporary folder
     return models
 

@@ -16,7 +16,8 @@ from tqdm import tqdm
 import losses
 from nets import nets_factory, pretrained
 from preprocessing import color
-from utils import ArgumentParser, UsageError, cli_main, log, output_format, read_image, setup_logging, tf, write_image
+from utils import (PRECISIONS, ArgumentParser, UsageError, cli_main, log, output_format, read_image,
+                   session_config, setup_logging, tf, write_image)
 
 LOSS_MODEL = 'vgg_16'
 DEFAULT_CONTENT_LAYERS = 'vgg_16/conv4/conv4_2'
@@ -64,6 +65,8 @@ def parse_args(argv):
     opt.add_argument('--init', choices=('noise', 'content', 'style'), default='content',
                      help='start image: noise (truncated normal, mean 127.5, stddev 20), the content, or the '
                           'style resized to the result (default: %(default)s)')
+    opt.add_argument('--precision', choices=PRECISIONS, default='fp32',
+                     help='bf16: VGG in 16-bit floats, faster on CPUs with AVX512_BF16 or AMX (default: %(default)s)')
     opt.add_argument('--seed', type=int, default=0, help='seed of the noise start image (default: %(default)s)')
     opt.add_argument('--optimizer', choices=('adam', 'lbfgs'), default='lbfgs',
                      help='lbfgs reaches a lower loss per second here, see README (default: %(default)s)')
@@ -273,7 +276,7 @@ def optimize(features, start, targets, args, progress):
         else:
             gradient = tf.gradients(loss_ops['total'], image)[0]
         init_fn = features.make_init_fn()
-        with tf.Session() as sess:
+        with tf.Session(config=session_config(args.precision == 'bf16')) as sess:
             sess.run(tf.global_variables_initializer())
             init_fn(sess)
             try:

@@ -18,8 +18,8 @@ import model
 import reader
 from nets import nets_factory, pretrained
 from preprocessing import preprocessing_factory, vgg_preprocessing
-from utils import (ArgumentParser, UsageError, cli_main, get_init_fn, load_config, log, read_image, setup_logging,
-                   tf)
+from utils import (ArgumentParser, UsageError, cli_main, get_init_fn, gpu_available, load_config, log, read_image,
+                   session_config, setup_logging, tf)
 
 CHECKPOINT_NAME = 'fast-style-model.ckpt'
 CHECKPOINT_EVERY = 1000
@@ -74,7 +74,11 @@ def build_graph(config, filenames, style_grams, loss_network, loader, reference=
 
     global_step = tf.train.get_or_create_global_step()
     transform_vars = model.transform_variables()
-    minimize = tf.train.AdamOptimizer(LEARNING_RATE).minimize(total, var_list=transform_vars)
+    optimizer = tf.train.AdamOptimizer(LEARNING_RATE)
+    if config.mixed_precision and gpu_available():
+        # float16 gradients underflow without loss scaling; bfloat16 (CPUs) has float32's range and needs none.
+        optimizer = tf.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, 'dynamic')
+    minimize = optimizer.minimize(total, var_list=transform_vars)
     with tf.control_dependencies([minimize]):
         train_step = tf.assign_add(global_step, 1)
 
@@ -229,7 +233,7 @@ def train(config, filenames, style_grams, loss_network, max_steps=None):
         # Everything but the loss network is saved: the transform weights, the global step and Adam's state.
         saver = tf.train.Saver([v for v in tf.global_variables() if not v.op.name.startswith(config.loss_model)],
                                max_to_keep=config.keep_checkpoints)
-        with tf.Session() as sess:
+        with tf.Session(config=session_config(config.mixed_precision)) as sess:
             sess.run(tf.global_variables_initializer())
             init_loss_network(sess)
             step, restored = _restore_newest_complete(sess, saver, training_path, ops['global_step'])

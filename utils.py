@@ -132,6 +132,7 @@ CONFIG_SCHEMA = {
     'keep_checkpoints': (int, 5),
     'checkpoint_secs': (float, 600.0),
     'max_bad_fraction': (float, 0.05),
+    'mixed_precision': (bool, False),
 }
 _POSITIVE_KEYS = ('image_size', 'batch_size', 'epoch', 'keep_checkpoints')
 
@@ -153,6 +154,8 @@ def _check_type(path, key, value, kind):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         return _type_error(path, key, value, 'a whole number')
+    if kind is bool:
+        return value if isinstance(value, bool) else _type_error(path, key, value, 'true or false')
     return value if isinstance(value, str) else _type_error(path, key, value, 'a string')
 
 
@@ -265,6 +268,29 @@ def get_init_fn(checkpoint, exclude_scopes):
     variables = [v for v in slim.get_model_variables()
                  if not any(v.op.name.startswith(scope) for scope in exclusions)]
     return slim.assign_from_checkpoint_fn(checkpoint, variables)
+
+
+def gpu_available():
+    return bool(tf.config.list_physical_devices('GPU'))
+
+
+PRECISIONS = ('fp32', 'bf16')
+
+
+def session_config(reduced_precision=False):
+    """Session options. reduced_precision lets Grappler's mixed-precision pass run convolutions and matrix
+    products in 16-bit floats while keeping float32 where precision matters (normalization statistics,
+    reductions, losses, variables): bfloat16 through oneDNN on CPUs (fast on AVX512_BF16 and AMX), float16 on
+    GPUs."""
+    from tensorflow.core.protobuf import rewriter_config_pb2
+    config = tf.ConfigProto()
+    if reduced_precision:
+        options, on = config.graph_options.rewrite_options, rewriter_config_pb2.RewriterConfig.ON
+        if gpu_available():
+            options.auto_mixed_precision = on
+        else:
+            options.auto_mixed_precision_onednn_bfloat16 = on
+    return config
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 
 import model
 from nets import tiling
-from utils import UsageError, log, require_file, tf
+from utils import UsageError, log, require_file, session_config, tf
 
 # About 3.6 KB of memory per pixel for a whole image on top of 0.5 GB: 2.5 megapixels stay under 10 GB.
 DEFAULT_MAX_PIXELS = 2500000
@@ -93,8 +93,11 @@ def tile_side(max_pixels, margin=tiling.MARGIN):
 class Stylizer:
     """A trained model, loaded once; call it on uint8 RGB arrays (H, W, 3) of any size."""
 
-    def __init__(self, model_file, max_pixels=DEFAULT_MAX_PIXELS):
+    def __init__(self, model_file, max_pixels=DEFAULT_MAX_PIXELS, precision='fp32'):
+        """precision 'bf16' runs convolutions in 16-bit floats (utils.session_config): faster where the
+        hardware has them, pixels within a few grey levels."""
         self.source, self.max_pixels = model_file, max_pixels
+        self.session_config = session_config(precision == 'bf16')
         self.graph = tf.Graph()
         self._tiled = None
         if model_file.endswith('.pb'):
@@ -110,7 +113,7 @@ class Stylizer:
         with self.graph.as_default():
             images = tf.placeholder(tf.uint8, [None, None, None, 3], name='images')
             output = model.stylize_uint8(images)
-            self.session = tf.Session()
+            self.session = tf.Session(config=self.session_config)
             model.transform_saver().restore(self.session, prefix)
         log.info('model loaded from %s', prefix)
         reader = tf.train.load_checkpoint(prefix)
@@ -121,7 +124,7 @@ class Stylizer:
         graph_def = _read_graph_def(path)
         with self.graph.as_default():
             tf.import_graph_def(graph_def, name='')
-            self.session = tf.Session()
+            self.session = tf.Session(config=self.session_config)
         log.info('frozen model loaded from %s', path)
 
         def run(batch):
@@ -134,7 +137,7 @@ class Stylizer:
     def _load_saved_model(self, path):
         _check_saved_model(path)
         with self.graph.as_default():
-            self.session = tf.Session()
+            self.session = tf.Session(config=self.session_config)
             try:
                 meta = tf.saved_model.loader.load(self.session, [tf.saved_model.tag_constants.SERVING], path)
                 signature = meta.signature_def['serving_default']
@@ -162,7 +165,7 @@ class Stylizer:
         if pixels.shape[0] * pixels.shape[1] <= self.max_pixels:
             return self._run(pixels[None])[0]
         if self._tiled is None:
-            self._tiled = tiling.TiledTransform(self._weights(), tile_side(self.max_pixels))
+            self._tiled = tiling.TiledTransform(self._weights(), tile_side(self.max_pixels), self.session_config)
         return self._tiled(pixels)
 
     def close(self):

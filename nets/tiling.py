@@ -60,8 +60,9 @@ def _owned_slice(own_start, own_end, context_start, length, stride):
 class TiledTransform:
     """The transform network run tile by tile on uint8 RGB images of any size."""
 
-    def __init__(self, weights, tile, margin=MARGIN):
-        """Args: weights, name -> array of every transform variable; tile, the owned tile side (multiple of 4)."""
+    def __init__(self, weights, tile, session_config=None, margin=MARGIN):
+        """Args: weights, name -> array of every transform variable; tile, the owned tile side (multiple of 4);
+        session_config, the session's options (utils.session_config)."""
         self.tile, self.margin = tile, margin
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -69,7 +70,7 @@ class TiledTransform:
             self.statistics = _GivenStatistics()
             self.output = model.net(vgg_preprocessing.mean_image_subtraction(self.image),
                                     normalize=self.statistics)
-            self.session = tf.Session()
+            self.session = tf.Session(config=session_config)
             for variable in model.transform_variables():
                 variable.load(weights[variable.op.name], self.session)
         self.graph.finalize()

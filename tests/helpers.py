@@ -10,19 +10,8 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from utils import tf  # noqa: E402  (first: loads TensorFlow quietly)
-from nets import nets_factory  # noqa: E402
-
-
-def save_random_vgg(prefix, loss_model='vgg_16', seed=0, write_version=tf.train.SaverDef.V2):
-    """A checkpoint of the network's convolution layers with random weights and slim's names."""
-    network_fn = nets_factory.get_network_fn(loss_model, num_classes=1)
-    with tf.Graph().as_default():
-        tf.set_random_seed(seed)
-        network_fn(tf.placeholder(tf.float32, [1, 32, 32, 3]), final_endpoint='%s/pool5' % loss_model)
-        with tf.Session() as sess:
-            sess.run(tf.global_variables_initializer())
-            return tf.train.Saver(write_version=write_version).save(sess, prefix, write_meta_graph=False)
+from utils import tf  # noqa: E402,F401  (first: loads TensorFlow quietly)
+from nets.pretrained import save_random_vgg  # noqa: E402,F401  (re-exported for the tests)
 
 
 def write_image_file(path, height, width, mode='RGB', seed=0):

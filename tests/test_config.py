@@ -41,6 +41,7 @@ def test_defaults_fill_optional_keys(tmp_path):
     config = load_config(_write(tmp_path, BASE))
     assert config.train_dir == 'train2014/' and config.model_path == 'models' and config.content_weight == 1.0
     assert config.loss_model_url.endswith('vgg_16_2016_08_28.tar.gz')
+    assert config.mixed_precision is False
 
 
 @pytest.mark.parametrize('text,message', [
@@ -55,6 +56,7 @@ def test_defaults_fill_optional_keys(tmp_path):
     (BASE + 'batch_size: 0\n', 'batch_size must be positive'),
     (BASE + 'tv_weight: -1\n', r'tv_weight must be a finite number >= 0'),
     (BASE + 'naming: 7\n', 'naming must be a string'),
+    (BASE + 'mixed_precision: yes please\n', r"mixed_precision must be true or false, got 'yes please'"),
 ])
 def test_bad_configs_get_their_own_message(tmp_path, text, message):
     with pytest.raises(UsageError, match=message):

@@ -258,3 +258,15 @@ def test_exported_models_tile_large_images_too(tmp_path, trained_model, stylizer
         assert np.abs(tiled(image).astype(int) - stylizer(image).astype(int)).max() <= 1
     finally:
         tiled.close()
+
+
+def test_bf16_precision_stays_close_to_float32(tmp_path, trained_model, stylizer):
+    image = load_image(write_image_file(str(tmp_path / 'photo.png'), 61, 83, seed=4))[0]
+    reduced = Stylizer(trained_model, precision='bf16')
+    try:
+        options = reduced.session_config.graph_options.rewrite_options
+        assert options.auto_mixed_precision_onednn_bfloat16 or options.auto_mixed_precision
+        difference = np.abs(reduced(image).astype(int) - stylizer(image).astype(int))
+    finally:
+        reduced.close()
+    assert difference.mean() < 3 and np.percentile(difference, 99) <= 16

@@ -165,3 +165,12 @@ def test_fast_training_graph_gives_the_original_losses_and_gradients(workspace):
         np.testing.assert_allclose(fast_losses[key], value, rtol=1e-4)
     for fast, reference in zip(fast_gradients, gradients):
         assert np.linalg.norm(fast - reference) <= 1e-3 * np.linalg.norm(reference)
+
+
+def test_mixed_precision_training_keeps_float32_weights(workspace, caplog):
+    caplog.set_level('INFO')
+    train.main(['-c', write_config('tiny.yml', mixed_precision=True), '--max_steps', '2'])
+    reader_ = tf.train.load_checkpoint('models/tiny/fast-style-model.ckpt-2')
+    assert reader_.get_variable_to_dtype_map()['conv1/conv/weight'] == tf.float32
+    assert np.isfinite(reader_.get_tensor('deconv3/conv/weight')).all()
+    assert 'step 2/' in caplog.text

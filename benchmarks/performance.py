@@ -1,0 +1,364 @@
+"""Speed and memory, ours against the original formulation side by side; the table goes to docs/PERFORMANCE.md.
+
+  python benchmarks/performance.py [--repeats 5] [--only forward,eval,export,train,gatys] [--output PATH]
+
+Every row is measured twice in fresh processes, one after the other: ours, and the baseline, the
+straightforward faithful formulation of SPEC.md (model.net(reference=True): moments, x4 resize + stride-2
+convolution, one 9x9 convolution to 3 maps; train.build_graph(reference=True): per-image preprocessing and the
+loss network run and back-propagated on [generated, content]). Times are the median of --repeats runs after a
+warm-up run, with the min and max; memory is the process's peak resident set (os.wait4). Ratios are ours over
+the baseline, measured in the same run, since a shared machine's speed drifts. Weights are random: same shapes,
+same speed. The `bf16` rows are opt-in reduced precision (eval.py --precision bf16, mixed_precision: true).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+FORWARD_SIZES = ((256, 256), (512, 512), (1024, 1024), (1080, 1920))
+TRAIN_BATCH, TRAIN_SIZE, GATYS_SIZE = 4, 256, 512
+
+
+# ---- measurements, each run in a child process: python performance.py --measure NAME VARIANT ARGS... ----
+
+def _use_variant(variant):
+    """Make model.net build the reference formulation for 'reference'; return whether bf16 was asked for."""
+    import functools
+    import model
+    if variant == 'reference':
+        model.net = functools.partial(model.net, reference=True)
+    return variant == 'bf16'
+
+
+def _time_runs(run, repeats):
+    run()  # warm-up: first-run set-up is not what these rows measure
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def measure_forward(variant, repeats, model_prefix, height, width):
+    """Warm session, batch 1, uint8 in and out, as eval.py runs it."""
+    import numpy as np
+    import model
+    from utils import session_config, tf
+    bf16 = _use_variant(variant)
+    image = np.random.default_rng(0).integers(0, 256, (1, int(height), int(width), 3), dtype=np.uint8)
+    with tf.Graph().as_default():
+        images = tf.placeholder(tf.uint8, [None, None, None, 3])
+        stylized = model.stylize_uint8(images)
+        with tf.Session(config=session_config(bf16)) as sess:
+            model.transform_saver().restore(sess, model_prefix)
+            return _time_runs(lambda: sess.run(stylized, {images: image}), repeats), {}
+
+
+def measure_export(variant, repeats, model_prefix, fmt, height, width):
+    """An exported form run as a user would, with plain TensorFlow or the TFLite interpreter."""
+    import numpy as np
+    import export
+    from utils import tf
+    _use_variant(variant)
+    image = np.random.default_rng(0).integers(0, 256, (int(height), int(width), 3), dtype=np.uint8)
+    with tempfile.TemporaryDirectory() as scratch:
+        if fmt == 'tflite':
+            path = os.path.join(scratch, 'model.tflite')
+            export.export_tflite(model_prefix, path)
+            interpreter = tf.lite.Interpreter(model_path=path, num_threads=os.cpu_count())
+            interpreter.resize_tensor_input(0, [1, image.shape[0], image.shape[1], 3])
+            interpreter.allocate_tensors()
+            feed = image[None].astype(np.float32)
+
+            def run():
+                interpreter.set_tensor(interpreter.get_input_details()[0]['index'], feed)
+                interpreter.invoke()
+                return interpreter.get_tensor(interpreter.get_output_details()[0]['index'])
+            return _time_runs(run, repeats), {}
+        with tf.Graph().as_default() as graph, tf.Session() as sess:
+            if fmt == 'pb':
+                tf.import_graph_def(export.freeze(model_prefix, export.build_frozen_interface), name='')
+                output = graph.get_tensor_by_name('output_image:0')
+                feed = {'input_image:0': image.astype(np.int32).ravel(), 'height:0': image.shape[0],
+                        'width:0': image.shape[1]}
+            else:
+                path = os.path.join(scratch, 'savedmodel')
+                export.export_saved_model(model_prefix, path)
+                tf.saved_model.loader.load(sess, [tf.saved_model.tag_constants.SERVING], path)
+                output, feed = graph.get_tensor_by_name('stylized:0'), {'image:0': image[None]}
+            return _time_runs(lambda: sess.run(output, feed), repeats), {}
+
+
+def measure_train(variant, repeats, vgg_prefix, image_dir):
+    """Seconds per training step at TRAIN_BATCH x TRAIN_SIZE, and the input pipeline's own time per batch."""
+    import numpy as np
+    import losses
+    import reader
+    import train
+    from nets import nets_factory
+    from utils import get_init_fn, session_config, tf
+    bf16 = _use_variant(variant)
+    config = argparse.Namespace(image_size=TRAIN_SIZE, batch_size=TRAIN_BATCH, loss_model='vgg_16',
+                                content_layers=['vgg_16/conv3/conv3_3'], content_weight=1.0, style_weight=100.0,
+                                tv_weight=0.0, style_layers=['vgg_16/conv1/conv1_2', 'vgg_16/conv2/conv2_2',
+                                                             'vgg_16/conv3/conv3_3', 'vgg_16/conv4/conv4_3'])
+    filenames = reader.list_images(image_dir)
+    network_fn = nets_factory.get_network_fn('vgg_16', num_classes=1, is_training=False)
+    final = losses.final_endpoint(network_fn, config.style_layers + config.content_layers)
+    grams = [np.eye(channels, dtype=np.float32) for channels in (64, 128, 256, 512)]
+    loader = reader.ImageLoader(len(filenames), 0.05, TRAIN_SIZE)
+    with tf.Graph().as_default():
+        ops = train.build_graph(config, filenames, grams, (network_fn, final), loader,
+                                reference=variant == 'reference')
+        batch = tf.get_default_graph().get_tensor_by_name('IteratorGetNext:0')
+        with tf.Session(config=session_config(bf16)) as sess:
+            sess.run(tf.global_variables_initializer())
+            get_init_fn(vgg_prefix, 'vgg_16/fc')(sess)
+            sess.run(ops['train_step'])  # the first step also sets up kernels; not measured
+            times = _time_runs(lambda: sess.run(ops['train_step']), repeats)
+            input_times = _time_runs(lambda: sess.run(batch), repeats)
+    return times, {'input_s': statistics.median(input_times)}
+
+
+def measure_gatys(variant, repeats, vgg_prefix):
+    """stylize.py's Adam iteration at GATYS_SIZE; the baseline builds VGG-16 through pool5, as tutorials do."""
+    import numpy as np
+    import stylize
+    from utils import get_init_fn, session_config, tf
+    bf16 = variant == 'bf16'
+    args = stylize.parse_args(['--content', 'c.jpg', '--style', 's.jpg', '--optimizer', 'adam'])
+    layers = args.content_layers + args.style_layers
+    features = stylize.FeatureNet(vgg_prefix, layers)
+    if variant == 'reference':
+        features.final_endpoint = 'vgg_16/pool5'
+    rng = np.random.default_rng(0)
+    content_targets = None
+    with tf.Graph().as_default():
+        image = tf.Variable(rng.uniform(0, 255, (1, GATYS_SIZE, GATYS_SIZE, 3)).astype(np.float32))
+        end_points = features.end_points(image)
+        content_targets = [np.zeros(end_points[layer].shape.as_list(), np.float32) for layer in args.content_layers]
+        grams = [np.eye(end_points[layer].shape.as_list()[-1], dtype=np.float32) for layer in args.style_layers]
+        loss = stylize.build_losses(end_points, image, (content_targets, grams), args)['total']
+        step = tf.train.AdamOptimizer(args.learning_rate).minimize(loss, var_list=[image])
+        with tf.Session(config=session_config(bf16)) as sess:
+            sess.run(tf.global_variables_initializer())
+            get_init_fn(vgg_prefix, 'vgg_16/fc')(sess)
+            return _time_runs(lambda: sess.run(step), repeats), {}
+
+
+MEASUREMENTS = {'forward': measure_forward, 'export': measure_export, 'train': measure_train,
+                'gatys': measure_gatys}
+
+
+def child_main(argv):
+    name, variant, repeats, *rest = argv
+    times, extra = MEASUREMENTS[name](variant, int(repeats), *rest)
+    print('RESULT ' + json.dumps({'times': times, **extra}))
+
+
+# ---- the parent: runs the children, prints and writes the table ----
+
+class Bench:
+    """Runs measurements in child processes and collects table rows."""
+
+    def __init__(self, repeats):
+        self.repeats, self.rows = repeats, []
+
+    def measure(self, name, variant, *args):
+        command = [sys.executable, os.path.abspath(__file__), '--measure', name, variant, str(self.repeats),
+                   *map(str, args)]
+        _, peak, stdout = run_peak(command)
+        result = json.loads(stdout.split('RESULT ', 1)[1])
+        return result, peak
+
+    def cold(self, command):
+        """A command run --repeats times as fresh processes: wall times and the largest peak."""
+        runs = [run_peak(command) for _ in range(self.repeats)]
+        return {'times': [seconds for seconds, _, _ in runs]}, max(peak for _, peak, _ in runs)
+
+    def row(self, what, ours, baseline=None, rate=None):
+        """ours, baseline: (result dict, peak GB); rate(seconds) -> text such as '0.63 img/s'."""
+        self.rows.append((what, ours, baseline, rate))
+        print(format_row(*self.rows[-1]), flush=True)
+
+
+def run_peak(command):
+    """Run a command and return (wall seconds, peak memory GB, stdout), the peak taken from wait4's rusage."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    stdout = process.stdout.read()
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit('benchmark step failed: %s\n%s' % (' '.join(command), stderr.decode()[-3000:]))
+    return seconds, usage.ru_maxrss / 1024 / 1024, stdout.decode()
+
+
+def _spread(times):
+    return '%.3f (%.3f-%.3f)' % (statistics.median(times), min(times), max(times))
+
+
+HEADER = ('| measurement | ours: s, median (min-max) | ours: peak GB | rate | baseline: s, median (min-max) '
+          '| baseline: peak GB | time ratio | memory ratio |\n|---|---|---|---|---|---|---|---|')
+
+
+def format_row(what, ours, baseline, rate):
+    (result, peak), median = ours, statistics.median(ours[0]['times'])
+    cells = [what, _spread(result['times']), '%.2f' % peak, rate(median, result) if rate else '']
+    if baseline:
+        base_median = statistics.median(baseline[0]['times'])
+        cells += [_spread(baseline[0]['times']), '%.2f' % baseline[1], '%.2f' % (median / base_median),
+                  '%.2f' % (peak / baseline[1])]
+    else:
+        cells += ['', '', '', '']
+    return '| ' + ' | '.join(cells) + ' |'
+
+
+def machine_description():
+    cpu = platform.processor() or 'unknown CPU'
+    flags = ''
+    try:
+        with open('/proc/cpuinfo') as f:
+            info = f.read()
+        cpu = info.split('model name', 1)[1].split(':', 1)[1].split('\n', 1)[0].strip()
+        flags = ', '.join(flag for flag in ('avx512f', 'avx512_bf16', 'amx_bf16') if ' %s ' % flag in info)
+    except (OSError, IndexError):
+        pass
+    memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1024 ** 3
+    from utils import tf
+    gpus = [d.name for d in tf.config.list_physical_devices('GPU')]
+    return ('%s, %d cores (%s), %.0f GB memory; %s; TensorFlow %s, Python %s, %s'
+            % (cpu, os.cpu_count(), flags or 'no AVX-512', memory, ', '.join(gpus) or 'no GPU', tf.__version__,
+               platform.python_version(), platform.platform()))
+
+
+def make_inputs(scratch):
+    """A random transform model, a random VGG-16, a 1024 JPEG and training images, all in `scratch`."""
+    import numpy as np
+    from PIL import Image
+    import model
+    from nets import pretrained
+    rng = np.random.default_rng(0)
+
+    def photo(size):
+        small = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
+        return Image.fromarray(small).resize((size, size), Image.BICUBIC)
+    paths = {'model': model.save_random_model(os.path.join(scratch, 'model', 'fast-style-model.ckpt-done')),
+             'vgg': pretrained.save_random_vgg(os.path.join(scratch, 'vgg_16.ckpt')),
+             'jpeg': os.path.join(scratch, 'photo.jpg'), 'train': os.path.join(scratch, 'train')}
+    photo(1024).save(paths['jpeg'], quality=90)
+    os.makedirs(paths['train'])
+    for i in range(3 * TRAIN_BATCH):
+        photo(320).save(os.path.join(paths['train'], '%d.jpg' % i), quality=90)
+    return paths
+
+
+def per_second(unit, count=1):
+    return lambda seconds, result: '%.2f %s/s' % (count / seconds, unit)
+
+
+def train_rate(seconds, result):
+    return '%.2f img/s; input alone %.0f ms/batch' % (TRAIN_BATCH / seconds, 1000 * result['input_s'])
+
+
+def run_all(bench, paths, only):
+    if 'forward' in only:
+        for height, width in FORWARD_SIZES:
+            args = (paths['model'], height, width)
+            what = 'transform forward %dx%d' % (width, height)
+            bench.row(what, bench.measure('forward', 'fast', *args), bench.measure('forward', 'reference', *args),
+                      per_second('img'))
+            if (height, width) == (1024, 1024):
+                bench.row(what + ', --precision bf16', bench.measure('forward', 'bf16', *args),
+                          bench.measure('forward', 'fast', *args), per_second('img'))
+    if 'eval' in only:
+        bench.row('TensorFlow import alone (cold)', bench.cold([sys.executable, '-c', 'import tensorflow']))
+        output = os.path.join(os.path.dirname(paths['jpeg']), 'out.jpg')
+        bench.row('eval.py cold, 1024x1024 JPEG to JPEG', bench.cold(
+            [sys.executable, 'eval.py', '--model_file', paths['model'], '--image_file', paths['jpeg'], '--output',
+             output]), bench.cold([sys.executable, os.path.abspath(__file__), '--original_eval', paths['model'],
+                                   paths['jpeg'], output]))
+    if 'export' in only:
+        for fmt in ('pb', 'savedmodel', 'tflite'):
+            args = (paths['model'], fmt, 1024, 1024)
+            bench.row('%s, 1024x1024' % {'pb': 'frozen graph', 'savedmodel': 'SavedModel', 'tflite': 'TFLite'}[fmt],
+                      bench.measure('export', 'fast', *args), bench.measure('export', 'reference', *args),
+                      per_second('img'))
+    if 'train' in only:
+        args = (paths['vgg'], paths['train'])
+        what = 'training step, batch %d at %d' % (TRAIN_BATCH, TRAIN_SIZE)
+        bench.row(what, bench.measure('train', 'fast', *args), bench.measure('train', 'reference', *args),
+                  train_rate)
+        bench.row(what + ', mixed_precision (bf16)', bench.measure('train', 'bf16', *args),
+                  bench.measure('train', 'reference', *args), train_rate)
+    if 'gatys' in only:
+        what = 'stylize.py (Gatys) Adam iteration at %d' % GATYS_SIZE
+        bench.row(what, bench.measure('gatys', 'fast', paths['vgg']), bench.measure('gatys', 'reference', paths['vgg']),
+                  per_second('it'))
+        bench.row(what + ', --precision bf16', bench.measure('gatys', 'bf16', paths['vgg']),
+                  bench.measure('gatys', 'fast', paths['vgg']), per_second('it'))
+
+
+def original_eval(model_prefix, image_path, output):
+    """The original eval.py's flow, as the cold baseline: a graph built for the image's size with the reference
+    network, restore, one run, tf.image.encode_jpeg."""
+    import model
+    from preprocessing import vgg_preprocessing
+    from utils import tf
+    with tf.Graph().as_default(), tf.Session() as sess:
+        image = tf.image.decode_jpeg(tf.read_file(image_path), channels=3)
+        generated = model.net(tf.expand_dims(vgg_preprocessing.mean_image_subtraction(image), 0), reference=True)
+        encoded = tf.image.encode_jpeg(tf.cast(tf.clip_by_value(generated[0], 0, 255), tf.uint8))
+        tf.train.Saver(model.transform_variables()).restore(sess, model_prefix)
+        with open(output, 'wb') as f:
+            f.write(sess.run(encoded))
+
+
+def write_report(path, machine, bench, elapsed):
+    lines = ['# Performance', '',
+             'Written by `python benchmarks/performance.py` on %s in %.0f minutes.' % (
+                 datetime.date.today().isoformat(), elapsed / 60), '',
+             'Machine: %s.' % machine, '', __doc__.split('\n\n', 1)[1].strip(), '', HEADER]
+    lines += [format_row(*row) for row in bench.rows]
+    lines += ['', '## GPU', '', 'Not yet measured: no GPU was available to this run. Run the same command on a '
+              'GPU machine to fill this table.', '']
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines))
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == '--measure':
+        return child_main(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == '--original_eval':
+        return original_eval(*sys.argv[2:])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--repeats', type=int, default=5, help='timed runs per row after warm-up (default: '
+                                                               '%(default)s)')
+    parser.add_argument('--only', default='forward,eval,export,train,gatys',
+                        help='comma-separated groups to run (default: %(default)s)')
+    parser.add_argument('--output', default=os.path.join(ROOT, 'docs', 'PERFORMANCE.md'),
+                        help='where the table is written (default: docs/PERFORMANCE.md)')
+    args = parser.parse_args()
+    started = time.time()
+    machine = machine_description()
+    print('Machine: %s\n\n%s' % (machine, HEADER), flush=True)
+    bench = Bench(args.repeats)
+    with tempfile.TemporaryDirectory() as scratch:
+        run_all(bench, make_inputs(scratch), args.only.split(','))
+    write_report(args.output, machine, bench, time.time() - started)
+    print('\nwritten to %s' % args.output)
+
+
+if __name__ == '__main__':
+    main()
