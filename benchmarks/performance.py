@@ -8,7 +8,8 @@ convolution, one 9x9 convolution to 3 maps; train.build_graph(reference=True): p
 loss network run and back-propagated on [generated, content]). Times are the median of --repeats runs after a
 warm-up run, with the min and max; memory is the process's peak resident set (os.wait4). Ratios are ours over
 the baseline, measured in the same run, since a shared machine's speed drifts. Weights are random: same shapes,
-same speed. The `bf16` rows are opt-in reduced precision (eval.py --precision bf16, mixed_precision: true).
+same speed. The `bf16` rows are opt-in reduced precision (eval.py --precision bf16, mixed_precision: true); the
+inference row's memory includes a float32 session kept for the pixel difference.
 """
 import argparse
 import datetime
@@ -340,7 +341,7 @@ def write_report(path, machine, bench, elapsed):
     lines = ['# Performance', '',
              'Written by `python benchmarks/performance.py` on %s in %.0f minutes.' % (
                  datetime.date.today().isoformat(), elapsed / 60), '',
-             'Machine: %s.' % machine, '', __doc__.split('\n\n', 1)[1].strip(), '', HEADER]
+             'Machine: %s.' % machine, '', __doc__.split('\n\n', 2)[2].strip(), '', HEADER]
     lines += [format_row(*row) for row in bench.rows]
     lines += ['', '## GPU', '', 'Not yet measured: no GPU was available to this run. Run the same command on a '
               'GPU machine to fill this table.', '']
