@@ -22,7 +22,7 @@ from nets import nets_factory, pretrained  # noqa: E402
 from utils import load_config, read_image, session_config, tf  # noqa: E402
 
 
-def loss_curve(config, filenames, grams, reduced_precision, steps, every):
+def loss_curve(config, filenames, grams, make_init_fn, reduced_precision, steps, every):
     """Total loss at every `every` steps and the mean seconds per step after the first."""
     network_fn = nets_factory.get_network_fn(config.loss_model, num_classes=1, is_training=False)
     final = losses.final_endpoint(network_fn, config.style_layers + config.content_layers)
@@ -31,8 +31,6 @@ def loss_curve(config, filenames, grams, reduced_precision, steps, every):
     with tf.Graph().as_default():
         tf.set_random_seed(0)
         ops = train.build_graph(config, filenames, grams, (network_fn, final), loader)
-        make_init_fn, _ = pretrained.vgg_weights(config.loss_model_file, config.loss_model,
-                                                 config.checkpoint_exclude_scopes)
         init_fn = make_init_fn()
         with tf.Session(config=session_config(reduced_precision)) as sess:
             sess.run(tf.global_variables_initializer())
@@ -63,8 +61,8 @@ def main():
     style = read_image(config.style_image, 'style image')
     with tempfile.TemporaryDirectory() as scratch:
         grams = losses.get_style_features(config, style, make_init_fn, target_dir=scratch)
-    float32, float32_seconds = loss_curve(config, filenames, grams, False, args.steps, args.every)
-    bf16, bf16_seconds = loss_curve(config, filenames, grams, True, args.steps, args.every)
+    float32, float32_seconds = loss_curve(config, filenames, grams, make_init_fn, False, args.steps, args.every)
+    bf16, bf16_seconds = loss_curve(config, filenames, grams, make_init_fn, True, args.steps, args.every)
     print('| step | float32 total loss | mixed precision total loss | relative difference |')
     print('|---|---|---|---|')
     for (step, full), (_, reduced) in zip(float32, bf16):

@@ -148,7 +148,6 @@ def measure_gatys(variant, repeats, vgg_prefix):
     if variant == 'reference':
         features.final_endpoint = 'vgg_16/pool5'
     rng = np.random.default_rng(0)
-    content_targets = None
     with tf.Graph().as_default():
         image = tf.Variable(rng.uniform(0, 255, (1, GATYS_SIZE, GATYS_SIZE, 3)).astype(np.float32))
         end_points = features.end_points(image)
