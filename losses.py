@@ -97,7 +97,7 @@ def get_style_features(config, style_pixels, init_fn_factory, target_dir='genera
       style_pixels: the style image, uint8 (H, W, 3).
       init_fn_factory: builds the loss network's init function, init_fn_factory() -> fn(session); called
         after the network is built.
-      target_dir: where the style target image goes.
+      target_dir: where the style target image goes (None: not written).
 
     Returns:
       A list of float32 numpy arrays (C, C), in the order of config.style_layers.
@@ -114,7 +114,9 @@ def get_style_features(config, style_pixels, init_fn_factory, target_dir='genera
         with tf.Session() as sess:
             init_fn(sess)
             grams_value, target_value = sess.run([grams, target])
-    target_path = os.path.join(target_dir, 'target_style_%s.jpg' % config.naming)
-    write_image(target_path, target_value)
-    log.info('style target (%s cropped to %d px) written to %s', config.style_image, config.image_size, target_path)
+    if target_dir is not None:
+        target_path = os.path.join(target_dir, 'target_style_%s.jpg' % config.naming)
+        write_image(target_path, target_value)
+        log.info('style target (%s cropped to %d px) written to %s', config.style_image, config.image_size,
+                 target_path)
     return [np.asarray(g, np.float32) for g in grams_value]

@@ -204,7 +204,9 @@ def stylize_uint8(images):
 
 def transform_variables():
     """The transform network's variables in the current graph (not the loss network's, not Adam's)."""
-    return [v for v in tf.global_variables() if v.op.name in expected_transform_variables()]
+    # By name, not op.name: inside a replica of a distribution strategy a mirrored variable's op is that
+    # replica's copy (conv1/conv/weight/replica_1), its name the variable's own.
+    return [v for v in tf.global_variables() if v.name.rsplit(':', 1)[0] in expected_transform_variables()]
 
 
 @functools.lru_cache(maxsize=None)

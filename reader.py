@@ -90,6 +90,13 @@ def image_batches(filenames, batch_size, height, width, preprocess_fn, loader, s
     Returns:
       A float32 tensor (batch_size, height, width, 3); each run of it gives the next batch.
     """
+    dataset = image_dataset(filenames, batch_size, height, width, preprocess_fn, loader, shuffle, seed)
+    return tf.data.make_one_shot_iterator(dataset).get_next()
+
+
+def image_dataset(filenames, batch_size, height, width, preprocess_fn, loader, shuffle=True, seed=None):
+    """The tf.data.Dataset behind image_batches (same arguments), for the distribution strategies' input
+    functions."""
     def load(filename):
         image, ok = tf.py_function(loader, [filename], [tf.uint8, tf.bool])
         image.set_shape([None, None, 3])
@@ -100,5 +107,4 @@ def image_batches(filenames, batch_size, height, width, preprocess_fn, loader, s
         dataset = dataset.shuffle(len(filenames), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.repeat().map(load, num_parallel_calls=tf.data.experimental.AUTOTUNE)
     dataset = dataset.filter(lambda image, ok: ok).map(lambda image, ok: image)
-    dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(2)
-    return tf.data.make_one_shot_iterator(dataset).get_next()
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(2)

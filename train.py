@@ -1,6 +1,7 @@
 """Train a fast style transfer model for one style.
 
   python train.py -c conf/candy.yml [--train_dir DIR] [--max_steps N] [--no_download]
+                   [--distribute mirrored|multi_worker] [--devices gpu:0,gpu:1]
 
 Checkpoints and TensorBoard summaries go to <model_path>/<naming>/; a new run resumes from the latest
 checkpoint there, with its global step and Adam state.
@@ -13,13 +14,14 @@ import time
 
 import numpy as np
 
+import distribute
 import losses
 import model
 import reader
 from nets import nets_factory, pretrained
 from preprocessing import preprocessing_factory, vgg_preprocessing
 from utils import (ArgumentParser, UsageError, cli_main, get_init_fn, gpu_available, load_config, log, read_image,
-                   session_config, setup_logging, tf)
+                   setup_logging, tf)
 
 CHECKPOINT_NAME = 'fast-style-model.ckpt'
 CHECKPOINT_EVERY = 1000
@@ -37,55 +39,130 @@ def parse_args(argv):
                                                       '(default: train for the config\'s epochs)')
     parser.add_argument('--no_download', action='store_true',
                         help='fail instead of downloading the VGG weights when loss_model_file is missing')
+    parser.add_argument('--distribute', choices=distribute.MODES, default='none',
+                        help='data-parallel training: mirrored over local devices, or multi_worker over the '
+                             'machines that TF_CONFIG lists (default: none, one device)')
+    parser.add_argument('--devices', help='the devices of --distribute mirrored, e.g. gpu:0,gpu:1, or cpu:0,cpu:1 '
+                                          'for logical CPU devices (default: every local GPU)')
+    parser.add_argument('--worker_timeout', type=float,
+                        help='multi_worker: seconds a step waits for the other workers before training stops with '
+                             'an error (default: 20 times the slowest step, at least %d)'
+                             % distribute.StepDeadline.MIN_SECONDS)
     args = parser.parse_args(argv)
     if args.max_steps is not None and args.max_steps <= 0:
         parser.error('--max_steps must be positive')
+    if args.worker_timeout is not None and args.worker_timeout <= 0:
+        parser.error('--worker_timeout must be positive')
     return args
 
 
-def build_graph(config, filenames, style_grams, loss_network, loader, reference=False):
+def build_graph(config, filenames, style_grams, loss_network, loader, reference=False, strategy=None):
     """The training graph: transform network, loss network on generated and content images, losses, Adam.
 
     `reference` builds the original's formulation instead of the faster one with the same values (the
-    benchmarks and tests compare the two).
+    benchmarks and tests compare the two). `strategy`, a tf.distribute strategy, replicates the step over its
+    devices (see distribute.py).
 
     Returns:
-      A dict of the tensors and ops the loop runs.
+      A dict of the tensors and ops the loop runs ('init': ops to run once the variables are initialized).
     """
-    network_fn, final_endpoint = loss_network
+    if strategy:
+        return _build_distributed_graph(config, filenames, style_grams, loss_network, loader, strategy)
     preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
-    size, batch = config.image_size, config.batch_size
-    content = reader.image_batches(filenames, batch, size, size, preprocess, loader)
+    size = config.image_size
+    content = reader.image_batches(filenames, config.batch_size, size, size, preprocess, loader)
+    terms = _losses(config, content, style_grams, loss_network, reference)
+    global_step = tf.train.get_or_create_global_step()
+    minimize = _optimizer(config).minimize(terms['total'], var_list=model.transform_variables())
+    with tf.control_dependencies([minimize]):
+        train_step = tf.assign_add(global_step, 1)
+    _add_summaries(config, terms, terms['generated'], unprocess(content))
+    return dict(_fetched(terms), train_step=train_step, global_step=global_step, summary=tf.summary.merge_all(),
+                init=[])
+
+
+def _build_distributed_graph(config, filenames, style_grams, loss_network, loader, strategy):
+    """build_graph over a strategy's replicas: each takes its share of the global batch, the gradients are
+    all-reduced, and the losses fetched are the global batch's means.
+
+    The returned dict also has 'stop_flag' (feed 1 to ask every replica to stop), 'stop' (the number of
+    replicas asking) and 'restored_steps' (the sum of every replica's global step, to check after restoring).
+    """
+    preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
+    size = config.image_size
+    mean = tf.distribute.ReduceOp.MEAN
+
+    def input_fn(context):
+        # Each worker reads its own share of the files; its replicas take consecutive batches of that share, so
+        # no two replicas see the same image in a step.
+        return reader.image_dataset(filenames[context.input_pipeline_id::context.num_input_pipelines],
+                                    context.get_per_replica_batch_size(config.batch_size), size, size, preprocess,
+                                    loader)
+
+    def replica_step(content):
+        terms = _losses(config, content, style_grams, loss_network)
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        # The optimizer sums the replicas' gradients: scaling each replica's loss (the mean over its images) by
+        # 1/replicas makes that sum the gradient of the global batch's mean, as on one device.
+        minimize = optimizer.minimize(terms['total'] / replicas, var_list=model.transform_variables(),
+                                      global_step=global_step)
+        with tf.control_dependencies([minimize]):
+            return tf.nest.map_structure(tf.identity, dict(terms, origin=unprocess(content), stop=stop_flag))
+
+    with strategy.scope():
+        global_step = tf.train.get_or_create_global_step()
+        optimizer = _optimizer(config)
+        stop_flag = tf.placeholder_with_default(0.0, [], name='stop_flag')
+        batches = strategy.make_input_fn_iterator(input_fn)
+        outputs = strategy.experimental_run(replica_step, batches)
+        reduced = {key: strategy.reduce(mean, outputs[key], axis=None) for key in ('total', 'content', 'style', 'tv')}
+        reduced['style_per_layer'] = {layer: strategy.reduce(mean, value, axis=None)
+                                      for layer, value in outputs['style_per_layer'].items()}
+        stop = strategy.reduce(tf.distribute.ReduceOp.SUM, outputs['stop'], axis=None)
+        with tf.control_dependencies([stop] + list(_fetched(reduced).values())):
+            train_step = tf.identity(global_step.read_value())
+        restored_steps = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.experimental_run(
+            lambda: tf.cast(tf.identity(global_step), tf.float32)), axis=None)
+    first_replica = {key: strategy.experimental_local_results(outputs[key])[0] for key in ('generated', 'origin')}
+    _add_summaries(config, reduced, first_replica['generated'], first_replica['origin'])
+    return dict(_fetched(reduced), train_step=train_step, global_step=global_step, summary=tf.summary.merge_all(),
+                init=batches.initialize(), stop_flag=stop_flag, stop=stop, restored_steps=restored_steps)
+
+
+def _losses(config, content, style_grams, loss_network, reference=False):
+    """The generated images and the loss terms on a batch of preprocessed content images."""
+    network_fn, final_endpoint = loss_network
     generated = model.net(content, training=True, reference=reference)
     if reference:
         # The original: each generated image preprocessed like a training image, the loss network run on both
         # halves at once to the deepest loss layer, and back-propagated through both.
+        preprocess, _ = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
+        size, batch = config.image_size, config.batch_size
         processed_generated = tf.stack([preprocess(image, size, size) for image in tf.unstack(generated, batch)])
         _, end_points = network_fn(tf.concat([processed_generated, content], 0), final_endpoint=final_endpoint)
         generated_points, content_points = losses.split_halves(end_points)
     else:
         generated_points, content_points = _loss_features(network_fn, final_endpoint, generated, content,
                                                           config.content_layers)
-
     content_loss = losses.content_loss(generated_points, content_points, config.content_layers)
     style_loss, style_per_layer = losses.style_loss(generated_points, style_grams, config.style_layers)
     tv_loss = losses.total_variation_loss(generated)
     total = config.content_weight * content_loss + config.style_weight * style_loss + config.tv_weight * tv_loss
+    return {'generated': generated, 'total': total, 'content': content_loss, 'style': style_loss, 'tv': tv_loss,
+            'style_per_layer': style_per_layer}
 
-    global_step = tf.train.get_or_create_global_step()
-    transform_vars = model.transform_variables()
+
+def _fetched(terms):
+    """The loss terms the training loop fetches every step."""
+    return {key: terms[key] for key in ('total', 'content', 'style', 'tv')}
+
+
+def _optimizer(config):
     optimizer = tf.train.AdamOptimizer(LEARNING_RATE)
     if config.mixed_precision and gpu_available():
         # float16 gradients underflow without loss scaling; bfloat16 (CPUs) has float32's range and needs none.
         optimizer = tf.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, 'dynamic')
-    minimize = optimizer.minimize(total, var_list=transform_vars)
-    with tf.control_dependencies([minimize]):
-        train_step = tf.assign_add(global_step, 1)
-
-    _add_summaries(config, content_loss, style_loss, tv_loss, total, style_per_layer, generated,
-                   unprocess(content))
-    return {'train_step': train_step, 'global_step': global_step, 'total': total, 'content': content_loss,
-            'style': style_loss, 'tv': tv_loss, 'summary': tf.summary.merge_all()}
+    return optimizer
 
 
 def _loss_features(network_fn, final_endpoint, generated, content, content_layers):
@@ -103,16 +180,16 @@ def _loss_features(network_fn, final_endpoint, generated, content, content_layer
     return generated_points, content_points
 
 
-def _add_summaries(config, content_loss, style_loss, tv_loss, total, style_per_layer, generated, origin):
+def _add_summaries(config, terms, generated, origin):
     """TensorBoard summaries with the original's tags."""
-    for name, value, weight in (('content_loss', content_loss, config.content_weight),
-                                ('style_loss', style_loss, config.style_weight),
-                                ('regularizer_loss', tv_loss, config.tv_weight)):
-        tf.summary.scalar('losses/' + name, value)
-        tf.summary.scalar('weighted_losses/weighted_' + name, value * weight)
-    tf.summary.scalar('total_loss', total)
+    for name, key, weight in (('content_loss', 'content', config.content_weight),
+                              ('style_loss', 'style', config.style_weight),
+                              ('regularizer_loss', 'tv', config.tv_weight)):
+        tf.summary.scalar('losses/' + name, terms[key])
+        tf.summary.scalar('weighted_losses/weighted_' + name, terms[key] * weight)
+    tf.summary.scalar('total_loss', terms['total'])
     for layer in config.style_layers:
-        tf.summary.scalar('style_losses/' + layer, style_per_layer[layer])
+        tf.summary.scalar('style_losses/' + layer, terms['style_per_layer'][layer])
     tf.summary.image('generated', tf.cast(tf.clip_by_value(generated, 0, 255), tf.uint8))
     tf.summary.image('origin', tf.cast(tf.clip_by_value(origin, 0, 255), tf.uint8))
 
@@ -181,18 +258,21 @@ class Checkpoints:
     process killed while saving leaves the previous checkpoints listed and intact.
     """
 
-    def __init__(self, sess, saver, prefix, config, transform_vars):
-        self.sess, self.saver, self.prefix = sess, saver, prefix
+    def __init__(self, sess, saver, prefix, config, transform_vars, is_chief=True):
+        self.sess, self.saver, self.prefix, self.is_chief = sess, saver, prefix, is_chief
         self.every_secs = config.checkpoint_secs
         self.last_time = time.time()
         self.last_saved = None
         self.all_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(v)) for v in transform_vars])
 
     def due(self, step):
-        return step % CHECKPOINT_EVERY == 0 or time.time() - self.last_time >= self.every_secs
+        return self.is_chief and (step % CHECKPOINT_EVERY == 0 or time.time() - self.last_time >= self.every_secs)
 
     def save(self, step, name=None):
-        """Save the current state as <prefix>-<step> (or <prefix>-<name>); returns its path."""
+        """Save the current state as <prefix>-<step> (or <prefix>-<name>); returns its path. Only the chief
+        writes; the other workers hold the same weights."""
+        if not self.is_chief:
+            return '%s-%s (written by the chief)' % (self.prefix, name or step)
         if not self.sess.run(self.all_finite):
             raise UsageError('the model\'s weights became non-finite (NaN or Inf) by step %d; nothing was saved, %s '
                              '(lower the loss weights, or check the training images)' % (step, self.kept_message()))
@@ -216,52 +296,78 @@ class Checkpoints:
         return 'no checkpoint of this run was written'
 
 
-def train(config, filenames, style_grams, loss_network, max_steps=None):
-    """Run (or resume) training until the config's epochs are done or the global step reaches max_steps."""
+def train(config, filenames, style_grams, loss_network, max_steps=None, placement=None):
+    """Run (or resume) training until the config's epochs are done or the global step reaches max_steps.
+
+    placement (distribute.place) says where: one device by default. Only its chief writes to the model folder.
+    """
+    placement = placement or distribute.place('none', None, config.batch_size, config.mixed_precision)
     training_path = os.path.join(config.model_path, config.naming)
-    try:
-        os.makedirs(training_path, exist_ok=True)
-    except OSError as error:
-        raise UsageError('cannot create the model folder %s (%s); set model_path in the config to a writable '
-                         'folder' % (training_path, error.strerror)) from None
+    if placement.is_chief:
+        try:
+            os.makedirs(training_path, exist_ok=True)
+        except OSError as error:
+            raise UsageError('cannot create the model folder %s (%s); set model_path in the config to a writable '
+                             'folder' % (training_path, error.strerror)) from None
     end_step = total_steps(config, len(filenames))
     stop_step = min(end_step, max_steps) if max_steps else end_step
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
     with tf.Graph().as_default():
-        ops = build_graph(config, filenames, style_grams, loss_network, loader)
+        ops = build_graph(config, filenames, style_grams, loss_network, loader, strategy=placement.strategy)
         init_loss_network = get_init_fn(config.loss_model_file, config.checkpoint_exclude_scopes)
         # Everything but the loss network is saved: the transform weights, the global step and Adam's state.
         saver = tf.train.Saver([v for v in tf.global_variables() if not v.op.name.startswith(config.loss_model)],
                                max_to_keep=config.keep_checkpoints)
-        with tf.Session(config=session_config(config.mixed_precision)) as sess:
+        with placement.session() as sess:
             sess.run(tf.global_variables_initializer())
+            sess.run(ops['init'])
             init_loss_network(sess)
-            step, restored = _restore_newest_complete(sess, saver, training_path, ops['global_step'])
+            step, restored = _restore_newest_complete(sess, saver, training_path, ops['global_step'],
+                                                      placement.is_chief)
+            if placement.strategy:
+                _check_replicas_agree(sess, ops, step, placement)
             if step >= stop_step:
                 log.info('nothing to do: the model is already at step %d of %d', step, stop_step)
                 return
-            log.info('training steps %d to %d of %d (%d images, batch %d); checkpoints and summaries in %s',
-                     step + 1, stop_step, end_step, len(filenames), config.batch_size, training_path)
+            log.info('training steps %d to %d of %d (%d images, batch %d); checkpoints and summaries %s %s',
+                     step + 1, stop_step, end_step, len(filenames), config.batch_size,
+                     'in' if placement.is_chief else 'written by the chief in', training_path)
             checkpoints = Checkpoints(sess, saver, os.path.join(training_path, CHECKPOINT_NAME), config,
-                                      model.transform_variables())
+                                      model.transform_variables(), placement.is_chief)
             checkpoints.last_saved = restored
             with StopRequest() as stop:
                 step = _run_steps(sess, ops, checkpoints, step, ProgressLog(stop_step, config.batch_size), loader,
-                                  stop)
-            if stop.received:
-                saved = checkpoints.save(step)
-                log.info('stopped by %s at step %d; saved %s. Run the same command to resume', stop.received, step,
-                         saved)
-            elif stop_step == end_step:
-                log.info('training done; model saved to %s', checkpoints.save(step, 'done'))
-            else:
-                if checkpoints.last_saved != '%s-%d' % (checkpoints.prefix, step):
-                    checkpoints.save(step)
-                log.info('stopped at step %d (--max_steps); run again to resume', stop_step)
+                                  stop, placement.deadline)
+            _finish(checkpoints, step, stop, stop_step, end_step)
+
+
+def _finish(checkpoints, step, stop, stop_step, end_step):
+    """The last checkpoint of a run and what to do next."""
+    if stop.received:
+        saved = checkpoints.save(step)
+        log.info('stopped by %s at step %d; saved %s. Run the same command to resume', stop.received, step, saved)
+    elif stop_step == end_step:
+        log.info('training done; model saved to %s', checkpoints.save(step, 'done'))
+    else:
+        if checkpoints.last_saved != '%s-%d' % (checkpoints.prefix, step):
+            checkpoints.save(step)
+        log.info('stopped at step %d (--max_steps); run again to resume', stop_step)
+
+
+def _check_replicas_agree(sess, ops, step, placement):
+    """Every replica must have restored the same checkpoint: a worker that cannot read the chief's model folder
+    would otherwise train from another starting point (and its updates would be mixed into everyone's)."""
+    mean_step = sess.run(ops['restored_steps']) / placement.num_replicas
+    if mean_step != step:
+        raise UsageError('the workers restored different checkpoints (this one is at step %d, the replicas\' mean '
+                         'is %g); model_path must be a folder that every worker reads, such as a shared file '
+                         'system' % (step, mean_step))
 
 
 def _checkpoint_candidates(training_path):
     """Checkpoint prefixes in the folder, newest first: those the state file lists, then any other."""
+    if not os.path.isdir(training_path):  # a worker that does not see the chief's folder
+        return []
     state = tf.train.get_checkpoint_state(training_path)  # its paths come joined to the folder
     listed = []
     if state:
@@ -273,8 +379,9 @@ def _checkpoint_candidates(training_path):
     return listed + [p for p in map(os.path.normpath, others) if p not in listed]
 
 
-def _restore_newest_complete(sess, saver, training_path, global_step):
-    """Restore the newest checkpoint that loads; returns (global step to go on from, its path or None)."""
+def _restore_newest_complete(sess, saver, training_path, global_step, trim=True):
+    """Restore the newest checkpoint that loads; returns (global step to go on from, its path or None).
+    `trim` deletes old checkpoints beyond keep_checkpoints (the chief's job)."""
     candidates = _checkpoint_candidates(training_path)
     for prefix in candidates:
         try:
@@ -285,7 +392,8 @@ def _restore_newest_complete(sess, saver, training_path, global_step):
             continue
         step = int(sess.run(global_step))
         log.info('resumed from %s at step %d', prefix, step)
-        _keep_newest(saver, candidates[candidates.index(prefix):])
+        if trim:
+            _keep_newest(saver, candidates[candidates.index(prefix):])
         return step, prefix
     if candidates:
         raise UsageError('no checkpoint in %s can be restored (see the lines above); move them away to train from '
@@ -324,31 +432,61 @@ def _check_finite(step, values, checkpoints):
                      '%s' % (' and '.join(bad), values[bad[0]], step, checkpoints.kept_message(), causes))
 
 
-def _run_steps(sess, ops, checkpoints, step, progress, loader, stop):
-    """The loop up to progress.last_step or a stop request: train, log, summaries, checkpoints."""
-    writer = tf.summary.FileWriter(os.path.dirname(checkpoints.prefix))
-    fetches = {key: ops[key] for key in ('train_step', 'total', 'content', 'style', 'tv')}
+def _run_steps(sess, ops, checkpoints, step, progress, loader, stop, deadline=None):
+    """The loop up to progress.last_step or a stop request: train, log, summaries, checkpoints.
+
+    Distributed, a stop request travels with the next step to every worker (ops['stop_flag']), and all stop after
+    that step together: a worker that stopped alone would leave the others waiting for it. `deadline`
+    (distribute.StepDeadline, multi-worker) ends the wait for a worker that died.
+    """
+    writer = tf.summary.FileWriter(os.path.dirname(checkpoints.prefix)) if checkpoints.is_chief else None
+    fetches = {key: ops[key] for key in ('train_step', 'total', 'content', 'style', 'tv', 'stop') if key in ops}
+    distributed, agreed_stop = 'stop_flag' in ops, False
     try:
-        while step < progress.last_step and not stop.received:
+        while step < progress.last_step and not agreed_stop and not (stop.received and not distributed):
+            # Every worker runs the summaries' ops (they include all-reduces), the chief alone writes them.
             with_summary = (step + 1) % SUMMARY_EVERY == 0
-            try:
-                values = sess.run(dict(fetches, summary=ops['summary']) if with_summary else fetches)
-            except tf.errors.OpError:
-                if loader.too_many():
-                    raise loader.too_many_error() from None
-                raise
+            feed = {ops['stop_flag']: float(bool(stop.received))} if distributed else None
+            values = _run_step(sess, dict(fetches, summary=ops['summary']) if with_summary else fetches, feed,
+                               deadline, loader, checkpoints, step)
             step = int(values['train_step'])
+            agreed_stop = distributed and values['stop'] > 0
+            if agreed_stop and not stop.received:
+                stop.received = 'a stop request on another worker'
             _check_finite(step, values, checkpoints)
             progress.step(step, values, len(loader.bad))
-            if with_summary:
+            if with_summary and writer:
                 writer.add_summary(values['summary'], step)
                 writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag='data/skipped_images',
                                                                       simple_value=len(loader.bad))]), step)
             if checkpoints.due(step) and step < progress.last_step:
                 log.info('checkpoint saved to %s', checkpoints.save(step))
     finally:
-        writer.close()
+        if writer:
+            writer.close()
     return step
+
+
+def _run_step(sess, fetches, feed, deadline, loader, checkpoints, step):
+    """One sess.run of the training step, its failures turned into the user's terms."""
+    started = time.time()
+    try:
+        values = sess.run(fetches, feed, options=deadline.run_options() if deadline else None)
+    except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError, tf.errors.AbortedError) as error:
+        if not deadline:
+            raise
+        reason = ('no answer for %d s' % deadline.seconds() if isinstance(error, tf.errors.DeadlineExceededError)
+                  else type(error).__name__)
+        raise UsageError('lost contact with the other workers after step %d (%s: one stopped or its connection '
+                         'broke); %s: restart every worker with the same command'
+                         % (step, reason, checkpoints.kept_message())) from None
+    except tf.errors.OpError:
+        if loader.too_many():
+            raise loader.too_many_error() from None
+        raise
+    if deadline:
+        deadline.record(time.time() - started)
+    return values
 
 
 def loss_network_for(config):
@@ -370,14 +508,17 @@ def main(argv=None):
     loss_network = loss_network_for(config)
     filenames = reader.list_images(config.train_dir)
     total_steps(config, len(filenames))
+    placement = distribute.place(args.distribute, args.devices, config.batch_size, config.mixed_precision,
+                                 args.worker_timeout)
     style_pixels = read_image(config.style_image, 'style image')
     pretrained.ensure_vgg_checkpoint(config.loss_model_file, config.loss_model_url, config.loss_model,
                                      download=not args.no_download)
     log.info('loss network %s up to %s, weights from %s', config.loss_model, loss_network[1],
              config.loss_model_file)
     style_grams = losses.get_style_features(
-        config, style_pixels, lambda: get_init_fn(config.loss_model_file, config.checkpoint_exclude_scopes))
-    train(config, filenames, style_grams, loss_network, args.max_steps)
+        config, style_pixels, lambda: get_init_fn(config.loss_model_file, config.checkpoint_exclude_scopes),
+        target_dir='generated' if placement.is_chief else None)
+    train(config, filenames, style_grams, loss_network, args.max_steps, placement)
 
 
 if __name__ == '__main__':

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 
 @contextlib.contextmanager
-def _stderr_to_devnull():
+def stderr_to_devnull():
     """Send file descriptor 2 to /dev/null: TensorFlow's C++ banners bypass Python's sys.stderr."""
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -39,7 +39,8 @@ def _import_tensorflow():
         warnings.filterwarnings('ignore', category=DeprecationWarning)
         warnings.filterwarnings('ignore', category=FutureWarning)
         warnings.filterwarnings('ignore', message='`layer.apply` is deprecated')  # tf_slim's layers
-        with _stderr_to_devnull():
+        warnings.filterwarnings('ignore', message='To make it possible to preserve tf.data options')
+        with stderr_to_devnull():
             import tensorflow.compat.v1 as tf1
             import tf_slim as slim_module  # its import prints through TensorFlow's C++ logger too
             # Looking for devices now, still muted, keeps the "failed call to cuInit" line of machines
