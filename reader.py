@@ -108,3 +108,13 @@ def image_dataset(filenames, batch_size, height, width, preprocess_fn, loader, s
     dataset = dataset.repeat().map(load, num_parallel_calls=tf.data.experimental.AUTOTUNE)
     dataset = dataset.filter(lambda image, ok: ok).map(lambda image, ok: image)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(2)
+
+
+def sharded_input_fn(filenames, global_batch, height, width, preprocess_fn, loader):
+    """The input function of a distribution strategy (strategy.make_input_fn_iterator): each worker reads its
+    own share of the files, and its replicas take consecutive batches of that share, so that no two replicas see
+    the same image in a step. Arguments as image_batches's; global_batch is split evenly over the replicas."""
+    def input_fn(context):
+        return image_dataset(filenames[context.input_pipeline_id::context.num_input_pipelines],
+                             context.get_per_replica_batch_size(global_batch), height, width, preprocess_fn, loader)
+    return input_fn

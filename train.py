@@ -92,13 +92,6 @@ def _build_distributed_graph(config, filenames, style_grams, loss_network, loade
     size = config.image_size
     mean = tf.distribute.ReduceOp.MEAN
 
-    def input_fn(context):
-        # Each worker reads its own share of the files; its replicas take consecutive batches of that share, so
-        # no two replicas see the same image in a step.
-        return reader.image_dataset(filenames[context.input_pipeline_id::context.num_input_pipelines],
-                                    context.get_per_replica_batch_size(config.batch_size), size, size, preprocess,
-                                    loader)
-
     def replica_step(content):
         terms = _losses(config, content, style_grams, loss_network)
         replicas = tf.distribute.get_replica_context().num_replicas_in_sync
@@ -113,7 +106,8 @@ def _build_distributed_graph(config, filenames, style_grams, loss_network, loade
         global_step = tf.train.get_or_create_global_step()
         optimizer = _optimizer(config)
         stop_flag = tf.placeholder_with_default(0.0, [], name='stop_flag')
-        batches = strategy.make_input_fn_iterator(input_fn)
+        batches = strategy.make_input_fn_iterator(reader.sharded_input_fn(filenames, config.batch_size, size, size,
+                                                                          preprocess, loader))
         outputs = strategy.experimental_run(replica_step, batches)
         reduced = {key: strategy.reduce(mean, outputs[key], axis=None) for key in ('total', 'content', 'style', 'tv')}
         reduced['style_per_layer'] = {layer: strategy.reduce(mean, value, axis=None)

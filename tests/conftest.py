@@ -9,6 +9,8 @@ from helpers import make_workspace, save_random_vgg, write_config
 def pytest_configure(config):
     # tf_slim's layers call a deprecated Keras method; that is theirs to fix, not a signal for us.
     config.addinivalue_line('filterwarnings', 'ignore:`layer.apply` is deprecated')
+    # tf.data's note on options in graph mode, raised by the distribution strategies' input pipelines.
+    config.addinivalue_line('filterwarnings', 'ignore:To make it possible to preserve tf.data options')
 
 
 @pytest.fixture(scope='session')
