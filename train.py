@@ -313,6 +313,8 @@ def train(config, filenames, style_grams, loss_network, max_steps=None, placemen
         saver = tf.train.Saver([v for v in tf.global_variables() if not v.op.name.startswith(config.loss_model)],
                                max_to_keep=config.keep_checkpoints)
         with placement.session() as sess:
+            if placement.deadline:
+                log.info('waiting for every worker to join (the start blocks until all of them have started)')
             sess.run(tf.global_variables_initializer())
             sess.run(ops['init'])
             init_loss_network(sess)

@@ -15,6 +15,7 @@ from PIL import Image
 
 import distribute
 import eval as eval_py
+import export
 import reader
 import train
 from helpers import ROOT, usage_error, write_config
@@ -65,13 +66,15 @@ def test_mirrored_step_equals_the_single_device_step(workspace, monkeypatch, cap
             for event in tf.train.summary_iterator('mirrored_models/tiny/' + path) for value in event.summary.value}
     assert {'total_loss', 'losses/style_loss', 'style_losses/vgg_16/conv4/conv4_3'} <= tags
 
-    # Mirrored -> single device, and eval.py, from the distributed run's checkpoint.
+    # Mirrored -> single device, eval.py and export.py, from the distributed run's checkpoint.
     caplog.clear()
     train.main(['-c', mirrored_config, '--max_steps', '3'])
     assert 'resumed from mirrored_models/tiny/fast-style-model.ckpt-2 at step 2' in caplog.text
     eval_py.main(['--model_file', 'mirrored_models/tiny/fast-style-model.ckpt-2', '--image_file',
                   'train/img0.jpg', '--output', 'styled.png'])
     assert os.path.getsize('styled.png') > 0
+    export.main(['--model_file', 'mirrored_models/tiny/fast-style-model.ckpt-2', '--output', 'frozen.pb'])
+    assert os.path.getsize('frozen.pb') > 0
 
 
 def test_replicas_and_workers_read_different_images(tmp_path):
@@ -197,29 +200,31 @@ def test_two_workers_checkpoint_and_resume_after_a_kill(workspace):
     folder = os.path.join(root, 'models', 'tiny')
     cluster = Cluster(root, config)
     try:
-        cluster.start('--max_steps', '2')
+        # Past step 25, where every worker runs the summaries' all-reduces and the chief writes them.
+        cluster.start('--max_steps', '26')
         codes, logs = cluster.wait()
         assert codes == [0, 0], logs
         assert 'worker 0 of 2 workers (the chief)' in logs[0] and 'worker 1 of 2 workers at' in logs[1]
-        assert all('step 2/2' in text for text in logs)
-        assert tf.train.latest_checkpoint(folder).endswith('fast-style-model.ckpt-2')
+        assert all('step 26/26' in text for text in logs)
+        assert tf.train.latest_checkpoint(folder).endswith('fast-style-model.ckpt-26')
+        assert [name for name in os.listdir(folder) if name.startswith('events.')]
         assert os.listdir(os.path.join(root, 'worker1')) == []  # only the chief writes
         assert os.path.isfile(os.path.join(root, 'worker0', 'generated', 'target_style_tiny.jpg'))
 
         cluster.start('--max_steps', '500', '--worker_timeout', '30')
-        cluster.wait_for(1, 'step 10/500')
+        cluster.wait_for(1, 'step 30/500')
         cluster.processes[1].send_signal(signal.SIGKILL)
         codes, logs = cluster.wait()
         assert codes[0] == 2, logs[0]
         assert logs[0].strip().splitlines()[-1].startswith('error: lost contact with the other workers after step')
-        assert 'fast-style-model.ckpt-2 is intact' in logs[0]
+        assert 'fast-style-model.ckpt-26 is intact' in logs[0]
 
-        cluster.start('--max_steps', '3')
+        cluster.start('--max_steps', '27')
         codes, logs = cluster.wait()
         assert codes == [0, 0], logs
         for text in logs:
-            assert 'resumed from %s/fast-style-model.ckpt-2 at step 2' % folder in text
-        assert tf.train.latest_checkpoint(folder).endswith('fast-style-model.ckpt-3')
+            assert 'resumed from %s/fast-style-model.ckpt-26 at step 26' % folder in text
+        assert tf.train.latest_checkpoint(folder).endswith('fast-style-model.ckpt-27')
     finally:
         cluster.kill()
 
