@@ -92,22 +92,23 @@ def _build_distributed_graph(config, filenames, style_grams, loss_network, loade
     size = config.image_size
     mean = tf.distribute.ReduceOp.MEAN
 
-    def replica_step(content):
-        terms = _losses(config, content, style_grams, loss_network)
-        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-        # The optimizer sums the replicas' gradients: scaling each replica's loss (the mean over its images) by
-        # 1/replicas makes that sum the gradient of the global batch's mean, as on one device.
-        minimize = optimizer.minimize(terms['total'] / replicas, var_list=model.transform_variables(),
-                                      global_step=global_step)
-        with tf.control_dependencies([minimize]):
-            return tf.nest.map_structure(tf.identity, dict(terms, origin=unprocess(content), stop=stop_flag))
-
     with strategy.scope():
         global_step = tf.train.get_or_create_global_step()
         optimizer = _optimizer(config)
         stop_flag = tf.placeholder_with_default(0.0, [], name='stop_flag')
         batches = strategy.make_input_fn_iterator(reader.sharded_input_fn(filenames, config.batch_size, size, size,
                                                                           preprocess, loader))
+
+        def replica_step(content):
+            terms = _losses(config, content, style_grams, loss_network)
+            replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+            # The optimizer sums the replicas' gradients: scaling each replica's loss (the mean over its images)
+            # by 1/replicas makes that sum the gradient of the global batch's mean, as on one device.
+            minimize = optimizer.minimize(terms['total'] / replicas, var_list=model.transform_variables(),
+                                          global_step=global_step)
+            with tf.control_dependencies([minimize]):
+                return tf.nest.map_structure(tf.identity, dict(terms, origin=unprocess(content), stop=stop_flag))
+
         outputs = strategy.experimental_run(replica_step, batches)
         reduced = {key: strategy.reduce(mean, outputs[key], axis=None) for key in ('total', 'content', 'style', 'tv')}
         reduced['style_per_layer'] = {layer: strategy.reduce(mean, value, axis=None)
