@@ -13,6 +13,7 @@ runs and load in eval.py and export.py.
 import json
 import os
 import re
+import socket
 
 from utils import UsageError, gpu_available, log, session_config, stderr_to_devnull, tf
 
@@ -180,3 +181,16 @@ def _read_tf_config():
         raise UsageError('TF_CONFIG: multi_worker training uses "chief" and "worker" tasks with "host:port" '
                          'addresses, got %s for task %s (%s)' % (sorted(cluster), task, _TF_CONFIG_EXAMPLE))
     return cluster, task_type, task_index
+
+
+def local_cluster(count):
+    """TF_CONFIG values for `count` worker processes on this machine, on free ports (worker 0 the chief): for
+    trying multi_worker out on one machine, as the tests and benchmarks do."""
+    sockets = [socket.socket() for _ in range(count)]
+    for each in sockets:
+        each.bind(('127.0.0.1', 0))
+    addresses = ['127.0.0.1:%d' % each.getsockname()[1] for each in sockets]
+    for each in sockets:
+        each.close()
+    return [json.dumps({'cluster': {'worker': addresses}, 'task': {'type': 'worker', 'index': index}})
+            for index in range(count)]

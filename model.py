@@ -99,7 +99,7 @@ def conv2d_few_outputs(x, input_filters, output_filters, kernel, scope='conv'):
     those maps shifted down by their kernel row.
 
     The same sums in another order: oneDNN runs a convolution with very few output channels (the last layer's
-    3) far below its speed on wide ones, so this takes about 0.4 times as long. The shifted sum is itself a
+    3) far below its speed on wide ones, so this takes about a third of the time. The shifted sum is itself a
     kernel x 1 convolution with 0/1 taps, which reads the maps once (slicing them reads them nine times).
     """
     with tf.variable_scope(scope):

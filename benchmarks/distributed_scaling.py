@@ -9,10 +9,8 @@ out); memory is the peak resident set of each process, summed over the workers. 
 same speed.
 """
 import argparse
-import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,13 +52,13 @@ def make_workspace(folder, image_size, batch_size, steps):
 
 def run_workers(config, steps, extra_args, worker_count=1):
     """Start `worker_count` train.py processes; returns (img/s after warm-up, summed peak GB, log of worker 0)."""
-    ports = _free_ports(worker_count)
+    import distribute
+    tf_configs = distribute.local_cluster(worker_count)
     processes = []
     for index in range(worker_count):
         environment = {k: v for k, v in os.environ.items() if k != 'TF_CONFIG'}
         if worker_count > 1:
-            environment['TF_CONFIG'] = json.dumps({'cluster': {'worker': ['127.0.0.1:%d' % p for p in ports]},
-                                                   'task': {'type': 'worker', 'index': index}})
+            environment['TF_CONFIG'] = tf_configs[index]
         processes.append(subprocess.Popen(
             [sys.executable, os.path.join(ROOT, 'train.py'), '-c', config, '--max_steps', str(steps)] + extra_args,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment, cwd=os.path.dirname(config)))
@@ -75,16 +73,6 @@ def run_workers(config, steps, extra_args, worker_count=1):
     if not rates:
         raise SystemExit('no step after the warm-up in the log (raise --steps):\n' + logs[0][-3000:])
     return statistics.mean(rates), peak, logs[0]
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(('127.0.0.1', 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def configurations():

@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -132,43 +131,32 @@ def test_setup_errors(workspace, capsys, monkeypatch, argv, environ, message):
     assert not os.path.exists('models') and not os.path.exists('generated')  # nothing written yet
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(('127.0.0.1', 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 class Cluster:
     """Two train.py worker processes on 127.0.0.1, each in its own folder (only the chief's may get files),
     sharing the model folder through an absolute model_path as machines would through a shared file system."""
 
     def __init__(self, root, config):
         self.root, self.config = root, config
-        self.addresses = ['127.0.0.1:%d' % port for port in _free_ports(2)]
+        self.tf_configs = distribute.local_cluster(2)
 
     def start(self, *argv):
         self.processes, self.logs = [], []
         for index in range(2):
             folder = os.path.join(self.root, 'worker%d' % index)
             os.makedirs(folder, exist_ok=True)
-            tf_config = {'cluster': {'worker': self.addresses}, 'task': {'type': 'worker', 'index': index}}
             log_path = os.path.join(self.root, 'worker%d.log' % index)
             with open(log_path, 'w') as log_file:
                 self.processes.append(subprocess.Popen(
                     [sys.executable, os.path.join(ROOT, 'train.py'), '-c', self.config,
                      '--distribute', 'multi_worker'] + list(argv), cwd=folder, stdout=log_file,
-                    stderr=subprocess.STDOUT, env=self._environment(tf_config)))
+                    stderr=subprocess.STDOUT, env=self._environment(self.tf_configs[index])))
             self.logs.append(log_path)
 
     @staticmethod
     def _environment(tf_config):
         # As in a user's shell: this process set TF_CPP_MIN_LOG_LEVEL when it imported TensorFlow.
         environment = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
-        return dict(environment, TF_CONFIG=json.dumps(tf_config))
+        return dict(environment, TF_CONFIG=tf_config)
 
     def log(self, index):
         with open(self.logs[index]) as f:
