@@ -23,10 +23,14 @@ INSTANCE_NORM_EPSILON = 1e-5
 CHECKPOINT_FIX = 'pass a model trained by train.py, e.g. models/candy/fast-style-model.ckpt-done or models/candy'
 
 
-def _size(x, axis):
-    """The static size of an axis when known, else its dynamic size."""
-    static = x.shape.as_list()[axis]
-    return static if static is not None else tf.shape(x)[axis]
+def _shape(x):
+    """x's dimensions: Python ints where static, else scalars from a single Shape op (each op costs time to build
+    and to optimize, which a cold eval.py pays)."""
+    static = x.shape.as_list()
+    if None not in static:
+        return static
+    dynamic = tf.unstack(tf.shape(x), len(static))
+    return [size if size is not None else tensor for size, tensor in zip(static, dynamic)]
 
 
 def _mirror_indices(length, pad):
@@ -43,46 +47,99 @@ def _mirror_indices(length, pad):
 
 def mirror_pad(images, pad):
     """Reflect-pad a batch (N, H, W, C) by `pad` pixels on each side, for any H and W."""
-    images = tf.gather(images, _mirror_indices(_size(images, 1), pad), axis=1)
-    return tf.gather(images, _mirror_indices(_size(images, 2), pad), axis=2)
+    _, height, width, _ = _shape(images)
+    images = tf.gather(images, _mirror_indices(height, pad), axis=1)
+    return tf.gather(images, _mirror_indices(width, pad), axis=2)
 
 
-_ROUGH_MEAN_STRIDE = 8  # instance_norm takes its rough mean from every 8th pixel each way
+def reflect_pad(x, pad):
+    """Reflect-pad by `pad` pixels on each side with tf.pad (pad must be below H and W), as the original did."""
+    return tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode='REFLECT')
 
 
-def instance_norm(x, epsilon=INSTANCE_NORM_EPSILON):
-    """Normalize each image's channels to zero mean and unit variance over height and width.
+def gather_reflect_pad_for(like):
+    """A reflect_pad for maps shaped like `like` that gathers whole pixels, for inference.
+
+    A pixel's C values lie together in memory, so the gather copies blocks: about twice as fast as tf.pad's
+    REFLECT mode on the network's wide maps (its gradient, though, is slower than MirrorPad's). The index is
+    built once per pad size and shared by every map of that shape: the residual stage pads ten.
+    """
+    batch, height, width, channels = _shape(like)
+    indices = {}
+
+    def pad_by_gather(x, pad):
+        if pad not in indices:
+            rows = tf.pad(tf.range(height), [[pad, pad]], mode='REFLECT')
+            columns = tf.pad(tf.range(width), [[pad, pad]], mode='REFLECT')
+            indices[pad] = tf.reshape(rows[:, None] * width + columns, [-1])
+        pixels = tf.gather(tf.reshape(x, [batch, -1, channels]), indices[pad], axis=1)
+        return tf.reshape(pixels, [batch, height + 2 * pad, width + 2 * pad, channels])
+    return pad_by_gather
+
+
+_ROUGH_MEAN_STRIDE = 8  # rough means come from every 8th row: whole rows are cheap to gather
+
+
+def _rough_mean(x):
+    """Each channel's mean over a sample of rows of a batch (N, H, W, C), as a constant for the gradient."""
+    rows = tf.gather(x, tf.range(0, _shape(x)[1], _ROUGH_MEAN_STRIDE), axis=1)
+    return tf.stop_gradient(tf.reduce_mean(rows, [0, 1, 2]))
+
+
+def instance_norm(x, activation=None, epsilon=INSTANCE_NORM_EPSILON, centered=False):
+    """Normalize each image's channels to zero mean and unit variance over height and width, then apply
+    `activation` (a function, or None).
 
     Instance normalization of N images is batch normalization of one image with N x C channels: moving the
     batch into the channels lets the fused batch-norm kernel do it in one pass over memory instead of moments'
-    several (about half the time). For one image the transposes move nothing.
+    several (about half the time). For one image the transposes move nothing. A ReLU applied right after the
+    kernel, before the transposes, is fused into it by Grappler's remapper (one pass fewer).
 
     The fused kernel's variance is E[x^2] - E[x]^2 in float32, which loses its digits when a channel's mean is
     large against its spread, more so on large maps (tens of grey levels off at 12 megapixels). Subtracting a
-    rough mean first (from a sparse grid of pixels) keeps it accurate at any size; the normalization does not
-    change under a per-channel shift.
+    rough mean first keeps it accurate at any size; the normalization does not change under a per-channel
+    shift. centered=True says that x is already roughly centered (a convolution with center=True).
     """
-    batch, height, width, channels = (_size(x, axis) for axis in range(4))
+    batch, height, width, channels = _shape(x)
     stacked = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, height, width, batch * channels])
-    shift = tf.stop_gradient(tf.reduce_mean(stacked[:, ::_ROUGH_MEAN_STRIDE, ::_ROUGH_MEAN_STRIDE, :], [0, 1, 2]))
+    if not centered:
+        stacked -= _rough_mean(stacked)
     ones = tf.ones([batch * channels], x.dtype)
-    normalized, _, _ = tf.nn.fused_batch_norm(stacked - shift, ones, tf.zeros_like(ones), epsilon=epsilon,
+    normalized, _, _ = tf.nn.fused_batch_norm(stacked, ones, tf.zeros_like(ones), epsilon=epsilon,
                                               is_training=True)
+    normalized = _activate(normalized, activation)
     return tf.transpose(tf.reshape(normalized, [height, width, batch, channels]), [2, 0, 1, 3])
 
 
-def instance_norm_reference(x, epsilon=INSTANCE_NORM_EPSILON):
+def _activate(x, activation):
+    return x if activation is None else activation(x)
+
+
+def instance_norm_reference(x, activation=None, epsilon=INSTANCE_NORM_EPSILON):
     """instance_norm as the original wrote it, with tf.nn.moments."""
     mean, variance = tf.nn.moments(x, [1, 2], keepdims=True)
-    return (x - mean) * tf.rsqrt(variance + epsilon)
+    return _activate((x - mean) * tf.rsqrt(variance + epsilon), activation)
 
 
-def conv2d(x, input_filters, output_filters, kernel, strides, scope='conv'):
-    """Reflect-pad by kernel // 2, then a bias-free VALID convolution; its weight is `<scope>/weight`."""
+def conv2d(x, input_filters, output_filters, kernel, strides, scope='conv', center=False, pad=mirror_pad):
+    """Reflect-pad by kernel // 2, then a bias-free VALID convolution; its weight is `<scope>/weight`.
+    center: see _convolve; pad: the reflect-padding function, pad(x, size)."""
     with tf.variable_scope(scope):
         weight = _weight(kernel, input_filters, output_filters)
-        return tf.nn.conv2d(_reflect_pad(x, kernel // 2), weight, strides=[1, strides, strides, 1], padding='VALID',
-                            name='conv')
+        return _convolve(pad(x, kernel // 2), weight, strides, center)
+
+
+def _convolve(padded, kernel, strides=1, center=False, name='conv'):
+    """A VALID convolution. With center, minus a rough estimate of each output channel's mean, which spares
+    instance_norm its own pass to subtract one: Grappler fuses a bias into the convolution. The estimate is the
+    input's rough mean times the kernel summed over its taps (exact but for the borders), per channel over the
+    whole batch: large maps, where accuracy needs it, come one at a time.
+    """
+    output = tf.nn.conv2d(padded, kernel, strides=strides, padding='VALID', name=None if center else name)
+    if not center:
+        return output
+    output_mean = tf.linalg.matvec(tf.reduce_sum(kernel, [0, 1]), _rough_mean(padded), transpose_a=True)
+    return tf.nn.bias_add(output, -tf.stop_gradient(output_mean), name=name)
 
 
 def _weight(kernel, input_filters, output_filters):
@@ -90,29 +147,30 @@ def _weight(kernel, input_filters, output_filters):
                            tf.truncated_normal_initializer(stddev=0.1))
 
 
-def _reflect_pad(x, pad):
-    return tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode='REFLECT')
-
-
-def conv2d_few_outputs(x, input_filters, output_filters, kernel, scope='conv'):
+def conv2d_few_outputs(x, input_filters, output_filters, kernel, scope='conv', center=False, pad=mirror_pad):
     """conv2d at stride 1, computed as a 1 x kernel convolution to kernel * output_filters maps, then the sum of
     those maps shifted down by their kernel row.
 
     The same sums in another order: oneDNN runs a convolution with very few output channels (the last layer's
-    3) far below its speed on wide ones, so this takes about a third of the time. The shifted sum is itself a
-    kernel x 1 convolution with 0/1 taps, which reads the maps once (slicing them reads them nine times).
+    3) far below its speed on wide ones, so this takes about a third of the time. For the shifted sum, a
+    depthwise kernel x 1 convolution with one 1 tap per map moves each map by its row, and a sum over the rows
+    follows: both read the maps once (slicing them reads them nine times; a dense convolution with 0/1 taps
+    runs at oneDNN's slow few-output speed again). center, pad: see conv2d.
     """
     with tf.variable_scope(scope):
         weight = _weight(kernel, input_filters, output_filters)
         # (ky, kx, in, out) -> (1, kx, in, ky * out): one output map per kernel row and output channel.
         rows = tf.reshape(tf.transpose(weight, [1, 2, 0, 3]), [1, kernel, input_filters, kernel * output_filters])
-        padded = _reflect_pad(x, kernel // 2)
-        partial = tf.nn.conv2d(padded, rows, strides=1, padding='VALID', name='conv_rows')
-        # Output row y sums map (row r, channel c) of partial row y + r: a kernel x 1 convolution with 0/1 taps.
-        shift_sum = np.zeros([kernel, 1, kernel * output_filters, output_filters], np.float32)
+        padded = pad(x, kernel // 2)
+        partial = _convolve(padded, rows, center=center, name='conv_rows')
+        # Output row y sums map (row r, channel c) of partial row y + r.
+        shift = np.zeros([kernel, 1, kernel * output_filters, 1], np.float32)
         for row in range(kernel):
-            shift_sum[row, 0, row * output_filters:(row + 1) * output_filters] = np.eye(output_filters)
-        return tf.nn.conv2d(partial, tf.constant(shift_sum, x.dtype), strides=1, padding='VALID', name='conv')
+            shift[row, 0, row * output_filters:(row + 1) * output_filters] = 1
+        shifted = tf.nn.depthwise_conv2d(partial, tf.constant(shift, x.dtype), [1, 1, 1, 1], 'VALID')
+        batch, height, width, _ = _shape(shifted)
+        by_row = tf.reshape(shifted, [batch, height, width, kernel, output_filters])
+        return tf.reduce_sum(by_row, 3, name='conv')
 
 
 def resize_conv2d(x, input_filters, output_filters, kernel, strides):
@@ -123,9 +181,10 @@ def resize_conv2d(x, input_filters, output_filters, kernel, strides):
     """
     with tf.variable_scope('conv_transpose'):
         factor = strides * 2
-        size = tf.stack([_size(x, 1) * factor, _size(x, 2) * factor])
+        _, height, width, _ = _shape(x)
+        size = tf.stack([height * factor, width * factor])
         resized = tf.image.resize_nearest_neighbor(x, size, align_corners=False, half_pixel_centers=False)
-        return conv2d(resized, input_filters, output_filters, kernel, strides)
+        return conv2d(resized, input_filters, output_filters, kernel, strides, pad=reflect_pad)
 
 
 # Along one axis, resize x4 + reflect pad 1 + 3-tap stride-2 convolution gives output row 2m from source rows
@@ -137,13 +196,13 @@ _PHASE_TAPS = np.array([[[1, 0, 0], [0, 1, 1]],
 _PHASE_MATRIX = np.einsum('ptk,qsl->tspqkl', _PHASE_TAPS, _PHASE_TAPS).reshape(16, 9)
 
 
-def upsample_conv2d(x, input_filters, output_filters):
+def upsample_conv2d(x, input_filters, output_filters, center=False):
     """resize_conv2d(x, ..., kernel=3, strides=2) as a sub-pixel convolution, exactly, for any size.
 
     The four output phases are 2x2 convolutions at the source resolution (weights summed as _PHASE_TAPS says),
     computed as one convolution to 4 * output_filters maps that depth_to_space interleaves. Row and column -1
     repeat the first ones, which is what a symmetric pad of 1 does. Same variable, a quarter of the
-    multiply-adds (plus the zero taps), and no 16-times larger upsampled map in memory.
+    multiply-adds (plus the zero taps), and no 16-times larger upsampled map in memory. center: see _convolve.
     """
     with tf.variable_scope('conv_transpose'), tf.variable_scope('conv'):
         weight = _weight(3, input_filters, output_filters)
@@ -153,15 +212,15 @@ def upsample_conv2d(x, input_filters, output_filters):
         phases = tf.transpose(tf.reshape(phases, [2, 2, 2, 2, input_filters, output_filters]), [0, 1, 4, 2, 3, 5])
         kernel = tf.reshape(phases, [2, 2, input_filters, 4 * output_filters])
         padded = tf.pad(x, [[0, 0], [1, 0], [1, 0], [0, 0]], mode='SYMMETRIC')
-        interleaved = tf.nn.conv2d(padded, kernel, strides=1, padding='VALID')
+        interleaved = _convolve(padded, kernel, center=center, name=None)
         return tf.nn.depth_to_space(interleaved, 2, name='conv')
 
 
-def residual(x, filters, kernel, strides):
+def residual(x, filters, kernel, strides, pad=mirror_pad):
     """x + conv(ReLU(conv(x))), without normalization inside, as in the original."""
     with tf.variable_scope('residual'):
-        hidden = tf.nn.relu(conv2d(x, filters, filters, kernel, strides, scope='conv'))
-        return x + conv2d(hidden, filters, filters, kernel, strides, scope='conv_1')
+        hidden = tf.nn.relu(conv2d(x, filters, filters, kernel, strides, scope='conv', pad=pad))
+        return x + conv2d(hidden, filters, filters, kernel, strides, scope='conv_1', pad=pad)
 
 
 def net(image, training=False, normalize=None, reference=False):
@@ -169,11 +228,13 @@ def net(image, training=False, normalize=None, reference=False):
 
     Args:
       image: float32 (N, H, W, 3), RGB minus the VGG means (see preprocessing); any H and W, 1 pixel too.
-      training: accepted for the original's signature; the network behaves the same either way (instance
-        normalization always uses each image's own statistics).
-      normalize: the normalization at each of the six normalized layers, called in order (conv1, conv2, conv3,
-        deconv1, deconv2, deconv3); by default instance normalization; tiled inference passes one that uses
-        given statistics.
+      training: the same function either way (instance normalization always uses each image's own
+        statistics). Outside training the convolutions roughly center what instance_norm normalizes, as one
+        fused bias per channel; a training batch mixes images whose means differ, which one bias cannot center,
+        so there instance_norm centers each image itself.
+      normalize: normalize(x, activation), the normalization at each of the six normalized layers followed by
+        their activation, called in order (conv1, conv2, conv3, deconv1, deconv2, deconv3); by default instance
+        normalization; tiled inference passes one that uses given statistics.
       reference: build the original's formulation (moments, x4 resize + stride-2 convolution, one 9x9
         convolution to 3 maps) instead of the equal, faster one; tests and benchmarks compare the two.
 
@@ -181,27 +242,34 @@ def net(image, training=False, normalize=None, reference=False):
       float32 (N, H, W, 3): RGB in 0..255. For sizes where H + 20 or W + 20 is not a multiple of 4 the
       layers produce a larger map; its top-left H x W part is returned, as the original's users got.
     """
-    del training
-    normalize = normalize or (instance_norm_reference if reference else instance_norm)
-    height, width = _size(image, 1), _size(image, 2)
-    x = mirror_pad(image, INPUT_PADDING)
+    # Given statistics (tiled inference) must see the convolutions' own output, uncentered.
+    center = normalize is None and not reference and not training
+    if normalize is None:
+        normalize = instance_norm_reference if reference else functools.partial(instance_norm, centered=center)
+    # Gathers pad the wide maps at inference; conv1's 3-channel input has too few values per pixel to gain.
+    pad_for = (lambda like: reflect_pad) if reference or training else gather_reflect_pad_for
+    _, height, width, _ = _shape(image)
+    x = mirror_pad(image, INPUT_PADDING)  # the original's tf.pad fails on images of 10 pixels or less
     with tf.variable_scope('conv1'):
-        x = tf.nn.relu(normalize(conv2d(x, 3, 32, 9, 1)))
+        x = normalize(conv2d(x, 3, 32, 9, 1, center=center, pad=reflect_pad), tf.nn.relu)
     with tf.variable_scope('conv2'):
-        x = tf.nn.relu(normalize(conv2d(x, 32, 64, 3, 2)))
+        x = normalize(conv2d(x, 32, 64, 3, 2, center=center, pad=pad_for(x)), tf.nn.relu)
     with tf.variable_scope('conv3'):
-        x = tf.nn.relu(normalize(conv2d(x, 64, 128, 3, 2)))
+        x = normalize(conv2d(x, 64, 128, 3, 2, center=center, pad=pad_for(x)), tf.nn.relu)
+    residual_pad = pad_for(x)
     for block in range(1, 6):
         with tf.variable_scope('res%d' % block):
-            x = residual(x, 128, 3, 1)
-    upsample = functools.partial(resize_conv2d, kernel=3, strides=2) if reference else upsample_conv2d
+            x = residual(x, 128, 3, 1, pad=residual_pad)
+    upsample = (functools.partial(resize_conv2d, kernel=3, strides=2) if reference
+                else functools.partial(upsample_conv2d, center=center))
     with tf.variable_scope('deconv1'):
-        x = tf.nn.relu(normalize(upsample(x, 128, 64)))
+        x = normalize(upsample(x, 128, 64), tf.nn.relu)
     with tf.variable_scope('deconv2'):
-        x = tf.nn.relu(normalize(upsample(x, 64, 32)))
+        x = normalize(upsample(x, 64, 32), tf.nn.relu)
     with tf.variable_scope('deconv3'):
-        last = conv2d(x, 32, 3, 9, 1) if reference else conv2d_few_outputs(x, 32, 3, 9)
-        x = tf.nn.tanh(normalize(last))
+        last = (conv2d(x, 32, 3, 9, 1, pad=reflect_pad) if reference
+                else conv2d_few_outputs(x, 32, 3, 9, center=center, pad=pad_for(x)))
+        x = normalize(last, tf.nn.tanh)
     y = (x + 1) * 127.5
     return y[:, INPUT_PADDING:INPUT_PADDING + height, INPUT_PADDING:INPUT_PADDING + width, :]
 

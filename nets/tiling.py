@@ -26,13 +26,13 @@ class _GivenStatistics:
     def __init__(self):
         self.inputs, self.feeds = [], []
 
-    def __call__(self, x):
+    def __call__(self, x, activation):
         channels = x.shape.as_list()[-1]
         mean = tf.placeholder(tf.float32, [channels])
         variance = tf.placeholder(tf.float32, [channels])
         self.inputs.append(x)
         self.feeds.append((mean, variance))
-        return (x - mean) * tf.rsqrt(variance + model.INSTANCE_NORM_EPSILON)
+        return activation((x - mean) * tf.rsqrt(variance + model.INSTANCE_NORM_EPSILON))
 
 
 def split_axis(length, tile, margin=MARGIN):

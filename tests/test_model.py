@@ -92,6 +92,29 @@ def test_instance_norm_is_accurate_when_the_mean_dwarfs_the_spread():
     np.testing.assert_allclose(normalized, _np_instance_norm(maps.astype(np.float64)), atol=1e-4)
 
 
+@pytest.mark.parametrize('build', [
+    lambda x, center: model.conv2d(x, 8, 16, 3, 2, center=center),
+    lambda x, center: model.upsample_conv2d(x, 8, 16, center=center),
+    lambda x, center: model.conv2d_few_outputs(x, 8, 3, 9, center=center),
+], ids=['conv2d', 'upsample_conv2d', 'conv2d_few_outputs'])
+def test_centered_convolution_only_shifts_each_channel_to_near_zero_mean(build):
+    """What instance_norm(centered=True) relies on: a per-channel constant, which normalization ignores, that
+    removes nearly all of the mean (the fused kernel's float32 variance needs it on large maps)."""
+    x = np.random.default_rng(0).normal(50, 1, (1, 64, 48, 8)).astype(np.float32)
+    with tf.Graph().as_default():
+        tf.set_random_seed(0)
+        with tf.variable_scope('layer'):
+            plain = build(tf.constant(x), False)
+        with tf.variable_scope('layer', reuse=True):
+            centered = build(tf.constant(x), True)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            plain, centered = sess.run([plain, centered])
+    shift = plain - centered
+    np.testing.assert_allclose(shift, np.broadcast_to(shift[:, :1, :1], shift.shape), atol=1e-3)
+    assert np.all(np.abs(centered.mean((0, 1, 2))) < 0.05 * np.abs(plain.mean((0, 1, 2))))
+
+
 def test_constant_image_gives_no_nan():
     """The original's epsilon of 1e-9 turned flat feature maps into NaN ("black images")."""
     with tf.Graph().as_default():
@@ -103,7 +126,7 @@ def test_constant_image_gives_no_nan():
 
 @pytest.mark.parametrize('length,pad', [(20, 10), (11, 10), (3, 10), (1, 10), (2, 5)])
 def test_mirror_pad_is_numpy_reflect_for_any_length(length, pad):
-    data = np.arange(length * 2, dtype=np.float32).reshape(1, length, 2, 1)
+    data = np.arange(2 * length * 3 * 4, dtype=np.float32).reshape(2, length, 3, 4)  # pixels move whole
     with tf.Session(graph=tf.Graph()) as sess:
         padded = sess.run(model.mirror_pad(tf.constant(data), pad))
     expected = np.pad(data, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
