@@ -1,8 +1,9 @@
 """Speed and memory, ours against the original formulation side by side; the table goes to docs/PERFORMANCE.md.
 
-  python benchmarks/performance.py [--repeats 5] [--only forward,eval,export,train,gatys] [--output PATH]
+  python benchmarks/performance.py [--repeats 5] [--rounds 1] [--only forward,eval,export,train,gatys] [--output PATH]
 
-Every row is measured twice in fresh processes, one after the other: ours, and the baseline, the
+Every row is measured twice in fresh processes, one after the other (--rounds times, alternating): ours, and the
+baseline, the
 straightforward faithful formulation of SPEC.md (model.net(reference=True): moments, x4 resize + stride-2
 convolution, one 9x9 convolution to 3 maps; train.build_graph(reference=True): per-image preprocessing and the
 loss network run and back-propagated on [generated, content]). Times are the median of --repeats runs after a
@@ -176,8 +177,19 @@ def child_main(argv):
 class Bench:
     """Runs measurements in child processes and collects table rows."""
 
-    def __init__(self, repeats):
-        self.repeats, self.rows = repeats, []
+    def __init__(self, repeats, rounds=1):
+        self.repeats, self.rounds, self.rows = repeats, rounds, []
+
+    def measure_pair(self, name, variants, *args):
+        """Two variants measured alternately, self.rounds times each, so that a shared machine's drift hits both
+        alike: for each, the times of all rounds pooled, the other results of the last, the largest peak."""
+        pooled = {variant: ({'times': []}, 0.0) for variant in variants}
+        for _ in range(self.rounds):
+            for variant in variants:
+                result, peak = self.measure(name, variant, *args)
+                times = pooled[variant][0]['times'] + result['times']
+                pooled[variant] = ({**result, 'times': times}, max(peak, pooled[variant][1]))
+        return [pooled[variant] for variant in variants]
 
     def measure(self, name, variant, *args):
         command = [sys.executable, os.path.abspath(__file__), '--measure', name, variant, str(self.repeats),
@@ -287,11 +299,10 @@ def run_all(bench, paths, only):
         for height, width in FORWARD_SIZES:
             args = (paths['model'], height, width)
             what = 'transform forward %dx%d' % (width, height)
-            bench.row(what, bench.measure('forward', 'fast', *args), bench.measure('forward', 'reference', *args),
-                      per_second('img'))
+            bench.row(what, *bench.measure_pair('forward', ('fast', 'reference'), *args), per_second('img'))
             if (height, width) == (1024, 1024):
                 bench.row(what + ', --precision bf16 (baseline: ours in float32)',
-                          bench.measure('forward', 'bf16', *args), bench.measure('forward', 'fast', *args), bf16_rate)
+                          *bench.measure_pair('forward', ('bf16', 'fast'), *args), bf16_rate)
     if 'eval' in only:
         bench.row('TensorFlow import alone (cold)', bench.cold([sys.executable, '-c', 'import tensorflow']))
         output = os.path.join(os.path.dirname(paths['jpeg']), 'out.jpg')
@@ -303,22 +314,18 @@ def run_all(bench, paths, only):
         for fmt in ('pb', 'savedmodel', 'tflite'):
             args = (paths['model'], fmt, 1024, 1024)
             bench.row('%s, 1024x1024' % {'pb': 'frozen graph', 'savedmodel': 'SavedModel', 'tflite': 'TFLite'}[fmt],
-                      bench.measure('export', 'fast', *args), bench.measure('export', 'reference', *args),
-                      per_second('img'))
+                      *bench.measure_pair('export', ('fast', 'reference'), *args), per_second('img'))
     if 'train' in only:
         args = (paths['vgg'], paths['train'])
         what = 'training step, batch %d at %d' % (TRAIN_BATCH, TRAIN_SIZE)
-        bench.row(what, bench.measure('train', 'fast', *args), bench.measure('train', 'reference', *args),
+        bench.row(what, *bench.measure_pair('train', ('fast', 'reference'), *args), train_rate)
+        bench.row(what + ', mixed_precision (bf16)', *bench.measure_pair('train', ('bf16', 'reference'), *args),
                   train_rate)
-        bench.row(what + ', mixed_precision (bf16)', bench.measure('train', 'bf16', *args),
-                  bench.measure('train', 'reference', *args), train_rate)
     if 'gatys' in only:
         what = 'stylize.py (Gatys) Adam iteration at %d' % GATYS_SIZE
-        bench.row(what, bench.measure('gatys', 'fast', paths['vgg']), bench.measure('gatys', 'reference', paths['vgg']),
-                  per_second('it'))
+        bench.row(what, *bench.measure_pair('gatys', ('fast', 'reference'), paths['vgg']), per_second('it'))
         bench.row(what + ', --precision bf16 (baseline: ours in float32)',
-                  bench.measure('gatys', 'bf16', paths['vgg']), bench.measure('gatys', 'fast', paths['vgg']),
-                  per_second('it'))
+                  *bench.measure_pair('gatys', ('bf16', 'fast'), paths['vgg']), per_second('it'))
 
 
 def original_eval(model_prefix, image_path, output):
@@ -338,8 +345,8 @@ def original_eval(model_prefix, image_path, output):
 
 def write_report(path, machine, bench, elapsed):
     lines = ['# Performance', '',
-             'Written by `python benchmarks/performance.py` on %s in %.0f minutes.' % (
-                 datetime.date.today().isoformat(), elapsed / 60), '',
+             'Written by `python benchmarks/performance.py --repeats %d --rounds %d` on %s in %.0f minutes.' % (
+                 bench.repeats, bench.rounds, datetime.date.today().isoformat(), elapsed / 60), '',
              'Machine: %s.' % machine, '', __doc__.split('\n\n', 2)[2].strip(), '', HEADER]
     lines += [format_row(*row) for row in bench.rows]
     lines += ['', '## GPU', '', 'Not yet measured: no GPU was available to this run. Run the same command on a '
@@ -356,6 +363,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--repeats', type=int, default=5, help='timed runs per row after warm-up (default: '
                                                                '%(default)s)')
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='alternate ours and the baseline this many times per row, pooling their runs, on noisy '
+                             'machines (default: %(default)s)')
     parser.add_argument('--only', default='forward,eval,export,train,gatys',
                         help='comma-separated groups to run (default: %(default)s)')
     parser.add_argument('--output', default=os.path.join(ROOT, 'docs', 'PERFORMANCE.md'),
@@ -364,7 +374,7 @@ def main():
     started = time.time()
     machine = machine_description()
     print('Machine: %s\n\n%s' % (machine, HEADER), flush=True)
-    bench = Bench(args.repeats)
+    bench = Bench(args.repeats, args.rounds)
     with tempfile.TemporaryDirectory() as scratch:
         run_all(bench, make_inputs(scratch), args.only.split(','))
     write_report(args.output, machine, bench, time.time() - started)
