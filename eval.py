@@ -19,7 +19,7 @@ from tqdm import tqdm
 from nets.stylizer import DEFAULT_MAX_PIXELS, Stylizer
 from preprocessing import color
 from utils import (IMAGE_FORMATS, PRECISIONS, ArgumentParser, UsageError, cli_main, load_image, log, output_format,
-                   setup_logging, write_image)
+                   run_and_exit, setup_logging, write_image)
 
 INPUT_EXTENSIONS = tuple(IMAGE_FORMATS)
 
@@ -151,7 +151,8 @@ def main(argv=None):
         output_format(output)
     if len(inputs) == 1:
         rgb, alpha = load_image(inputs[0][0], 'content image')  # before the model loads: fail fast
-        stylize_one(Stylizer(args.model_file, args.max_pixels), inputs[0][0], rgb, alpha, outputs[0], args)
+        stylizer = Stylizer(args.model_file, args.max_pixels, args.precision)
+        stylize_one(stylizer, inputs[0][0], rgb, alpha, outputs[0], args)
         return
     stylizer = Stylizer(args.model_file, args.max_pixels, args.precision)
     failures = stylize_images(stylizer, inputs, outputs, args)
@@ -163,4 +164,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_and_exit(main)

@@ -16,7 +16,7 @@ import shutil
 
 import model
 from preprocessing import vgg_preprocessing
-from utils import ArgumentParser, UsageError, cli_main, log, setup_logging, tf
+from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, tf
 
 # The original export's means; the first instance normalization removes any constant shift of the input,
 # so these and the training means give the same pixels up to float rounding.
@@ -142,4 +142,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_and_exit(main)

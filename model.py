@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from preprocessing.vgg_preprocessing import mean_image_subtraction
-from utils import UsageError, check_checkpoint_variables, checkpoint_exists, expected_variables, tf
+from utils import UsageError, check_checkpoint_variables, checkpoint_exists, tf
 
 INPUT_PADDING = 10
 # The original used 1e-9, which let constant feature maps blow up into NaN ("black images").
@@ -287,13 +287,23 @@ def transform_variables():
     """The transform network's variables in the current graph (not the loss network's, not Adam's)."""
     # By name, not op.name: inside a replica of a distribution strategy a mirrored variable's op is that
     # replica's copy (conv1/conv/weight/replica_1), its name the variable's own.
-    return [v for v in tf.global_variables() if v.name.rsplit(':', 1)[0] in expected_transform_variables()]
+    expected = expected_transform_variables()
+    return [v for v in tf.global_variables() if v.name.rsplit(':', 1)[0] in expected]
 
 
-@functools.lru_cache(maxsize=None)
+# (scope, kernel, input maps, output maps) of each convolution net() creates. A table rather than a scratch graph
+# of net() (test_model checks the two agree): a cold eval.py checks and restores a checkpoint without first
+# building the network once more (a fifth of a second).
+_CONVOLUTIONS = ((('conv1/conv', 9, 3, 32), ('conv2/conv', 3, 32, 64), ('conv3/conv', 3, 64, 128))
+                 + tuple(('res%d/residual/%s' % (block, conv), 3, 128, 128)
+                         for block in range(1, 6) for conv in ('conv', 'conv_1'))
+                 + (('deconv1/conv_transpose/conv', 3, 128, 64), ('deconv2/conv_transpose/conv', 3, 64, 32),
+                    ('deconv3/conv', 9, 32, 3)))
+
+
 def expected_transform_variables():
-    """Name -> shape of every variable net() creates."""
-    return expected_variables(lambda: net(tf.placeholder(tf.float32, [1, None, None, 3])))
+    """Name -> shape (HWIO) of every variable net() creates."""
+    return {scope + '/weight': [kernel, kernel, inputs, outputs] for scope, kernel, inputs, outputs in _CONVOLUTIONS}
 
 
 def find_checkpoint(model_file):

@@ -16,7 +16,7 @@ from tqdm import tqdm
 import losses
 from nets import nets_factory, pretrained
 from preprocessing import color
-from utils import (PRECISIONS, ArgumentParser, UsageError, cli_main, log, output_format, read_image,
+from utils import (PRECISIONS, ArgumentParser, UsageError, cli_main, log, output_format, read_image, run_and_exit,
                    session_config, setup_logging, tf, write_image)
 
 LOSS_MODEL = 'vgg_16'
@@ -326,4 +326,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_and_exit(main)

@@ -4,8 +4,9 @@ import subprocess
 import sys
 
 import pytest
+from PIL import Image
 
-from helpers import ROOT
+from helpers import ROOT, write_image_file
 
 NOISE = ('Traceback', 'oneDNN', 'cuda', 'WARNING', 'deprecat', 'absl')
 
@@ -34,6 +35,16 @@ def test_a_real_run_logs_only_our_lines(tmp_path, trained_model):
     assert result.returncode == 0, result.stderr
     assert 'frozen graph of' in result.stderr and 'written to m.pb' in result.stderr
     assert not [word for word in NOISE if word in result.stderr + result.stdout]
+
+
+def test_eval_ends_at_once_with_its_image_and_log_written(tmp_path, trained_model):
+    # The commands end without the interpreter's teardown (utils.run_and_exit): nothing may be lost by it.
+    photo = write_image_file(str(tmp_path / 'photo.png'), 30, 26, seed=2)
+    result = _run('eval.py', '--model_file', trained_model, '--image_file', photo, '--output', 'out/res.png',
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.rstrip().endswith('written to out/res.png')
+    assert Image.open(str(tmp_path / 'out' / 'res.png')).size == (26, 30)
 
 
 def test_help_states_the_defaults(tmp_path):

@@ -37,6 +37,21 @@ def test_eval_default_output_is_generated_res_jpg(tmp_path, trained_model, photo
     assert Image.open('generated/res.jpg').size == (53, 37)
 
 
+@pytest.mark.parametrize('count', [1, 2])
+def test_eval_precision_reaches_the_model_for_one_image_and_several(tmp_path, trained_model, monkeypatch, count):
+    real_stylizer, precisions = eval_py.Stylizer, []
+
+    def recording_stylizer(model_file, max_pixels, precision):
+        precisions.append(precision)
+        return real_stylizer(model_file, max_pixels, precision)
+    monkeypatch.setattr(eval_py, 'Stylizer', recording_stylizer)
+    photos = [write_image_file(str(tmp_path / ('photo%d.png' % i)), 20, 24, seed=i) for i in range(count)]
+    output = str(tmp_path / ('res.png' if count == 1 else 'out'))
+    eval_py.main(['--model_file', trained_model, '--image_file'] + photos + ['--output', output,
+                                                                             '--precision', 'bf16'])
+    assert precisions == ['bf16']
+
+
 def _save_like_the_original(prefix, weights):
     """A V1 checkpoint with the original's variables: weights, global_step and Adam's slots and powers."""
     with tf.Graph().as_default():

@@ -15,6 +15,7 @@ SPEC_VARIABLES.update({'res%d/residual/%s/weight' % (i, c): [3, 3, 128, 128]
 
 
 def test_variables_are_the_originals():
+    assert model.expected_transform_variables() == SPEC_VARIABLES  # the table that checkpoint checks use
     with tf.Graph().as_default():
         model.net(tf.placeholder(tf.float32, [2, 64, 64, 3]), training=True)
         assert {v.op.name: v.shape.as_list() for v in tf.global_variables()} == SPEC_VARIABLES
