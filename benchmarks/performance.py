@@ -3,14 +3,14 @@
   python benchmarks/performance.py [--repeats 5] [--rounds 1] [--only forward,eval,export,train,gatys] [--output PATH]
 
 Every row is measured twice in fresh processes, one after the other (--rounds times, alternating): ours, and the
-baseline, the
-straightforward faithful formulation of SPEC.md (model.net(reference=True): moments, x4 resize + stride-2
-convolution, one 9x9 convolution to 3 maps; train.build_graph(reference=True): per-image preprocessing and the
-loss network run and back-propagated on [generated, content]). Times are the median of --repeats runs after a
-warm-up run, with the min and max; memory is the process's peak resident set (os.wait4). Ratios are ours over
-the baseline, measured in the same run, since a shared machine's speed drifts. Weights are random: same shapes,
-same speed. The `bf16` rows are opt-in reduced precision (eval.py --precision bf16, mixed_precision: true); the
-inference row's memory includes a float32 session kept for the pixel difference.
+baseline, the straightforward faithful formulation of SPEC.md (model.net(reference=True): moments, x4 resize +
+stride-2 convolution, one 9x9 convolution to 3 maps; train.build_graph(reference=True): per-image preprocessing
+and the loss network run and back-propagated on [generated, content]). Times are the median of --repeats runs
+after a warm-up run, with the min and max; cold commands run --repeats times in turn with no warm-up. Memory is
+the process's peak resident set (os.wait4). Ratios are ours over the baseline, measured in the same run, since a
+shared machine's speed drifts. Weights are random: same shapes, same speed. The `bf16` rows are opt-in reduced
+precision (eval.py --precision bf16, mixed_precision: true); the inference row's memory includes a float32
+session kept for the pixel difference.
 """
 import argparse
 import datetime
@@ -198,10 +198,15 @@ class Bench:
         result = json.loads(stdout.split('RESULT ', 1)[1])
         return result, peak
 
-    def cold(self, command):
-        """A command run --repeats times as fresh processes: wall times and the largest peak."""
-        runs = [run_peak(command) for _ in range(self.repeats)]
-        return {'times': [seconds for seconds, _, _ in runs]}, max(peak for _, peak, _ in runs)
+    def cold(self, *commands):
+        """Commands run in turn --repeats times as fresh processes (so that drift hits them alike): for each, its
+        wall times and largest peak."""
+        runs = [[] for _ in commands]
+        for _ in range(self.repeats):
+            for command, results in zip(commands, runs):
+                results.append(run_peak(command))
+        return [({'times': [seconds for seconds, _, _ in results]}, max(peak for _, peak, _ in results))
+                for results in runs]
 
     def row(self, what, ours, baseline=None, rate=None):
         """ours, baseline: (result dict, peak GB); rate(seconds) -> text such as '0.63 img/s'."""
@@ -304,12 +309,15 @@ def run_all(bench, paths, only):
                 bench.row(what + ', --precision bf16 (baseline: ours in float32)',
                           *bench.measure_pair('forward', ('bf16', 'fast'), *args), bf16_rate)
     if 'eval' in only:
-        bench.row('TensorFlow import alone (cold)', bench.cold([sys.executable, '-c', 'import tensorflow']))
         output = os.path.join(os.path.dirname(paths['jpeg']), 'out.jpg')
-        bench.row('eval.py cold, 1024x1024 JPEG to JPEG', bench.cold(
+        # Our commands end without the interpreter's teardown (utils.run_and_exit); the import alone ends so too.
+        import_alone, ours, original = bench.cold(
+            [sys.executable, '-c', 'import os, tensorflow; os._exit(0)'],
             [sys.executable, 'eval.py', '--model_file', paths['model'], '--image_file', paths['jpeg'], '--output',
-             output]), bench.cold([sys.executable, os.path.abspath(__file__), '--original_eval', paths['model'],
-                                   paths['jpeg'], output]))
+             output],
+            [sys.executable, os.path.abspath(__file__), '--original_eval', paths['model'], paths['jpeg'], output])
+        bench.row('TensorFlow import alone (cold, ended without teardown)', import_alone)
+        bench.row('eval.py cold, 1024x1024 JPEG to JPEG', ours, original)
     if 'export' in only:
         for fmt in ('pb', 'savedmodel', 'tflite'):
             args = (paths['model'], fmt, 1024, 1024)
