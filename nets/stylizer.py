@@ -98,7 +98,7 @@ class Stylizer:
         """precision 'bf16' runs convolutions in 16-bit floats (utils.session_config): faster where the
         hardware has them, pixels within a few grey levels."""
         self.source, self.max_pixels = model_file, max_pixels
-        self.session_config = session_config(precision == 'bf16')
+        self.session_config = session_config(precision == 'bf16', inference=True)
         self.graph = tf.Graph()
         self._tiled = None
         if model_file.endswith('.pb'):

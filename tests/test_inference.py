@@ -9,11 +9,12 @@ from PIL import Image
 
 import eval as eval_py
 import export
+import model
 from helpers import write_image_file
 from nets import tiling
 from nets.stylizer import Stylizer
 from preprocessing import color
-from utils import load_image, tf
+from utils import load_image, session_config, tf
 
 
 @pytest.fixture(scope='module')
@@ -270,3 +271,21 @@ def test_bf16_precision_stays_close_to_float32(tmp_path, trained_model, stylizer
     finally:
         reduced.close()
     assert difference.mean() < 3 and np.percentile(difference, 99) <= 16
+
+
+def _optimized_op_types(config):
+    """The op types of the transform network's graph as Grappler leaves it for a session with `config`."""
+    with tf.Graph().as_default():
+        images = tf.placeholder(tf.uint8, [None, None, None, 3])
+        stylized = model.stylize_uint8(images)
+        with tf.Session(config=config) as sess:
+            sess.run(tf.global_variables_initializer())
+            metadata = tf.RunMetadata()
+            sess.run(stylized, {images: np.zeros((1, 24, 24, 3), np.uint8)},
+                     options=tf.RunOptions(output_partition_graphs=True), run_metadata=metadata)
+    return sorted(node.op for graph in metadata.partition_graphs for node in graph.node)
+
+
+def test_inference_sessions_optimize_the_graph_in_one_round_to_the_same_graph():
+    # session_config(inference=True) skips Grappler's second round, which must find nothing more to fuse or fold.
+    assert _optimized_op_types(session_config(inference=True)) == _optimized_op_types(session_config())

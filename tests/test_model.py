@@ -169,7 +169,8 @@ def _stylize_both_ways(prefix, image):
 
 @pytest.mark.parametrize('height,width', [(1, 1), (2, 3), (7, 5), (31, 33), (6, 90), (65, 4)])
 def test_fast_formulation_gives_the_reference_pixels(tmp_path, height, width):
-    """Sub-pixel upsampling, row-split last convolution and fused normalization change no pixel beyond rounding."""
+    """Transposed-convolution upsampling, row-split last convolution and fused normalization change no pixel beyond
+    rounding."""
     prefix = model.save_random_model(str(tmp_path / 'random.ckpt'), seed=height)
     image = np.random.default_rng(width).integers(0, 256, (2, height, width, 3), dtype=np.uint8)
     fast, reference = _stylize_both_ways(prefix, image)
