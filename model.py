@@ -345,19 +345,38 @@ def _newest_checkpoint_in(folder):
 
 
 def check_transform_checkpoint(prefix):
-    """Raise UsageError unless `prefix` is a checkpoint of this transform network with finite weights."""
+    """Raise UsageError unless `prefix` is a checkpoint of this transform network with finite weights; return
+    the weights, name -> array."""
     check_checkpoint_variables(prefix, expected_transform_variables(), 'transform-network checkpoint',
                                CHECKPOINT_FIX)
     reader = tf.train.load_checkpoint(prefix)
+    weights = {}
     for name in sorted(expected_transform_variables()):
         try:
-            value = reader.get_tensor(name)
+            weights[name] = reader.get_tensor(name)
         except Exception as error:  # truncated or corrupt data files raise assorted errors
             raise UsageError('%s is damaged: %s cannot be read (%s); use another checkpoint'
                              % (prefix, name, str(error).strip().splitlines()[0])) from None
-        if not np.isfinite(value).all():
+        if not np.isfinite(weights[name]).all():
             raise UsageError('%s holds non-finite weights (%s has NaN or Inf values): its training diverged; use an '
                              'earlier checkpoint of the same folder' % (prefix, name))
+    return weights
+
+
+def fed_weights():
+    """For inference from arrays in memory: a variable scope in which net() reads each weight from a placeholder
+    named like its variable, and the dict name -> placeholder to feed.
+
+    Such a graph has no variables, initializers, saver or restore to build and run, which a cold eval.py would
+    wait for (Python spends about 0.3 ms on each op). Constants instead would make Grappler fold and copy the
+    weights, which costs more than it saves.
+    """
+    placeholders = {}
+
+    def placeholder_getter(name, shape, dtype, **unused):  # get_variable calls it outside any name scope
+        placeholders[name] = tf.placeholder(dtype, shape, name=name)
+        return placeholders[name]
+    return tf.variable_scope(tf.get_variable_scope(), custom_getter=placeholder_getter), placeholders
 
 
 def transform_saver(**kwargs):

@@ -110,16 +110,16 @@ class Stylizer:
         self.graph.finalize()
 
     def _load_checkpoint(self, prefix):
-        model.check_transform_checkpoint(prefix)
+        weights = model.check_transform_checkpoint(prefix)
         with self.graph.as_default():
             images = tf.placeholder(tf.uint8, [None, None, None, 3], name='images')
-            output = model.stylize_uint8(images)
+            scope, placeholders = model.fed_weights()
+            with scope:
+                output = model.stylize_uint8(images)
             self.session = tf.Session(config=self.session_config)
-            model.transform_saver().restore(self.session, prefix)
         log.info('model loaded from %s', prefix)
-        reader = tf.train.load_checkpoint(prefix)
-        return (lambda batch: self.session.run(output, {images: batch}),
-                lambda: {name: reader.get_tensor(name) for name in model.expected_transform_variables()})
+        feed = {placeholders[name]: value for name, value in weights.items()}
+        return lambda batch: self.session.run(output, {images: batch, **feed}), lambda: weights
 
     def _load_frozen(self, path):
         graph_def = _read_graph_def(path)
