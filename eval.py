@@ -133,6 +133,11 @@ def stylize_one(stylizer, path, rgb, alpha, output, args):
              output)
 
 
+def load_model(args):
+    """The model with the options' pixel budget and precision, the same for every kind of input."""
+    return Stylizer(args.model_file, args.max_pixels, args.precision)
+
+
 @cli_main
 def main(argv=None):
     setup_logging()
@@ -140,7 +145,7 @@ def main(argv=None):
     if args.video:
         from preprocessing import video
         video.check_available()
-        stylizer = Stylizer(args.model_file, args.max_pixels, args.precision)
+        stylizer = load_model(args)
         video.stylize_video(stylizer, args.video, args.output or 'generated/res.mp4', args.batch_size,
                             args.smooth, lambda frames, originals: [finish(f, o, args) for f, o in
                                                                     zip(frames, originals)])
@@ -151,10 +156,9 @@ def main(argv=None):
         output_format(output)
     if len(inputs) == 1:
         rgb, alpha = load_image(inputs[0][0], 'content image')  # before the model loads: fail fast
-        stylizer = Stylizer(args.model_file, args.max_pixels, args.precision)
-        stylize_one(stylizer, inputs[0][0], rgb, alpha, outputs[0], args)
+        stylize_one(load_model(args), inputs[0][0], rgb, alpha, outputs[0], args)
         return
-    stylizer = Stylizer(args.model_file, args.max_pixels, args.precision)
+    stylizer = load_model(args)
     failures = stylize_images(stylizer, inputs, outputs, args)
     stylizer.close()
     if failures:
