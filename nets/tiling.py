@@ -68,11 +68,12 @@ class TiledTransform:
         with self.graph.as_default():
             self.image = tf.placeholder(tf.uint8, [1, None, None, 3])
             self.statistics = _GivenStatistics()
-            self.output = model.net(vgg_preprocessing.mean_image_subtraction(self.image),
-                                    normalize=self.statistics)
+            scope, placeholders = model.fed_weights()
+            with scope:
+                self.output = model.net(vgg_preprocessing.mean_image_subtraction(self.image),
+                                        normalize=self.statistics)
             self.session = tf.Session(config=session_config)
-            for variable in model.transform_variables():
-                variable.load(weights[variable.op.name], self.session)
+        self.weight_feed = {placeholders[name]: value for name, value in weights.items()}
         self.graph.finalize()
 
     def _tiles(self, height, width):
@@ -80,7 +81,7 @@ class TiledTransform:
                 for cols in split_axis(width, self.tile, self.margin)]
 
     def _feed(self, pixels, rows, cols, statistics):
-        feed = {self.image: pixels[None, rows[2]:rows[3], cols[2]:cols[3]]}
+        feed = {self.image: pixels[None, rows[2]:rows[3], cols[2]:cols[3]], **self.weight_feed}
         for (mean, variance), (mean_value, variance_value) in zip(self.statistics.feeds, statistics):
             feed[mean], feed[variance] = mean_value, variance_value
         return feed
