@@ -15,6 +15,7 @@ from PIL import Image
 import distribute
 import eval as eval_py
 import export
+import model
 import reader
 import train
 from helpers import ROOT, usage_error, write_config
@@ -57,9 +58,17 @@ def test_mirrored_step_equals_the_single_device_step(workspace, monkeypatch, cap
     mirrored = _checkpoint('mirrored_models/tiny/fast-style-model.ckpt-2')
     assert sorted(single) == sorted(mirrored)  # the same names: the Adam slots, the global step
     step_one = _checkpoint('models/tiny/fast-style-model.ckpt-1')
+    weights = model.expected_transform_variables()
     for name, value in single.items():
-        # Adam's moments scale with the gradient, so they also catch a sum over replicas taken for a mean.
-        np.testing.assert_allclose(mirrored[name], value, rtol=1e-4, atol=1e-6 * np.abs(value).max(), err_msg=name)
+        # Adam's moments scale with the gradient, so they also catch a sum over replicas taken for a mean (a factor
+        # of 2); the replicas' summation order and oneDNN's threaded reductions round the gradients differently,
+        # up to about 2e-6 of their largest value.
+        atol = 1e-5 * np.abs(value).max()
+        if name in weights:
+            # A weight moves by Adam's normalized step, about the learning rate whatever the gradient's size.
+            # Where a gradient is near zero that rounding can change the step by a few percent (seen: 2 %).
+            atol = max(atol, 0.1 * train.LEARNING_RATE)
+        np.testing.assert_allclose(mirrored[name], value, rtol=1e-4, atol=atol, err_msg=name)
     assert not np.allclose(single['conv1/conv/weight'], step_one['conv1/conv/weight'])
     tags = {value.tag for path in os.listdir('mirrored_models/tiny') if path.startswith('events.')
             for event in tf.train.summary_iterator('mirrored_models/tiny/' + path) for value in event.summary.value}
