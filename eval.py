@@ -5,8 +5,9 @@
   python eval.py --model_file models/candy --video clip.mp4 --output clip-candy.mp4
 
 The model is a checkpoint prefix (V1 or V2 format, the original project's too), a model folder (its latest
-checkpoint), a frozen .pb or a SavedModel folder from export.py; it is loaded once for the whole run. Outputs have
-exactly the inputs' sizes. Images above --max_pixels are stylized in tiles with the whole image's statistics.
+checkpoint), or from export.py a frozen .pb, a SavedModel folder or a .tflite; it is loaded once for the whole run.
+Outputs have exactly the inputs' sizes. Images above --max_pixels are stylized in tiles with the whole image's
+statistics (not from a .tflite, whose weights tiling cannot use).
 """
 import argparse
 import glob
@@ -27,7 +28,7 @@ INPUT_EXTENSIONS = tuple(IMAGE_FORMATS)
 def parse_args(argv):
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model_file', required=True,
-                        help='checkpoint prefix, model folder, frozen .pb or SavedModel folder')
+                        help='checkpoint prefix, model folder, frozen .pb, SavedModel folder or .tflite')
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--image_file', nargs='+', metavar='PATH',
                         help='images, folders (searched recursively) or quoted globs')

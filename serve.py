@@ -5,7 +5,7 @@
 
 Endpoints: POST /v1/stylize/{model} (image bytes in, raw or multipart; image bytes out), POST
 /v1/stylize/{model}/base64 (JSON in and out), GET /v1/models, GET /healthz, and GET / (the page).
-Each model is loaded once (checkpoint folder or prefix, frozen .pb, SavedModel). Errors are JSON with a clear
+Each model is loaded once (checkpoint folder or prefix, frozen .pb, SavedModel, .tflite). Errors are JSON with a clear
 message and a 4xx status; a full queue answers 429.
 """
 import argparse
@@ -243,7 +243,7 @@ def create_app(service):
 def parse_args(argv):
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model', action='append', default=[], metavar='NAME=PATH',
-                        help='a model to serve: checkpoint folder or prefix, frozen .pb or SavedModel folder')
+                        help='a model to serve: checkpoint folder or prefix, frozen .pb, SavedModel folder or .tflite')
     parser.add_argument('--demo', action='store_true', help='also serve an untrained network named "demo"')
     parser.add_argument('--host', default='127.0.0.1', help='(default: %(default)s)')
     parser.add_argument('--port', type=int, default=8000, help='(default: %(default)s)')

@@ -40,6 +40,7 @@ def _import_tensorflow():
         warnings.filterwarnings('ignore', category=FutureWarning)
         warnings.filterwarnings('ignore', message='`layer.apply` is deprecated')  # tf_slim's layers
         warnings.filterwarnings('ignore', message='To make it possible to preserve tf.data options')
+        warnings.filterwarnings('ignore', message=r'\s*Warning: tf.lite.Interpreter is deprecated')
         with stderr_to_devnull():
             import tensorflow.compat.v1 as tf1
             import tf_slim as slim_module  # its import prints through TensorFlow's C++ logger too
@@ -47,6 +48,7 @@ def _import_tensorflow():
             # without a GPU out of the first session's start.
             tf1.config.list_physical_devices()
         tf1.get_logger().setLevel(logging.ERROR)
+        logging.getLogger('absl').setLevel(logging.WARNING)  # the TFLite converter's notes
     else:
         import tensorflow.compat.v1 as tf1
         import tf_slim as slim_module
@@ -59,6 +61,12 @@ def _import_tensorflow():
 tf, slim = _import_tensorflow()
 
 log = logging.getLogger('fast_style')
+
+
+def native_logs_muted():
+    """Mute file descriptor 2 when TensorFlow's INFO logs are off (as utils sets them unless told otherwise), for
+    native code that logs without TensorFlow's logger, such as the TFLite interpreter."""
+    return stderr_to_devnull() if os.environ.get('TF_CPP_MIN_LOG_LEVEL', '0') != '0' else contextlib.nullcontext()
 
 
 def setup_logging():

@@ -1,8 +1,9 @@
 """A trained transform network, loaded once from any of its forms, stylizing images of any size.
 
-Forms: a checkpoint prefix (V1 or V2), a model folder (its latest checkpoint), a frozen GraphDef (.pb) or a
-SavedModel folder, both from export.py. Images above a pixel budget are stylized in tiles with the whole image's
-normalization statistics (nets/tiling.py), using the model's weights in our own graph.
+Forms: a checkpoint prefix (V1 or V2), a model folder (its latest checkpoint), or from export.py a frozen GraphDef
+(.pb), a SavedModel folder or a TFLite model (.tflite, run by TensorFlow's TFLite interpreter). Images above a
+pixel budget are stylized in tiles with the whole image's normalization statistics (nets/tiling.py), using the
+model's weights in our own graph (which a .tflite does not give).
 
 A .pb or SavedModel can hold any TensorFlow op. Graphs whose inference part reads or writes files or calls
 Python (ReadFile, WriteFile, Save, Restore, PyFunc and the like) are refused.
@@ -14,7 +15,7 @@ import numpy as np
 
 import model
 from nets import tiling
-from utils import UsageError, log, require_file, session_config, tf
+from utils import UsageError, log, native_logs_muted, require_file, session_config, tf
 
 # About 0.75 KB of memory per pixel for a whole image on top of 0.55 GB (benchmarks/performance.py): 2.5 megapixels
 # take about 2.4 GB.
@@ -103,6 +104,8 @@ class Stylizer:
         self._tiled = None
         if model_file.endswith('.pb'):
             self._run, self._weights = self._load_frozen(model_file)
+        elif model_file.endswith('.tflite'):
+            self._run, self._weights = self._load_tflite(model_file)
         elif os.path.isfile(os.path.join(model_file, 'saved_model.pb')):
             self._run, self._weights = self._load_saved_model(model_file)
         else:
@@ -153,6 +156,37 @@ class Stylizer:
                 lambda: {name: tf.train.load_checkpoint(variables).get_tensor(name)
                          for name in model.expected_transform_variables()})
 
+    def _load_tflite(self, path):
+        require_file(path, 'model file', 'pass a .tflite written by export.py')
+        try:
+            interpreter = tf.lite.Interpreter(model_path=path, num_threads=os.cpu_count())
+            entry, result = interpreter.get_input_details(), interpreter.get_output_details()
+        except ValueError:  # the interpreter's error for a file that is not a TFLite flatbuffer
+            raise UsageError('model file is not a TFLite model: %s (pass a .tflite written by export.py)'
+                             % path) from None
+        if len(entry) != 1 or len(result) != 1 or list(entry[0]['shape'][[0, 3]]) != [1, 3]:
+            raise UsageError('%s is a TFLite model without the stylizer interface (one (1, H, W, 3) image in, one '
+                             'out); pass a .tflite written by export.py' % path)
+        with native_logs_muted():  # the first allocation announces the XNNPACK delegate
+            interpreter.allocate_tensors()
+        log.info('TFLite model loaded from %s', path)
+        self.session = None
+
+        def run(batch):
+            stylized = []
+            for image in batch:  # the interpreter takes one image at a time, resized to each input's size
+                interpreter.resize_tensor_input(entry[0]['index'], [1, *image.shape])
+                interpreter.allocate_tensors()
+                interpreter.set_tensor(entry[0]['index'], image[None].astype(np.float32))
+                interpreter.invoke()
+                stylized.append(np.clip(interpreter.get_tensor(result[0]['index'])[0], 0, 255).astype(np.uint8))
+            return np.stack(stylized)
+
+        def weights():
+            raise UsageError('%s is a TFLite model, whose weights tiled inference cannot use; pass the checkpoint it '
+                             'was exported from, or raise --max_pixels' % path)
+        return run, weights
+
     def stylize_batch(self, batch):
         """Stylize same-sized images: uint8 (N, H, W, 3) in and out; in one run when within max_pixels."""
         batch = np.ascontiguousarray(batch, dtype=np.uint8)
@@ -170,6 +204,7 @@ class Stylizer:
         return self._tiled(pixels)
 
     def close(self):
-        self.session.close()
+        if self.session is not None:
+            self.session.close()
         if self._tiled is not None:
             self._tiled.close()

@@ -11,6 +11,8 @@ def pytest_configure(config):
     config.addinivalue_line('filterwarnings', 'ignore:`layer.apply` is deprecated')
     # tf.data's note on options in graph mode, raised by the distribution strategies' input pipelines.
     config.addinivalue_line('filterwarnings', 'ignore:To make it possible to preserve tf.data options')
+    # The TFLite interpreter's notice that it moves to the ai-edge-litert package; TensorFlow 2.21 still has it.
+    config.addinivalue_line('filterwarnings', 'ignore:\\s*Warning. tf.lite.Interpreter is deprecated')
 
 
 @pytest.fixture(scope='session')

@@ -125,6 +125,8 @@ def test_eval_errors(tmp_path, trained_model, vgg_checkpoint, photo, capsys):
     junk_pb.write_bytes(b'\x00not a graph\xff' * 10)
     other_pb = tmp_path / 'other.pb'
     other_pb.write_bytes(tf.GraphDef().SerializeToString())
+    junk_tflite = tmp_path / 'junk.tflite'
+    junk_tflite.write_bytes(b'\x00not a model\xff' * 10)
     not_image = tmp_path / 'notes.jpg'
     not_image.write_text('hello')
     cases = [
@@ -134,6 +136,8 @@ def test_eval_errors(tmp_path, trained_model, vgg_checkpoint, photo, capsys):
         (['--model_file', str(junk_pb), '--image_file', photo], 'model file is not a frozen TensorFlow graph'),
         (['--model_file', str(other_pb), '--image_file', photo], 'a graph without the stylizer interface'),
         (['--model_file', str(tmp_path / 'nope.pb'), '--image_file', photo], 'model file not found'),
+        (['--model_file', str(junk_tflite), '--image_file', photo], 'model file is not a TFLite model'),
+        (['--model_file', str(tmp_path / 'nope.tflite'), '--image_file', photo], 'model file not found'),
         (['--model_file', trained_model, '--image_file', str(tmp_path / 'nope.jpg')], 'content image not found'),
         (['--model_file', trained_model, '--image_file', str(not_image)], 'content image is not a readable image'),
         (['--model_file', trained_model, '--image_file', photo, '--output', str(tmp_path / 'x.gif2')],
