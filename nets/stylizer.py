@@ -10,6 +10,7 @@ Python (ReadFile, WriteFile, Save, Restore, PyFunc and the like) are refused.
 """
 import math
 import os
+import threading
 
 import numpy as np
 
@@ -172,14 +173,18 @@ class Stylizer:
         log.info('TFLite model loaded from %s', path)
         self.session = None
 
+        one_at_a_time = threading.Lock()  # the interpreter holds one input: serve.py's workers take turns
+
         def run(batch):
             stylized = []
-            for image in batch:  # the interpreter takes one image at a time, resized to each input's size
-                interpreter.resize_tensor_input(entry[0]['index'], [1, *image.shape])
-                interpreter.allocate_tensors()
-                interpreter.set_tensor(entry[0]['index'], image[None].astype(np.float32))
-                interpreter.invoke()
-                stylized.append(np.clip(interpreter.get_tensor(result[0]['index'])[0], 0, 255).astype(np.uint8))
+            for image in batch:  # resized to each image's size
+                with one_at_a_time:
+                    interpreter.resize_tensor_input(entry[0]['index'], [1, *image.shape])
+                    interpreter.allocate_tensors()
+                    interpreter.set_tensor(entry[0]['index'], image[None].astype(np.float32))
+                    interpreter.invoke()
+                    output = interpreter.get_tensor(result[0]['index'])[0]
+                stylized.append(np.clip(output, 0, 255).astype(np.uint8))
             return np.stack(stylized)
 
         def weights():
