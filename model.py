@@ -188,41 +188,32 @@ def resize_conv2d(x, input_filters, output_filters, kernel, strides):
 
 
 # Along one axis, resize x4 + reflect pad 1 + 3-tap stride-2 convolution gives output row 2m from source rows
-# (m - 1, m, m) and row 2m + 1 from (m, m, m); row -1 reflects to upsampled row 1, i.e. source row 0. With the
-# source padded by one repeated row in front (padded row m + 1 = source row m), that is a stride-2 transposed
-# convolution whose three taps sum the kernel's: tap 0 (padded row m + 1 into output 2m) k1 + k2, tap 1 (padded row
-# m + 1 into 2m + 1) k0 + k1 + k2, tap 2 (padded row m into 2m) k0. _TRANSPOSED_TAPS[tap, k]:
-_TRANSPOSED_TAPS = np.array([[0, 1, 1], [1, 1, 1], [1, 0, 0]], np.float32)
-# Rows (tap y, tap x), columns (ky, kx): the product of the two axes' tap matrices.
-_TRANSPOSED_MATRIX = np.einsum('ak,bl->abkl', _TRANSPOSED_TAPS, _TRANSPOSED_TAPS).reshape(9, 9)
+# (m - 1, m, m) and row 2m + 1 from (m, m, m); row -1 reflects to upsampled row 1, i.e. source row 0. So each
+# output phase is a 2-tap filter over source rows (m - 1, m), the kernel taps summed: _PHASE_TAPS[phase, tap, k].
+_PHASE_TAPS = np.array([[[1, 0, 0], [0, 1, 1]],
+                        [[0, 0, 0], [1, 1, 1]]], np.float32)
+# Rows (ty, tx, py, px), columns (ky, kx): the product of the two axes' tap matrices.
+_PHASE_MATRIX = np.einsum('ptk,qsl->tspqkl', _PHASE_TAPS, _PHASE_TAPS).reshape(16, 9)
 
 
 def upsample_conv2d(x, input_filters, output_filters, center=False):
-    """resize_conv2d(x, ..., kernel=3, strides=2) as one stride-2 transposed convolution, exactly, for any size.
+    """resize_conv2d(x, ..., kernel=3, strides=2) as a sub-pixel convolution, exactly, for any size.
 
-    Each output pixel reads at most 2 x 2 source pixels, with the kernel's taps summed accordingly: 9
-    multiply-adds per source pixel and channel pair where the x4 resize + stride-2 convolution does 36, the
-    output comes interleaved, and no 16-times larger upsampled map is held in memory. Same variable.
-
-    center: subtract a rough mean of x first. Every output pixel sums all nine of the kernel's taps, so this
-    shifts each output channel by a constant (which instance normalization removes) and leaves the output
-    roughly centered, as instance_norm(centered=True) expects; on the input it costs half the memory traffic.
+    The four output phases are 2x2 convolutions at the source resolution (weights summed as _PHASE_TAPS says),
+    computed as one convolution to 4 * output_filters maps that depth_to_space interleaves. Row and column -1
+    repeat the first ones, which is what a symmetric pad of 1 does. Same variable, a quarter of the
+    multiply-adds (plus the zero taps), and no 16-times larger upsampled map in memory. center: see _convolve.
     """
     with tf.variable_scope('conv_transpose'), tf.variable_scope('conv'):
         weight = _weight(3, input_filters, output_filters)
-        # kernel[ty, tx, out, in] = sum over ky, kx of taps[ty, ky] * taps[tx, kx] * w[ky, kx, in, out]: one small
-        # matrix product (an einsum of three operands runs far slower, on every forward pass).
-        taps = tf.matmul(_TRANSPOSED_MATRIX, tf.reshape(weight, [9, input_filters * output_filters]))
-        kernel = tf.transpose(tf.reshape(taps, [3, 3, input_filters, output_filters]), [0, 1, 3, 2])
-        if center:
-            x -= _rough_mean(x)
-        batch, height, width, _ = _shape(x)
+        # kernel[ty, tx, in, (py, px, out)] = sum over ky, kx of taps[py, ty, ky] * taps[px, tx, kx] * w[ky, kx]:
+        # one small matrix product (an einsum of three operands runs far slower, on every forward pass).
+        phases = tf.matmul(_PHASE_MATRIX, tf.reshape(weight, [9, input_filters * output_filters]))
+        phases = tf.transpose(tf.reshape(phases, [2, 2, 2, 2, input_filters, output_filters]), [0, 1, 4, 2, 3, 5])
+        kernel = tf.reshape(phases, [2, 2, input_filters, 4 * output_filters])
         padded = tf.pad(x, [[0, 0], [1, 0], [1, 0], [0, 0]], mode='SYMMETRIC')
-        # Output row 2m + p is row 2m + p + 2 of the VALID transposed convolution (rows 2s + t). oneDNN runs only
-        # the SAME and VALID forms; with the crop's copy the VALID one is still faster than explicit padding.
-        full = tf.nn.conv2d_transpose(padded, kernel, tf.stack([batch, 2 * height + 3, 2 * width + 3,
-                                                                output_filters]), 2, 'VALID')
-        return tf.identity(full[:, 2:2 * height + 2, 2:2 * width + 2], name='conv')
+        interleaved = _convolve(padded, kernel, center=center, name=None)
+        return tf.nn.depth_to_space(interleaved, 2, name='conv')
 
 
 def residual(x, filters, kernel, strides, pad=mirror_pad):

@@ -57,6 +57,19 @@ def _owned_slice(own_start, own_end, context_start, length, stride):
     return slice(start, stop)
 
 
+def _sums(values, rows=64):
+    """Each channel's sum and sum of squares over a map (H, W, C), in float64 (float32 sums over millions of
+    values drift), a few rows at a time: a float64 copy of a whole tile's full-resolution map and its square would
+    take four times the map's memory, more than the network's own run."""
+    total = np.zeros(values.shape[-1])
+    squares = np.zeros(values.shape[-1])
+    for start in range(0, values.shape[0], rows):
+        chunk = values[start:start + rows].astype(np.float64)
+        total += chunk.sum((0, 1))
+        squares += np.einsum('ijc,ijc->c', chunk, chunk)
+    return total, squares
+
+
 class TiledTransform:
     """The transform network run tile by tile on uint8 RGB images of any size."""
 
@@ -94,9 +107,9 @@ class TiledTransform:
         for rows, cols in tiles:
             values = self.session.run(self.statistics.inputs[layer], self._feed(pixels, rows, cols, statistics))[0]
             owned = values[_owned_slice(rows[0], rows[1], rows[2], height, stride),
-                           _owned_slice(cols[0], cols[1], cols[2], width, stride)].astype(np.float64)
-            total = total + owned.sum((0, 1))
-            total_squares = total_squares + np.square(owned).sum((0, 1))
+                           _owned_slice(cols[0], cols[1], cols[2], width, stride)]
+            tile_total, tile_squares = _sums(owned)
+            total, total_squares = total + tile_total, total_squares + tile_squares
             count += owned.shape[0] * owned.shape[1]
             bar.update()
         mean = total / count

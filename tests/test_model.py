@@ -169,8 +169,7 @@ def _stylize_both_ways(prefix, image):
 
 @pytest.mark.parametrize('height,width', [(1, 1), (2, 3), (7, 5), (31, 33), (6, 90), (65, 4)])
 def test_fast_formulation_gives_the_reference_pixels(tmp_path, height, width):
-    """Transposed-convolution upsampling, row-split last convolution and fused normalization change no pixel beyond
-    rounding."""
+    """Sub-pixel upsampling, row-split last convolution and fused normalization change no pixel beyond rounding."""
     prefix = model.save_random_model(str(tmp_path / 'random.ckpt'), seed=height)
     image = np.random.default_rng(width).integers(0, 256, (2, height, width, 3), dtype=np.uint8)
     fast, reference = _stylize_both_ways(prefix, image)
@@ -192,3 +191,13 @@ def test_sub_pixel_upsampling_equals_resize_then_strided_convolution():
                 fast_value, reference_value = sess.run([fast, reference])
         assert fast_value.shape == (2, 2 * height, 2 * width, 5)
         np.testing.assert_allclose(fast_value, reference_value, rtol=1e-5, atol=1e-5)
+
+
+def test_inference_runs_no_transposed_convolution():
+    """TF 2.21's oneDNN transposed convolution (Conv2DBackpropInput) keeps about 0.1 GB for every input size it has
+    run on (a 1-megapixel image), so serve.py, a folder of mixed sizes or tiled inference would grow without bound:
+    the upsampling layers are plain convolutions, at inference as in training."""
+    for training in (False, True):
+        with tf.Graph().as_default() as graph:
+            model.net(tf.placeholder(tf.float32, [None, None, None, 3]), training=training)
+        assert 'Conv2DBackpropInput' not in {op.type for op in graph.get_operations()}
