@@ -18,8 +18,8 @@ import model
 from nets import tiling
 from utils import UsageError, log, native_logs_muted, require_file, session_config, tf
 
-# About 0.75 KB of memory per pixel for a whole image on top of 0.55 GB (benchmarks/performance.py): 2.5 megapixels
-# take about 2.4 GB.
+# About 0.3 KB of memory per pixel for a whole image on top of 0.6 GB (benchmarks/tiled_inference.py): 2.5 megapixels
+# take about 1.4 GB.
 DEFAULT_MAX_PIXELS = 2500000
 FROZEN_INPUTS = ('input_image:0', 'height:0', 'width:0')
 FROZEN_OUTPUT = 'output_image:0'
