@@ -1,11 +1,14 @@
 """Load test of serve.py on this machine's loopback: requests per second, latency and memory.
 
   python benchmarks/load_test.py --model models/candy.pb [--sizes 256,512] [--clients 1,8,32] [--requests 24]
+                                  [--mixed 16]
 
 Starts the service on 127.0.0.1 with its default limits, then for every image size and number of concurrent
 clients sends --requests requests (stopping early after --seconds), and prints a table: successful requests per
 second, median and 99th-percentile latency, how many were turned away (429, the bounded queue) or timed out, and
-the server's resident memory before and after. It talks only to the server it started, and stops it at the end.
+the server's resident memory before and after. A last row sends --mixed requests from one client, each image of
+another size near 512 pixels, where memory that a kernel keeps per input size would show as growth. It talks only
+to the server it started, and stops it at the end.
 """
 import argparse
 import io
@@ -57,8 +60,16 @@ def post(url, data):
     return status, time.time() - start
 
 
-def run_cell(url, data, clients, requests, seconds):
-    """Send `requests` requests from `clients` threads; returns (latencies of 200s, other statuses, wall time)."""
+def jpeg(side, seed):
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (side, side, 3), np.uint8)).save(
+        buffer, format='JPEG', quality=90)
+    return buffer.getvalue()
+
+
+def run_cell(url, payloads, clients, requests, seconds):
+    """Send `requests` requests from `clients` threads, the i-th with payloads[i % len(payloads)]; returns
+    (latencies of 200s, other statuses, wall time)."""
     lock, sent, results = threading.Lock(), [0], []
     deadline = time.time() + seconds
 
@@ -67,6 +78,7 @@ def run_cell(url, data, clients, requests, seconds):
             with lock:
                 if sent[0] >= requests:
                     return
+                data = payloads[sent[0] % len(payloads)]
                 sent[0] += 1
             result = post(url, data)
             with lock:
@@ -87,25 +99,30 @@ def main():
     parser.add_argument('--clients', default='1,8,32', help='concurrent clients (default: %(default)s)')
     parser.add_argument('--requests', type=int, default=24, help='requests per cell (default: %(default)s)')
     parser.add_argument('--seconds', type=float, default=120, help='time limit per cell (default: %(default)s)')
+    parser.add_argument('--mixed', type=int, default=16,
+                        help='requests of distinct sizes in the last row, 0 for none (default: %(default)s)')
     args = parser.parse_args()
     process, url = start_server(args.model)
     try:
         print('| size | clients | requests/s | p50 ms | p99 ms | turned away (429) / timed out | RSS before -> after |')
         print('|---|---|---|---|---|---|---|')
+        cells = []
         for size in map(int, args.sizes.split(',')):
-            buffer = io.BytesIO()
-            pixels = np.random.default_rng(size).integers(0, 256, (size, size, 3), np.uint8)
-            Image.fromarray(pixels).save(buffer, format='JPEG', quality=90)
-            data = buffer.getvalue()
+            data = jpeg(size, size)
             post(url, data)  # warm-up: the first run of a size sets up its kernels
-            for clients in map(int, args.clients.split(',')):
-                before = resident_mb(process.pid)
-                latencies, others, wall = run_cell(url, data, clients, args.requests, args.seconds)
-                after = resident_mb(process.pid)
-                p50, p99 = (np.percentile(latencies, [50, 99]) * 1000) if latencies else (float('nan'),) * 2
-                print('| %d | %d | %.2f | %.0f | %.0f | %d / %d | %.0f -> %.0f MB |'
-                      % (size, clients, len(latencies) / wall, p50, p99, others.count(429), others.count(504),
-                         before, after), flush=True)
+            cells += [(str(size), [data], clients) for clients in map(int, args.clients.split(','))]
+        if args.mixed:
+            sides = [512 + 4 * i for i in range(args.mixed)]
+            cells.append(('%d to %d, each once' % (sides[0], sides[-1]), [jpeg(side, side) for side in sides], 1))
+        for label, payloads, clients in cells:
+            requests = len(payloads) if len(payloads) > 1 else args.requests
+            before = resident_mb(process.pid)
+            latencies, others, wall = run_cell(url, payloads, clients, requests, args.seconds)
+            after = resident_mb(process.pid)
+            p50, p99 = (np.percentile(latencies, [50, 99]) * 1000) if latencies else (float('nan'),) * 2
+            print('| %s | %d | %.2f | %.0f | %.0f | %d / %d | %.0f -> %.0f MB |'
+                  % (label, clients, len(latencies) / wall, p50, p99, others.count(429), others.count(504),
+                     before, after), flush=True)
     finally:
         process.terminate()
         process.wait(30)
