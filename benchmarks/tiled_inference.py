@@ -1,6 +1,6 @@
 """Tiled against whole-image inference: time, peak memory and the pixel difference.
 
-  python benchmarks/tiled_inference.py --model_file models/candy --image img/test.jpg [--sizes 2000x1500,8000x6000]
+  python benchmarks/tiled_inference.py --model_file models/candy --image img/test.jpg [--sizes 2000x1500,4000x3000]
 
 Each size runs eval.py's Stylizer in a fresh process (so peak memory is that run's own): whole where the image
 fits the default pixel budget or a budget raised to fit, and tiled with a budget of --tile_pixels. Where both ran,
@@ -15,6 +15,8 @@ import tempfile
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from nets.stylizer import DEFAULT_MAX_PIXELS  # noqa: E402 (after the path it lives on)
 WORKER = '''
 import resource, sys, time
 sys.path.insert(0, %r)
@@ -42,10 +44,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model_file', required=True)
     parser.add_argument('--image', required=True, help='a photo, resized to each size')
-    parser.add_argument('--sizes', default='2000x1500,8000x6000', help='WIDTHxHEIGHT list (default: %(default)s)')
-    parser.add_argument('--tile_pixels', type=int, default=2500000,
+    parser.add_argument('--sizes', default='2000x1500,4000x3000', help='WIDTHxHEIGHT list (default: %(default)s)')
+    parser.add_argument('--tile_pixels', type=int, default=DEFAULT_MAX_PIXELS,
                         help='pixel budget of the tiled runs (default: %(default)s, eval.py\'s default)')
-    parser.add_argument('--whole_up_to', type=int, default=4000000,
+    parser.add_argument('--whole_up_to', type=int, default=13000000,
                         help='run the whole-image version only up to this many pixels (default: %(default)s)')
     args = parser.parse_args()
     from PIL import Image

@@ -19,7 +19,8 @@ from nets import tiling
 from utils import UsageError, log, native_logs_muted, require_file, session_config, tf
 
 # About 0.3 KB of memory per pixel for a whole image on top of 0.6 GB (benchmarks/tiled_inference.py): 2.5 megapixels
-# take about 1.4 GB.
+# take about 1.4 GB, and tiles within that budget about 2.2 GB (the statistics passes hold a whole-resolution map of
+# the tile too). 6 megapixels would take 2.4 GB whole but 3.7 GB tiled.
 DEFAULT_MAX_PIXELS = 2500000
 FROZEN_INPUTS = ('input_image:0', 'height:0', 'width:0')
 FROZEN_OUTPUT = 'output_image:0'
