@@ -17,10 +17,11 @@ import time
 
 from tqdm import tqdm
 
+from files import refuse_collisions, refuse_overwriting_inputs, write_image
 from nets.stylizer import DEFAULT_MAX_PIXELS, Stylizer
 from preprocessing import color
 from utils import (IMAGE_FORMATS, PRECISIONS, ArgumentParser, UsageError, cli_main, load_image, log, output_format,
-                   run_and_exit, setup_logging, write_image)
+                   run_and_exit, setup_logging)
 
 INPUT_EXTENSIONS = tuple(IMAGE_FORMATS)
 
@@ -33,10 +34,13 @@ def parse_args(argv):
     source.add_argument('--image_file', nargs='+', metavar='PATH',
                         help='images, folders (searched recursively) or quoted globs')
     source.add_argument('--video', help='a video to stylize frame by frame (needs imageio-ffmpeg)')
-    parser.add_argument('--output', help='file for one image (default: generated/res.jpg), folder for several '
-                                         '(default: generated/), file for a video')
+    parser.add_argument('--output', help='for one image file: the result file (default: generated/res.jpg), or a '
+                                         'folder if it ends in / or exists; for a folder, a glob or several inputs: '
+                                         'a folder (default: generated/); for a video: a file (default: '
+                                         'generated/res.mp4). Never one of the inputs')
     parser.add_argument('--format', choices=sorted({ext[1:] for ext in INPUT_EXTENSIONS}),
-                        help="output format for a folder of results (default: each input's own)")
+                        help="the results' format (default: each input's own; generated/res.jpg for one image); "
+                             "with a file --output, its extension must agree")
     parser.add_argument('--quality', type=int, default=95, help='JPEG and WebP quality, 1..100 (default: %(default)s)')
     parser.add_argument('--strength', type=float, default=1.0,
                         help='blend with the original: 1 is fully stylized, 0 the original (default: %(default)s)')
@@ -62,6 +66,8 @@ def parse_args(argv):
         parser.error('--max_pixels must be at least 4096, got %d' % args.max_pixels)
     if args.batch_size <= 0:
         parser.error('--batch_size must be positive, got %d' % args.batch_size)
+    if args.format and args.video:
+        parser.error('--format applies to images only; a video takes its container from --output (e.g. out.mp4)')
     if args.smooth and not args.video:
         parser.error('--smooth applies to --video only')
     return args
@@ -73,7 +79,7 @@ def collect_inputs(specs):
     Raises:
       UsageError: a folder or glob matches no image.
     """
-    found = []
+    found, seen = [], set()
     for spec in specs:
         if os.path.isdir(spec):
             paths = sorted(os.path.join(root, name) for root, _, names in os.walk(spec) for name in names
@@ -86,20 +92,53 @@ def collect_inputs(specs):
             matches = [(spec, os.path.basename(spec))]  # a missing file is reported when it is read
         if not matches:
             raise UsageError('no images found for %r (give image files, folders or quoted globs)' % spec)
-        found += matches
+        for path, name in matches:  # an image named twice (a file and its folder, overlapping globs) runs once
+            if (os.path.realpath(path), name) not in seen:
+                seen.add((os.path.realpath(path), name))
+                found.append((path, name))
     return found
 
 
-def output_paths(inputs, args):
-    """Where each input's result goes: --output itself for one file, else a mirror of the names in a folder."""
-    single = len(inputs) == 1 and os.path.isfile(args.image_file[0]) and len(args.image_file) == 1
-    if single and not (args.output and (args.output.endswith('/') or os.path.isdir(args.output))):
-        return [args.output or 'generated/res.jpg']
-    folder = args.output or 'generated'
-    paths = []
-    for _, name in inputs:
-        root, ext = os.path.splitext(name)
-        paths.append(os.path.join(folder, root + ('.' + args.format if args.format else ext)))
+def _wants_folder(output):
+    return output.endswith(('/', os.sep)) or os.path.isdir(output)
+
+
+def output_paths(inputs, specs, output, fmt):
+    """Where each input's result goes: `output` itself for one image file, else a folder mirroring the names.
+
+    Args:
+      inputs: (path, relative name) from collect_inputs.
+      specs: the --image_file values.
+      output: --output, or None for the defaults (generated/res.jpg, generated/).
+      fmt: --format (an extension without the dot), or None for each input's own.
+
+    Returns:
+      One output path per input.
+
+    Raises:
+      UsageError: a file --output for a folder, glob or several inputs; --format against --output's extension;
+        two inputs written to one file, or an output that is one of the inputs.
+    """
+    extension = '.' + fmt if fmt else None
+    if len(specs) == 1 and len(inputs) == 1 and not os.path.isdir(specs[0]) and not (output and _wants_folder(output)):
+        path = output or os.path.join('generated', 'res' + (extension or '.jpg'))
+        if extension and IMAGE_FORMATS[extension] != output_format(path):
+            raise UsageError('--format %s contradicts --output %s; give the output that extension or drop --format'
+                             % (fmt, path))
+        paths = [path]
+    else:
+        if output and not _wants_folder(output) and os.path.splitext(output)[1].lower() in IMAGE_FORMATS:
+            raise UsageError('--output %s names a file, but %d images (from a folder, a glob or several inputs) need '
+                             'a folder: pass --output %s/' % (output, len(inputs), os.path.splitext(output)[0]))
+        folder = output or 'generated'
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise UsageError('--output %s is a file, but %d images need a folder: pass a new folder, e.g. %s_stylized/'
+                             % (folder, len(inputs), folder))
+        paths = [os.path.join(folder, os.path.splitext(name)[0] + (extension or os.path.splitext(name)[1]))
+                 for _, name in inputs]
+    refuse_collisions([(path, out) for (path, _), out in zip(inputs, paths)],
+                      'rename one, drop --format, or stylize them separately into different --output folders')
+    refuse_overwriting_inputs(paths, [path for path, _ in inputs])
     return paths
 
 
@@ -146,13 +185,15 @@ def main(argv=None):
     if args.video:
         from preprocessing import video
         video.check_available()
+        output = args.output or os.path.join('generated', 'res.mp4')
+        refuse_overwriting_inputs([output], [args.video])
         stylizer = load_model(args)
-        video.stylize_video(stylizer, args.video, args.output or 'generated/res.mp4', args.batch_size,
+        video.stylize_video(stylizer, args.video, output, args.batch_size,
                             args.smooth, lambda frames, originals: [finish(f, o, args) for f, o in
                                                                     zip(frames, originals)])
         return
     inputs = collect_inputs(args.image_file)
-    outputs = output_paths(inputs, args)
+    outputs = output_paths(inputs, args.image_file, args.output, args.format)
     for output in outputs:
         output_format(output)
     if len(inputs) == 1:

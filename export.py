@@ -12,9 +12,10 @@ whole numbers 0..255; --fp16 stores the weights in float16 (half the size).
 """
 import argparse
 import os
-import shutil
 
 import model
+from files import contains, replacing_folder, write_bytes
+from nets import stylizer
 from preprocessing import vgg_preprocessing
 from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, tf
 
@@ -51,14 +52,13 @@ def freeze(prefix, build):
 
 
 def export_frozen(prefix, output):
-    write_atomically(output, freeze(prefix, build_frozen_interface).SerializeToString())
+    write_bytes(output, freeze(prefix, build_frozen_interface).SerializeToString())
 
 
 def export_saved_model(prefix, output):
-    """A SavedModel written next to `output` and moved into place, so a failure leaves any old one intact."""
-    staging = output.rstrip('/') + '.tmp'
-    shutil.rmtree(staging, ignore_errors=True)
-    with tf.Graph().as_default():
+    """A SavedModel built in a staging folder beside `output` and moved into place, so a failure leaves any old
+    one intact."""
+    with replacing_folder(output) as staging, tf.Graph().as_default():
         images = tf.placeholder(tf.uint8, [None, None, None, 3], name='image')
         stylized = tf.identity(model.stylize_uint8(images), name='stylized')
         with tf.Session() as sess:
@@ -69,8 +69,6 @@ def export_saved_model(prefix, output):
             builder.add_meta_graph_and_variables(sess, [tf.saved_model.tag_constants.SERVING],
                                                  signature_def_map={'serving_default': signature})
             builder.save()
-    shutil.rmtree(output, ignore_errors=True)
-    os.replace(staging, output)
 
 
 def export_tflite(prefix, output, fp16=False):
@@ -83,7 +81,7 @@ def export_tflite(prefix, output, fp16=False):
             if fp16:
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
                 converter.target_spec.supported_types = [tf.float16]
-            write_atomically(output, converter.convert())
+            write_bytes(output, converter.convert())
 
 
 def default_output(prefix, name, fmt):
@@ -93,17 +91,42 @@ def default_output(prefix, name, fmt):
     return os.path.relpath(path)
 
 
-def write_atomically(path, data):
-    """Write bytes to path through a temporary file, so a failed write leaves any old file intact."""
-    folder = os.path.dirname(path)
+# What an earlier export of each kind looks like, so that replacing it can never replace anything else.
+_SAVED_MODEL_ENTRIES = {'saved_model.pb', 'fingerprint.pb', 'variables', 'assets'}
+TFLITE_IDENTIFIER = b'TFL3'  # a TFLite flatbuffer's file identifier, bytes 4 to 8
+
+
+def is_earlier_export(path, fmt):
+    """True when `path` is what export.py writes in format `fmt` (so replacing it loses nothing else)."""
     try:
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        with open(path + '.tmp', 'wb') as f:
-            f.write(data)
-        os.replace(path + '.tmp', path)
-    except OSError as error:
-        raise UsageError('cannot write %s (%s); pass a writable --output' % (path, error.strerror)) from None
+        if fmt == 'pb':
+            return os.path.isfile(path) and bool(stylizer.read_frozen_graph(path))
+        if fmt == 'tflite':
+            with open(path, 'rb') as f:
+                return f.read(8)[4:] == TFLITE_IDENTIFIER
+        stylizer.check_saved_model(path)
+        return (set(os.listdir(path)) <= _SAVED_MODEL_ENTRIES
+                and all(name.startswith('variables.') for name in os.listdir(os.path.join(path, 'variables'))))
+    except (UsageError, OSError):
+        return False
+
+
+def check_output(output, fmt, prefix):
+    """Refuse an output that would replace anything but an earlier export of the same kind.
+
+    Raises:
+      UsageError: the output is the model's folder, the working directory or a folder holding either, or it
+        exists and is not an earlier export of this format.
+    """
+    for protected, what in ((os.path.dirname(os.path.abspath(prefix)), 'the model folder'),
+                            (os.getcwd(), 'the working directory')):
+        if contains(output, protected):
+            raise UsageError('--output %s is or holds %s (%s); choose a new path, e.g. %s'
+                             % (output, what, protected, default_output(prefix, None, fmt)))
+    if os.path.lexists(output) and not is_earlier_export(output, fmt):
+        kind = {'pb': 'frozen graph', 'savedmodel': 'SavedModel', 'tflite': 'TFLite model'}[fmt]
+        raise UsageError('--output %s exists and is not a %s written by export.py; refusing to replace it (choose a '
+                         'new path, or move it away yourself)' % (output, kind))
 
 
 def parse_args(argv):
@@ -128,13 +151,11 @@ def main(argv=None):
     prefix = model.find_checkpoint(args.model_file)
     model.check_transform_checkpoint(prefix)
     output = args.output or default_output(prefix, args.name, args.format)
+    check_output(output, args.format, prefix)
     if args.format == 'pb':
         export_frozen(prefix, output)
     elif args.format == 'savedmodel':
-        try:
-            export_saved_model(prefix, output)
-        except OSError as error:
-            raise UsageError('cannot write %s (%s); pass a writable --output' % (output, error)) from None
+        export_saved_model(prefix, output)
     else:
         export_tflite(prefix, output, args.fp16)
     log.info('%s of %s written to %s', {'pb': 'frozen graph', 'savedmodel': 'SavedModel',

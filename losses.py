@@ -9,9 +9,10 @@ import os
 
 import numpy as np
 
+from files import write_image
 from nets import nets_factory
 from preprocessing import preprocessing_factory
-from utils import UsageError, log, tf, write_image
+from utils import UsageError, log, tf
 
 
 def gram(layer):

@@ -15,12 +15,13 @@ import os
 import numpy as np
 
 from preprocessing.vgg_preprocessing import mean_image_subtraction
-from utils import UsageError, check_checkpoint_variables, checkpoint_exists, tf
+from utils import IMAGE_FORMATS, UsageError, check_checkpoint_variables, checkpoint_exists, tf
 
 INPUT_PADDING = 10
 # The original used 1e-9, which let constant feature maps blow up into NaN ("black images").
 INSTANCE_NORM_EPSILON = 1e-5
 CHECKPOINT_FIX = 'pass a model trained by train.py, e.g. models/candy/fast-style-model.ckpt-done or models/candy'
+EXPORTED_FIX = 'this command needs the checkpoint or model folder it was exported from'
 
 
 def _shape(x):
@@ -313,9 +314,11 @@ def find_checkpoint(model_file):
     path ending in .index, .meta or .data-* is taken as the checkpoint it belongs to.
 
     Raises:
-      UsageError: nothing there, or a folder without checkpoints.
+      UsageError: nothing there, a folder without checkpoints, or a file of another kind (an export, an image).
     """
     if os.path.isdir(model_file):
+        if os.path.isfile(os.path.join(model_file, 'saved_model.pb')):
+            raise UsageError('%s is a SavedModel, not a checkpoint (%s)' % (model_file, EXPORTED_FIX))
         prefix = tf.train.latest_checkpoint(model_file) or _newest_checkpoint_in(model_file)
         if prefix is None:
             raise UsageError('no checkpoint in model folder %s (train one with train.py, or pass a checkpoint '
@@ -326,7 +329,28 @@ def find_checkpoint(model_file):
             return model_file[:-len(suffix)]
     if not checkpoint_exists(model_file):
         raise UsageError('model file not found: %s (%s, or a frozen .pb from export.py)' % (model_file, CHECKPOINT_FIX))
+    if not os.path.isfile(model_file + '.index'):
+        _check_single_file_checkpoint(model_file)
     return model_file
+
+
+# The last eight bytes of every table file TensorFlow writes: a V2 checkpoint's .index and a V1 checkpoint.
+_TABLE_MAGIC = bytes.fromhex('57fb808b247547db')
+_EXPORT_KINDS = {'.pb': 'a frozen graph', '.tflite': 'a TFLite model'}
+
+
+def _check_single_file_checkpoint(path):
+    """Raise UsageError, saying what the file is instead, unless `path` is a V1 (single-file) checkpoint."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension in _EXPORT_KINDS:
+        raise UsageError('%s is %s, not a checkpoint (%s)' % (path, _EXPORT_KINDS[extension], EXPORTED_FIX))
+    if extension in IMAGE_FORMATS:
+        raise UsageError('%s is an image, not a model (%s)' % (path, CHECKPOINT_FIX))
+    with open(path, 'rb') as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(f.tell() - len(_TABLE_MAGIC), 0))
+        if f.read() != _TABLE_MAGIC:
+            raise UsageError('%s is not a TensorFlow checkpoint (%s)' % (path, CHECKPOINT_FIX))
 
 
 def _newest_checkpoint_in(folder):

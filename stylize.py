@@ -14,10 +14,11 @@ from PIL import Image
 from tqdm import tqdm
 
 import losses
+from files import refuse_overwriting_inputs, write_image
 from nets import nets_factory, pretrained
 from preprocessing import color
-from utils import (PRECISIONS, ArgumentParser, UsageError, cli_main, log, output_format, read_image, run_and_exit,
-                   session_config, setup_logging, tf, write_image)
+from utils import (PRECISIONS, ArgumentParser, UsageError, checkpoint_exists, cli_main, image_size, log, output_format,
+                   read_image, run_and_exit, session_config, setup_logging, tf)
 
 LOSS_MODEL = 'vgg_16'
 DEFAULT_CONTENT_LAYERS = 'vgg_16/conv4/conv4_2'
@@ -47,6 +48,9 @@ def parse_args(argv):
     io.add_argument('--height', type=int, help='height of the result')
     io.add_argument('--style_scale', type=float, default=1.0,
                     help="style image size relative to the result's long side (default: %(default)s)")
+    io.add_argument('--max_memory', type=float, default=DEFAULT_MAX_MEMORY_GB,
+                    help='refuse sizes whose estimated peak memory is above this many GB; the estimate is about '
+                         '0.85 GB plus 2.9 KB per result pixel (default: %(default)s, about 5 megapixels)')
     io.add_argument('--preserve_colors', action='store_true',
                     help="keep the content's colours: transfer the luminance only (YCbCr)")
     net = parser.add_argument_group('losses')
@@ -85,17 +89,20 @@ def parse_args(argv):
     return args
 
 
+_POSITIVE = ('learning_rate', 'style_scale', 'max_memory')
+
+
 def _check_values(parser, args):
     """Reject nonsense option values with one clear line each."""
     for name in ('max_size', 'width', 'height', 'iterations'):
         value = getattr(args, name)
         if value is not None and value <= 0:
             parser.error('--%s must be positive, got %d' % (name, value))
-    for name in ('content_weight', 'style_weight', 'tv_weight', 'learning_rate', 'style_scale'):
+    for name in ('content_weight', 'style_weight', 'tv_weight', 'learning_rate', 'style_scale', 'max_memory'):
         value = getattr(args, name)
-        if not np.isfinite(value) or value < 0 or (value == 0 and name in ('learning_rate', 'style_scale')):
+        if not np.isfinite(value) or value < 0 or (value == 0 and name in _POSITIVE):
             parser.error('--%s must be a %s number, got %s'
-                         % (name, 'positive' if name in ('learning_rate', 'style_scale') else 'non-negative', value))
+                         % (name, 'positive' if name in _POSITIVE else 'non-negative', value))
     if args.save_every < 0:
         parser.error('--save_every must be 0 (off) or positive, got %d' % args.save_every)
     if args.style_blend is not None and (len(args.style_blend) != len(args.style) or min(args.style_blend) < 0
@@ -108,16 +115,39 @@ def _check_values(parser, args):
                      % (len(args.style_layers), args.style_layer_weights))
 
 
-def result_size(height, width, args):
-    """(height, width) of the result from --max_size or --width/--height, keeping the aspect ratio."""
-    if args.width and args.height:
-        return args.height, args.width
-    if args.width:
-        return max(1, round(height * args.width / width)), args.width
-    if args.height:
-        return args.height, max(1, round(width * args.height / height))
-    scale = args.max_size / max(height, width)
+def result_size(height, width, max_size, result_width=None, result_height=None):
+    """(height, width) of the result from max_size (its long side) or a given width and/or height, keeping the
+    aspect ratio of the content's (height, width) where only one side is given."""
+    if result_width and result_height:
+        return result_height, result_width
+    if result_width:
+        return max(1, round(height * result_width / width)), result_width
+    if result_height:
+        return result_height, max(1, round(width * result_height / height))
+    return scaled_size(height, width, max_size)
+
+
+def scaled_size(height, width, long_side):
+    """(height, width) scaled so that the long side is `long_side`."""
+    scale = long_side / max(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+# Peak memory of a run (benchmarks/stylize_memory.py, VGG-16 to conv5_3; L-BFGS, Adam takes a little less): a fixed
+# part, then per pixel either the optimization's (activations, their gradients and L-BFGS's history, per pixel of
+# the result) or the style targets' pass before it (a forward pass, per pixel of the largest resized style image),
+# whichever is larger, and the decoded inputs.
+BASE_BYTES = 0.85e9
+BYTES_PER_RESULT_PIXEL = 2.9e3
+BYTES_PER_STYLE_PIXEL = 0.95e3
+BYTES_PER_INPUT_PIXEL = 6  # the decoded RGB and its resized copy
+DEFAULT_MAX_MEMORY_GB = 16.0
+
+
+def estimate_memory(result_pixels, style_pixels, input_pixels):
+    """Estimated peak bytes of a run: see BASE_BYTES."""
+    return (BASE_BYTES + max(BYTES_PER_RESULT_PIXEL * result_pixels, BYTES_PER_STYLE_PIXEL * style_pixels)
+            + BYTES_PER_INPUT_PIXEL * input_pixels)
 
 
 def resize(pixels, height, width):
@@ -128,9 +158,7 @@ def resize(pixels, height, width):
 
 
 def resize_long_side(pixels, long_side):
-    height, width = pixels.shape[:2]
-    scale = long_side / max(height, width)
-    return resize(pixels, max(1, round(height * scale)), max(1, round(width * scale)))
+    return resize(pixels, *scaled_size(*pixels.shape[:2], long_side))
 
 
 class FeatureNet:
@@ -290,14 +318,44 @@ def optimize(features, start, targets, args, progress):
             return result, sess.run(loss_ops)
 
 
+def check_inputs(content, styles, weights_file, output):
+    """Raise one UsageError naming every missing input file at once, or an output that is one of the inputs."""
+    missing = ['%s not found: %s (check the path)' % (what, path)
+               for path, what in [(content, 'content image')] + [(style, 'style image') for style in styles]
+               if not os.path.isfile(path)]
+    if not (checkpoint_exists(weights_file) or weights_file.endswith('.npy') and os.path.isfile(weights_file)):
+        missing.append('VGG weights not found: %s (pass a slim vgg_16.ckpt, see pretrained/README.md, or a vgg16.npy)'
+                       % weights_file)
+    if missing:
+        raise UsageError('; '.join(missing))
+    refuse_overwriting_inputs([output], [content, *styles, weights_file])
+
+
+def plan_sizes(args, max_bytes):
+    """The result's (height, width) and the styles' long side, from the images' headers (nothing is decoded yet).
+
+    Raises:
+      UsageError: an image is unreadable, or the run would need more than max_bytes of memory.
+    """
+    content = image_size(args.content, 'content image')
+    styles = [image_size(path, 'style image') for path in args.style]
+    height, width = result_size(*content, args.max_size, args.width, args.height)
+    style_side = max(1, round(args.style_scale * max(height, width)))
+    style_pixels = max(np.prod(scaled_size(*size, style_side)) for size in styles)
+    need = estimate_memory(height * width, style_pixels, sum(np.prod(size) for size in [content, *styles]))
+    if need > max_bytes:
+        raise UsageError('a %dx%d result with style images of %d pixels on the long side needs about %.1f GB, over '
+                         '--max_memory %.3g: lower --max_size/--width/--height or --style_scale, or raise --max_memory '
+                         'if the machine has the memory' % (width, height, style_side, need / 1e9, max_bytes / 1e9))
+    return (height, width), style_side
+
+
 def stylize(args):
     """Run the whole method; returns (result uint8 RGB, final loss values)."""
-    content = read_image(args.content, 'content image')
-    styles = [read_image(path, 'style image') for path in args.style]
-    height, width = result_size(*content.shape[:2], args)
-    content = resize(content, height, width)
-    style_side = max(1, round(args.style_scale * max(height, width)))
-    styles = [resize_long_side(style, style_side) for style in styles]
+    check_inputs(args.content, args.style, args.loss_model_file, args.output)
+    (height, width), style_side = plan_sizes(args, args.max_memory * 1e9)
+    content = resize(read_image(args.content, 'content image'), height, width)
+    styles = [resize_long_side(read_image(path, 'style image'), style_side) for path in args.style]
     features = FeatureNet(args.loss_model_file, args.content_layers + args.style_layers)
     features.check_size(content, 'result')
     for style in styles:

@@ -190,16 +190,59 @@ def _check_type(path, key, value, kind):
 
 
 def _type_error(path, key, value, expected):
-    raise UsageError('%s: %s must be %s, got %r (%s)' % (path, key, expected, value, type(value).__name__))
+    raise UsageError('%s: %s must be %s, got %s (%s)' % (path, key, expected, _shorten(value), type(value).__name__))
 
 
 def _check_range(path, key, value):
     if key in _POSITIVE_KEYS and value <= 0:
-        raise UsageError('%s: %s must be positive, got %r' % (path, key, value))
+        raise UsageError('%s: %s must be positive, got %s' % (path, key, _shorten(value)))
     if isinstance(value, float) and not (np.isfinite(value) and value >= 0):
         raise UsageError('%s: %s must be a finite number >= 0, got %r' % (path, key, value))
     if key == 'max_bad_fraction' and value > 1:
         raise UsageError('%s: max_bad_fraction is a share of the training images, 0..1, got %r' % (path, value))
+
+
+MAX_CONFIG_BYTES = 64 * 1024  # a style config is about 1 KB
+MAX_CONFIG_DEPTH = 4  # the keys' values are scalars or lists of strings: two levels; room for a clear error
+_SAFE_LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)  # libyaml's parser where PyYAML was built with it
+
+
+def _read_yaml(path):
+    """The YAML document in `path`, read with the safe loader after checking its size, that it has no aliases
+    (a few hundred bytes of nested aliases expand to gigabytes) and that it is not deeply nested.
+
+    Raises:
+      UsageError: too large, not YAML or UTF-8, with aliases, or nested too deeply.
+    """
+    if os.path.getsize(path) > MAX_CONFIG_BYTES:
+        raise UsageError('config file is %d bytes, over the %d a style config may have: %s (see conf/candy.yml)'
+                         % (os.path.getsize(path), MAX_CONFIG_BYTES, path))
+    try:
+        with open(path, encoding='utf-8') as f:
+            text = f.read()
+        depth = 0
+        for event in yaml.parse(text, Loader=_SAFE_LOADER):
+            if isinstance(event, yaml.AliasEvent):
+                raise UsageError('config file uses a YAML alias (*%s): %s (write the value out instead)'
+                                 % (event.anchor[:40], path))
+            depth += isinstance(event, yaml.CollectionStartEvent) - isinstance(event, yaml.CollectionEndEvent)
+            if depth > MAX_CONFIG_DEPTH:
+                raise UsageError('config file nests lists or mappings more than %d deep: %s (see conf/candy.yml)'
+                                 % (MAX_CONFIG_DEPTH, path))
+        return yaml.load(text, Loader=_SAFE_LOADER)
+    except RecursionError:
+        raise UsageError('config file nests too deeply to read: %s (see conf/candy.yml)' % path) from None
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError) as error:  # ValueError: an integer of 4300+ digits
+        where = getattr(error, 'problem_mark', None)
+        at = ' (line %d)' % (where.line + 1) if where else ''
+        raise UsageError('config file is not valid YAML%s: %s (fix its syntax; see conf/candy.yml)'
+                         % (at, path)) from None
+
+
+def _shorten(value, limit=60):
+    """repr(value) cut to about `limit` characters, so that an error message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 5] + '...' + text[-2:]
 
 
 def load_config(path):
@@ -212,17 +255,10 @@ def load_config(path):
       A Config with every key of CONFIG_SCHEMA, defaults filled in.
 
     Raises:
-      UsageError: the file is missing or not YAML, or a key is unknown, missing or of the wrong type.
+      UsageError: the file is missing, too large or not YAML, or a key is unknown, missing or of the wrong type.
     """
     require_file(path, 'config file', 'pass an existing .yml, e.g. -c conf/candy.yml')
-    try:
-        with open(path, encoding='utf-8') as f:
-            raw = yaml.safe_load(f)
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        where = getattr(error, 'problem_mark', None)
-        at = ' (line %d)' % (where.line + 1) if where else ''
-        raise UsageError('config file is not valid YAML%s: %s (fix its syntax; see conf/candy.yml)'
-                         % (at, path)) from None
+    raw = _read_yaml(path)
     if not isinstance(raw, dict):
         raise UsageError('config file must be a YAML mapping of key: value lines: %s (see conf/candy.yml)' % path)
     config = Config()
@@ -230,7 +266,7 @@ def load_config(path):
         if key not in CONFIG_SCHEMA:
             close = difflib.get_close_matches(str(key), CONFIG_SCHEMA, n=1)
             hint = 'did you mean %r?' % close[0] if close else 'valid keys: %s' % ', '.join(CONFIG_SCHEMA)
-            raise UsageError('%s: unknown key %r (%s)' % (path, key, hint))
+            raise UsageError('%s: unknown key %s (%s)' % (path, _shorten(key), hint))
     for key, (kind, default) in CONFIG_SCHEMA.items():
         if key not in raw:
             if default is REQUIRED:
@@ -380,6 +416,27 @@ def load_image(source, what='image', min_side=None, max_pixels=None):
         raise UsageError('%s is not a readable image: %s (%s)' % (what, name, error)) from None
 
 
+_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def image_size(path, what='image'):
+    """(height, width) of an image file as load_image will return it (EXIF orientation applied), read from its
+    header without decoding the pixels.
+
+    Raises:
+      UsageError: the file is missing or not an image that Pillow can read.
+    """
+    require_file(path, what, 'check the path')
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(0x0112) in _TRANSPOSING_ORIENTATIONS:
+                width, height = height, width
+    except _IMAGE_ERRORS as error:
+        raise UsageError('%s is not a readable image: %s (%s)' % (what, path, error)) from None
+    return height, width
+
+
 def read_image(path, what='image'):
     """An image file as uint8 RGB (H, W, 3); see load_image."""
     return load_image(path, what)[0]
@@ -406,24 +463,3 @@ def encode_image(pixels, fmt, alpha=None, quality=95):
     buffer = io.BytesIO()
     _pil_image(pixels, alpha, fmt).save(buffer, format=fmt, **({'quality': quality} if fmt in ('JPEG', 'WEBP') else {}))
     return buffer.getvalue()
-
-
-def write_image(path, pixels, alpha=None, quality=95):
-    """Write uint8 RGB pixels to `path` in the format its extension names, creating folders.
-
-    Args:
-      path: the file; .jpg, .png, .webp, .bmp or .tif.
-      pixels: uint8 (H, W, 3).
-      alpha: uint8 (H, W) to keep where the format has an alpha channel (PNG, WebP, TIFF), or None.
-      quality: JPEG and WebP quality, 1..100.
-    """
-    fmt = output_format(path)
-    folder = os.path.dirname(path)
-    data = encode_image(pixels, fmt, alpha, quality)
-    try:
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        with open(path, 'wb') as f:
-            f.write(data)
-    except OSError as error:
-        raise UsageError('cannot write %s (%s); choose a writable output path' % (path, error)) from None

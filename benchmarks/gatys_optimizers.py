@@ -39,7 +39,7 @@ class Trace(stylize.Progress):
 def run(optimizer, options):
     args = stylize.parse_args(options + ['--optimizer', optimizer, '--iterations', str(ITERATIONS[optimizer])])
     content = read_image(args.content)
-    content = stylize.resize(content, *stylize.result_size(*content.shape[:2], args))
+    content = stylize.resize(content, *stylize.result_size(*content.shape[:2], args.max_size, args.width, args.height))
     style = stylize.resize_long_side(read_image(args.style[0]), max(content.shape[:2]))
     features = stylize.FeatureNet(args.loss_model_file, args.content_layers + args.style_layers)
     targets = stylize.compute_targets(features, content, [style], args)

@@ -43,7 +43,7 @@ def check_safe_graph(graph_def, outputs, path):
                          'model again with export.py from a checkpoint you trust)' % (path, ', '.join(unsafe)))
 
 
-def _read_graph_def(path):
+def read_frozen_graph(path):
     require_file(path, 'model file', 'pass a .pb written by export.py')
     graph_def = tf.GraphDef()
     try:
@@ -61,7 +61,7 @@ def _read_graph_def(path):
     return graph_def
 
 
-def _check_saved_model(path):
+def check_saved_model(path):
     """Refuse a SavedModel that runs ops at load time or whose serving graph is unsafe, before loading it."""
     from tensorflow.core.protobuf import saved_model_pb2  # after utils: TensorFlow is already loaded quietly
     proto = saved_model_pb2.SavedModel()
@@ -76,6 +76,18 @@ def _check_saved_model(path):
         raise UsageError('refusing %s: it runs its own ops when loaded (export the model again with export.py)'
                          % path)
     check_safe_graph(meta.graph_def, [output], path)
+    if not os.path.isfile(os.path.join(path, 'variables', 'variables.index')):
+        raise UsageError('%s is an incomplete SavedModel: it has no variables/variables.index (export it again with '
+                         'export.py)' % path)
+
+
+def _saved_model_weights(path):
+    """The transform weights a SavedModel from export.py holds, read and checked before TensorFlow loads them
+    (a damaged variables file is then a one-line error, not the loader's stack)."""
+    try:
+        return model.check_transform_checkpoint(os.path.join(path, 'variables', 'variables'))
+    except UsageError as error:
+        raise UsageError('%s is not a usable SavedModel from export.py: %s' % (path, error)) from None
 
 
 def _frozen_weights(graph_def, path):
@@ -127,7 +139,7 @@ class Stylizer:
         return lambda batch: self.session.run(output, {images: batch, **feed}), lambda: weights
 
     def _load_frozen(self, path):
-        graph_def = _read_graph_def(path)
+        graph_def = read_frozen_graph(path)
         with self.graph.as_default():
             tf.import_graph_def(graph_def, name='')
             self.session = tf.Session(config=self.session_config)
@@ -141,7 +153,8 @@ class Stylizer:
         return run, lambda: _frozen_weights(graph_def, path)
 
     def _load_saved_model(self, path):
-        _check_saved_model(path)
+        check_saved_model(path)
+        weights = _saved_model_weights(path)
         with self.graph.as_default():
             self.session = tf.Session(config=self.session_config)
             try:
@@ -153,10 +166,7 @@ class Stylizer:
                 raise UsageError('%s is not a SavedModel from export.py (%s: %s)'
                                  % (path, type(error).__name__, error)) from None
         log.info('SavedModel loaded from %s', path)
-        variables = os.path.join(path, 'variables', 'variables')
-        return (lambda batch: self.session.run(output_name, {input_name: batch}),
-                lambda: {name: tf.train.load_checkpoint(variables).get_tensor(name)
-                         for name in model.expected_transform_variables()})
+        return lambda batch: self.session.run(output_name, {input_name: batch}), lambda: weights
 
     def _load_tflite(self, path):
         require_file(path, 'model file', 'pass a .tflite written by export.py')

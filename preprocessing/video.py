@@ -4,6 +4,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from files import replacing
 from utils import UsageError, log, require_file
 
 INSTALL_HINT = 'pip install -r requirements-video.txt (imageio-ffmpeg)'
@@ -60,22 +61,49 @@ def stylize_video(stylizer, source, output, batch_size, smooth, finish):
     meta, frames = _read(source)
     fps, (width, height) = meta['fps'], meta['size']
     total = int(round(meta.get('duration', 0) * fps)) or None
-    writer = imageio_ffmpeg.write_frames(output, (width, height), fps=fps, macro_block_size=1, quality=8,
-                                         audio_path=source if meta.get('audio_codec') else None, audio_codec='aac',
-                                         ffmpeg_log_level='error')
-    writer.send(None)
-    start, previous, count = time.time(), None, 0
-    try:
-        with tqdm(total=total, unit='frame', desc='stylizing %s' % source) as bar:
-            for batch in _batches(frames, batch_size):
-                for frame in finish(stylizer.stylize_batch(batch), batch):
-                    if smooth and previous is not None:
-                        frame = np.round(smooth * previous + (1 - smooth) * frame).astype(np.uint8)
+    start, count = time.time(), 0
+    with replacing(output) as temporary:  # ffmpeg picks the container by the extension, which it keeps
+        writer = imageio_ffmpeg.write_frames(temporary, (width, height), fps=fps, macro_block_size=1, quality=8,
+                                             audio_path=source if meta.get('audio_codec') else None,
+                                             audio_codec='aac', ffmpeg_log_level='error')
+        writer.send(None)
+        try:
+            with tqdm(total=total, unit='frame', desc='stylizing %s' % source) as bar:
+                for frame in _smoothed(_stylized(stylizer, frames, batch_size, finish, bar), smooth):
                     writer.send(np.ascontiguousarray(frame))
-                    previous = frame.astype(np.float32)
-                count += len(batch)
-                bar.update(len(batch))
-    finally:
-        writer.close()
+                    count += 1
+        finally:
+            writer.close()
+        _check_written(temporary, output, count)
     log.info('%d frames at %.3g fps stylized in %.1f s%s, written to %s', count, fps, time.time() - start,
              ' (audio kept)' if meta.get('audio_codec') else '', output)
+
+
+def _check_written(path, output, frames):
+    """Raise UsageError unless the video at `path` holds `frames` frames: imageio-ffmpeg does not report an encoder
+    that stopped early (a full disk, a file-size limit), which would leave a cut-off video."""
+    import imageio_ffmpeg
+    try:
+        found = imageio_ffmpeg.count_frames_and_secs(path)[0]
+    except (RuntimeError, OSError):
+        found = 0
+    if found != frames:
+        raise UsageError('cannot write %s: the video encoder stopped after %d of %d frames (disk full or a file-size '
+                         'limit?); nothing was changed there' % (output, found, frames))
+
+
+def _stylized(stylizer, frames, batch_size, finish, bar):
+    """Stylized and finished frames, run through the network in batches."""
+    for batch in _batches(frames, batch_size):
+        yield from finish(stylizer.stylize_batch(batch), batch)
+        bar.update(len(batch))
+
+
+def _smoothed(frames, smooth):
+    """Each frame blended with `smooth` of the previous output frame (none when 0)."""
+    previous = None
+    for frame in frames:
+        if smooth and previous is not None:
+            frame = np.round(smooth * previous + (1 - smooth) * frame).astype(np.uint8)
+        yield frame
+        previous = frame.astype(np.float32)

@@ -1,5 +1,6 @@
 """Test helpers that make tiny data: a random-weight VGG checkpoint, images, configs, a workspace."""
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -64,3 +65,25 @@ def usage_error(main, argv, capsys):
     assert exit_info.value.code == 2
     assert len(err.splitlines()) == 1 and err.startswith('error: ')
     return err
+
+
+def run_command(script, *args, cwd, limits=None, timeout=600):
+    """Run one of our commands as a user would, in a child process with TensorFlow's logging left to the command
+    (as in a shell); `limits` maps resource.RLIMIT_* to a value set in the child. Returns the CompletedProcess."""
+    import resource
+    env = {key: value for key, value in os.environ.items() if key != 'TF_CPP_MIN_LOG_LEVEL'}
+
+    def set_limits():
+        for kind, value in (limits or {}).items():
+            resource.setrlimit(kind, (value, value))
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=str(cwd), env=env,
+                          preexec_fn=set_limits, capture_output=True, text=True, timeout=timeout)
+
+
+def make_video(path, seconds=2, fps=10, size=(48, 32)):
+    """A test-pattern video with a sine-tone audio track (H.264 and AAC in MP4)."""
+    import imageio_ffmpeg
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), '-v', 'error', '-y', '-f', 'lavfi', '-i',
+                    'testsrc=duration=%d:size=%dx%d:rate=%d' % (seconds, size[0], size[1], fps), '-f', 'lavfi',
+                    '-i', 'sine=frequency=440:duration=%d' % seconds, '-shortest', '-pix_fmt', 'yuv420p',
+                    '-c:v', 'libx264', '-c:a', 'aac', str(path)], check=True)

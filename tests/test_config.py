@@ -73,3 +73,29 @@ def test_missing_config_and_folder(tmp_path):
 def test_yaml_tags_that_build_objects_are_refused(tmp_path):
     with pytest.raises(UsageError, match='not valid YAML'):
         load_config(_write(tmp_path, BASE + 'model_path: !!python/object/apply:os.system ["true"]\n'))
+
+
+_ALIAS_BOMB = ''.join('%s: &%s [%s]\n' % (name, name, ','.join(['*' + previous] * 9))
+                      for previous, name in zip('abcdefgh', 'bcdefghi'))
+
+
+@pytest.mark.parametrize('text,message', [
+    ('a: &a ["lol", "lol"]\n' + _ALIAS_BOMB + BASE, r'uses a YAML alias \(\*a\)'),
+    (BASE + 'content_layers: ' + '[' * 20000 + ']' * 20000 + '\n', 'not valid YAML|nests'),
+    (BASE + 'content_layers: [[[[[x]]]]]\n', 'nests lists or mappings more than 4 deep'),
+    (BASE + 'naming: "' + 'x' * 70000 + '"\n', r'config file is \d+ bytes, over the 65536'),
+    (BASE + 'image_size: ' + '9' * 5000 + '\n', 'not valid YAML'),
+])
+def test_hostile_configs_are_refused_quickly_in_one_short_line(tmp_path, text, message):
+    import resource
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(UsageError, match=message) as error:
+        load_config(_write(tmp_path, text))
+    assert len(str(error.value)) < 300 and '\n' not in str(error.value)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KB: nothing was expanded
+
+
+def test_long_values_are_cut_in_messages(tmp_path):
+    with pytest.raises(UsageError) as error:
+        load_config(_write(tmp_path, BASE + 'naming: [' + ', '.join(['1'] * 5000) + ']\n'))
+    assert 'naming must be a string, got [1, 1,' in str(error.value) and len(str(error.value)) < 200

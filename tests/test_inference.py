@@ -11,7 +11,7 @@ from PIL import Image
 import eval as eval_py
 import export
 import model
-from helpers import write_image_file
+from helpers import make_video, write_image_file
 from nets import tiling
 from nets.stylizer import Stylizer
 from preprocessing import color
@@ -212,14 +212,6 @@ def test_hostile_graphs_are_refused(tmp_path, capsys):
     assert 'refusing' in err and 'uses ReadFile' in err
 
 
-def _make_video(path, seconds=2, fps=10, size=(48, 32)):
-    import imageio_ffmpeg
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), '-v', 'error', '-y', '-f', 'lavfi', '-i',
-                    'testsrc=duration=%d:size=%dx%d:rate=%d' % (seconds, size[0], size[1], fps), '-f', 'lavfi',
-                    '-i', 'sine=frequency=440:duration=%d' % seconds, '-shortest', '-pix_fmt', 'yuv420p',
-                    '-c:v', 'libx264', '-c:a', 'aac', str(path)], check=True)
-
-
 def _probe(path):
     import imageio_ffmpeg
     reader = imageio_ffmpeg.read_frames(str(path))
@@ -229,7 +221,7 @@ def _probe(path):
 
 def test_video_keeps_frame_rate_audio_and_size(tmp_path, trained_model):
     source, output = tmp_path / 'in.mp4', tmp_path / 'out.mp4'
-    _make_video(source)
+    make_video(source)
     _eval('--model_file', trained_model, '--video', str(source), '--output', str(output), '--batch_size', '3',
           '--smooth', '0.3')
     meta, frames = _probe(output)
