@@ -6,14 +6,19 @@
 Endpoints: POST /v1/stylize/{model} (image bytes in, raw or multipart; image bytes out), POST
 /v1/stylize/{model}/base64 (JSON in and out), GET /v1/models, GET /healthz, and GET / (the page).
 Each model is loaded once (checkpoint folder or prefix, frozen .pb, SavedModel, .tflite). Errors are JSON with a clear
-message and a 4xx status; a full queue answers 429.
+message and a 4xx status (429 when the queue is full, 504 past the timeout, which also stops the work); the model,
+the options, the declared length and the queue are checked before a body is read, slow clients are cut off
+(--header_timeout, --body_timeout) and connections are capped (--max_connections).
 """
 import argparse
 import asyncio
 import base64
 import binascii
+import dataclasses
 import io
+import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -24,13 +29,15 @@ from PIL import Image
 
 import model
 from nets.stylizer import DEFAULT_MAX_PIXELS, Stylizer
+from nets.tiling import Cancelled
 from preprocessing import color
-from utils import (PRECISIONS, ArgumentParser, UsageError, cli_main, encode_image, load_image, log,
-                   setup_logging)
+from utils import (PRECISIONS, ArgumentParser, UsageError, cli_main, encode_image, load_image, log, setup_logging,
+                   shorten)
 
 FORMATS = {'png': 'PNG', 'jpeg': 'JPEG', 'jpg': 'JPEG', 'webp': 'WEBP'}
 MEDIA_TYPES = {'PNG': 'image/png', 'JPEG': 'image/jpeg', 'WEBP': 'image/webp'}
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'docs', 'service.html')
+MODEL_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')  # one path segment of /v1/stylize/{model}
 
 
 class HTTPError(Exception):
@@ -41,6 +48,18 @@ class HTTPError(Exception):
         self.status = status
 
 
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one request and all of them together may take; see parse_args for each."""
+    max_request_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 25000000
+    memory_pixels: int = DEFAULT_MAX_PIXELS
+    workers: int = 2
+    queue: int = 16
+    timeout: float = 120.0
+    body_timeout: float = 60.0
+
+
 class PixelBudget:
     """Lets inference runs start only while the pixels in flight stay within a budget (memory)."""
 
@@ -48,10 +67,13 @@ class PixelBudget:
         self.budget, self.in_use = budget, 0
         self.condition = threading.Condition()
 
-    def run(self, pixels, work):
+    def run(self, pixels, work, deadline):
+        """work() once `pixels` fit the budget; Cancelled if they do not before `deadline` (time.monotonic)."""
         pixels = min(pixels, self.budget)  # larger images are tiled within the Stylizer's own budget
         with self.condition:
-            self.condition.wait_for(lambda: self.in_use + pixels <= self.budget)
+            if not self.condition.wait_for(lambda: self.in_use + pixels <= self.budget,
+                                           max(deadline - time.monotonic(), 0)):
+                raise Cancelled('the deadline passed while waiting for memory')
             self.in_use += pixels
         try:
             return work()
@@ -61,55 +83,100 @@ class PixelBudget:
                 self.condition.notify_all()
 
 
+def sniff_format(data):
+    """'JPEG', 'PNG' or 'WEBP' from a file's first bytes, or None: only these formats reach a decoder."""
+    if data.startswith(b'\xff\xd8\xff'):
+        return 'JPEG'
+    if data.startswith(b'\x89PNG\r\n\x1a\n'):
+        return 'PNG'
+    if data[:4] == b'RIFF' and data[8:12] == b'WEBP':
+        return 'WEBP'
+    return None
+
+
 class Service:
     """The models and the limits that keep the service alive under load."""
 
-    def __init__(self, models, args):
-        self.models, self.args = models, args
-        self.executor = ThreadPoolExecutor(max_workers=args.workers)
-        self.budget = PixelBudget(args.memory_pixels)
+    def __init__(self, models, limits):
+        self.models, self.limits = models, limits
+        self.executor = ThreadPoolExecutor(max_workers=limits.workers)
+        self.budget = PixelBudget(limits.memory_pixels)
         self.lock = threading.Lock()
-        self.pending = 0  # requests admitted and not finished (their inference may outlive a timeout)
+        self.pending = 0  # requests admitted and not finished: reading their body, waiting or stylizing
+
+    def model(self, name):
+        if name not in self.models:
+            raise HTTPError(404, 'unknown model %r (available: %s)' % (name[:100], ', '.join(sorted(self.models))))
+        return self.models[name]
 
     def admit(self):
         with self.lock:
-            if self.pending >= self.args.queue:
+            if self.pending >= self.limits.queue:
                 raise HTTPError(429, 'the service is busy (%d requests in progress); retry shortly' % self.pending)
             self.pending += 1
 
-    def release(self, _future=None):
+    def release(self, future=None):
         with self.lock:
             self.pending -= 1
+        if future is not None and isinstance(future.exception(), Cancelled):
+            log.info('stopped a request past its %g s deadline (%s)', self.limits.timeout, future.exception())
 
-    async def stylize(self, name, data, options):
-        """Decode, stylize and encode one image; returns (bytes, media type, width, height, milliseconds)."""
-        if name not in self.models:
-            raise HTTPError(404, 'unknown model %r (available: %s)' % (name, ', '.join(sorted(self.models))))
+    async def stylize(self, name, read_request):
+        """Check the model, admit the request, read it (read_request() is awaited for (image bytes, options), so
+        that no body is read before the first two), then decode, stylize and encode its image.
+
+        Returns:
+          (bytes, media type, width, height, milliseconds).
+        """
+        stylizer = self.model(name)
         self.admit()
-        start = time.time()
-        future = self.executor.submit(self._work, self.models[name], data, options)
+        try:
+            data, options = await read_request()
+        except BaseException:
+            self.release()
+            raise
+        start = time.monotonic()
+        deadline = start + self.limits.timeout
+        future = self.executor.submit(self._work, stylizer, data, options, deadline)
         future.add_done_callback(self.release)
         try:
-            body, fmt, width, height = await asyncio.wait_for(asyncio.wrap_future(future), self.args.timeout)
-        except asyncio.TimeoutError:
+            body, fmt, width, height = await asyncio.wait_for(asyncio.wrap_future(future), self.limits.timeout)
+        except (asyncio.TimeoutError, Cancelled):
             raise HTTPError(504, 'stylizing took longer than the %g s limit; send a smaller image or use max_size'
-                            % self.args.timeout) from None
-        return body, MEDIA_TYPES[fmt], width, height, (time.time() - start) * 1000
+                            % self.limits.timeout) from None
+        return body, MEDIA_TYPES[fmt], width, height, (time.monotonic() - start) * 1000
 
-    def _work(self, stylizer, data, options):
-        try:
-            with Image.open(io.BytesIO(data)) as probe:
-                input_format = probe.format
-            rgb, alpha = load_image(io.BytesIO(data), 'the request body', max_pixels=self.args.max_pixels)
-        except UsageError as error:
-            raise HTTPError(413 if 'too large' in str(error) else 400, str(error)) from None
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            raise HTTPError(400, 'the request body is not a readable image (send a JPEG, PNG or WebP file)') from None
+    def _work(self, stylizer, data, options, deadline):
+        """In a worker thread: decode, stylize and encode; stops (Cancelled) once the deadline has passed."""
+        def too_late():
+            return time.monotonic() > deadline
+        rgb, alpha, input_format = self._decode(data)
         rgb, alpha = _limit_size(rgb, alpha, options['max_size'])
-        stylized = self.budget.run(rgb.shape[0] * rgb.shape[1], lambda: stylizer(rgb))
+        pixels = rgb.shape[0] * rgb.shape[1]
+        if not stylizer.can_tile and pixels > stylizer.max_pixels:
+            raise HTTPError(413, 'this model is a .tflite, which stylizes at most %d pixels at once (tiling needs the '
+                                 'checkpoint); send a smaller image or use max_size' % stylizer.max_pixels)
+        if too_late():
+            raise Cancelled('the deadline passed before the work started')
+        stylized = self.budget.run(pixels, lambda: stylizer(rgb, progress=False, should_stop=too_late), deadline)
         result = color.finish(stylized, rgb, options['preserve_colors'], options['strength'])
         fmt = options['format'] or (input_format if input_format in MEDIA_TYPES else 'PNG')
         return encode_image(result, fmt, alpha), fmt, result.shape[1], result.shape[0]
+
+    def _decode(self, data):
+        """(rgb, alpha, format) of a JPEG, PNG or WebP body; other formats never reach a decoder."""
+        if not data:
+            raise HTTPError(400, 'the request body is empty; send a JPEG, PNG or WebP image')
+        fmt = sniff_format(data)
+        if fmt is None:
+            raise HTTPError(415, 'the request body is not a JPEG, PNG or WebP image (the formats this service '
+                                 'accepts)')
+        try:
+            rgb, alpha = load_image(io.BytesIO(data), 'the request body', max_pixels=self.limits.max_image_pixels,
+                                    formats=(fmt,))
+        except UsageError as error:
+            raise HTTPError(413 if 'too large' in str(error) else 400, str(error)) from None
+        return rgb, alpha, fmt
 
 
 def _limit_size(rgb, alpha, max_size):
@@ -128,9 +195,11 @@ def parse_options(values, accept=''):
     def number(key, kind, default):
         raw = values.get(key, default)
         try:
+            if isinstance(raw, bool):
+                raise TypeError(raw)
             return kind(raw)
-        except (TypeError, ValueError):
-            raise HTTPError(400, '%s must be a number, got %r' % (key, raw)) from None
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int() of 1e400 or Infinity
+            raise HTTPError(400, '%s must be a finite number, got %s' % (key, shorten(raw))) from None
 
     max_size = number('max_size', int, 0)
     strength = number('strength', float, 1.0)
@@ -140,152 +209,322 @@ def parse_options(values, accept=''):
         raise HTTPError(400, 'strength must be between 0 and 1, got %g' % strength)
     preserve = str(values.get('preserve_colors', 'false')).lower()
     if preserve not in ('true', '1', 'yes', 'false', '0', 'no'):
-        raise HTTPError(400, 'preserve_colors must be true or false, got %r' % preserve)
+        raise HTTPError(400, 'preserve_colors must be true or false, got %s' % shorten(preserve))
     fmt = values.get('format')
     if fmt is None:
         fmt = next((key for key, media in (('png', 'image/png'), ('jpeg', 'image/jpeg'), ('webp', 'image/webp'))
                     if media in accept), None)
     if fmt is not None and str(fmt).lower() not in FORMATS:
-        raise HTTPError(400, 'format must be one of png, jpeg, webp; got %r' % fmt)
+        raise HTTPError(400, 'format must be one of png, jpeg, webp; got %s' % shorten(fmt))
     return {'max_size': max_size, 'strength': strength, 'preserve_colors': preserve in ('true', '1', 'yes'),
             'format': FORMATS[str(fmt).lower()] if fmt else None}
 
 
-def create_app(service):
-    """The Starlette application around a Service."""
-    from starlette.applications import Starlette
+def page_headers(html):
+    """Security headers for the page: a Content-Security-Policy allowing only its own inline script and style (by
+    their hashes) and requests to this server."""
+    import hashlib
+
+    def hashes(tag):
+        return ' '.join("'sha256-%s'" % base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+                        for body in re.findall(r'<%s>(.*?)</%s>' % (tag, tag), html, re.S))
+    policy = ("default-src 'none'; script-src %s; style-src %s; img-src blob: data:; connect-src 'self'; "
+              "base-uri 'none'; form-action 'none'; frame-ancestors 'none'" % (hashes('script'), hashes('style')))
+    return {'Content-Security-Policy': policy, 'X-Frame-Options': 'DENY'}
+
+
+def with_headers(app, headers):
+    """An ASGI app that adds `headers` to every response of `app`."""
+    encoded = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+
+    async def wrapped(scope, receive, send):
+        async def send_with_headers(message):
+            if message['type'] == 'http.response.start':
+                message = {**message, 'headers': [*message.get('headers', []), *encoded]}
+            await send(message)
+        await app(scope, receive, send_with_headers)
+    return wrapped
+
+
+async def read_body(request, limits):
+    """The request body, refused early when its declared length is over the limit (413), cut off when it grows
+    over it, and given up on (408) when it does not arrive within limits.body_timeout."""
     from starlette.requests import ClientDisconnect
-    from starlette.responses import FileResponse, JSONResponse, Response
-    from starlette.routing import Route
+    declared = request.headers.get('content-length', '')
+    if declared.isdigit() and int(declared) > limits.max_request_bytes:
+        raise HTTPError(413, 'the request is %s bytes, over the limit of %d' % (declared, limits.max_request_bytes))
 
-    async def read_body(request):
-        declared = request.headers.get('content-length')
-        limit = service.args.max_request_bytes
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise HTTPError(413, 'the request is %s bytes, over the limit of %d' % (declared, limit))
+    async def receive_all():
         chunks, size = [], 0
-        try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > service.args.max_request_bytes:
-                    raise HTTPError(413, 'the request is over the limit of %d bytes' % service.args.max_request_bytes)
-                chunks.append(chunk)
-        except ClientDisconnect:
-            raise HTTPError(400, 'the client closed the connection') from None
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.max_request_bytes:
+                raise HTTPError(413, 'the request is over the limit of %d bytes' % limits.max_request_bytes)
+            chunks.append(chunk)
         return b''.join(chunks)
+    try:
+        return await asyncio.wait_for(receive_all(), limits.body_timeout)
+    except asyncio.TimeoutError:
+        raise HTTPError(408, 'the request body did not arrive within %g s' % limits.body_timeout) from None
+    except ClientDisconnect:
+        raise HTTPError(400, 'the client closed the connection') from None
 
-    async def image_from(request, body):
-        if not request.headers.get('content-type', '').startswith('multipart/form-data'):
-            return body
-        from starlette.datastructures import UploadFile
-        from starlette.formparsers import MultiPartException, MultiPartParser
 
-        async def replay():
-            yield body
-        try:
-            form = await MultiPartParser(request.headers, replay()).parse()
-        except MultiPartException as error:
-            raise HTTPError(400, 'malformed multipart body (%s)' % error) from None
-        files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
-        if not files:
-            raise HTTPError(400, 'the multipart body has no file; send the image as a file field named "image"')
-        chosen = next((f for key, f in form.multi_items() if key == 'image' and isinstance(f, UploadFile)), files[0])
-        return await chosen.read()
+async def image_from_multipart(request, body):
+    """The file of a multipart body (the field named "image", else the first file)."""
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    async def replay():
+        yield body
+    try:
+        form = await MultiPartParser(request.headers, replay()).parse()
+    except MultiPartException as error:
+        raise HTTPError(400, 'malformed multipart body (%s)' % error) from None
+    files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+    if not files:
+        raise HTTPError(400, 'the multipart body has no file; send the image as a file field named "image"')
+    chosen = next((f for key, f in form.multi_items() if key == 'image' and isinstance(f, UploadFile)), files[0])
+    return await chosen.read()
+
+
+def base64_request(body):
+    """(image bytes, options dict) of a JSON body {"image": "<base64>", ...options}."""
+    import json
+    try:
+        payload = json.loads(body)
+    except RecursionError:
+        raise HTTPError(400, 'the JSON body is nested too deeply; send {"image": "<base64>", ...options}') from None
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPError(400, 'the body must be JSON: {"image": "<base64>", ...options}') from None
+    if not isinstance(payload, dict) or not isinstance(payload.get('image'), str):
+        raise HTTPError(400, 'the JSON body needs "image": a base64 string of the image file')
+    try:
+        data = base64.b64decode(payload.pop('image').split(',')[-1], validate=True)
+    except (binascii.Error, ValueError):
+        raise HTTPError(400, '"image" is not valid base64') from None
+    return data, payload
+
+
+def create_app(service):
+    """The Starlette application around a Service: the model, the options, the declared length and the queue are
+    checked before any of the body is read."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse, JSONResponse, Response
+    from starlette.routing import Route
+    limits = service.limits
+    with open(PAGE, encoding='utf-8') as f:
+        html = f.read()
 
     async def stylize_bytes(request):
-        body = await read_body(request)
         options = parse_options(dict(request.query_params), request.headers.get('accept', ''))
-        data, media, width, height, ms = await service.stylize(request.path_params['model'],
-                                                               await image_from(request, body), options)
+
+        async def read_request():
+            body = await read_body(request, limits)
+            if request.headers.get('content-type', '').startswith('multipart/form-data'):
+                return await image_from_multipart(request, body), options
+            return body, options
+        data, media, width, height, ms = await service.stylize(request.path_params['model'], read_request)
         return Response(data, media_type=media, headers={'X-Stylize-Ms': '%.0f' % ms,
                                                          'X-Image-Size': '%dx%d' % (width, height)})
 
     async def stylize_base64(request):
-        import json
-        try:
-            payload = json.loads(await read_body(request))
-        except (ValueError, UnicodeDecodeError):
-            raise HTTPError(400, 'the body must be JSON: {"image": "<base64>", ...options}') from None
-        if not isinstance(payload, dict) or not isinstance(payload.get('image'), str):
-            raise HTTPError(400, 'the JSON body needs "image": a base64 string of the image file')
-        try:
-            data = base64.b64decode(payload['image'].split(',')[-1], validate=True)
-        except (binascii.Error, ValueError):
-            raise HTTPError(400, '"image" is not valid base64') from None
-        options = parse_options(payload)
-        result, media, width, height, ms = await service.stylize(request.path_params['model'], data, options)
+        async def read_request():
+            data, options = base64_request(await read_body(request, limits))
+            return data, parse_options(options)
+        result, media, width, height, ms = await service.stylize(request.path_params['model'], read_request)
         return JSONResponse({'image': base64.b64encode(result).decode('ascii'), 'format': media.split('/')[1],
                              'width': width, 'height': height, 'ms': round(ms, 1)})
 
     async def models(_request):
-        return JSONResponse({'models': [{'name': name, 'source': stylizer.source}
-                                        for name, stylizer in sorted(service.models.items())]})
+        return JSONResponse({'models': [
+            {'name': name, 'kind': stylizer.kind,
+             'max_pixels': None if stylizer.can_tile else stylizer.max_pixels}
+            for name, stylizer in sorted(service.models.items())]})
 
     async def health(_request):
         return JSONResponse({'status': 'ok', 'models': len(service.models), 'in_progress': service.pending})
 
     async def page(_request):
-        return FileResponse(PAGE, media_type='text/html')
+        return HTMLResponse(html, headers=page_headers(html))
 
     async def http_error(_request, error):
         return JSONResponse({'error': str(error)}, status_code=error.status)
 
-    async def not_found(_request, exc):
+    async def no_route(_request, exc):
+        if exc.status_code == 405:
+            return JSONResponse({'error': 'method not allowed here; this endpoint takes %s' % exc.headers['Allow']},
+                                status_code=405, headers=exc.headers)
         return JSONResponse({'error': 'no such endpoint; see GET /v1/models, POST /v1/stylize/{model}'},
-                            status_code=getattr(exc, 'status_code', 404))
+                            status_code=exc.status_code)
+
+    async def server_fault(_request, _exc):  # the traceback goes to the server's log, not to the client
+        return JSONResponse({'error': 'internal server error; the server log has the details'}, status_code=500)
 
     routes = [Route('/', page), Route('/healthz', health), Route('/v1/models', models),
               Route('/v1/stylize/{model}', stylize_bytes, methods=['POST']),
               Route('/v1/stylize/{model}/base64', stylize_base64, methods=['POST'])]
-    return Starlette(routes=routes, exception_handlers={HTTPError: http_error, 404: not_found, 405: not_found})
+    app = Starlette(routes=routes, exception_handlers={HTTPError: http_error, 404: no_route, 405: no_route,
+                                                       Exception: server_fault})
+    return with_headers(app, {'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store'})
+
+
+def guarded_protocol(header_timeout, max_connections):
+    """uvicorn's h11 protocol with two guards it lacks: a connection whose request headers do not arrive within
+    header_timeout seconds (of its opening, or of its previous response) is closed, and connections beyond
+    max_connections are answered 503 and closed at once, so that idle or slow clients can neither hold the server's
+    file descriptors nor its memory."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    refusal = b'{"error": "the service has too many open connections; retry shortly"}'
+    busy = (b'HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n'
+            b'content-length: %d\r\n\r\n%s' % (len(refusal), refusal))
+
+    class GuardedProtocol(H11Protocol):
+        refused = False
+
+        def connection_made(self, transport):
+            if len(self.server_state.connections) >= max_connections:
+                self.refused = True
+                transport.write(busy)
+                transport.close()
+                return
+            super().connection_made(transport)
+            self._expect_request()
+
+        def _expect_request(self):
+            self.loop.call_later(header_timeout, self._close_if_no_request, self.cycle)
+
+        def _close_if_no_request(self, cycle):
+            if self.cycle is cycle and not self.transport.is_closing():
+                self.transport.close()
+
+        def on_response_complete(self):
+            super().on_response_complete()
+            self._expect_request()
+
+        def data_received(self, data):
+            if not self.refused:
+                super().data_received(data)
+
+        def connection_lost(self, exc):
+            if not self.refused:
+                super().connection_lost(exc)
+    return GuardedProtocol
 
 
 def parse_args(argv):
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model', action='append', default=[], metavar='NAME=PATH',
-                        help='a model to serve: checkpoint folder or prefix, frozen .pb, SavedModel folder or .tflite')
+                        help='a model to serve: checkpoint folder or prefix, frozen .pb, SavedModel folder or .tflite; '
+                             'NAME of letters, digits, _ . - (it is a URL path segment)')
     parser.add_argument('--demo', action='store_true', help='also serve an untrained network named "demo"')
     parser.add_argument('--host', default='127.0.0.1', help='(default: %(default)s)')
     parser.add_argument('--port', type=int, default=8000, help='(default: %(default)s)')
-    parser.add_argument('--max_request_bytes', type=int, default=20 * 1024 * 1024,
+    limits = parser.add_argument_group('limits (memory: see the README)')
+    limits.add_argument('--max_request_bytes', type=int, default=Limits.max_request_bytes,
                         help='largest request body (default: %(default)s, 20 MB)')
-    parser.add_argument('--max_pixels', type=int, default=25000000,
-                        help='largest image accepted, in pixels (default: %(default)s)')
-    parser.add_argument('--memory_pixels', type=int, default=DEFAULT_MAX_PIXELS,
+    limits.add_argument('--max_image_pixels', '--max_pixels', type=int, default=Limits.max_image_pixels,
+                        help='largest image accepted, in pixels, checked from its header (default: %(default)s; '
+                             '--max_pixels is the old spelling)')
+    limits.add_argument('--memory_pixels', type=int, default=Limits.memory_pixels,
                         help='pixels stylized at once across requests; larger images run tiled within it '
                              '(default: %(default)s, about 1.4 GB, 2.2 GB tiled)')
+    limits.add_argument('--workers', type=int, default=Limits.workers, help='inference threads (default: %(default)s)')
+    limits.add_argument('--queue', type=int, default=Limits.queue,
+                        help='requests in progress (reading their body, waiting or stylizing) before answering 429 '
+                             '(default: %(default)s)')
+    limits.add_argument('--timeout', type=float, default=Limits.timeout,
+                        help='seconds stylizing may take before 504; the work stops then too (default: %(default)s)')
+    limits.add_argument('--body_timeout', type=float, default=Limits.body_timeout,
+                        help='seconds for a request body to arrive before 408 (default: %(default)s)')
+    limits.add_argument('--header_timeout', type=float, default=10.0,
+                        help='seconds for a request\'s headers to arrive before the connection is closed '
+                             '(default: %(default)s)')
+    limits.add_argument('--max_connections', type=int, default=100,
+                        help='open connections; more are answered 503 and closed (default: %(default)s, lowered to '
+                             'fit the file-descriptor limit, keeping 32 for the process)')
     parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
                         help='bf16: convolutions in 16-bit floats, faster where supported (default: %(default)s)')
-    parser.add_argument('--workers', type=int, default=2, help='inference threads (default: %(default)s)')
-    parser.add_argument('--queue', type=int, default=16,
-                        help='requests in progress before answering 429 (default: %(default)s)')
-    parser.add_argument('--timeout', type=float, default=120.0,
-                        help='seconds a request may take before 504 (default: %(default)s)')
     args = parser.parse_args(argv)
     if not args.model and not args.demo:
         parser.error('name at least one --model NAME=PATH (or --demo)')
-    for spec in args.model:
-        if '=' not in spec or not spec.split('=', 1)[0]:
+    names = [spec.split('=', 1)[0] for spec in args.model] + (['demo'] if args.demo else [])
+    for spec, name in zip(args.model, names):
+        if '=' not in spec or not name:
             parser.error('--model takes NAME=PATH, e.g. candy=models/candy.pb; got %r' % spec)
-    for name in ('max_request_bytes', 'max_pixels', 'memory_pixels', 'workers', 'queue'):
+        if not MODEL_NAME.fullmatch(name):
+            parser.error('model name %r must be letters, digits, _ . or - (it is part of the URL '
+                         '/v1/stylize/NAME)' % name)
+    if len(set(names)) < len(names):
+        parser.error('model names must differ; %r is given twice' % next(n for n in names if names.count(n) > 1))
+    for name in ('max_request_bytes', 'max_image_pixels', 'memory_pixels', 'workers', 'queue', 'max_connections'):
         if getattr(args, name) <= 0:
             parser.error('--%s must be positive' % name)
-    if args.timeout <= 0:
-        parser.error('--timeout must be positive')
+    for name in ('timeout', 'body_timeout', 'header_timeout'):
+        if not 0 < getattr(args, name) < float('inf'):
+            parser.error('--%s must be a positive number of seconds' % name)
     return args
 
 
-def load_models(args):
-    """Name -> Stylizer for every --model (and the demo network)."""
+def load_models(specs, demo, memory_pixels, precision):
+    """Name -> Stylizer for every NAME=PATH spec (and the demo network, made in a temporary folder that is
+    removed once its weights are loaded)."""
     models = {}
-    for spec in args.model:
+    for spec in specs:
         name, path = spec.split('=', 1)
-        models[name] = Stylizer(path, args.memory_pixels, args.precision)
-    if args.demo:
-        prefix = model.save_random_model(os.path.join(tempfile.mkdtemp(prefix='demo-model'), 'demo.ckpt'))
-        models['demo'] = Stylizer(prefix, args.memory_pixels, args.precision)
-        models['demo'].source = 'untrained network (--demo)'  # rather than its temporary folder
+        models[name] = Stylizer(path, memory_pixels, precision)
+    if demo:
+        with tempfile.TemporaryDirectory(prefix='demo-model') as folder:
+            models['demo'] = Stylizer(model.save_random_model(os.path.join(folder, 'demo.ckpt')), memory_pixels,
+                                      precision)
+        models['demo'].kind = 'untrained network (--demo)'
     return models
+
+
+class OutOfDescriptorsOncePerMinute(logging.Filter):
+    """When file descriptors run out anyway (other files of the process, a lower limit set later), asyncio logs every
+    failed accept() with its traceback, thousands of times a second; this keeps one short line a minute."""
+
+    def __init__(self):
+        super().__init__()
+        self.last = -float('inf')
+
+    def filter(self, record):
+        if 'out of system resource' not in str(record.msg):
+            return True
+        if time.monotonic() - self.last < 60:
+            return False
+        self.last = time.monotonic()
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            'out of file descriptors: new connections wait until others close (raise ulimit -n or lower '
+            '--max_connections); said once a minute', (), None, None)
+        return True
+
+
+def connection_limits(wanted):
+    """(connections, listen backlog) that fit the process's file-descriptor limit (raised to its hard limit first),
+    keeping 32 descriptors for the process's own files.
+
+    asyncio accepts up to `backlog` connections in one go before any of them can be refused, so the descriptors in
+    use can reach connections + backlog: both must fit, or accept() fails for want of descriptors.
+
+    Raises:
+      UsageError: the limit leaves room for fewer than 8 connections.
+    """
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    room = soft - len(os.listdir('/proc/self/fd' if os.path.isdir('/proc/self/fd') else '/dev/fd')) - 32
+    backlog = max(8, min(128, room // 4))
+    if room - backlog < 8:
+        raise UsageError('the file-descriptor limit (ulimit -n %d) leaves room for %d connections; raise it to at '
+                         'least %d' % (soft, max(room - backlog, 0), soft - room + backlog + 8))
+    if room - backlog < wanted:
+        log.info('--max_connections %d lowered to %d to fit the file-descriptor limit (ulimit -n %d)', wanted,
+                 room - backlog, soft)
+    return min(wanted, room - backlog), backlog
 
 
 def check_port(host, port):
@@ -312,11 +551,16 @@ def main(argv=None):
         raise UsageError('the service needs %s, which is not installed: pip install -r requirements-serve.txt'
                          % error.name) from None
     check_port(args.host, args.port)
-    service = Service(load_models(args), args)
-    log.info('serving %s on http://%s:%d/ (queue %d, %d workers, timeout %g s)', ', '.join(sorted(service.models)),
-             args.host, args.port, args.queue, args.workers, args.timeout)
-    uvicorn.run(create_app(service), host=args.host, port=args.port, log_level='warning')
-
+    limits = Limits(args.max_request_bytes, args.max_image_pixels, args.memory_pixels, args.workers, args.queue,
+                    args.timeout, args.body_timeout)
+    service = Service(load_models(args.model, args.demo, args.memory_pixels, args.precision), limits)
+    max_connections, backlog = connection_limits(args.max_connections)  # once the models hold their files
+    logging.getLogger('asyncio').addFilter(OutOfDescriptorsOncePerMinute())
+    log.info('serving %s on http://%s:%d/ (queue %d, %d workers, timeout %g s, at most %d connections)',
+             ', '.join(sorted(service.models)), args.host, args.port, args.queue, args.workers, args.timeout,
+             max_connections)
+    uvicorn.run(create_app(service), host=args.host, port=args.port, log_level='warning',
+                http=guarded_protocol(args.header_timeout, max_connections), backlog=backlog, timeout_keep_alive=5)
 
 if __name__ == '__main__':
     main()

@@ -190,12 +190,12 @@ def _check_type(path, key, value, kind):
 
 
 def _type_error(path, key, value, expected):
-    raise UsageError('%s: %s must be %s, got %s (%s)' % (path, key, expected, _shorten(value), type(value).__name__))
+    raise UsageError('%s: %s must be %s, got %s (%s)' % (path, key, expected, shorten(value), type(value).__name__))
 
 
 def _check_range(path, key, value):
     if key in _POSITIVE_KEYS and value <= 0:
-        raise UsageError('%s: %s must be positive, got %s' % (path, key, _shorten(value)))
+        raise UsageError('%s: %s must be positive, got %s' % (path, key, shorten(value)))
     if isinstance(value, float) and not (np.isfinite(value) and value >= 0):
         raise UsageError('%s: %s must be a finite number >= 0, got %r' % (path, key, value))
     if key == 'max_bad_fraction' and value > 1:
@@ -239,7 +239,7 @@ def _read_yaml(path):
                          % (at, path)) from None
 
 
-def _shorten(value, limit=60):
+def shorten(value, limit=60):
     """repr(value) cut to about `limit` characters, so that an error message stays one readable line."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 5] + '...' + text[-2:]
@@ -266,7 +266,7 @@ def load_config(path):
         if key not in CONFIG_SCHEMA:
             close = difflib.get_close_matches(str(key), CONFIG_SCHEMA, n=1)
             hint = 'did you mean %r?' % close[0] if close else 'valid keys: %s' % ', '.join(CONFIG_SCHEMA)
-            raise UsageError('%s: unknown key %s (%s)' % (path, _shorten(key), hint))
+            raise UsageError('%s: unknown key %s (%s)' % (path, shorten(key), hint))
     for key, (kind, default) in CONFIG_SCHEMA.items():
         if key not in raw:
             if default is REQUIRED:
@@ -381,12 +381,13 @@ def _to_8_bit(image):
     return Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), 'L')
 
 
-def load_image(source, what='image', min_side=None, max_pixels=None):
+def load_image(source, what='image', min_side=None, max_pixels=None, formats=None):
     """Read an image (a file path, or a binary file object) as RGB and, where it has one, its alpha channel.
 
     EXIF orientation is applied; grayscale, palette, 16-bit, CMYK and other modes become 8-bit RGB. With
     min_side, a JPEG much larger than that is decoded at 1/2, 1/4 or 1/8 scale, both sides staying >= min_side.
-    With max_pixels, a larger image is refused from its header, before anything is decoded.
+    With max_pixels, a larger image is refused from its header, before anything is decoded. With formats (Pillow's
+    names, e.g. ('JPEG', 'PNG')), no other decoder is tried.
 
     Returns:
       (rgb, alpha): uint8 (H, W, 3) and uint8 (H, W) or None.
@@ -398,7 +399,7 @@ def load_image(source, what='image', min_side=None, max_pixels=None):
     if isinstance(source, str):
         require_file(source, what, 'check the path')
     try:
-        with Image.open(source) as image:
+        with Image.open(source, formats=formats) as image:
             if max_pixels and image.width * image.height > max_pixels:
                 raise UsageError('%s is too large: %dx%d is over the limit of %d pixels'
                                  % (what, image.width, image.height, max_pixels))
@@ -412,6 +413,9 @@ def load_image(source, what='image', min_side=None, max_pixels=None):
                 image = image.convert('RGBA')
                 alpha = np.asarray(image)[..., 3].copy()
             return np.asarray(image.convert('RGB')), alpha
+    except Image.DecompressionBombError:  # Pillow's own limit, far above any max_pixels we use
+        raise UsageError('%s is too large: over the limit of %d pixels'
+                         % (what, max_pixels or Image.MAX_IMAGE_PIXELS)) from None
     except _IMAGE_ERRORS as error:
         raise UsageError('%s is not a readable image: %s (%s)' % (what, name, error)) from None
 

@@ -116,14 +116,16 @@ class Stylizer:
         self.session_config = session_config(precision == 'bf16', inference=True)
         self.graph = tf.Graph()
         self._tiled = None
+        self.can_tile = not model_file.endswith('.tflite')  # tiling needs the weights, which a .tflite hides
         if model_file.endswith('.pb'):
-            self._run, self._weights = self._load_frozen(model_file)
+            self.kind, (self._run, self._weights) = 'frozen graph', self._load_frozen(model_file)
         elif model_file.endswith('.tflite'):
-            self._run, self._weights = self._load_tflite(model_file)
+            self.kind, (self._run, self._weights) = 'TFLite model', self._load_tflite(model_file)
         elif os.path.isfile(os.path.join(model_file, 'saved_model.pb')):
-            self._run, self._weights = self._load_saved_model(model_file)
+            self.kind, (self._run, self._weights) = 'SavedModel', self._load_saved_model(model_file)
         else:
-            self._run, self._weights = self._load_checkpoint(model.find_checkpoint(model_file))
+            self.kind, (self._run, self._weights) = 'checkpoint', self._load_checkpoint(
+                model.find_checkpoint(model_file))
         self.graph.finalize()
 
     def _load_checkpoint(self, prefix):
@@ -210,14 +212,21 @@ class Stylizer:
             return np.stack([self(image) for image in batch])
         return self._run(batch)
 
-    def __call__(self, pixels):
-        """Stylize one image: uint8 (H, W, 3) in, uint8 (H, W, 3) out; tiled above max_pixels."""
+    def __call__(self, pixels, progress=True, should_stop=None):
+        """Stylize one image: uint8 (H, W, 3) in, uint8 (H, W, 3) out; tiled above max_pixels.
+
+        Args:
+          pixels: the image.
+          progress: show tiled inference's progress bar.
+          should_stop: for tiled inference, a function asked after every tile run; when it returns True,
+            tiling.Cancelled is raised.
+        """
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         if pixels.shape[0] * pixels.shape[1] <= self.max_pixels:
             return self._run(pixels[None])[0]
         if self._tiled is None:
             self._tiled = tiling.TiledTransform(self._weights(), tile_side(self.max_pixels), self.session_config)
-        return self._tiled(pixels)
+        return self._tiled(pixels, progress, should_stop)
 
     def close(self):
         if self.session is not None:

@@ -70,6 +70,10 @@ def _sums(values, rows=64):
     return total, squares
 
 
+class Cancelled(Exception):
+    """Raised when a tiled run is asked to stop (its caller gave up on it)."""
+
+
 class TiledTransform:
     """The transform network run tile by tile on uint8 RGB images of any size."""
 
@@ -99,7 +103,7 @@ class TiledTransform:
             feed[mean], feed[variance] = mean_value, variance_value
         return feed
 
-    def _layer_statistics(self, pixels, tiles, layer, statistics, bar):
+    def _layer_statistics(self, pixels, tiles, layer, statistics, step):
         """Mean and variance over the whole image of a normalized layer's input, summed tile by tile."""
         height, width = pixels.shape[:2]
         stride = model.NORMALIZED_LAYER_STRIDES[layer]
@@ -111,26 +115,37 @@ class TiledTransform:
             tile_total, tile_squares = _sums(owned)
             total, total_squares = total + tile_total, total_squares + tile_squares
             count += owned.shape[0] * owned.shape[1]
-            bar.update()
+            step()
         mean = total / count
         return np.float32(mean), np.float32(np.maximum(total_squares / count - mean ** 2, 0))
 
-    def __call__(self, pixels):
-        """Stylize a uint8 RGB image (H, W, 3); returns uint8 (H, W, 3)."""
+    def __call__(self, pixels, progress=True, should_stop=None):
+        """Stylize a uint8 RGB image (H, W, 3); returns uint8 (H, W, 3).
+
+        Args:
+          pixels: the image.
+          progress: show a progress bar (on stderr).
+          should_stop: a function asked after every tile run; when it returns True, Cancelled is raised.
+        """
         height, width = pixels.shape[:2]
         tiles = self._tiles(height, width)
         passes = len(self.statistics.inputs) + 1
         result = np.empty_like(pixels)
-        with tqdm(total=passes * len(tiles), desc='%dx%d in %d tiles' % (width, height, len(tiles)), unit='tile',
-                  leave=False, mininterval=2) as bar:
+        with tqdm(total=passes * len(tiles), desc='%dx%d: %d tiles, %d passes each' % (width, height, len(tiles),
+                                                                                       passes),
+                  unit='tile run', leave=False, mininterval=2, disable=not progress) as bar:
+            def step():
+                bar.update()
+                if should_stop is not None and should_stop():
+                    raise Cancelled('stopped after %d of %d tile runs' % (bar.n, bar.total))
             statistics = []
             for layer in range(len(self.statistics.inputs)):
-                statistics.append(self._layer_statistics(pixels, tiles, layer, statistics, bar))
+                statistics.append(self._layer_statistics(pixels, tiles, layer, statistics, step))
             for rows, cols in tiles:
                 output = self.session.run(self.output, self._feed(pixels, rows, cols, statistics))[0]
                 result[rows[0]:rows[1], cols[0]:cols[1]] = np.clip(
                     output[rows[0] - rows[2]:rows[1] - rows[2], cols[0] - cols[2]:cols[1] - cols[2]], 0, 255)
-                bar.update()
+                step()
         return result
 
     def close(self):
