@@ -1,7 +1,12 @@
 """Test helpers that make tiny data: a random-weight VGG checkpoint, images, configs, a workspace."""
+import io
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
@@ -87,3 +92,46 @@ def make_video(path, seconds=2, fps=10, size=(48, 32)):
                     'testsrc=duration=%d:size=%dx%d:rate=%d' % (seconds, size[0], size[1], fps), '-f', 'lavfi',
                     '-i', 'sine=frequency=440:duration=%d' % seconds, '-shortest', '-pix_fmt', 'yuv420p',
                     '-c:v', 'libx264', '-c:a', 'aac', str(path)], check=True)
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def start_server(*args):
+    """Start serve.py on a free port with args; returns (process, base URL) once /healthz answers."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'serve.py'), '--port', str(port), *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen('http://127.0.0.1:%d/healthz' % port, timeout=1).read()
+            return process, 'http://127.0.0.1:%d' % port
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(process.stderr.read())
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError('the server did not start')
+
+
+def request(url, data=None, headers=None, method=None):
+    """(status, headers, body) of an HTTP request, errors included."""
+    prepared = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(prepared, timeout=60) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
+
+
+def png(height, width, seed=0, mode='RGB'):
+    """(PNG bytes, pixels) of a random image."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 4 if mode == 'RGBA' else 3), np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode).save(buffer, format='PNG')
+    return buffer.getvalue(), pixels

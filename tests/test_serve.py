@@ -5,94 +5,50 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import export
-from helpers import ROOT
+from helpers import ROOT, png, request, start_server
 from nets.stylizer import Stylizer
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        return probe.getsockname()[1]
-
-
-def _start_server(*args):
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'serve.py'), '--port', str(port), *args],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen('http://127.0.0.1:%d/healthz' % port, timeout=1).read()
-            return process, 'http://127.0.0.1:%d' % port
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(process.stderr.read())
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError('the server did not start')
 
 
 @pytest.fixture(scope='module')
 def server(trained_model, tmp_path_factory):
     frozen = str(tmp_path_factory.mktemp('served') / 'tiny.pb')
     export.main(['--model_file', trained_model, '--output', frozen])
-    process, url = _start_server('--model', 'tiny=' + trained_model, '--model', 'frozen=' + frozen,
+    process, url = start_server('--model', 'tiny=' + trained_model, '--model', 'frozen=' + frozen,
                                  '--max_request_bytes', '300000', '--max_pixels', '40000')
     yield url
     process.terminate()
     process.wait(30)
 
 
-def _request(url, data=None, headers=None, method=None):
-    """(status, headers, body) of an HTTP request, errors included."""
-    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
-
-
-def _png(height, width, seed=0, mode='RGB'):
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 4 if mode == 'RGBA' else 3), np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, mode).save(buffer, format='PNG')
-    return buffer.getvalue(), pixels
-
-
 def test_health_models_and_page(server):
-    status, _, body = _request(server + '/healthz')
+    status, _, body = request(server + '/healthz')
     assert status == 200 and json.loads(body)['status'] == 'ok'
-    assert [m['name'] for m in json.loads(_request(server + '/v1/models')[2])['models']] == ['frozen', 'tiny']
-    status, headers, body = _request(server + '/')
+    assert [m['name'] for m in json.loads(request(server + '/v1/models')[2])['models']] == ['frozen', 'tiny']
+    status, headers, body = request(server + '/')
     assert status == 200 and headers['content-type'].startswith('text/html') and b'/v1/stylize/' in body
 
 
 def test_raw_bytes_in_image_out_with_evals_pixels(server, trained_model):
-    data, pixels = _png(30, 41)
-    status, headers, body = _request(server + '/v1/stylize/tiny', data)
+    data, pixels = png(30, 41)
+    status, headers, body = request(server + '/v1/stylize/tiny', data)
     assert status == 200 and headers['content-type'] == 'image/png'
     assert headers['x-image-size'] == '41x30' and float(headers['x-stylize-ms']) > 0
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(body))), Stylizer(trained_model)(pixels))
 
 
 def test_base64_round_trip_equals_eval(server, trained_model):
-    data, pixels = _png(25, 33, seed=1)
+    data, pixels = png(25, 33, seed=1)
     payload = json.dumps({'image': base64.b64encode(data).decode(), 'format': 'png'}).encode()
-    status, _, body = _request(server + '/v1/stylize/frozen/base64', payload, {'Content-Type': 'application/json'})
+    status, _, body = request(server + '/v1/stylize/frozen/base64', payload, {'Content-Type': 'application/json'})
     answer = json.loads(body)
     assert status == 200 and (answer['width'], answer['height'], answer['format']) == (33, 25, 'png')
     assert answer['ms'] > 0
@@ -102,19 +58,19 @@ def test_base64_round_trip_equals_eval(server, trained_model):
 
 
 def test_multipart_formats_and_options(server):
-    data, pixels = _png(40, 40, seed=2, mode='RGBA')
+    data, pixels = png(40, 40, seed=2, mode='RGBA')
     boundary = 'xYzBoundary'
     head = ('--%s\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
             'Content-Type: image/png\r\n\r\n' % boundary)
     multipart = head.encode() + data + ('\r\n--%s--\r\n' % boundary).encode()
-    status, headers, body = _request(server + '/v1/stylize/tiny?max_size=20', multipart,
+    status, headers, body = request(server + '/v1/stylize/tiny?max_size=20', multipart,
                                      {'Content-Type': 'multipart/form-data; boundary=' + boundary,
                                       'Accept': 'image/webp'})
     assert status == 200 and headers['content-type'] == 'image/webp'
     assert Image.open(io.BytesIO(body)).size == (20, 20)
-    status, headers, body = _request(server + '/v1/stylize/tiny?strength=0&format=png', data)
+    status, headers, body = request(server + '/v1/stylize/tiny?strength=0&format=png', data)
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(body))), pixels)  # alpha kept, photo returned
-    status, headers, _ = _request(server + '/v1/stylize/tiny?preserve_colors=true&format=jpeg', data)
+    status, headers, _ = request(server + '/v1/stylize/tiny?preserve_colors=true&format=jpeg', data)
     assert status == 200 and headers['content-type'] == 'image/jpeg'
 
 
@@ -137,8 +93,8 @@ def test_multipart_formats_and_options(server):
     ('/v1/nothing', None, {}, 404, 'no such endpoint'),
 ])
 def test_errors_are_json_with_the_right_status(server, path, data, headers, status, message):
-    data = {'BIG': _png(250, 200)[0], 'SMALL': _png(8, 8)[0]}.get(data, data)
-    got, response_headers, body = _request(server + path, data, headers)
+    data = {'BIG': png(250, 200)[0], 'SMALL': png(8, 8)[0]}.get(data, data)
+    got, response_headers, body = request(server + path, data, headers)
     assert got == status and response_headers['content-type'] == 'application/json'
     assert message in json.loads(body)['error']
 
@@ -149,7 +105,7 @@ def _concurrently(url, data, clients):
 
     def client():
         barrier.wait()
-        statuses.append(_request(url, data)[0])
+        statuses.append(request(url, data)[0])
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
         thread.start()
@@ -159,14 +115,14 @@ def _concurrently(url, data, clients):
 
 
 def test_concurrent_requests(server):
-    assert _concurrently(server + '/v1/stylize/tiny', _png(48, 48, seed=3)[0], 8) == [200] * 8
+    assert _concurrently(server + '/v1/stylize/tiny', png(48, 48, seed=3)[0], 8) == [200] * 8
 
 
 def test_a_full_queue_answers_429_and_slow_requests_504(trained_model):
-    process, url = _start_server('--model', 'tiny=' + trained_model, '--queue', '1', '--workers', '1',
+    process, url = start_server('--model', 'tiny=' + trained_model, '--queue', '1', '--workers', '1',
                                  '--timeout', '0.05')
     try:
-        statuses = _concurrently(url + '/v1/stylize/tiny', _png(180, 180, seed=4)[0], 6)
+        statuses = _concurrently(url + '/v1/stylize/tiny', png(180, 180, seed=4)[0], 6)
         assert 429 in statuses and 504 in statuses and set(statuses) <= {429, 504}
     finally:
         process.terminate()
@@ -174,9 +130,9 @@ def test_a_full_queue_answers_429_and_slow_requests_504(trained_model):
 
 
 def test_the_quick_start_demo_serves_an_untrained_network():
-    process, url = _start_server('--demo')
+    process, url = start_server('--demo')
     try:
-        status, headers, _ = _request(url + '/v1/stylize/demo?format=jpeg', _png(20, 30)[0])
+        status, headers, _ = request(url + '/v1/stylize/demo?format=jpeg', png(20, 30)[0])
         assert status == 200 and headers['x-image-size'] == '30x20'
     finally:
         process.terminate()
@@ -201,7 +157,7 @@ CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 def test_the_page_in_a_real_browser(server, tmp_path):
     playwright_api = pytest.importorskip('playwright.sync_api')
     photo = tmp_path / 'photo.png'
-    photo.write_bytes(_png(40, 60, seed=5)[0])
+    photo.write_bytes(png(40, 60, seed=5)[0])
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
             '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
