@@ -384,9 +384,12 @@ def guarded_protocol(header_timeout, max_connections):
 
         def connection_made(self, transport):
             if len(self.server_state.connections) >= max_connections:
+                # Answer, end our side, and close a moment later: closing at once with the client's request unread
+                # would reset the connection, and the client might never see the answer.
                 self.refused = True
                 transport.write(busy)
-                transport.close()
+                transport.write_eof()
+                asyncio.get_running_loop().call_later(1.0, transport.close)
                 return
             super().connection_made(transport)
             self._expect_request()

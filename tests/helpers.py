@@ -75,14 +75,25 @@ def usage_error(main, argv, capsys):
 def run_command(script, *args, cwd, limits=None, timeout=600):
     """Run one of our commands as a user would, in a child process with TensorFlow's logging left to the command
     (as in a shell); `limits` maps resource.RLIMIT_* to a value set in the child. Returns the CompletedProcess."""
-    import resource
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=str(cwd), env=_user_environment(),
+                          preexec_fn=_limits_setter(limits), capture_output=True, text=True, timeout=timeout)
+
+
+def _user_environment(extra=None):
+    """The environment a user's shell gives our commands: without the TF_CPP_MIN_LOG_LEVEL that importing utils set
+    in this process, so that the command mutes TensorFlow itself."""
     env = {key: value for key, value in os.environ.items() if key != 'TF_CPP_MIN_LOG_LEVEL'}
+    return {**env, **(extra or {})}
+
+
+def _limits_setter(limits):
+    """A function for a child process to set resource limits {resource.RLIMIT_*: value} (soft and hard)."""
+    import resource
 
     def set_limits():
         for kind, value in (limits or {}).items():
             resource.setrlimit(kind, (value, value))
-    return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=str(cwd), env=env,
-                          preexec_fn=set_limits, capture_output=True, text=True, timeout=timeout)
+    return set_limits
 
 
 def make_video(path, seconds=2, fps=10, size=(48, 32)):
@@ -101,11 +112,13 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def start_server(*args):
-    """Start serve.py on a free port with args; returns (process, base URL) once /healthz answers."""
+def start_server(*args, limits=None, env=None):
+    """Start serve.py on a free port with args (and resource limits, environment variables); returns (process, base
+    URL) once /healthz answers. Its log is in process.stderr."""
     port = free_port()
     process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'serve.py'), '--port', str(port), *args],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_limits_setter(limits), env=_user_environment(env))
     deadline = time.time() + 90
     while time.time() < deadline:
         try:
