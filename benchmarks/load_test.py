@@ -1,14 +1,16 @@
 """Load test of serve.py on this machine's loopback: requests per second, latency and memory.
 
   python benchmarks/load_test.py --model models/candy.pb [--sizes 256,512] [--clients 1,8,32] [--requests 24]
-                                  [--mixed 16]
+                                  [--mixed 16] [--abusive 60]
 
 Starts the service on 127.0.0.1 with its default limits, then for every image size and number of concurrent
 clients sends --requests requests (stopping early after --seconds), and prints a table: successful requests per
 second, median and 99th-percentile latency, how many were turned away (429, the bounded queue) or timed out, and
-the server's resident memory before and after. A last row sends --mixed requests from one client, each image of
-another size near 512 pixels, where memory that a kernel keeps per input size would show as growth. It talks only
-to the server it started, and stops it at the end.
+the server's resident memory before and after. A row sends --mixed requests from one client, each image of
+another size near 512 pixels, where memory that a kernel keeps per input size would show as growth. A last row
+repeats 512 pixels with 8 clients while --abusive connections attack: half withhold the last byte of a body of
+--abusive_bytes, half send half a request's headers and nothing more; it shows what the honest clients still get
+and the server's peak memory. It talks only to the server it started, and stops it at the end.
 """
 import argparse
 import io
@@ -67,6 +69,34 @@ def jpeg(side, seed):
     return buffer.getvalue()
 
 
+def peak_mb(pid):
+    with open('/proc/%d/status' % pid) as status:
+        return next(int(line.split()[1]) for line in status if line.startswith('VmHWM')) / 1024
+
+
+def attack(url, count, body_bytes):
+    """Start `count` abusive connections to the service at `url`, half withholding the last byte of a body of
+    body_bytes, half sending half of a request's headers; returns their sockets, to close when done."""
+    host, port = url.split('/')[2].split(':')
+    path = ('/' + url.split('/', 3)[3]).encode()
+    sockets = []
+
+    def withhold(sock):
+        try:
+            sock.sendall(b'POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n' % (path, body_bytes))
+            sock.sendall(b'\xff\xd8\xff' + b'\0' * (body_bytes - 4))
+        except OSError:  # turned away (429) and closed before the body was sent
+            pass
+    for index in range(count):
+        sock = socket.create_connection((host, int(port)), timeout=120)
+        sockets.append(sock)
+        if index % 2:
+            sock.sendall(b'POST %s HTTP/1.1\r\nHost: x\r\n' % path)
+        else:
+            threading.Thread(target=withhold, args=(sock,), daemon=True).start()
+    return sockets
+
+
 def run_cell(url, payloads, clients, requests, seconds):
     """Send `requests` requests from `clients` threads, the i-th with payloads[i % len(payloads)]; returns
     (latencies of 200s, other statuses, wall time)."""
@@ -101,6 +131,10 @@ def main():
     parser.add_argument('--seconds', type=float, default=120, help='time limit per cell (default: %(default)s)')
     parser.add_argument('--mixed', type=int, default=16,
                         help='requests of distinct sizes in the last row, 0 for none (default: %(default)s)')
+    parser.add_argument('--abusive', type=int, default=60,
+                        help='abusive connections in the last row, 0 for none (default: %(default)s)')
+    parser.add_argument('--abusive_bytes', type=int, default=19 * 1024 * 1024,
+                        help='the body the withholding half declares (default: %(default)s, just under the limit)')
     args = parser.parse_args()
     process, url = start_server(args.model)
     try:
@@ -114,15 +148,20 @@ def main():
         if args.mixed:
             sides = [512 + 4 * i for i in range(args.mixed)]
             cells.append(('%d to %d, each once' % (sides[0], sides[-1]), [jpeg(side, side) for side in sides], 1))
+        if args.abusive:
+            cells.append(('512 under attack (%d abusive connections)' % args.abusive, [jpeg(512, 512)], 8))
         for label, payloads, clients in cells:
             requests = len(payloads) if len(payloads) > 1 else args.requests
             before = resident_mb(process.pid)
+            attackers = attack(url, args.abusive, args.abusive_bytes) if 'attack' in label else []
             latencies, others, wall = run_cell(url, payloads, clients, requests, args.seconds)
             after = resident_mb(process.pid)
+            for sock in attackers:
+                sock.close()
             p50, p99 = (np.percentile(latencies, [50, 99]) * 1000) if latencies else (float('nan'),) * 2
-            print('| %s | %d | %.2f | %.0f | %.0f | %d / %d | %.0f -> %.0f MB |'
+            print('| %s | %d | %.2f | %.0f | %.0f | %d / %d | %.0f -> %.0f MB%s |'
                   % (label, clients, len(latencies) / wall, p50, p99, others.count(429), others.count(504),
-                     before, after), flush=True)
+                     before, after, ' (peak %.0f)' % peak_mb(process.pid) if attackers else ''), flush=True)
     finally:
         process.terminate()
         process.wait(30)

@@ -134,10 +134,13 @@ class TiledTransform:
         with tqdm(total=passes * len(tiles), desc='%dx%d: %d tiles, %d passes each' % (width, height, len(tiles),
                                                                                        passes),
                   unit='tile run', leave=False, mininterval=2, disable=not progress) as bar:
+            done = [0]  # bar.n stays 0 while the bar is disabled
+
             def step():
+                done[0] += 1
                 bar.update()
                 if should_stop is not None and should_stop():
-                    raise Cancelled('stopped after %d of %d tile runs' % (bar.n, bar.total))
+                    raise Cancelled('stopped after %d of %d tile runs' % (done[0], passes * len(tiles)))
             statistics = []
             for layer in range(len(self.statistics.inputs)):
                 statistics.append(self._layer_statistics(pixels, tiles, layer, statistics, step))

@@ -32,14 +32,30 @@ def transfer_luminance(stylized, content):
     return np.clip(np.round(ycbcr_to_rgb(ycbcr)), 0, 255).astype(np.uint8)
 
 
+_BAND_ROWS = 256  # rows finished at a time: the float64 colour maths of a whole 25-megapixel image takes 2 GB
+
+
 def finish(stylized, original, preserve_colors=False, strength=1.0):
     """A stylized image with the photo's colours kept (luminance transfer) and blended with the photo.
+
+    Each pixel is finished on its own, so the work goes in bands of rows: memory beyond the output stays that of a
+    band, whatever the image's size.
 
     Args:
       stylized, original: uint8 RGB arrays of the same size.
       preserve_colors: keep the original's chroma.
       strength: 1 is fully stylized, 0 the original.
     """
+    if not preserve_colors and strength >= 1:
+        return stylized
+    finished = np.empty_like(stylized)
+    for top in range(0, stylized.shape[0], _BAND_ROWS):
+        band = slice(top, top + _BAND_ROWS)
+        finished[band] = _finish_band(stylized[band], original[band], preserve_colors, strength)
+    return finished
+
+
+def _finish_band(stylized, original, preserve_colors, strength):
     if preserve_colors:
         stylized = transfer_luminance(stylized, original)
     if strength < 1:

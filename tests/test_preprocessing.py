@@ -1,4 +1,5 @@
-"""VGG preprocessing against numpy: means, cover-resize (TF1 bilinear), central crop, and the inverse."""
+"""VGG preprocessing against numpy: means, cover-resize (TF1 bilinear), central crop, and the inverse; colour
+finishing in bands of rows."""
 import numpy as np
 import pytest
 
@@ -59,3 +60,14 @@ def test_mean_subtraction_works_on_batches_with_other_means():
 def test_unknown_preprocessing_name():
     with pytest.raises(ValueError, match='vgg_16'):
         preprocessing_factory.get_preprocessing('inception')
+
+
+def test_finish_in_bands_equals_the_whole_image_at_once():
+    from preprocessing import color
+    rng = np.random.default_rng(0)
+    stylized, original = (rng.integers(0, 256, (600, 37, 3), np.uint8) for _ in range(2))  # 3 bands of rows
+    whole = color.transfer_luminance(stylized, original)
+    np.testing.assert_array_equal(color.finish(stylized, original, preserve_colors=True), whole)
+    blended = np.clip(np.round(0.3 * whole.astype(np.float32) + 0.7 * original), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(color.finish(stylized, original, True, 0.3), blended)
+    assert color.finish(stylized, original) is stylized
