@@ -362,18 +362,25 @@ def _check_replicas_agree(sess, ops, step, placement):
 
 
 def _checkpoint_candidates(training_path):
-    """Checkpoint prefixes in the folder, newest first: those the state file lists, then any other."""
+    """Checkpoint prefixes in the folder, newest first by the time of their files.
+
+    The state file names a checkpoint only after its files are complete, so a process killed in between leaves the
+    newest complete checkpoint unlisted: listed or not, the newest that loads is the one to resume from.
+    """
     if not os.path.isdir(training_path):  # a worker that does not see the chief's folder
         return []
     state = tf.train.get_checkpoint_state(training_path)  # its paths come joined to the folder
-    listed = []
-    if state:
-        for path in [state.model_checkpoint_path] + list(reversed(state.all_model_checkpoint_paths)):
-            if os.path.normpath(path) not in listed:
-                listed.append(os.path.normpath(path))
-    others = sorted((os.path.join(training_path, name[:-len('.index')]) for name in os.listdir(training_path)
-                     if name.endswith('.index')), key=lambda p: os.path.getmtime(p + '.index'), reverse=True)
-    return listed + [p for p in map(os.path.normpath, others) if p not in listed]
+    listed = [state.model_checkpoint_path, *state.all_model_checkpoint_paths] if state else []
+    found = [os.path.join(training_path, name[:-len('.index')]) for name in os.listdir(training_path)
+             if name.endswith('.index')]
+    prefixes = {os.path.normpath(path) for path in listed + found}
+
+    def written(prefix):  # a V2 checkpoint's index, or a V1 checkpoint's single file; then the step, for ties
+        path = prefix + '.index' if os.path.exists(prefix + '.index') else prefix
+        step = re.search(r'-(\d+)$', prefix)
+        return (os.path.getmtime(path) if os.path.exists(path) else float('-inf'),
+                int(step.group(1)) if step else float('inf'))
+    return sorted(prefixes, key=written, reverse=True)
 
 
 def _restore_newest_complete(sess, saver, training_path, global_step, trim=True):

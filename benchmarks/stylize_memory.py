@@ -3,8 +3,9 @@
   python benchmarks/stylize_memory.py [--loss_model_file pretrained/vgg_16.ckpt] [--sizes 64,400,800,1200]
 
 Each row runs stylize.py in a fresh process for two iterations on a 4:3 photo at one result size (--max_size),
-with L-BFGS and with Adam (a last row with the style image at three times the result's size), and prints the measured peak resident memory beside the estimate. Without
---loss_model_file a random-weight VGG-16 of the real shapes is made (the same memory as the real one).
+with L-BFGS and with Adam (a last row with the style image at three times the result's size), and prints the
+measured peak resident memory beside the estimate. Without --loss_model_file a random-weight VGG-16 of the real
+shapes is made (the same memory as the real one).
 """
 import argparse
 import os

@@ -102,7 +102,7 @@ def make_video(path, seconds=2, fps=10, size=(48, 32)):
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), '-v', 'error', '-y', '-f', 'lavfi', '-i',
                     'testsrc=duration=%d:size=%dx%d:rate=%d' % (seconds, size[0], size[1], fps), '-f', 'lavfi',
                     '-i', 'sine=frequency=440:duration=%d' % seconds, '-shortest', '-pix_fmt', 'yuv420p',
-                    '-c:v', 'libx264', '-c:a', 'aac', str(path)], check=True)
+                    '-c:v', 'libx264', '-c:a', 'aac', str(path)], check=True, timeout=300)
 
 
 def free_port():
@@ -119,7 +119,7 @@ def start_server(*args, limits=None, env=None):
     process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'serve.py'), '--port', str(port), *args],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                preexec_fn=_limits_setter(limits), env=_user_environment(env))
-    deadline = time.time() + 90
+    deadline = time.time() + 300  # a loaded machine starts TensorFlow slowly
     while time.time() < deadline:
         try:
             urllib.request.urlopen('http://127.0.0.1:%d/healthz' % port, timeout=1).read()

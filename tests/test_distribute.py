@@ -2,6 +2,7 @@
 input, checkpoints moving between distributed and single-device runs, and the errors of a bad setup."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -31,12 +32,30 @@ def _four_image_config(workspace, **values):
     os.makedirs(FOUR_IMAGES)
     for i in range(4):
         shutil.copy('train/img%d.jpg' % i, FOUR_IMAGES)
-    return write_config('tiny.yml', batch_size=4, epoch=10, train_dir=FOUR_IMAGES, **values)
+    return write_config('tiny.yml', **{'batch_size': 4, 'epoch': 10, 'train_dir': FOUR_IMAGES, **values})
 
 
 def _checkpoint(prefix):
     reader_ = tf.train.load_checkpoint(prefix)
     return {name: reader_.get_tensor(name) for name in reader_.get_variable_to_shape_map()}
+
+
+def _assert_same_step(single_prefix, distributed_prefix, before_prefix):
+    """The distributed run's checkpoint holds what the single-device step made from the same checkpoint before."""
+    single, distributed = _checkpoint(single_prefix), _checkpoint(distributed_prefix)
+    assert sorted(single) == sorted(distributed)  # the same names: the Adam slots, the global step
+    weights = model.expected_transform_variables()
+    for name, value in single.items():
+        # Adam's moments scale with the gradient, so they also catch a sum over replicas taken for a mean (a factor
+        # of 2); the replicas' summation order and oneDNN's threaded reductions round the gradients differently,
+        # up to about 2e-6 of their largest value.
+        atol = 1e-5 * np.abs(value).max()
+        if name in weights:
+            # A weight moves by Adam's normalized step, about the learning rate whatever the gradient's size.
+            # Where a gradient is near zero that rounding can change the step by a few percent (seen: 2 %).
+            atol = max(atol, 0.1 * train.LEARNING_RATE)
+        np.testing.assert_allclose(distributed[name], value, rtol=1e-4, atol=atol, err_msg=name)
+    assert not np.allclose(single['conv1/conv/weight'], _checkpoint(before_prefix)['conv1/conv/weight'])
 
 
 def test_mirrored_step_equals_the_single_device_step(workspace, monkeypatch, caplog):
@@ -54,22 +73,8 @@ def test_mirrored_step_equals_the_single_device_step(workspace, monkeypatch, cap
     assert '2 replicas, 2 images per replica per step' in caplog.text
     assert 'resumed from mirrored_models/tiny/fast-style-model.ckpt-1 at step 1' in caplog.text  # single -> mirrored
 
-    single = _checkpoint('models/tiny/fast-style-model.ckpt-2')
-    mirrored = _checkpoint('mirrored_models/tiny/fast-style-model.ckpt-2')
-    assert sorted(single) == sorted(mirrored)  # the same names: the Adam slots, the global step
-    step_one = _checkpoint('models/tiny/fast-style-model.ckpt-1')
-    weights = model.expected_transform_variables()
-    for name, value in single.items():
-        # Adam's moments scale with the gradient, so they also catch a sum over replicas taken for a mean (a factor
-        # of 2); the replicas' summation order and oneDNN's threaded reductions round the gradients differently,
-        # up to about 2e-6 of their largest value.
-        atol = 1e-5 * np.abs(value).max()
-        if name in weights:
-            # A weight moves by Adam's normalized step, about the learning rate whatever the gradient's size.
-            # Where a gradient is near zero that rounding can change the step by a few percent (seen: 2 %).
-            atol = max(atol, 0.1 * train.LEARNING_RATE)
-        np.testing.assert_allclose(mirrored[name], value, rtol=1e-4, atol=atol, err_msg=name)
-    assert not np.allclose(single['conv1/conv/weight'], step_one['conv1/conv/weight'])
+    _assert_same_step('models/tiny/fast-style-model.ckpt-2', 'mirrored_models/tiny/fast-style-model.ckpt-2',
+                      'models/tiny/fast-style-model.ckpt-1')
     tags = {value.tag for path in os.listdir('mirrored_models/tiny') if path.startswith('events.')
             for event in tf.train.summary_iterator('mirrored_models/tiny/' + path) for value in event.summary.value}
     assert {'total_loss', 'losses/style_loss', 'style_losses/vgg_16/conv4/conv4_3'} <= tags
@@ -171,11 +176,11 @@ class Cluster:
         with open(self.logs[index]) as f:
             return f.read()
 
-    def wait(self, timeout=120):
+    def wait(self, timeout=300):
         codes = [process.wait(timeout) for process in self.processes]
         return codes, [self.log(i) for i in range(2)]
 
-    def wait_for(self, index, text, timeout=120):
+    def wait_for(self, index, text, timeout=300):
         deadline = time.time() + timeout
         while text not in self.log(index):
             assert time.time() < deadline and self.processes[index].poll() is None, self.log(index)
@@ -185,7 +190,7 @@ class Cluster:
         for process in self.processes:
             if process.poll() is None:
                 process.kill()
-                process.wait()
+                process.wait(60)
 
 
 def test_two_workers_checkpoint_and_resume_after_a_kill(workspace):
@@ -222,8 +227,41 @@ def test_two_workers_checkpoint_and_resume_after_a_kill(workspace):
         for text in logs:
             assert 'resumed from %s/fast-style-model.ckpt-26 at step 26' % folder in text
         assert tf.train.latest_checkpoint(folder).endswith('fast-style-model.ckpt-27')
+
+        # Ctrl-C on one worker stops every worker after the next step; the chief saves that step.
+        cluster.start('--max_steps', '500')
+        cluster.wait_for(1, 'step 30/500')
+        cluster.processes[1].send_signal(signal.SIGINT)
+        codes, logs = cluster.wait()
+        assert codes == [0, 0], logs
+        signalled = re.search(r'stopped by SIGINT at step (\d+)', logs[1])
+        told = re.search(r'stopped by a stop request on another worker at step (\d+)', logs[0])
+        assert signalled and told and signalled.group(1) == told.group(1), logs
+        assert tf.train.latest_checkpoint(folder).endswith('fast-style-model.ckpt-%s' % told.group(1))
     finally:
         cluster.kill()
+
+
+def test_a_multi_worker_step_equals_the_single_device_step(workspace):
+    root = str(workspace)
+    config = os.path.abspath(_four_image_config(workspace, model_path=os.path.join(root, 'models'),
+                                                style_image=os.path.join(root, 'style.jpg'),
+                                                loss_model_file=os.path.join(root, 'vgg/vgg_16.ckpt'),
+                                                train_dir=os.path.join(root, FOUR_IMAGES)))
+    train.main(['-c', config, '--max_steps', '1'])
+    shutil.copytree('models', 'single_models')
+    single = write_config('single.yml', batch_size=4, epoch=10, train_dir=FOUR_IMAGES, model_path='single_models')
+    train.main(['-c', single, '--max_steps', '2'])
+    cluster = Cluster(root, config)  # global batch 4: each worker trains on two of the four images
+    try:
+        cluster.start('--max_steps', '2')
+        codes, logs = cluster.wait()
+        assert codes == [0, 0], logs
+        assert all('resumed from %s/models/tiny/fast-style-model.ckpt-1 at step 1' % root in text for text in logs)
+    finally:
+        cluster.kill()
+    _assert_same_step('single_models/tiny/fast-style-model.ckpt-2', 'models/tiny/fast-style-model.ckpt-2',
+                      'single_models/tiny/fast-style-model.ckpt-1')
 
 
 def test_workers_that_restore_different_checkpoints_stop(workspace):

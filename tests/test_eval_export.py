@@ -102,7 +102,7 @@ def test_export_runs_with_plain_tensorflow_and_gives_evals_pixels(tmp_path, trai
     script.write_text(PLAIN_TF_RUNNER)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
     subprocess.run([sys.executable, str(script), pb, photo, str(tmp_path / 'plain.npy')], check=True,
-                   cwd=str(tmp_path), env=env)  # cwd outside the project: none of our code on the path
+                   cwd=str(tmp_path), env=env, timeout=300)  # cwd outside the project: none of our code on the path
     plain = np.load(tmp_path / 'plain.npy')
     from_checkpoint = _stylize(trained_model, photo, str(tmp_path / 'ckpt.png')).astype(np.int32)
     # Same pixels up to float rounding of the export's means (116.779 vs 116.78): at most one grey level.

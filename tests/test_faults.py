@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -16,25 +17,37 @@ import export
 import losses
 import train
 from helpers import ROOT, write_config, write_image_file
-from utils import tf
+from utils import Config, UsageError, tf
 
 STEP_LINE = re.compile(r'resumed from \S+ at step (\d+)')
 
 
-def _start(config, *extra):
-    env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'train.py'), '-c', config, *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+class _Training:
+    """train.py in a child process as a user runs it, its output collected by a thread, so that every wait has a
+    deadline instead of blocking on a read."""
 
+    def __init__(self, config, *extra):
+        env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+        self.process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'train.py'), '-c', config, *extra],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.lines = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
+        self.reader.start()
 
-def _wait_for_training(process, timeout=120):
-    """Read the log until the loop starts; returns the lines read."""
-    lines, deadline = [], time.time() + timeout
-    for line in process.stdout:
-        lines.append(line)
-        if 'training steps' in line or time.time() > deadline:
-            return lines
-    return lines
+    def wait_for(self, text, timeout=300):
+        """Wait until a line of the log holds `text`; returns the lines so far."""
+        deadline = time.time() + timeout
+        while not any(text in line for line in list(self.lines)):
+            assert time.time() < deadline and self.process.poll() is None, ''.join(self.lines)
+            time.sleep(0.05)
+        return list(self.lines)
+
+    def finish(self, timeout=300):
+        """(exit status, the whole log) once the process has ended."""
+        code = self.process.wait(timeout)
+        self.reader.join(timeout)
+        self.process.stdout.close()
+        return code, ''.join(self.lines)
 
 
 def _latest_step(folder):
@@ -45,18 +58,18 @@ def _latest_step(folder):
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_saves_the_current_step_and_exits_0(workspace, signum):
     config = write_config('tiny.yml', epoch=1000, checkpoint_secs=3600.0)
-    process = _start(config)
-    _wait_for_training(process)
-    time.sleep(2)
-    process.send_signal(signum)
-    output = process.stdout.read()
-    assert process.wait(60) == 0, output
+    run = _Training(config)
+    run.wait_for('training steps')
+    run.wait_for(' step ')  # a step was taken and logged
+    run.process.send_signal(signum)
+    code, output = run.finish()
+    assert code == 0, output
     stopped = re.search(r'stopped by %s at step (\d+); saved (\S+)\. Run the same command to resume'
                         % signal.Signals(signum).name, output)
     assert stopped, output
     assert _latest_step('models/tiny') == int(stopped.group(1)) > 0
     resumed = subprocess.run([sys.executable, os.path.join(ROOT, 'train.py'), '-c', config, '--max_steps',
-                              str(int(stopped.group(1)) + 1)], capture_output=True, text=True)
+                              str(int(stopped.group(1)) + 1)], capture_output=True, text=True, timeout=600)
     assert 'resumed from %s at step %s' % (stopped.group(2), stopped.group(1)) in resumed.stderr
 
 
@@ -70,30 +83,49 @@ def test_a_second_signal_exits_at_once():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def _newest_complete_step(folder):
+    """The highest global step among the folder's checkpoints whose every tensor reads back, found independently
+    of train.py's own search (a kill mid-save leaves one that does not)."""
+    steps = []
+    for name in os.listdir(folder):
+        if name.endswith('.index'):
+            try:
+                reader = tf.train.load_checkpoint(os.path.join(folder, name[:-len('.index')]))
+                values = {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()}
+            except (tf.errors.OpError, ValueError):
+                continue
+            steps.append(int(values['global_step']))
+    return max(steps, default=0)
+
+
 def test_sigkill_at_random_moments_loses_at_most_a_step(workspace):
-    """checkpoint_secs 0 saves every step, so kills land during saves too; each restart resumes cleanly."""
+    """checkpoint_secs 0 saves every step, so kills land during saves too. Each restart resumes from the newest
+    complete checkpoint at the moment of the kill, with Adam's state: after N steps in all, Adam's running power
+    of beta1 is 0.9 ** (N + 1), which a reset on resume would restart from 0.9."""
     config = write_config('tiny.yml', epoch=1000, checkpoint_secs=0.0, keep_checkpoints=3)
     rng = random.Random(7)
-    resumed_steps = []
+    resumed_steps, killed_at = [], []
     for _ in range(4):
-        process = _start(config)
-        lines = _wait_for_training(process)
+        run = _Training(config)
+        lines = run.wait_for('training steps')
         resumed_steps += [int(m.group(1)) for m in map(STEP_LINE.search, lines) if m]
-        start_step, deadline = _latest_step('models/tiny'), time.time() + 60
-        while _latest_step('models/tiny') == start_step and time.time() < deadline:
+        start_step, deadline = _latest_step('models/tiny'), time.time() + 120
+        while _latest_step('models/tiny') == start_step:
+            assert time.time() < deadline, 'no checkpoint written'
             time.sleep(0.05)  # this run has saved at least once
         time.sleep(rng.uniform(0.0, 1.5))
-        before = _latest_step('models/tiny')
-        process.kill()
-        process.wait(30)
-        process.stdout.close()
-        after = _latest_step('models/tiny')  # the newest listed checkpoint is complete and loads
-        assert after >= before
-    assert resumed_steps == sorted(resumed_steps) and len(resumed_steps) == 3
+        run.process.kill()
+        run.finish()
+        killed_at.append(_newest_complete_step('models/tiny'))
+    assert resumed_steps == killed_at[:3]  # every restart: the newest complete checkpoint, nothing older
     # A kill between writing a checkpoint and deleting the oldest leaves one extra; the next start trims it.
     assert _checkpoint_count('models/tiny') <= 3 + 1
-    train.main(['-c', config, '--max_steps', str(_latest_step('models/tiny') + 1)])
+    final = killed_at[-1] + 1
+    train.main(['-c', config, '--max_steps', str(final)])
     assert _checkpoint_count('models/tiny') <= 3  # keep_checkpoints
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint('models/tiny'))
+    assert int(reader.get_tensor('global_step')) == final
+    np.testing.assert_allclose(reader.get_tensor('beta1_power'), 0.9 ** (final + 1), rtol=1e-4)
 
 
 def test_a_restart_trims_checkpoints_to_keep_checkpoints(workspace):
@@ -129,6 +161,49 @@ def test_a_half_written_checkpoint_is_never_picked(workspace, caplog):
     assert 'skipping checkpoint models/tiny/fast-style-model.ckpt-3' in caplog.text
     assert 'resumed from models/tiny/fast-style-model.ckpt-2 at step 2' in caplog.text
     assert _latest_step('models/tiny') == 4
+
+
+def _save_copy(source, prefix, poisoned=None):
+    """A checkpoint at prefix with the values of `source`, the variable `poisoned` (if any) set to NaN."""
+    reader = tf.train.load_checkpoint(source)
+    with tf.Graph().as_default():
+        for name in reader.get_variable_to_shape_map():
+            value = reader.get_tensor(name)
+            tf.Variable(np.full_like(value, np.nan) if name == poisoned else value, name=name)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            return tf.train.Saver().save(sess, prefix)
+
+
+def test_resuming_skips_a_checkpoint_with_non_finite_weights(workspace, caplog):
+    caplog.set_level('INFO')
+    config = write_config('tiny.yml', epoch=1000)
+    train.main(['-c', config, '--max_steps', '2'])
+    _save_copy('models/tiny/fast-style-model.ckpt-2', 'models/tiny/fast-style-model.ckpt-3',
+               'res2/residual/conv/weight')
+    with open('models/tiny/checkpoint', 'w') as f:
+        f.write('model_checkpoint_path: "fast-style-model.ckpt-3"\nall_model_checkpoint_paths: '
+                '"fast-style-model.ckpt-2"\nall_model_checkpoint_paths: "fast-style-model.ckpt-3"\n')
+    train.main(['-c', config, '--max_steps', '4'])
+    assert 'skipping checkpoint models/tiny/fast-style-model.ckpt-3' in caplog.text
+    assert 'non-finite' in caplog.text.split('skipping checkpoint models/tiny/fast-style-model.ckpt-3')[1][:300]
+    assert 'resumed from models/tiny/fast-style-model.ckpt-2 at step 2' in caplog.text
+    assert np.isfinite(tf.train.load_checkpoint('models/tiny/fast-style-model.ckpt-4').get_tensor(
+        'res2/residual/conv/weight')).all()
+
+
+def test_a_save_with_non_finite_weights_is_refused_and_writes_nothing(tmp_path):
+    with tf.Graph().as_default():
+        weight = tf.Variable(np.array([1.0, np.inf], np.float32), name='w')
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            checkpoints = train.Checkpoints(sess, tf.train.Saver(), str(tmp_path / 'm.ckpt'),
+                                            Config(checkpoint_secs=600.0), [weight])
+            with pytest.raises(UsageError, match='became non-finite .* by step 7; nothing was saved'):
+                checkpoints.save(7)
+            weight.load(np.array([1.0, 2.0], np.float32), sess)
+            assert checkpoints.save(8).endswith('m.ckpt-8')
+    assert sorted(name.split('.')[1] for name in os.listdir(tmp_path) if name.endswith('.index')) == ['ckpt-8']
 
 
 def test_a_nan_loss_stops_before_saving_and_names_the_term(workspace, monkeypatch, capsys):

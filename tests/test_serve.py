@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from PIL import Image
 import export
 from helpers import ROOT, png, request, start_server
 from nets.stylizer import Stylizer
+from preprocessing import color
 
 
 @pytest.fixture(scope='module')
@@ -72,6 +74,59 @@ def test_multipart_formats_and_options(server):
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(body))), pixels)  # alpha kept, photo returned
     status, headers, _ = request(server + '/v1/stylize/tiny?preserve_colors=true&format=jpeg', data)
     assert status == 200 and headers['content-type'] == 'image/jpeg'
+
+
+def test_preserve_colors_and_strength_give_evals_pixels(server, trained_model):
+    data, pixels = png(30, 26, seed=9)
+    stylized = Stylizer(trained_model)(pixels)
+    status, _, body = request(server + '/v1/stylize/tiny?preserve_colors=true&strength=0.6&format=png', data)
+    assert status == 200
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(body))),
+                                  color.finish(stylized, pixels, preserve_colors=True, strength=0.6))
+    # (test_inference checks eval's colour preservation itself against an independent YCbCr.)
+
+
+def test_the_pixel_budget_never_runs_two_large_images_at_once():
+    from serve import PixelBudget
+    budget, lock, running, peak = PixelBudget(100), threading.Lock(), [0], [0]
+    together = threading.Barrier(3, timeout=30)
+
+    def work(wait_for_others):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        if wait_for_others:
+            together.wait()  # three small images must be able to run at once
+        else:
+            time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+    deadline = time.monotonic() + 60
+    large = [threading.Thread(target=budget.run, args=(80, lambda: work(False), deadline)) for _ in range(4)]
+    for thread in large:
+        thread.start()
+    for thread in large:
+        thread.join()
+    assert peak[0] == 1
+    peak[0] = 0
+    small = [threading.Thread(target=budget.run, args=(30, lambda: work(True), deadline)) for _ in range(3)]
+    for thread in small:
+        thread.start()
+    for thread in small:
+        thread.join()
+    assert peak[0] == 3 and budget.in_use == 0
+
+
+def test_precision_bf16_reaches_the_served_model(trained_model):
+    process, url = start_server('--model', 'tiny=' + trained_model, '--precision', 'bf16')
+    try:
+        data, pixels = png(48, 40, seed=10)
+        status, _, body = request(url + '/v1/stylize/tiny?format=png', data)
+    finally:
+        process.terminate()
+        process.wait(30)
+    difference = np.abs(np.asarray(Image.open(io.BytesIO(body))).astype(int) - Stylizer(trained_model)(pixels))
+    assert status == 200 and 0 < difference.mean() < 3  # bfloat16 convolutions: close, not the same
 
 
 @pytest.mark.parametrize('path,data,headers,status,message', [

@@ -184,6 +184,7 @@ def test_a_504_stops_the_work_and_a_full_queue_answers_429(trained_model, tmp_pa
     try:
         status, _, body = request(url + '/v1/stylize/lite', png(100, 100)[0])
         assert status == 413 and 'stylizes at most 4096 pixels at once' in json.loads(body)['error']
+        assert request(url + '/v1/stylize/lite', png(40, 50)[0])[0] == 200  # within its size: served
         assert json.loads(request(url + '/v1/models')[2])['models'][0] == {
             'name': 'lite', 'kind': 'TFLite model', 'max_pixels': 4096}
         statuses = []

@@ -124,10 +124,15 @@ def test_preserve_colors_keeps_the_contents_chroma(images, vgg_checkpoint, tmp_p
     assert np.abs(result[..., 0] - content[..., 0]).mean() > 5      # the luminance is the stylized one
 
 
-def test_luminance_transfer_round_trips():
+def test_luminance_transfer_round_trips_and_matches_pillows_ycbcr():
     rgb = np.random.default_rng(0).integers(0, 256, (8, 8, 3)).astype(np.float64)
     np.testing.assert_allclose(color.ycbcr_to_rgb(color.rgb_to_ycbcr(rgb)), rgb, atol=1e-9)
     np.testing.assert_array_equal(color.transfer_luminance(rgb, rgb), rgb.astype(np.uint8))
+    # An independent definition: Pillow's own RGB -> YCbCr (JPEG's full-range ITU-R BT.601), in whole numbers.
+    pillows = np.asarray(Image.fromarray(rgb.astype(np.uint8)).convert('YCbCr'), np.float64)
+    assert np.abs(color.rgb_to_ycbcr(rgb) - pillows).max() <= 1.0
+    # And by hand: pure red is Y = 0.299 * 255, Cb = 128 - 0.168736 * 255, Cr = 128 + 0.5 * 255.
+    np.testing.assert_allclose(color.rgb_to_ycbcr(np.array([255.0, 0, 0])), [76.245, 84.972, 255.5], atol=1e-3)
 
 
 def test_blended_styles_blend_the_gram_matrices(images, vgg_checkpoint):
@@ -205,3 +210,13 @@ def test_npy_without_all_conv_layers_is_refused(tmp_path, vgg16_npy):
     with pytest.raises(UsageError, match=r'partial.npy is not a VGG-16 npy dict: 2 of its 26 variables are missing, '
                                          r'e.g. vgg_16/conv5/conv5_3/biases'):
         stylize.FeatureNet(str(tmp_path / 'partial.npy'), ['vgg_16/conv1/conv1_2'])
+
+
+def test_precision_bf16_runs_vgg_in_bfloat16(images, vgg_checkpoint):
+    finals = {}
+    for precision in ('fp32', 'bf16'):
+        args = _args(images, vgg_checkpoint, '--iterations', '2', '--optimizer', 'adam', '--precision', precision)
+        finals[precision] = stylize.stylize(args)[1]['total']
+    # The same run in bfloat16 lands close to float32 but not on it: the reduced-precision graph ran.
+    assert finals['bf16'] != finals['fp32']
+    assert abs(finals['bf16'] - finals['fp32']) < 0.05 * abs(finals['fp32'])

@@ -167,8 +167,29 @@ def test_fast_training_graph_gives_the_original_losses_and_gradients(workspace):
         assert np.linalg.norm(fast - reference) <= 1e-3 * np.linalg.norm(reference)
 
 
-def test_mixed_precision_training_keeps_float32_weights(workspace, caplog):
+def _bfloat16_nodes_while_training(monkeypatch, config):
+    """Train one step with `config`, recording the graphs the session runs; returns the most nodes computing in
+    bfloat16 in any one run."""
+    real_run, counts = tf.Session.run, [0]
+
+    def recording_run(self, fetches, feed_dict=None, options=None, run_metadata=None):
+        if options is not None or run_metadata is not None:
+            return real_run(self, fetches, feed_dict, options, run_metadata)
+        metadata = tf.RunMetadata()
+        result = real_run(self, fetches, feed_dict, tf.RunOptions(output_partition_graphs=True), metadata)
+        counts.append(sum(1 for graph in metadata.partition_graphs for node in graph.node
+                          if node.attr['T'].type == tf.bfloat16.as_datatype_enum))
+        return result
+    monkeypatch.setattr(tf.Session, 'run', recording_run)
+    train.main(['-c', config, '--max_steps', '1'])
+    monkeypatch.setattr(tf.Session, 'run', real_run)
+    return max(counts)
+
+
+def test_mixed_precision_training_runs_bfloat16_and_keeps_float32_weights(workspace, monkeypatch, caplog):
     caplog.set_level('INFO')
+    assert _bfloat16_nodes_while_training(monkeypatch, write_config('plain.yml', model_path='plain')) == 0
+    assert _bfloat16_nodes_while_training(monkeypatch, write_config('tiny.yml', mixed_precision=True)) > 10
     train.main(['-c', write_config('tiny.yml', mixed_precision=True), '--max_steps', '2'])
     reader_ = tf.train.load_checkpoint('models/tiny/fast-style-model.ckpt-2')
     assert reader_.get_variable_to_dtype_map()['conv1/conv/weight'] == tf.float32
