@@ -14,6 +14,7 @@ from utils import UsageError, load_image, tf
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 MIN_FILES_BEFORE_JUDGING = 20
+TRAIN_DIR_FIX = 'set train_dir in the config or pass --train_dir; COCO 2014 train (train2014/) is the usual choice'
 
 
 def list_images(folder):
@@ -22,7 +23,7 @@ def list_images(folder):
     Raises:
       UsageError: the folder is missing or holds no such image.
     """
-    fix = 'set train_dir in the config or pass --train_dir; COCO 2014 train (train2014/) is the usual choice'
+    fix = TRAIN_DIR_FIX
     if not os.path.isdir(folder):
         raise UsageError('training folder not found: %s (%s)' % (folder, fix))
     files = sorted(os.path.join(root, name) for root, _, names in os.walk(folder) for name in names

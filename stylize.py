@@ -17,10 +17,11 @@ import losses
 from files import refuse_overwriting_inputs, write_image
 from nets import nets_factory, pretrained
 from preprocessing import color
-from utils import (PRECISIONS, ArgumentParser, UsageError, checkpoint_exists, cli_main, image_size, log, output_format,
+from utils import (CONFIG_SCHEMA, PRECISIONS, ArgumentParser, UsageError, cli_main, image_size, log, output_format,
                    read_image, run_and_exit, session_config, setup_logging, tf)
 
 LOSS_MODEL = 'vgg_16'
+VGG_URL = CONFIG_SCHEMA['loss_model_url'][1]  # slim's archive, as train.py downloads it
 DEFAULT_CONTENT_LAYERS = 'vgg_16/conv4/conv4_2'
 DEFAULT_STYLE_LAYERS = 'vgg_16/conv1/conv1_2,vgg_16/conv2/conv2_2,vgg_16/conv3/conv3_3,vgg_16/conv4/conv4_3,' \
                        'vgg_16/conv5/conv5_3'
@@ -55,7 +56,12 @@ def parse_args(argv):
                     help="keep the content's colours: transfer the luminance only (YCbCr)")
     net = parser.add_argument_group('losses')
     net.add_argument('--loss_model_file', default='pretrained/vgg_16.ckpt',
-                     help='slim vgg_16.ckpt (V1 or V2) or a vgg16.npy dict (default: %(default)s)')
+                     help='slim vgg_16.ckpt (V1 or V2) or a vgg16.npy dict (default: %(default)s, downloaded there '
+                          'on first use)')
+    net.add_argument('--loss_model_url', default=VGG_URL,
+                     help="where the default VGG weights are downloaded from (default: slim's archive)")
+    net.add_argument('--no_download', action='store_true',
+                     help='fail instead of downloading missing VGG weights to the default path')
     net.add_argument('--content_layers', default=DEFAULT_CONTENT_LAYERS,
                      help='comma-separated slim end points (default: %(default)s)')
     net.add_argument('--style_layers', default=DEFAULT_STYLE_LAYERS,
@@ -318,14 +324,19 @@ def optimize(features, start, targets, args, progress):
             return result, sess.run(loss_ops)
 
 
-def check_inputs(content, styles, weights_file, output):
-    """Raise one UsageError naming every missing input file at once, or an output that is one of the inputs."""
+def check_inputs(content, styles, weights_file, weights_url, output, download):
+    """Raise one UsageError naming every missing input file at once (the VGG weights only where they will not be
+    downloaded), or an output that is one of the inputs."""
     missing = ['%s not found: %s (check the path)' % (what, path)
                for path, what in [(content, 'content image')] + [(style, 'style image') for style in styles]
                if not os.path.isfile(path)]
-    if not (checkpoint_exists(weights_file) or weights_file.endswith('.npy') and os.path.isfile(weights_file)):
-        missing.append('VGG weights not found: %s (pass a slim vgg_16.ckpt, see pretrained/README.md, or a vgg16.npy)'
-                       % weights_file)
+    if weights_file.endswith('.npy'):
+        if not os.path.isfile(weights_file):
+            missing.append('VGG weights not found: %s (pass a vgg16.npy, or a slim vgg_16.ckpt, see '
+                           'pretrained/README.md)' % weights_file)
+    else:
+        missing += [problem for problem in [pretrained.missing_vgg(weights_file, weights_url, LOSS_MODEL, download)]
+                    if problem]
     if missing:
         raise UsageError('; '.join(missing))
     refuse_overwriting_inputs([output], [content, *styles, weights_file])
@@ -352,8 +363,11 @@ def plan_sizes(args, max_bytes):
 
 def stylize(args):
     """Run the whole method; returns (result uint8 RGB, final loss values)."""
-    check_inputs(args.content, args.style, args.loss_model_file, args.output)
+    download = not args.no_download and pretrained.downloadable(args.loss_model_file, LOSS_MODEL)
+    check_inputs(args.content, args.style, args.loss_model_file, args.loss_model_url, args.output, download)
     (height, width), style_side = plan_sizes(args, args.max_memory * 1e9)
+    if not args.loss_model_file.endswith('.npy'):
+        pretrained.ensure_vgg_checkpoint(args.loss_model_file, args.loss_model_url, LOSS_MODEL, download)
     content = resize(read_image(args.content, 'content image'), height, width)
     styles = [resize_long_side(read_image(path, 'style image'), style_side) for path in args.style]
     features = FeatureNet(args.loss_model_file, args.content_layers + args.style_layers)

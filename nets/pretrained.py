@@ -41,6 +41,29 @@ def check_vgg_checkpoint(path, loss_model):
                                'point loss_model_file at slim\'s %s.ckpt, see pretrained/README.md' % loss_model)
 
 
+def default_checkpoint(loss_model):
+    """Where the commands keep slim's checkpoint of `loss_model`, and the only place they download it to."""
+    return os.path.join('pretrained', '%s.ckpt' % loss_model)
+
+
+def downloadable(path, loss_model):
+    """True when a missing checkpoint at `path` may be downloaded: at the default place only, so that a mistyped
+    path is reported instead of starting a 500 MB download into some other folder."""
+    return os.path.abspath(path) == os.path.abspath(default_checkpoint(loss_model))
+
+
+def missing_vgg(path, url, loss_model, download=True):
+    """None when the loss network's checkpoint is at `path` or will be downloaded there, else the problem as a
+    sentence with its fix (for a command to report with its other missing prerequisites)."""
+    if checkpoint_exists(path) or (download and downloadable(path, loss_model)):
+        return None
+    if not downloadable(path, loss_model):
+        return ('VGG weights not found: %s (put slim\'s %s.ckpt there, see pretrained/README.md; only the default '
+                '%s is downloaded on first use)' % (path, loss_model, default_checkpoint(loss_model)))
+    return ('VGG weights not found: %s (download %s and extract %s.ckpt to that path, see pretrained/README.md; or '
+            'run without --no_download)' % (path, url, loss_model))
+
+
 def ensure_vgg_checkpoint(path, url, loss_model, download=True):
     """Make sure the loss network's checkpoint is at `path`, downloading slim's archive if allowed.
 
@@ -48,7 +71,8 @@ def ensure_vgg_checkpoint(path, url, loss_model, download=True):
       path: the checkpoint (slim's single-file V1 `vgg_16.ckpt`, or a V2 prefix).
       url: the .tar.gz archive holding `<loss_model>.ckpt`.
       loss_model: 'vgg_16' or 'vgg_19'.
-      download: fetch the archive when the checkpoint is missing.
+      download: fetch the archive when the checkpoint is missing (commands allow it at the default path only:
+        see downloadable).
 
     Raises:
       UsageError: missing and not downloadable, the download failed, or the file is not that network's.
@@ -90,8 +114,10 @@ def download_file(url, destination):
                              'by hand, see pretrained/README.md)' % (url, error.code, error.reason)) from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, 'reason', error)
-        raise UsageError('download of %s stopped: %s (run again to resume from %s, or download it by hand, see '
-                         'pretrained/README.md)' % (url, reason, partial)) from None
+        again = ('run again to resume from %s' % partial if os.path.exists(partial) and os.path.getsize(partial)
+                 else 'check the connection and run again')
+        raise UsageError('download of %s stopped: %s (%s, or download it by hand, see pretrained/README.md)'
+                         % (url, reason, again)) from None
     os.replace(partial, destination)
 
 

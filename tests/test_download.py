@@ -91,7 +91,10 @@ def test_download_errors(tmp_path, server):
     with pytest.raises(UsageError, match=r'VGG checkpoint not found: .*vgg_16.ckpt \(download .*pretrained/README.md'):
         pretrained.ensure_vgg_checkpoint(path, server + '/vgg_16_2016_08_28.tar.gz', 'vgg_16', download=False)
     closed = 'http://127.0.0.1:9/vgg_16_2016_08_28.tar.gz'  # the discard port: nothing listens
-    with pytest.raises(UsageError, match=r'download of .* stopped: .*run again to resume'):
+    with pytest.raises(UsageError, match=r'download of .* stopped: .*\(check the connection and run again, or '):
+        pretrained.ensure_vgg_checkpoint(path, closed, 'vgg_16')  # nothing arrived: nothing to resume from
+    (tmp_path / 'vgg_16_2016_08_28.tar.gz.part').write_bytes(b'half')
+    with pytest.raises(UsageError, match=r'download of .* stopped: .*\(run again to resume from .*\.part'):
         pretrained.ensure_vgg_checkpoint(path, closed, 'vgg_16')
 
 
@@ -99,8 +102,25 @@ def test_train_downloads_on_first_run(workspace, server, caplog):
     import train
     from helpers import write_config
     caplog.set_level('INFO')
-    config = write_config('tiny.yml', loss_model_file='fresh/vgg_16.ckpt',
+    config = write_config('tiny.yml', loss_model_file='pretrained/vgg_16.ckpt',
                           loss_model_url=server + '/vgg_16_2016_08_28.tar.gz')
     train.main(['-c', config, '--max_steps', '1'])
-    assert 'vgg_16 weights extracted to fresh/vgg_16.ckpt' in caplog.text
+    assert 'vgg_16 weights extracted to pretrained/vgg_16.ckpt' in caplog.text
     assert os.path.isfile('models/tiny/fast-style-model.ckpt-1.index')
+
+
+def test_stylize_downloads_the_default_weights_and_only_those(tmp_path, server, monkeypatch, capsys, caplog):
+    import stylize
+    from helpers import usage_error, write_image_file
+    caplog.set_level('INFO')
+    monkeypatch.chdir(tmp_path)
+    photo = write_image_file('photo.jpg', 40, 48)
+    url = server + '/vgg_16_2016_08_28.tar.gz'
+    err = usage_error(stylize.main, ['--content', photo, '--style', photo, '--loss_model_file',
+                                     'pretrianed/vgg_16.ckpt', '--loss_model_url', url], capsys)
+    assert 'VGG weights not found: pretrianed/vgg_16.ckpt' in err and not os.path.exists('pretrianed')
+    err = usage_error(stylize.main, ['--content', photo, '--style', photo, '--no_download'], capsys)
+    assert 'VGG weights not found: pretrained/vgg_16.ckpt (download' in err and not os.path.exists('pretrained')
+    stylize.main(['--content', photo, '--style', photo, '--loss_model_url', url, '--max_size', '32',
+                  '--iterations', '1', '--output', 'out.jpg'])
+    assert 'vgg_16 weights extracted to pretrained/vgg_16.ckpt' in caplog.text and os.path.isfile('out.jpg')
