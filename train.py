@@ -1,6 +1,6 @@
 """Train a fast style transfer model for one style.
 
-  python train.py -c conf/candy.yml [--train_dir DIR] [--max_steps N] [--no_download]
+  python train.py -c conf/candy.yml [--train_dir DIR] [--epoch N] [--max_steps N] [--no_download]
                    [--distribute mirrored|multi_worker] [--devices gpu:0,gpu:1]
 
 Checkpoints and TensorBoard summaries go to <model_path>/<naming>/; a new run resumes from the latest
@@ -35,6 +35,8 @@ def parse_args(argv):
     parser.add_argument('-c', '--conf', required=True, help='the style config, e.g. conf/candy.yml')
     parser.add_argument('--train_dir', help="folder of training images, searched recursively (default: the "
                                             "config's train_dir, train2014/ if unset)")
+    parser.add_argument('--epoch', type=int, help="passes over the training images in all, for this run's length "
+                                                  "(default: the config's epoch)")
     parser.add_argument('--max_steps', type=int, help='stop at this global step and save a checkpoint '
                                                       '(default: train for the config\'s epochs)')
     parser.add_argument('--no_download', action='store_true',
@@ -49,8 +51,9 @@ def parse_args(argv):
                              'an error (default: 20 times the slowest step, at least %d)'
                              % distribute.StepDeadline.MIN_SECONDS)
     args = parser.parse_args(argv)
-    if args.max_steps is not None and args.max_steps <= 0:
-        parser.error('--max_steps must be positive')
+    for name in ('epoch', 'max_steps'):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            parser.error('--%s must be positive' % name)
     if args.worker_timeout is not None and args.worker_timeout <= 0:
         parser.error('--worker_timeout must be positive')
     return args
@@ -199,11 +202,15 @@ def total_steps(config, num_images):
 
 
 class ProgressLog:
-    """Every LOG_EVERY steps: step, losses, seconds per step, images per second and time left."""
+    """Every LOG_EVERY steps: step, the loss and its weighted terms (which add up to it), seconds per step, images
+    per second and time left."""
 
-    def __init__(self, last_step, batch_size):
-        self.last_step, self.batch_size = last_step, batch_size
+    def __init__(self, last_step, batch_size, weights):
+        """weights: the config's (content_weight, style_weight, tv_weight)."""
+        self.last_step, self.batch_size, self.weights = last_step, batch_size, weights
         self.window_start, self.window_steps = time.time(), 0
+        log.info('the loss is content_weight x content + style_weight x style + tv_weight x tv; the lines below show '
+                 'each term weighted (%g, %g, %g), so that they add up to it', *weights)
 
     def step(self, step, values, skipped=0):
         self.window_steps += 1
@@ -211,10 +218,10 @@ class ProgressLog:
             return
         secs_per_step = (time.time() - self.window_start) / self.window_steps
         left = (self.last_step - step) * secs_per_step
-        log.info('step %d/%d  loss %.4g (content %.4g, style %.4g, tv %.4g)  %.3f s/step  %.1f img/s  %s left%s',
-                 step, self.last_step, values['total'], values['content'], values['style'], values['tv'],
-                 secs_per_step, self.batch_size / secs_per_step, _duration(left),
-                 '  (%d unreadable images skipped)' % skipped if skipped else '')
+        terms = [weight * values[key] for weight, key in zip(self.weights, ('content', 'style', 'tv'))]
+        log.info('step %d/%d  loss %.4g = content %.4g + style %.4g + tv %.4g  %.3f s/step  %.1f img/s  %s left%s',
+                 step, self.last_step, values['total'], *terms, secs_per_step, self.batch_size / secs_per_step,
+                 _duration(left), '  (%d unreadable images skipped)' % skipped if skipped else '')
         self.window_start, self.window_steps = time.time(), 0
 
 
@@ -306,6 +313,9 @@ def train(config, filenames, style_grams, loss_network, max_steps=None, placemen
                              'folder' % (training_path, error.strerror)) from None
     end_step = total_steps(config, len(filenames))
     stop_step = min(end_step, max_steps) if max_steps else end_step
+    if max_steps and max_steps > end_step:
+        log.info('--max_steps %d is past the end of this run: %d steps (epoch %d x %d images // batch %d); training '
+                 'stops at step %d', max_steps, end_step, config.epoch, len(filenames), config.batch_size, end_step)
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
     with tf.Graph().as_default():
         ops = build_graph(config, filenames, style_grams, loss_network, loader, strategy=placement.strategy)
@@ -324,7 +334,10 @@ def train(config, filenames, style_grams, loss_network, max_steps=None, placemen
             if placement.strategy:
                 _check_replicas_agree(sess, ops, step, placement)
             if step >= stop_step:
-                log.info('nothing to do: the model is already at step %d of %d', step, stop_step)
+                log.info('nothing to do: the model is already at step %d of %d%s', step, stop_step,
+                         '; to train on, raise --max_steps or leave it out (the run ends at step %d)' % end_step
+                         if stop_step < end_step else ' (training is complete; raise epoch in the config to train '
+                                                      'on)')
                 return
             log.info('training steps %d to %d of %d (%d images, batch %d); checkpoints and summaries %s %s',
                      step + 1, stop_step, end_step, len(filenames), config.batch_size,
@@ -333,8 +346,9 @@ def train(config, filenames, style_grams, loss_network, max_steps=None, placemen
                                       model.transform_variables(), placement.is_chief)
             checkpoints.last_saved = restored
             with StopRequest() as stop:
-                step = _run_steps(sess, ops, checkpoints, step, ProgressLog(stop_step, config.batch_size), loader,
-                                  stop, placement.deadline)
+                progress = ProgressLog(stop_step, config.batch_size,
+                                       (config.content_weight, config.style_weight, config.tv_weight))
+                step = _run_steps(sess, ops, checkpoints, step, progress, loader, stop, placement.deadline)
             _finish(checkpoints, step, stop, stop_step, end_step)
 
 
@@ -348,7 +362,8 @@ def _finish(checkpoints, step, stop, stop_step, end_step):
     else:
         if checkpoints.last_saved != '%s-%d' % (checkpoints.prefix, step):
             checkpoints.save(step)
-        log.info('stopped at step %d (--max_steps); run again to resume', stop_step)
+        log.info('stopped at step %d (--max_steps); to continue, run again with a larger --max_steps, or without '
+                 'it to train to the end (step %d)', stop_step, end_step)
 
 
 def _check_replicas_agree(sess, ops, step, placement):
@@ -493,6 +508,20 @@ def _run_step(sess, fetches, feed, deadline, loader, checkpoints, step):
     return values
 
 
+def check_prerequisites(config, download):
+    """Raise one UsageError naming every missing prerequisite with its fix (the training folder, the style image,
+    the VGG weights unless they will be downloaded), rather than one per run."""
+    missing = []
+    if not os.path.isdir(config.train_dir):
+        missing.append('training folder not found: %s (%s)' % (config.train_dir, reader.TRAIN_DIR_FIX))
+    if not os.path.isfile(config.style_image):
+        missing.append('style image not found: %s (see img/README.md, or point style_image at an image)'
+                       % config.style_image)
+    vgg = pretrained.missing_vgg(config.loss_model_file, config.loss_model_url, config.loss_model, download)
+    if missing or vgg:
+        raise UsageError('; '.join(missing + ([vgg] if vgg else [])))
+
+
 def loss_network_for(config):
     """(network_fn, final end point) for the config, after checking its loss model and layers."""
     try:
@@ -509,14 +538,17 @@ def main(argv=None):
     config = load_config(args.conf)
     if args.train_dir:
         config['train_dir'] = args.train_dir
+    if args.epoch:
+        config['epoch'] = args.epoch
     loss_network = loss_network_for(config)
+    download = not args.no_download and pretrained.downloadable(config.loss_model_file, config.loss_model)
+    check_prerequisites(config, download)
     filenames = reader.list_images(config.train_dir)
     total_steps(config, len(filenames))
     placement = distribute.place(args.distribute, args.devices, config.batch_size, config.mixed_precision,
                                  args.worker_timeout)
     style_pixels = read_image(config.style_image, 'style image')
-    pretrained.ensure_vgg_checkpoint(config.loss_model_file, config.loss_model_url, config.loss_model,
-                                     download=not args.no_download)
+    pretrained.ensure_vgg_checkpoint(config.loss_model_file, config.loss_model_url, config.loss_model, download)
     log.info('loss network %s up to %s, weights from %s', config.loss_model, loss_network[1],
              config.loss_model_file)
     style_grams = losses.get_style_features(

@@ -1,7 +1,10 @@
 """Training: checkpoints, summaries, the style target, resuming with the global step and Adam state, errors."""
 import glob
 import os
+import re
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -45,11 +48,27 @@ def test_train_stop_and_resume(workspace, monkeypatch, caplog):
         assert tag in tags
     assert any(tag.startswith('generated/image') for tag in tags)
     assert any(tag.startswith('origin/image') for tag in tags)
+    # The README's `tensorboard --logdir models/<naming>`: TensorBoard is installed with the requirements and reads them.
+    inspected = subprocess.run([sys.executable, '-m', 'tensorboard.main', '--inspect', '--logdir', folder],
+                               capture_output=True, text=True, timeout=300)
+    assert inspected.returncode == 0 and 'total_loss' in inspected.stdout, inspected.stderr[-2000:]
     assert 'step 3/3' in caplog.text and 's/step' in caplog.text and 'img/s' in caplog.text and 'left' in caplog.text
+    # The loss line shows the weighted terms, which add up to the loss.
+    total, *terms = map(float, re.search(r'loss (\S+) = content (\S+) \+ style (\S+) \+ tv (\S+) ',
+                                         caplog.text).groups())
+    assert sum(terms) == pytest.approx(total, rel=1e-3) and 'each term weighted (1, 50, 1)' in caplog.text
+    assert 'to continue, run again with a larger --max_steps, or without it to train to the end (step 6)' \
+        in caplog.text
     weights_at_3 = _checkpoint_value(folder + '/fast-style-model.ckpt-3', 'conv1/conv/weight')
 
     caplog.clear()
-    train.main(['-c', config])
+    train.main(['-c', config, '--max_steps', '3'])  # the same command again says what continues
+    assert 'nothing to do: the model is already at step 3 of 3; to train on, raise --max_steps or leave it out' \
+        in caplog.text
+
+    caplog.clear()
+    train.main(['-c', config, '--max_steps', '60'])
+    assert '--max_steps 60 is past the end of this run: 6 steps (epoch 2 x 6 images // batch 2)' in caplog.text
     assert 'resumed from models/tiny/fast-style-model.ckpt-3 at step 3' in caplog.text
     done = folder + '/fast-style-model.ckpt-done'
     assert _checkpoint_value(done, 'global_step') == 6
@@ -61,7 +80,7 @@ def test_train_stop_and_resume(workspace, monkeypatch, caplog):
 
     caplog.clear()
     train.main(['-c', config])
-    assert 'nothing to do' in caplog.text
+    assert 'nothing to do: the model is already at step 6 of 6 (training is complete' in caplog.text
 
 
 def test_train_dir_override_and_subfolders(workspace, caplog):
@@ -79,11 +98,23 @@ def test_train_dir_override_and_subfolders(workspace, caplog):
     ({'style_image': 'nowhere.jpg'}, 'style image not found: nowhere.jpg'),
     ({'style_image': 'tiny.yml'}, 'style image is not a readable image: tiny.yml'),
     ({'batch_size': 7}, '6 training images make no full batch of batch_size 7'),
-    ({'loss_model_file': 'nowhere/vgg_16.ckpt'}, 'VGG checkpoint not found: nowhere/vgg_16.ckpt (download http'),
+    ({'loss_model_file': 'nowhere/vgg_16.ckpt'}, "VGG weights not found: nowhere/vgg_16.ckpt (put slim's vgg_16.ckpt "
+                                                 'there, see pretrained/README.md; only the default pretrained/'),
+    ({'loss_model_file': 'pretrained/vgg_16.ckpt'}, 'VGG weights not found: pretrained/vgg_16.ckpt (download http'),
 ])
 def test_errors(workspace, capsys, values, message):
     err = usage_error(train.main, ['-c', write_config('tiny.yml', **values), '--no_download'], capsys)
     assert message in err
+
+
+def test_every_missing_prerequisite_is_reported_at_once(workspace, capsys):
+    config = write_config('tiny.yml', train_dir='photos/', style_image='img/candy.jpg',
+                          loss_model_file='pretrianed/vgg_16.ckpt')
+    err = usage_error(train.main, ['-c', config], capsys)
+    assert 'training folder not found: photos/ (set train_dir' in err
+    assert 'style image not found: img/candy.jpg (see img/README.md' in err
+    assert 'VGG weights not found: pretrianed/vgg_16.ckpt' in err  # a mistyped path: reported, not downloaded into
+    assert not os.path.exists('pretrianed') and not os.path.exists('models')
 
 
 def test_training_folder_without_images(workspace, capsys):
