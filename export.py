@@ -2,7 +2,7 @@
 
   python export.py --model_file models/candy                       # models/candy.pb, frozen GraphDef
   python export.py --model_file models/candy --format savedmodel   # models/candy_savedmodel/
-  python export.py --model_file models/candy --format tflite [--fp16]   # models/candy.tflite
+  python export.py --model_file models/candy --format tflite [--fp16]   # models/candy.tflite (_fp16.tflite)
 
 pb: the original's interface: int32 `input_image` (RGB flattened, H*W*3), int32 scalars `height` and `width`,
 int32 `output_image` (flattened H*W*3, 0..255).
@@ -84,10 +84,12 @@ def export_tflite(prefix, output, fp16=False):
             write_bytes(output, converter.convert())
 
 
-def default_output(prefix, name, fmt):
-    """<model folder's parent>/<name><suffix>, the name defaulting to the model folder's name."""
+def default_output(prefix, name, fmt, fp16=False):
+    """<model folder's parent>/<name><suffix>, the name defaulting to the model folder's name; a float16 TFLite
+    model gets its own name (<name>_fp16.tflite), so that it never replaces the float32 one."""
     model_dir = os.path.dirname(os.path.abspath(prefix))
-    path = os.path.join(os.path.dirname(model_dir), (name or os.path.basename(model_dir)) + SUFFIXES[fmt])
+    suffix = '_fp16.tflite' if fp16 else SUFFIXES[fmt]
+    path = os.path.join(os.path.dirname(model_dir), (name or os.path.basename(model_dir)) + suffix)
     return os.path.relpath(path)
 
 
@@ -134,8 +136,8 @@ def parse_args(argv):
     parser.add_argument('--model_file', required=True, help='checkpoint prefix or model folder (latest checkpoint)')
     parser.add_argument('--format', choices=sorted(SUFFIXES), default='pb', help='(default: %(default)s)')
     parser.add_argument('--fp16', action='store_true', help='tflite: store the weights in float16')
-    parser.add_argument('--output', help='where to write (default: <model folder>/../<NAME>.pb, <NAME>_savedmodel/ '
-                                         'or <NAME>.tflite)')
+    parser.add_argument('--output', help='where to write (default: <model folder>/../<NAME>.pb, <NAME>_savedmodel/, '
+                                         '<NAME>.tflite or, with --fp16, <NAME>_fp16.tflite)')
     parser.add_argument('-n', '--name', help="the model's name for the default output (default: the model "
                                              "folder's name, e.g. candy)")
     args = parser.parse_args(argv)
@@ -150,7 +152,7 @@ def main(argv=None):
     args = parse_args(argv)
     prefix = model.find_checkpoint(args.model_file)
     model.check_transform_checkpoint(prefix)
-    output = args.output or default_output(prefix, args.name, args.format)
+    output = args.output or default_output(prefix, args.name, args.format, args.fp16)
     check_output(output, args.format, prefix)
     if args.format == 'pb':
         export_frozen(prefix, output)
@@ -158,8 +160,8 @@ def main(argv=None):
         export_saved_model(prefix, output)
     else:
         export_tflite(prefix, output, args.fp16)
-    log.info('%s of %s written to %s', {'pb': 'frozen graph', 'savedmodel': 'SavedModel',
-                                        'tflite': 'TFLite model'}[args.format], prefix, output)
+    kind = {'pb': 'frozen graph', 'savedmodel': 'SavedModel', 'tflite': 'TFLite model'}[args.format]
+    log.info('%s%s of %s written to %s', kind, ' (float16 weights)' if args.fp16 else '', prefix, output)
 
 
 if __name__ == '__main__':

@@ -112,12 +112,18 @@ def test_export_runs_with_plain_tensorflow_and_gives_evals_pixels(tmp_path, trai
     np.testing.assert_array_equal(_stylize(pb, photo, str(tmp_path / 'pb.png')), plain)
 
 
-def test_export_default_output_is_next_to_the_model_folder(tmp_path, trained_model, monkeypatch):
+def test_export_default_output_is_next_to_the_model_folder(tmp_path, trained_model, monkeypatch, caplog):
+    caplog.set_level('INFO')
     monkeypatch.chdir(os.path.dirname(trained_model))
     export.main(['--model_file', 'tiny/fast-style-model.ckpt-done'])
     assert os.path.isfile('tiny.pb')
     export.main(['--model_file', 'tiny', '-n', 'other'])
     assert os.path.isfile('other.pb')
+    export.main(['--model_file', 'tiny', '--format', 'tflite'])
+    export.main(['--model_file', 'tiny', '--format', 'tflite', '--fp16'])  # its own name: float32 stays
+    assert os.path.getsize('tiny_fp16.tflite') < 0.6 * os.path.getsize('tiny.tflite')
+    assert 'TFLite model (float16 weights) of tiny/fast-style-model.ckpt-done written to tiny_fp16.tflite' \
+        in caplog.text
 
 
 def test_eval_errors(tmp_path, trained_model, vgg_checkpoint, photo, capsys):
