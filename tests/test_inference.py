@@ -81,6 +81,16 @@ def test_tiles_use_whole_image_statistics_and_match_the_whole_image(trained_mode
     assert difference.max() <= 1 and difference.mean() < 0.01
 
 
+def test_the_tiled_progress_bar_counts_what_it_says(trained_model, capsys):
+    tiled = tiling.TiledTransform(model.check_transform_checkpoint(model.find_checkpoint(trained_model)), 64)
+    try:
+        tiled(np.zeros((100, 150, 3), np.uint8))  # 2 x 3 tiles of 64
+    finally:
+        tiled.close()
+    bar = capsys.readouterr().err
+    assert '150x100: 6 tiles, 7 passes each' in bar and '/42 ' in bar  # 6 tiles x 7 passes = 42 tile runs
+
+
 def test_tile_plan_lines_up_with_the_networks_strides():
     tiles = tiling.split_axis(1000, 256, margin=64)
     assert tiles[0][0] == 0 and tiles[-1][1] == 1000
