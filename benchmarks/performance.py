@@ -3,7 +3,7 @@
   python benchmarks/performance.py [--repeats 5] [--rounds 1] [--only forward,eval,export,train,gatys] [--output PATH]
 
 Every row is measured twice in fresh processes, one after the other (--rounds times, alternating): ours, and the
-baseline, the straightforward faithful formulation of SPEC.md (model.net(reference=True): moments, x4 resize +
+baseline, the straightforward faithful formulation of docs/ORIGINAL.md (model.net(reference=True): moments, x4 resize +
 stride-2 convolution, one 9x9 convolution to 3 maps; train.build_graph(reference=True): per-image preprocessing
 and the loss network run and back-propagated on [generated, content]). Times are the median of --repeats runs
 after a warm-up run, with the min and max; cold commands run --repeats times in turn with no warm-up. Memory is

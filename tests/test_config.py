@@ -1,4 +1,4 @@
-"""Style configs: the shipped ones carry SPEC.md's values; every kind of bad config gets its own message."""
+"""Style configs: the shipped ones carry docs/ORIGINAL.md's values; every kind of bad config gets its own message."""
 import glob
 import os
 

@@ -1,4 +1,4 @@
-"""The perceptual losses against numpy implementations of SPEC.md's formulas."""
+"""The perceptual losses against numpy implementations of docs/ORIGINAL.md's formulas."""
 import numpy as np
 import pytest
 

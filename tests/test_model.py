@@ -1,4 +1,4 @@
-"""The transform network: the original's variable names and shapes, any input size, values per SPEC."""
+"""The transform network: the original's variable names and shapes, any input size, values per docs/ORIGINAL.md."""
 import numpy as np
 import pytest
 
@@ -22,7 +22,7 @@ def test_variables_are_the_originals():
         assert len(tf.trainable_variables()) == len(SPEC_VARIABLES)
 
 
-# ---- a numpy reference of SPEC.md's network, in float64 ----
+# ---- a numpy reference of docs/ORIGINAL.md's network, in float64 ----
 
 def _np_conv(x, weight, stride):
     """Reflect-pad by k // 2, then a VALID convolution."""
