@@ -395,16 +395,7 @@ def test_a_saved_model_stylizes_a_batch_of_several_images(tmp_path, trained_mode
 
 def _bfloat16_nodes(config):
     """How many nodes compute in bfloat16 in the transform network's graph as Grappler runs it with `config`."""
-    with tf.Graph().as_default():
-        images = tf.placeholder(tf.uint8, [None, None, None, 3])
-        stylized = model.stylize_uint8(images)
-        with tf.Session(config=config) as sess:
-            sess.run(tf.global_variables_initializer())
-            metadata = tf.RunMetadata()
-            sess.run(stylized, {images: np.zeros((1, 24, 24, 3), np.uint8)},
-                     options=tf.RunOptions(output_partition_graphs=True), run_metadata=metadata)
-    return sum(1 for graph in metadata.partition_graphs for node in graph.node
-               if node.attr['T'].type == tf.bfloat16.as_datatype_enum)
+    return sum(1 for node in _optimized_nodes(config) if node.attr['T'].type == tf.bfloat16.as_datatype_enum)
 
 
 def test_bf16_precision_stays_close_to_float32(tmp_path, trained_model, stylizer):
@@ -419,8 +410,8 @@ def test_bf16_precision_stays_close_to_float32(tmp_path, trained_model, stylizer
     assert 0 < difference.mean() < 3 and np.percentile(difference, 99) <= 16
 
 
-def _optimized_op_types(config):
-    """The op types of the transform network's graph as Grappler leaves it for a session with `config`."""
+def _optimized_nodes(config):
+    """The nodes of the transform network's graph as Grappler leaves it for a session with `config`."""
     with tf.Graph().as_default():
         images = tf.placeholder(tf.uint8, [None, None, None, 3])
         stylized = model.stylize_uint8(images)
@@ -429,7 +420,11 @@ def _optimized_op_types(config):
             metadata = tf.RunMetadata()
             sess.run(stylized, {images: np.zeros((1, 24, 24, 3), np.uint8)},
                      options=tf.RunOptions(output_partition_graphs=True), run_metadata=metadata)
-    return sorted(node.op for graph in metadata.partition_graphs for node in graph.node)
+    return [node for graph in metadata.partition_graphs for node in graph.node]
+
+
+def _optimized_op_types(config):
+    return sorted(node.op for node in _optimized_nodes(config))
 
 
 def test_inference_sessions_optimize_the_graph_in_one_round_to_the_same_graph():
