@@ -72,10 +72,11 @@ def usage_error(main, argv, capsys):
     return err
 
 
-def run_command(script, *args, cwd, limits=None, timeout=600):
+def run_command(script, *args, cwd, limits=None, timeout=600, root=ROOT):
     """Run one of our commands as a user would, in a child process with TensorFlow's logging left to the command
-    (as in a shell); `limits` maps resource.RLIMIT_* to a value set in the child. Returns the CompletedProcess."""
-    return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=str(cwd), env=_user_environment(),
+    (as in a shell); `limits` maps resource.RLIMIT_* to a value set in the child; `root` is the copy of the project
+    whose script runs. Returns the CompletedProcess."""
+    return subprocess.run([sys.executable, os.path.join(root, script), *args], cwd=str(cwd), env=_user_environment(),
                           preexec_fn=_limits_setter(limits), capture_output=True, text=True, timeout=timeout)
 
 

@@ -1,0 +1,44 @@
+"""Put images side by side at one height, as the README's pictures are made (photo, style, result).
+
+  python docs/figure.py img/test.jpg generated/target_style_wave.jpg wave-test.jpg --output docs/images/fast_wave_toy.jpg
+
+Each image is scaled to --height pixels (keeping its aspect ratio) and they are joined left to right with a white
+gap; the result is written as a JPEG.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from files import write_image  # noqa: E402 (after the path it lives on)
+from utils import read_image  # noqa: E402
+
+
+def side_by_side(images, height, gap):
+    """One RGB image of the given uint8 RGB arrays scaled to `height`, left to right, `gap` white pixels apart."""
+    scaled = [Image.fromarray(pixels).resize((max(1, round(pixels.shape[1] * height / pixels.shape[0])), height),
+                                             Image.LANCZOS) for pixels in images]
+    canvas = Image.new('RGB', (sum(image.width for image in scaled) + gap * (len(scaled) - 1), height), 'white')
+    left = 0
+    for image in scaled:
+        canvas.paste(image, (left, 0))
+        left += image.width + gap
+    return canvas
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('images', nargs='+', help='the images, left to right')
+    parser.add_argument('--output', required=True, help='the JPEG to write')
+    parser.add_argument('--height', type=int, default=256, help='(default: %(default)s)')
+    parser.add_argument('--gap', type=int, default=8, help='(default: %(default)s)')
+    args = parser.parse_args()
+    figure = side_by_side([read_image(path) for path in args.images], args.height, args.gap)
+    write_image(args.output, np.asarray(figure), quality=90)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,70 @@
+"""The README's quick start on the repository as a user gets it: only the files git tracks, with the images that
+ship in img/, a random-weight VGG-16 where the real one would be downloaded, and the commands read from the README
+itself, so that the test follows the README when it changes."""
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import ROOT, run_command
+
+
+def _tracked_files():
+    try:
+        listed = subprocess.run(['git', 'ls-files', '-z'], cwd=ROOT, capture_output=True, check=True, timeout=60)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip('not a git checkout: the tracked files are unknown')
+    return [name for name in listed.stdout.decode().split('\0') if name]
+
+
+def _quick_start_commands():
+    """The commands of the README's quick start, in order, as argument lists."""
+    with open(os.path.join(ROOT, 'README.md'), encoding='utf-8') as f:
+        section = f.read().split('\n## Quick start\n')[1].split('\n## ')[0]
+    return [line.split('#')[0].split() for line in section.splitlines() if line.startswith('       python ')]
+
+
+@pytest.fixture(scope='module')
+def clone(tmp_path_factory, vgg_checkpoint):
+    folder = tmp_path_factory.mktemp('clone')
+    for name in _tracked_files():
+        os.makedirs(folder / os.path.dirname(name), exist_ok=True)
+        shutil.copy2(os.path.join(ROOT, name), folder / name)
+    for suffix in ('.index', '.data-00000-of-00001'):  # what the first run would download
+        shutil.copy(vgg_checkpoint + suffix, folder / 'pretrained' / ('vgg_16.ckpt' + suffix))
+    return folder
+
+
+def test_the_quick_start_runs_on_a_fresh_clone(clone):
+    commands = _quick_start_commands()
+    assert [command[1] for command in commands] == ['train.py', 'eval.py', 'train.py', 'export.py', 'stylize.py']
+    photo = np.asarray(Image.open(clone / 'img' / 'test.jpg').convert('RGB'))
+    for command in commands:
+        args = command[2:]
+        if command[1] == 'train.py':
+            if '--train_dir' not in args:
+                continue  # the full run needs COCO, which a test cannot download
+            args += ['--max_steps', '2']  # the toy run, cut short
+        if command[1] == 'stylize.py':
+            args += ['--max_size', '64', '--iterations', '1']
+        done = run_command(command[1], *args, cwd=clone, timeout=900, root=str(clone))
+        assert done.returncode == 0, (command, done.stderr[-3000:])
+    result = np.asarray(Image.open(clone / 'wave-test.jpg'))
+    assert result.shape == photo.shape and np.abs(result.astype(int) - photo).mean() > 5
+    assert os.path.getsize(clone / 'models' / 'wave.pb') > 1000000
+    assert Image.open(clone / 'generated' / 'target_style_wave.jpg').size == (256, 256)
+    assert max(Image.open(clone / 'wave-gatys.jpg').size) == 64
+
+
+def test_the_shipped_images_are_the_ones_the_configs_and_the_readme_name(clone):
+    for style in ('wave', 'scream', 'udnie', 'denoised_starry'):
+        with open(clone / 'conf' / ('%s.yml' % style)) as f:
+            assert 'style_image: img/%s.jpg' % style in f.read()
+        assert Image.open(clone / 'img' / ('%s.jpg' % style)).size > (400, 400)
+    with open(clone / 'img' / 'README.md') as f:
+        listed = f.read()
+    for name in os.listdir(clone / 'img'):
+        assert name == 'README.md' or '`%s`' % name in listed  # every shipped file has its source and licence
