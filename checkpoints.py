@@ -84,7 +84,7 @@ def find_checkpoint(model_file):
     if os.path.isdir(model_file):
         if os.path.isfile(os.path.join(model_file, 'saved_model.pb')):
             raise UsageError('%s is a SavedModel, not a checkpoint (%s)' % (model_file, EXPORTED_FIX))
-        prefix = tf.train.latest_checkpoint(model_file) or _newest_checkpoint_in(model_file)
+        prefix = tf.train.latest_checkpoint(model_file) or next(iter(checkpoint_candidates(model_file)), None)
         if prefix is None:
             raise UsageError('no checkpoint in model folder %s (train one with train.py, or pass a checkpoint '
                              'prefix such as %s/fast-style-model.ckpt-done)' % (model_file, model_file.rstrip('/')))
@@ -116,12 +116,6 @@ def _check_single_file_checkpoint(path):
         f.seek(max(f.tell() - len(_TABLE_MAGIC), 0))
         if f.read() != _TABLE_MAGIC:
             raise UsageError('%s is not a TensorFlow checkpoint (%s)' % (path, CHECKPOINT_FIX))
-
-
-def _newest_checkpoint_in(folder):
-    """The newest V2 checkpoint prefix in a folder that has no `checkpoint` state file, or None."""
-    prefixes = [os.path.join(folder, name[:-len('.index')]) for name in os.listdir(folder) if name.endswith('.index')]
-    return max(prefixes, key=lambda p: os.path.getmtime(p + '.index')) if prefixes else None
 
 
 def check_transform_checkpoint(prefix):
@@ -204,7 +198,7 @@ class Checkpoints:
         return 'no checkpoint of this run was written'
 
 
-def _checkpoint_candidates(training_path):
+def checkpoint_candidates(training_path):
     """Checkpoint prefixes in the folder, newest first by the time of their files.
 
     The state file names a checkpoint only after its files are complete, so a process killed in between leaves the
@@ -229,7 +223,7 @@ def _checkpoint_candidates(training_path):
 def restore_newest_complete(sess, saver, training_path, global_step, trim=True):
     """Restore the newest checkpoint that loads; returns (global step to go on from, its path or None).
     `trim` deletes old checkpoints beyond keep_checkpoints (the chief's job)."""
-    candidates = _checkpoint_candidates(training_path)
+    candidates = checkpoint_candidates(training_path)
     for prefix in candidates:
         try:
             check_transform_checkpoint(prefix)
