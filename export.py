@@ -13,6 +13,7 @@ whole numbers 0..255; --fp16 stores the weights in float16 (half the size).
 import argparse
 import os
 
+import checkpoints
 import model
 from files import contains, replacing_folder, write_bytes
 from nets import stylizer
@@ -47,7 +48,7 @@ def freeze(prefix, build):
     with tf.Graph().as_default() as graph:
         output = build()
         with tf.Session() as sess:
-            model.transform_saver().restore(sess, prefix)
+            checkpoints.transform_saver().restore(sess, prefix)
             return tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), [output.op.name])
 
 
@@ -62,7 +63,7 @@ def export_saved_model(prefix, output):
         images = tf.placeholder(tf.uint8, [None, None, None, 3], name='image')
         stylized = tf.identity(model.stylize_uint8(images), name='stylized')
         with tf.Session() as sess:
-            model.transform_saver().restore(sess, prefix)
+            checkpoints.transform_saver().restore(sess, prefix)
             builder = tf.saved_model.builder.SavedModelBuilder(staging)
             signature = tf.saved_model.signature_def_utils.predict_signature_def(
                 inputs={'image': images}, outputs={'stylized': stylized})
@@ -150,8 +151,8 @@ def parse_args(argv):
 def main(argv=None):
     setup_logging()
     args = parse_args(argv)
-    prefix = model.find_checkpoint(args.model_file)
-    model.check_transform_checkpoint(prefix)
+    prefix = checkpoints.find_checkpoint(args.model_file)
+    checkpoints.check_transform_checkpoint(prefix)
     output = args.output or default_output(prefix, args.name, args.format, args.fp16)
     check_output(output, args.format, prefix)
     if args.format == 'pb':

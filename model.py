@@ -10,18 +10,15 @@ instance normalization has no scale or offset, so the checkpoint holds exactly t
   deconv3/conv/weight (9,9,32,3)
 """
 import functools
-import os
 
 import numpy as np
 
 from preprocessing.vgg_preprocessing import mean_image_subtraction
-from utils import IMAGE_FORMATS, UsageError, check_checkpoint_variables, checkpoint_exists, tf
+from utils import tf
 
 INPUT_PADDING = 10
 # The original used 1e-9, which let constant feature maps blow up into NaN ("black images").
 INSTANCE_NORM_EPSILON = 1e-5
-CHECKPOINT_FIX = 'pass a model trained by train.py, e.g. models/candy/fast-style-model.ckpt-done or models/candy'
-EXPORTED_FIX = 'this command needs the checkpoint or model folder it was exported from'
 
 
 def _shape(x):
@@ -307,77 +304,6 @@ def expected_transform_variables():
     return {scope + '/weight': [kernel, kernel, inputs, outputs] for scope, kernel, inputs, outputs in _CONVOLUTIONS}
 
 
-def find_checkpoint(model_file):
-    """Resolve a checkpoint prefix or a model folder to a checkpoint prefix.
-
-    A folder gives its latest checkpoint (by its `checkpoint` file, else the newest checkpoint in it). A
-    path ending in .index, .meta or .data-* is taken as the checkpoint it belongs to.
-
-    Raises:
-      UsageError: nothing there, a folder without checkpoints, or a file of another kind (an export, an image).
-    """
-    if os.path.isdir(model_file):
-        if os.path.isfile(os.path.join(model_file, 'saved_model.pb')):
-            raise UsageError('%s is a SavedModel, not a checkpoint (%s)' % (model_file, EXPORTED_FIX))
-        prefix = tf.train.latest_checkpoint(model_file) or _newest_checkpoint_in(model_file)
-        if prefix is None:
-            raise UsageError('no checkpoint in model folder %s (train one with train.py, or pass a checkpoint '
-                             'prefix such as %s/fast-style-model.ckpt-done)' % (model_file, model_file.rstrip('/')))
-        return prefix
-    for suffix in ('.index', '.meta', '.data-00000-of-00001'):
-        if model_file.endswith(suffix) and checkpoint_exists(model_file[:-len(suffix)]):
-            return model_file[:-len(suffix)]
-    if not checkpoint_exists(model_file):
-        raise UsageError('model file not found: %s (%s, or a frozen .pb from export.py)' % (model_file, CHECKPOINT_FIX))
-    if not os.path.isfile(model_file + '.index'):
-        _check_single_file_checkpoint(model_file)
-    return model_file
-
-
-# The last eight bytes of every table file TensorFlow writes: a V2 checkpoint's .index and a V1 checkpoint.
-_TABLE_MAGIC = bytes.fromhex('57fb808b247547db')
-_EXPORT_KINDS = {'.pb': 'a frozen graph', '.tflite': 'a TFLite model'}
-
-
-def _check_single_file_checkpoint(path):
-    """Raise UsageError, saying what the file is instead, unless `path` is a V1 (single-file) checkpoint."""
-    extension = os.path.splitext(path)[1].lower()
-    if extension in _EXPORT_KINDS:
-        raise UsageError('%s is %s, not a checkpoint (%s)' % (path, _EXPORT_KINDS[extension], EXPORTED_FIX))
-    if extension in IMAGE_FORMATS:
-        raise UsageError('%s is an image, not a model (%s)' % (path, CHECKPOINT_FIX))
-    with open(path, 'rb') as f:
-        f.seek(0, os.SEEK_END)
-        f.seek(max(f.tell() - len(_TABLE_MAGIC), 0))
-        if f.read() != _TABLE_MAGIC:
-            raise UsageError('%s is not a TensorFlow checkpoint (%s)' % (path, CHECKPOINT_FIX))
-
-
-def _newest_checkpoint_in(folder):
-    """The newest V2 checkpoint prefix in a folder that has no `checkpoint` state file, or None."""
-    prefixes = [os.path.join(folder, name[:-len('.index')]) for name in os.listdir(folder) if name.endswith('.index')]
-    return max(prefixes, key=lambda p: os.path.getmtime(p + '.index')) if prefixes else None
-
-
-def check_transform_checkpoint(prefix):
-    """Raise UsageError unless `prefix` is a checkpoint of this transform network with finite weights; return
-    the weights, name -> array."""
-    check_checkpoint_variables(prefix, expected_transform_variables(), 'transform-network checkpoint',
-                               CHECKPOINT_FIX)
-    reader = tf.train.load_checkpoint(prefix)
-    weights = {}
-    for name in sorted(expected_transform_variables()):
-        try:
-            weights[name] = reader.get_tensor(name)
-        except Exception as error:  # truncated or corrupt data files raise assorted errors
-            raise UsageError('%s is damaged: %s cannot be read (%s); use another checkpoint'
-                             % (prefix, name, str(error).strip().splitlines()[0])) from None
-        if not np.isfinite(weights[name]).all():
-            raise UsageError('%s holds non-finite weights (%s has NaN or Inf values): its training diverged; use an '
-                             'earlier checkpoint of the same folder' % (prefix, name))
-    return weights
-
-
 def fed_weights():
     """For inference from arrays in memory: a variable scope in which net() reads each weight from a placeholder
     named like its variable, and the dict name -> placeholder to feed.
@@ -392,18 +318,3 @@ def fed_weights():
         placeholders[name] = tf.placeholder(dtype, shape, name=name)
         return placeholders[name]
     return tf.variable_scope(tf.get_variable_scope(), custom_getter=placeholder_getter), placeholders
-
-
-def transform_saver(**kwargs):
-    """A Saver of the transform network's variables alone, by their checkpoint names."""
-    return tf.train.Saver({v.op.name: v for v in transform_variables()}, **kwargs)
-
-
-def save_random_model(prefix, seed=0):
-    """A checkpoint of the untrained network (truncated-normal weights): a demo model and a test fixture."""
-    with tf.Graph().as_default():
-        tf.set_random_seed(seed)
-        net(tf.placeholder(tf.float32, [1, None, None, 3]))
-        with tf.Session() as sess:
-            sess.run(tf.global_variables_initializer())
-            return transform_saver().save(sess, prefix)

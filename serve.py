@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-import model
+import checkpoints
 from nets.stylizer import DEFAULT_MAX_PIXELS, Stylizer
 from nets.tiling import Cancelled
 from preprocessing import color
@@ -478,7 +478,7 @@ def load_models(specs, demo, memory_pixels, precision):
         models[name] = Stylizer(path, memory_pixels, precision)
     if demo:
         with tempfile.TemporaryDirectory(prefix='demo-model') as folder:
-            models['demo'] = Stylizer(model.save_random_model(os.path.join(folder, 'demo.ckpt')), memory_pixels,
+            models['demo'] = Stylizer(checkpoints.save_random_model(os.path.join(folder, 'demo.ckpt')), memory_pixels,
                                       precision)
         models['demo'].kind = 'untrained network (--demo)'
     return models

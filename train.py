@@ -8,19 +8,19 @@ checkpoint there, with its global step and Adam state.
 """
 import argparse
 import os
-import re
 import signal
 import time
 
 import numpy as np
 
+import checkpoints as checkpoint_files
 import distribute
 import losses
 import model
 import reader
 from nets import nets_factory, pretrained
 from preprocessing import preprocessing_factory, vgg_preprocessing
-from utils import (ArgumentParser, UsageError, cli_main, get_init_fn, gpu_available, load_config, log, read_image,
+from utils import (ArgumentParser, UsageError, cli_main, gpu_available, load_config, log, read_image,
                    setup_logging, tf)
 
 CHECKPOINT_NAME = 'fast-style-model.ckpt'
@@ -253,51 +253,6 @@ class StopRequest:
             signal.signal(signum, handler)
 
 
-class Checkpoints:
-    """Saving every CHECKPOINT_EVERY steps and every checkpoint_secs seconds, never a non-finite model.
-
-    tf.train.Saver writes a checkpoint's files before it names the checkpoint in the `checkpoint` state file, so a
-    process killed while saving leaves the previous checkpoints listed and intact.
-    """
-
-    def __init__(self, sess, saver, prefix, config, transform_vars, is_chief=True):
-        self.sess, self.saver, self.prefix, self.is_chief = sess, saver, prefix, is_chief
-        self.every_secs = config.checkpoint_secs
-        self.last_time = time.time()
-        self.last_saved = None
-        self.all_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(v)) for v in transform_vars])
-
-    def due(self, step):
-        return self.is_chief and (step % CHECKPOINT_EVERY == 0 or time.time() - self.last_time >= self.every_secs)
-
-    def save(self, step, name=None):
-        """Save the current state as <prefix>-<step> (or <prefix>-<name>); returns its path. Only the chief
-        writes; the other workers hold the same weights."""
-        if not self.is_chief:
-            return '%s-%s (written by the chief)' % (self.prefix, name or step)
-        if not self.sess.run(self.all_finite):
-            raise UsageError('the model\'s weights became non-finite (NaN or Inf) by step %d; nothing was saved, %s '
-                             '(lower the loss weights, or check the training images)' % (step, self.kept_message()))
-        try:
-            if name:
-                path = self.saver.save(self.sess, '%s-%s' % (self.prefix, name))
-            else:
-                path = self.saver.save(self.sess, self.prefix, global_step=step)
-        except (tf.errors.OpError, OSError) as error:
-            reason = getattr(error, 'message', None) or str(error)
-            raise UsageError('cannot save a checkpoint in %s (%s); free disk space or make the folder writable, '
-                             '%s' % (os.path.dirname(self.prefix), reason.strip().splitlines()[0],
-                                     self.kept_message())) from None
-        self.last_time, self.last_saved = time.time(), path
-        return path
-
-    def kept_message(self):
-        """Which checkpoint survives a failure, for error messages."""
-        if self.last_saved:
-            return 'the last checkpoint %s is intact and training resumes from it' % self.last_saved
-        return 'no checkpoint of this run was written'
-
-
 def train(config, filenames, style_grams, loss_network, max_steps=None, placement=None):
     """Run (or resume) training until the config's epochs are done or the global step reaches max_steps.
 
@@ -319,7 +274,7 @@ def train(config, filenames, style_grams, loss_network, max_steps=None, placemen
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
     with tf.Graph().as_default():
         ops = build_graph(config, filenames, style_grams, loss_network, loader, strategy=placement.strategy)
-        init_loss_network = get_init_fn(config.loss_model_file, config.checkpoint_exclude_scopes)
+        init_loss_network = checkpoint_files.get_init_fn(config.loss_model_file, config.checkpoint_exclude_scopes)
         # Everything but the loss network is saved: the transform weights, the global step and Adam's state.
         saver = tf.train.Saver([v for v in tf.global_variables() if not v.op.name.startswith(config.loss_model)],
                                max_to_keep=config.keep_checkpoints)
@@ -329,7 +284,7 @@ def train(config, filenames, style_grams, loss_network, max_steps=None, placemen
             sess.run(tf.global_variables_initializer())
             sess.run(ops['init'])
             init_loss_network(sess)
-            step, restored = _restore_newest_complete(sess, saver, training_path, ops['global_step'],
+            step, restored = checkpoint_files.restore_newest_complete(sess, saver, training_path, ops['global_step'],
                                                       placement.is_chief)
             if placement.strategy:
                 _check_replicas_agree(sess, ops, step, placement)
@@ -342,8 +297,9 @@ def train(config, filenames, style_grams, loss_network, max_steps=None, placemen
             log.info('training steps %d to %d of %d (%d images, batch %d); checkpoints and summaries %s %s',
                      step + 1, stop_step, end_step, len(filenames), config.batch_size,
                      'in' if placement.is_chief else 'written by the chief in', training_path)
-            checkpoints = Checkpoints(sess, saver, os.path.join(training_path, CHECKPOINT_NAME), config,
-                                      model.transform_variables(), placement.is_chief)
+            checkpoints = checkpoint_files.Checkpoints(
+                sess, saver, os.path.join(training_path, CHECKPOINT_NAME), config, model.transform_variables(),
+                placement.is_chief, CHECKPOINT_EVERY)
             checkpoints.last_saved = restored
             with StopRequest() as stop:
                 progress = ProgressLog(stop_step, config.batch_size,
@@ -374,64 +330,6 @@ def _check_replicas_agree(sess, ops, step, placement):
         raise UsageError('the workers restored different checkpoints (this one is at step %d, the replicas\' mean '
                          'is %g); model_path must be a folder that every worker reads, such as a shared file '
                          'system' % (step, mean_step))
-
-
-def _checkpoint_candidates(training_path):
-    """Checkpoint prefixes in the folder, newest first by the time of their files.
-
-    The state file names a checkpoint only after its files are complete, so a process killed in between leaves the
-    newest complete checkpoint unlisted: listed or not, the newest that loads is the one to resume from.
-    """
-    if not os.path.isdir(training_path):  # a worker that does not see the chief's folder
-        return []
-    state = tf.train.get_checkpoint_state(training_path)  # its paths come joined to the folder
-    listed = [state.model_checkpoint_path, *state.all_model_checkpoint_paths] if state else []
-    found = [os.path.join(training_path, name[:-len('.index')]) for name in os.listdir(training_path)
-             if name.endswith('.index')]
-    prefixes = {os.path.normpath(path) for path in listed + found}
-
-    def written(prefix):  # a V2 checkpoint's index, or a V1 checkpoint's single file; then the step, for ties
-        path = prefix + '.index' if os.path.exists(prefix + '.index') else prefix
-        step = re.search(r'-(\d+)$', prefix)
-        return (os.path.getmtime(path) if os.path.exists(path) else float('-inf'),
-                int(step.group(1)) if step else float('inf'))
-    return sorted(prefixes, key=written, reverse=True)
-
-
-def _restore_newest_complete(sess, saver, training_path, global_step, trim=True):
-    """Restore the newest checkpoint that loads; returns (global step to go on from, its path or None).
-    `trim` deletes old checkpoints beyond keep_checkpoints (the chief's job)."""
-    candidates = _checkpoint_candidates(training_path)
-    for prefix in candidates:
-        try:
-            model.check_transform_checkpoint(prefix)
-            saver.restore(sess, prefix)
-        except (UsageError, tf.errors.OpError, ValueError) as error:
-            log.info('skipping checkpoint %s: %s', prefix, str(error).strip().splitlines()[0])
-            continue
-        step = int(sess.run(global_step))
-        log.info('resumed from %s at step %d', prefix, step)
-        if trim:
-            _keep_newest(saver, candidates[candidates.index(prefix):])
-        return step, prefix
-    if candidates:
-        raise UsageError('no checkpoint in %s can be restored (see the lines above); move them away to train from '
-                         'scratch' % training_path)
-    log.info('no checkpoint in %s: starting from scratch', training_path)
-    return 0, None
-
-
-def _keep_newest(saver, checkpoints):
-    """Hand the Saver the numbered checkpoints up to the restored one (newest first) and delete those beyond its
-    max_to_keep. The Saver rotates only what it saved itself, and a run killed between writing a checkpoint and
-    deleting the oldest leaves one extra: this keeps keep_checkpoints across restarts. Newer ones that failed to
-    restore are left alone; the run overwrites them when it reaches their step."""
-    numbered = [p for p in checkpoints if re.search(r'-\d+$', p)]
-    keep = saver.saver_def.max_to_keep
-    for prefix in numbered[keep:]:
-        log.info('removing old checkpoint %s (keep_checkpoints is %d)', prefix, keep)
-        tf.train.remove_checkpoint(prefix)
-    saver.recover_last_checkpoints(list(reversed(numbered[:keep])))
 
 
 NON_FINITE_CAUSES = {
@@ -552,7 +450,7 @@ def main(argv=None):
     log.info('loss network %s up to %s, weights from %s', config.loss_model, loss_network[1],
              config.loss_model_file)
     style_grams = losses.get_style_features(
-        config, style_pixels, lambda: get_init_fn(config.loss_model_file, config.checkpoint_exclude_scopes),
+        config, style_pixels, lambda: checkpoint_files.get_init_fn(config.loss_model_file, config.checkpoint_exclude_scopes),
         target_dir='generated' if placement.is_chief else None)
     train(config, filenames, style_grams, loss_network, args.max_steps, placement)
 

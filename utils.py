@@ -278,64 +278,6 @@ def load_config(path):
     return config
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Checkpoints
-# --------------------------------------------------------------------------------------------------------------
-
-def checkpoint_exists(prefix):
-    """True for a V2 checkpoint prefix (prefix.index) or a V1 single-file checkpoint."""
-    return os.path.isfile(prefix + '.index') or os.path.isfile(prefix)
-
-
-def expected_variables(build_fn):
-    """Names and shapes of the variables that `build_fn()` creates, found in a scratch graph."""
-    with tf.Graph().as_default():
-        build_fn()
-        return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
-
-
-def read_checkpoint_shapes(prefix, what):
-    """Variable name -> shape map of a checkpoint, or a UsageError saying it cannot be read."""
-    try:
-        return tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
-    except (tf.errors.OpError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UsageError('%s cannot be read as a TensorFlow checkpoint: %s (%s)' % (what, prefix, reason)) from None
-
-
-def check_variable_shapes(shapes, expected, source, what, fix):
-    """Raise UsageError unless `shapes` (name -> shape, read from `source`) has every expected variable."""
-    missing = sorted(name for name in expected if name not in shapes)
-    if missing:
-        raise UsageError('%s is not a %s: %d of its %d variables are missing, e.g. %s (%s)'
-                         % (source, what, len(missing), len(expected), missing[0], fix))
-    for name, shape in sorted(expected.items()):
-        if list(shapes[name]) != list(shape):
-            raise UsageError('%s is not a %s: %s has shape %s, expected %s (%s)'
-                             % (source, what, name, list(shapes[name]), shape, fix))
-
-
-def check_checkpoint_variables(prefix, expected, what, fix):
-    """Raise UsageError unless the checkpoint holds every expected variable with the expected shape."""
-    check_variable_shapes(read_checkpoint_shapes(prefix, what), expected, prefix, what, fix)
-
-
-def get_init_fn(checkpoint, exclude_scopes):
-    """A function that restores the loss network's weights into a session.
-
-    Args:
-      checkpoint: the loss network's checkpoint (e.g. slim's vgg_16.ckpt, V1 or V2 format).
-      exclude_scopes: comma-separated variable scopes not to restore (e.g. 'vgg_16/fc').
-
-    Returns:
-      init_fn(session), restoring every model variable of the current graph outside those scopes.
-    """
-    exclusions = [scope.strip() for scope in exclude_scopes.split(',') if scope.strip()]
-    variables = [v for v in slim.get_model_variables()
-                 if not any(v.op.name.startswith(scope) for scope in exclusions)]
-    return slim.assign_from_checkpoint_fn(checkpoint, variables)
-
-
 def gpu_available():
     return bool(tf.config.list_physical_devices('GPU'))
 

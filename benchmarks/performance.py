@@ -54,6 +54,7 @@ def _time_runs(run, repeats):
 def measure_forward(variant, repeats, model_prefix, height, width):
     """Warm session, batch 1, uint8 in and out, as eval.py runs it."""
     import numpy as np
+    import checkpoints
     import model
     from utils import session_config, tf
     bf16 = _use_variant(variant)
@@ -63,7 +64,7 @@ def measure_forward(variant, repeats, model_prefix, height, width):
         stylized = model.stylize_uint8(images)
         sessions = [tf.Session(config=session_config(reduced)) for reduced in ([True, False] if bf16 else [False])]
         for sess in sessions:
-            model.transform_saver().restore(sess, model_prefix)
+            checkpoints.transform_saver().restore(sess, model_prefix)
         times = _time_runs(lambda: sessions[0].run(stylized, {images: image}), repeats)
         outputs = [sess.run(stylized, {images: image}).astype(int) for sess in sessions]
     difference = abs(outputs[0] - outputs[-1])  # bf16 against float32; 0 for float32 runs
@@ -112,7 +113,8 @@ def measure_train(variant, repeats, vgg_prefix, image_dir):
     import reader
     import train
     from nets import nets_factory
-    from utils import get_init_fn, session_config, tf
+    from checkpoints import get_init_fn
+    from utils import session_config, tf
     bf16 = _use_variant(variant)
     config = argparse.Namespace(image_size=TRAIN_SIZE, batch_size=TRAIN_BATCH, loss_model='vgg_16',
                                 mixed_precision=bf16,
@@ -141,7 +143,8 @@ def measure_gatys(variant, repeats, vgg_prefix):
     """stylize.py's Adam iteration at GATYS_SIZE; the baseline builds VGG-16 through pool5, as tutorials do."""
     import numpy as np
     import stylize
-    from utils import get_init_fn, session_config, tf
+    from checkpoints import get_init_fn
+    from utils import session_config, tf
     bf16 = variant == 'bf16'
     args = stylize.parse_args(['--content', 'c.jpg', '--style', 's.jpg', '--optimizer', 'adam'])
     layers = args.content_layers + args.style_layers
@@ -269,14 +272,14 @@ def make_inputs(scratch):
     """A random transform model, a random VGG-16, a 1024 JPEG and training images, all in `scratch`."""
     import numpy as np
     from PIL import Image
-    import model
+    import checkpoints
     from nets import pretrained
     rng = np.random.default_rng(0)
 
     def photo(size):
         small = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
         return Image.fromarray(small).resize((size, size), Image.BICUBIC)
-    paths = {'model': model.save_random_model(os.path.join(scratch, 'model', 'fast-style-model.ckpt-done')),
+    paths = {'model': checkpoints.save_random_model(os.path.join(scratch, 'model', 'fast-style-model.ckpt-done')),
              'vgg': pretrained.save_random_vgg(os.path.join(scratch, 'vgg_16.ckpt')),
              'jpeg': os.path.join(scratch, 'photo.jpg'), 'train': os.path.join(scratch, 'train')}
     photo(1024).save(paths['jpeg'], quality=90)

@@ -17,10 +17,11 @@ import urllib.request
 import numpy as np
 from tqdm import tqdm
 
+from checkpoints import (check_checkpoint_variables, check_variable_shapes, checkpoint_exists, expected_variables,
+                         get_init_fn)
 from nets import nets_factory
 from preprocessing import vgg_preprocessing
-from utils import (UsageError, check_checkpoint_variables, check_variable_shapes, checkpoint_exists, expected_variables,
-                   get_init_fn, log, require_file, slim, tf)
+from utils import UsageError, log, require_file, slim, tf
 
 CHUNK_BYTES = 1 << 20
 # vgg16.npy's BGR means, in our RGB order.

@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 
+import checkpoints
 import model
 from nets import tiling
 from utils import UsageError, log, native_logs_muted, require_file, session_config, tf
@@ -85,7 +86,7 @@ def _saved_model_weights(path):
     """The transform weights a SavedModel from export.py holds, read and checked before TensorFlow loads them
     (a damaged variables file is then a one-line error, not the loader's stack)."""
     try:
-        return model.check_transform_checkpoint(os.path.join(path, 'variables', 'variables'))
+        return checkpoints.check_transform_checkpoint(os.path.join(path, 'variables', 'variables'))
     except UsageError as error:
         raise UsageError('%s is not a usable SavedModel from export.py: %s' % (path, error)) from None
 
@@ -125,11 +126,11 @@ class Stylizer:
             self.kind, (self._run, self._weights) = 'SavedModel', self._load_saved_model(model_file)
         else:
             self.kind, (self._run, self._weights) = 'checkpoint', self._load_checkpoint(
-                model.find_checkpoint(model_file))
+                checkpoints.find_checkpoint(model_file))
         self.graph.finalize()
 
     def _load_checkpoint(self, prefix):
-        weights = model.check_transform_checkpoint(prefix)
+        weights = checkpoints.check_transform_checkpoint(prefix)
         with self.graph.as_default():
             images = tf.placeholder(tf.uint8, [None, None, None, 3], name='images')
             scope, placeholders = model.fed_weights()

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import checkpoints
 import eval as eval_py
 import export
 import losses
@@ -197,12 +198,12 @@ def test_a_save_with_non_finite_weights_is_refused_and_writes_nothing(tmp_path):
         weight = tf.Variable(np.array([1.0, np.inf], np.float32), name='w')
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
-            checkpoints = train.Checkpoints(sess, tf.train.Saver(), str(tmp_path / 'm.ckpt'),
-                                            Config(checkpoint_secs=600.0), [weight])
+            saving = checkpoints.Checkpoints(sess, tf.train.Saver(), str(tmp_path / 'm.ckpt'),
+                                             Config(checkpoint_secs=600.0), [weight])
             with pytest.raises(UsageError, match='became non-finite .* by step 7; nothing was saved'):
-                checkpoints.save(7)
+                saving.save(7)
             weight.load(np.array([1.0, 2.0], np.float32), sess)
-            assert checkpoints.save(8).endswith('m.ckpt-8')
+            assert saving.save(8).endswith('m.ckpt-8')
     assert sorted(name.split('.')[1] for name in os.listdir(tmp_path) if name.endswith('.index')) == ['ckpt-8']
 
 

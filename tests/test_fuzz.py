@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 from PIL import Image
 
-import model
+import checkpoints
 import reader
 from nets import pretrained
 from nets.stylizer import Stylizer
@@ -114,6 +114,6 @@ def test_random_bytes_as_checkpoints_and_frozen_graphs(data):
     _write('m.ckpt.index', data)
     _write('m.ckpt.data-00000-of-00001', data[::-1])
     with pytest.raises(UsageError):
-        model.check_transform_checkpoint(prefix)
+        checkpoints.check_transform_checkpoint(prefix)
     with pytest.raises(UsageError):
         Stylizer(_write('m.pb', data))

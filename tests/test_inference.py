@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import checkpoints
 import eval as eval_py
 import export
 import model
@@ -82,7 +83,7 @@ def test_tiles_use_whole_image_statistics_and_match_the_whole_image(trained_mode
 
 
 def test_the_tiled_progress_bar_counts_what_it_says(trained_model, capsys):
-    tiled = tiling.TiledTransform(model.check_transform_checkpoint(model.find_checkpoint(trained_model)), 64)
+    tiled = tiling.TiledTransform(checkpoints.check_transform_checkpoint(checkpoints.find_checkpoint(trained_model)), 64)
     try:
         tiled(np.zeros((100, 150, 3), np.uint8))  # 2 x 3 tiles of 64
     finally:

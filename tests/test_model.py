@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import checkpoints
 import model
 from utils import UsageError, tf
 
@@ -139,11 +140,11 @@ def test_mirror_pad_is_numpy_reflect_for_any_length(length, pad):
 
 def test_find_checkpoint_resolves_folders_prefixes_and_file_names(trained_model):
     done = trained_model + '/fast-style-model.ckpt-done'
-    assert model.find_checkpoint(trained_model) == done
-    assert model.find_checkpoint(done) == done
-    assert model.find_checkpoint(done + '.index') == done
+    assert checkpoints.find_checkpoint(trained_model) == done
+    assert checkpoints.find_checkpoint(done) == done
+    assert checkpoints.find_checkpoint(done + '.index') == done
     with pytest.raises(UsageError, match='model file not found'):
-        model.find_checkpoint(trained_model + '/nothing.ckpt')
+        checkpoints.find_checkpoint(trained_model + '/nothing.ckpt')
 
 
 def test_find_checkpoint_in_a_copied_folder_without_state_file(tmp_path, trained_model):
@@ -151,9 +152,9 @@ def test_find_checkpoint_in_a_copied_folder_without_state_file(tmp_path, trained
     copy = tmp_path / 'copy'
     shutil.copytree(trained_model, copy)
     (copy / 'checkpoint').unlink()
-    assert model.find_checkpoint(str(copy)).startswith(str(copy / 'fast-style-model.ckpt-'))
+    assert checkpoints.find_checkpoint(str(copy)).startswith(str(copy / 'fast-style-model.ckpt-'))
     with pytest.raises(UsageError, match='no checkpoint in model folder'):
-        model.find_checkpoint(str(tmp_path))
+        checkpoints.find_checkpoint(str(tmp_path))
 
 
 def _stylize_both_ways(prefix, image):
@@ -165,7 +166,7 @@ def _stylize_both_ways(prefix, image):
             out = tf.cast(tf.clip_by_value(model.net(model.mean_image_subtraction(images), reference=reference),
                                            0, 255), tf.uint8)
             with tf.Session() as sess:
-                model.transform_saver().restore(sess, prefix)
+                checkpoints.transform_saver().restore(sess, prefix)
                 results.append(sess.run(out, {images: image}))
     return results
 
@@ -173,7 +174,7 @@ def _stylize_both_ways(prefix, image):
 @pytest.mark.parametrize('height,width', [(1, 1), (2, 3), (7, 5), (31, 33), (6, 90), (65, 4)])
 def test_fast_formulation_gives_the_reference_pixels(tmp_path, height, width):
     """Sub-pixel upsampling, row-split last convolution and fused normalization change no pixel beyond rounding."""
-    prefix = model.save_random_model(str(tmp_path / 'random.ckpt'), seed=height)
+    prefix = checkpoints.save_random_model(str(tmp_path / 'random.ckpt'), seed=height)
     image = np.random.default_rng(width).integers(0, 256, (2, height, width, 3), dtype=np.uint8)
     fast, reference = _stylize_both_ways(prefix, image)
     difference = np.abs(fast.astype(int) - reference)

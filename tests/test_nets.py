@@ -5,7 +5,8 @@ from tf_slim.nets import vgg as slim_vgg
 
 from helpers import save_random_vgg
 from nets import nets_factory, pretrained
-from utils import get_init_fn, slim, tf
+from checkpoints import get_init_fn
+from utils import slim, tf
 
 
 def _build(fn, size=224, **kwargs):

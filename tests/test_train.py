@@ -9,13 +9,15 @@ import sys
 import numpy as np
 import pytest
 
+import checkpoints
 import losses
 import model
 import reader
 import train
 from helpers import usage_error, write_config
 from nets import nets_factory
-from utils import get_init_fn, load_config, tf
+from checkpoints import get_init_fn
+from utils import load_config, tf
 
 
 def _event_tags(folder):
@@ -178,7 +180,7 @@ def _losses_and_gradients(config, filenames, grams, model_prefix, reference):
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             get_init_fn(config.loss_model_file, config.checkpoint_exclude_scopes)(sess)
-            model.transform_saver().restore(sess, model_prefix)
+            checkpoints.transform_saver().restore(sess, model_prefix)
             return sess.run([{key: ops[key] for key in ('total', 'content', 'style', 'tv')}, gradients])
 
 
@@ -189,7 +191,7 @@ def test_fast_training_graph_gives_the_original_losses_and_gradients(workspace):
     filenames = ['train/img0.jpg', 'train/img1.jpg']  # batch 2: both graphs see the same batch
     rng = np.random.default_rng(0)
     grams = [rng.uniform(0, 50, (channels, channels)).astype(np.float32) for channels in (64, 128, 256, 512)]
-    prefix = model.save_random_model(str(workspace / 'start.ckpt'))
+    prefix = checkpoints.save_random_model(str(workspace / 'start.ckpt'))
     fast_losses, fast_gradients = _losses_and_gradients(config, filenames, grams, prefix, reference=False)
     losses_, gradients = _losses_and_gradients(config, filenames, grams, prefix, reference=True)
     for key, value in losses_.items():
