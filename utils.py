@@ -1,4 +1,4 @@
-"""Shared helpers: a quiet TensorFlow, user-facing errors, style configs, checkpoints and image files.
+"""Shared helpers: a quiet TensorFlow, user-facing errors, style configs, session options and image files.
 
 Every entry point imports this module first, so that TensorFlow is loaded once, in graph mode, without its
 start-up banners. Set TF_CPP_MIN_LOG_LEVEL yourself to see TensorFlow's own logs again.
@@ -277,6 +277,10 @@ def load_config(path):
         _check_range(path, key, config[key])
     return config
 
+
+# --------------------------------------------------------------------------------------------------------------
+# Sessions and devices
+# --------------------------------------------------------------------------------------------------------------
 
 def gpu_available():
     return bool(tf.config.list_physical_devices('GPU'))
