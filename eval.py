@@ -18,8 +18,8 @@ import time
 from tqdm import tqdm
 
 from files import refuse_collisions, refuse_overwriting_inputs, write_image
-from nets.stylizer import DEFAULT_MAX_PIXELS, Stylizer
-from preprocessing import color
+from inference import color
+from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer
 from utils import (IMAGE_FORMATS, PRECISIONS, ArgumentParser, UsageError, cli_main, load_image, log, output_format,
                    run_and_exit, setup_logging)
 
@@ -183,7 +183,7 @@ def main(argv=None):
     setup_logging()
     args = parse_args(argv)
     if args.video:
-        from preprocessing import video
+        from inference import video
         video.check_available()
         output = args.output or os.path.join('generated', 'res.mp4')
         refuse_overwriting_inputs([output], [args.video])

@@ -16,7 +16,7 @@ import os
 import checkpoints
 import model
 from files import contains, replacing_folder, write_bytes
-from nets import stylizer
+from inference import stylizer
 from preprocessing import vgg_preprocessing
 from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, tf
 

@@ -28,9 +28,9 @@ import numpy as np
 from PIL import Image
 
 import checkpoints
-from nets.stylizer import DEFAULT_MAX_PIXELS, Stylizer
-from nets.tiling import Cancelled
-from preprocessing import color
+from inference import color
+from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer
+from inference.tiling import Cancelled
 from utils import (PRECISIONS, ArgumentParser, UsageError, cli_main, encode_image, load_image, log, setup_logging,
                    shorten)
 

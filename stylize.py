@@ -15,8 +15,8 @@ from tqdm import tqdm
 
 import losses
 from files import refuse_overwriting_inputs, write_image
+from inference import color
 from nets import nets_factory, pretrained
-from preprocessing import color
 from utils import (CONFIG_SCHEMA, PRECISIONS, ArgumentParser, UsageError, cli_main, image_size, log, output_format,
                    read_image, run_and_exit, session_config, setup_logging, tf)
 

@@ -16,13 +16,13 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from nets.stylizer import DEFAULT_MAX_PIXELS  # noqa: E402 (after the path it lives on)
+from inference.stylizer import DEFAULT_MAX_PIXELS  # noqa: E402 (after the path it lives on)
 WORKER = '''
 import resource, sys, time
 sys.path.insert(0, %r)
 import numpy as np
 from PIL import Image
-from nets.stylizer import Stylizer
+from inference.stylizer import Stylizer
 image = np.asarray(Image.open(sys.argv[2]).convert('RGB'))
 stylizer = Stylizer(sys.argv[1], max_pixels=int(sys.argv[3]))
 start = time.time()

@@ -12,8 +12,8 @@ from PIL import Image
 
 import checkpoints
 import reader
+from inference.stylizer import Stylizer
 from nets import pretrained
-from nets.stylizer import Stylizer
 from utils import CONFIG_SCHEMA, UsageError, load_config, load_image
 
 # Derandomized: CI runs the same examples every time (set FUZZ_EXAMPLES higher and derandomize off to explore).

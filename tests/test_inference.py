@@ -14,9 +14,8 @@ import eval as eval_py
 import export
 import model
 from helpers import make_video, write_image_file
-from nets import tiling
-from nets.stylizer import Stylizer
-from preprocessing import color
+from inference import color, tiling
+from inference.stylizer import Stylizer
 from utils import UsageError, load_image, session_config, tf
 
 
@@ -186,6 +185,16 @@ def test_strength_and_preserve_colors(tmp_path, trained_model, stylizer):
     assert inside.mean() > 0.2 and chroma.max() < 1.5
 
 
+def test_finish_in_bands_equals_the_whole_image_at_once():
+    rng = np.random.default_rng(0)
+    stylized, original = (rng.integers(0, 256, (600, 37, 3), np.uint8) for _ in range(2))  # 3 bands of rows
+    whole = color.transfer_luminance(stylized, original)
+    np.testing.assert_array_equal(color.finish(stylized, original, preserve_colors=True), whole)
+    blended = np.clip(np.round(0.3 * whole.astype(np.float32) + 0.7 * original), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(color.finish(stylized, original, True, 0.3), blended)
+    assert color.finish(stylized, original) is stylized
+
+
 PLAIN_SAVED_MODEL = '''
 import sys, numpy as np, tensorflow as tf
 from PIL import Image
@@ -309,7 +318,7 @@ def test_video_keeps_frame_rate_audio_and_size(tmp_path, trained_model):
 
 
 def test_smoothing_blends_each_frame_with_the_previous_output():
-    from preprocessing import video
+    from inference import video
     frames = [np.full((2, 2, 3), value, np.uint8) for value in (0, 100, 200)]
     smoothed = [frame[0, 0, 0] for frame in video._smoothed(iter(frames), 0.25)]
     assert smoothed == [0, 75, 169]  # 0.75 * 100; 0.25 * 75 + 0.75 * 200 = 168.75

@@ -1,5 +1,4 @@
-"""VGG preprocessing against numpy: means, cover-resize (TF1 bilinear), central crop, and the inverse; colour
-finishing in bands of rows."""
+"""VGG preprocessing against numpy: means, cover-resize (TF1 bilinear), central crop, and the inverse."""
 import numpy as np
 import pytest
 
@@ -61,13 +60,3 @@ def test_unknown_preprocessing_name():
     with pytest.raises(ValueError, match='vgg_16'):
         preprocessing_factory.get_preprocessing('inception')
 
-
-def test_finish_in_bands_equals_the_whole_image_at_once():
-    from preprocessing import color
-    rng = np.random.default_rng(0)
-    stylized, original = (rng.integers(0, 256, (600, 37, 3), np.uint8) for _ in range(2))  # 3 bands of rows
-    whole = color.transfer_luminance(stylized, original)
-    np.testing.assert_array_equal(color.finish(stylized, original, preserve_colors=True), whole)
-    blended = np.clip(np.round(0.3 * whole.astype(np.float32) + 0.7 * original), 0, 255).astype(np.uint8)
-    np.testing.assert_array_equal(color.finish(stylized, original, True, 0.3), blended)
-    assert color.finish(stylized, original) is stylized

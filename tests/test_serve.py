@@ -16,8 +16,8 @@ from PIL import Image
 
 import export
 from helpers import ROOT, png, request, start_server
-from nets.stylizer import Stylizer
-from preprocessing import color
+from inference import color
+from inference.stylizer import Stylizer
 
 
 @pytest.fixture(scope='module')

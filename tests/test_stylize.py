@@ -7,7 +7,7 @@ from PIL import Image
 
 import stylize
 from helpers import usage_error, write_image_file
-from preprocessing import color
+from inference import color
 from utils import UsageError, tf
 
 

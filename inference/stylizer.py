@@ -2,7 +2,7 @@
 
 Forms: a checkpoint prefix (V1 or V2), a model folder (its latest checkpoint), or from export.py a frozen GraphDef
 (.pb), a SavedModel folder or a TFLite model (.tflite, run by TensorFlow's TFLite interpreter). Images above a
-pixel budget are stylized in tiles with the whole image's normalization statistics (nets/tiling.py), using the
+pixel budget are stylized in tiles with the whole image's normalization statistics (inference/tiling.py), using the
 model's weights in our own graph (which a .tflite does not give).
 
 A .pb or SavedModel can hold any TensorFlow op. Graphs whose inference part reads or writes files or calls
@@ -16,7 +16,7 @@ import numpy as np
 
 import checkpoints
 import model
-from nets import tiling
+from inference import tiling
 from utils import UsageError, log, native_logs_muted, require_file, session_config, tf
 
 # About 0.3 KB of memory per pixel for a whole image on top of 0.6 GB (benchmarks/tiled_inference.py): 2.5 megapixels

@@ -51,7 +51,7 @@ def stylize_video(stylizer, source, output, batch_size, smooth, finish):
     """Stylize every frame of `source` into `output`, keeping the frame rate and the audio track.
 
     Args:
-      stylizer: a nets.stylizer.Stylizer.
+      stylizer: an inference.stylizer.Stylizer.
       source, output: video files (output's container from its extension, e.g. .mp4).
       batch_size: frames stylized per run.
       smooth: share of the previous output frame blended into each new one (0 = none), against flicker.
