@@ -20,8 +20,8 @@ from tqdm import tqdm
 from files import refuse_collisions, refuse_overwriting_inputs, write_image
 from inference import color
 from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer
-from utils import (IMAGE_FORMATS, PRECISIONS, ArgumentParser, UsageError, cli_main, load_image, log, output_format,
-                   run_and_exit, setup_logging)
+from utils import (IMAGE_FORMATS, ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main,
+                   load_image, log, output_format, run_and_exit, setup_logging)
 
 INPUT_EXTENSIONS = tuple(IMAGE_FORMATS)
 
@@ -42,16 +42,11 @@ def parse_args(argv):
                         help="the results' format (default: each input's own; generated/res.jpg for one image); "
                              "with a file --output, its extension must agree")
     parser.add_argument('--quality', type=int, default=95, help='JPEG and WebP quality, 1..100 (default: %(default)s)')
-    parser.add_argument('--strength', type=float, default=1.0,
-                        help='blend with the original: 1 is fully stylized, 0 the original (default: %(default)s)')
-    parser.add_argument('--preserve_colors', action='store_true',
-                        help="keep the input's colours: take only the stylized luminance (YCbCr)")
+    add_colour_options(parser)
     parser.add_argument('--max_pixels', type=int, default=DEFAULT_MAX_PIXELS,
                         help='above this many pixels an image is stylized in tiles, keeping memory bounded '
                              '(default: %(default)s, about 1.4 GB, 2.2 GB tiled)')
-    parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
-                        help='bf16: convolutions in bfloat16 (float16 on GPUs), about 1.7x faster on CPUs with '
-                             'AVX512_BF16 or AMX, pixels within a few grey levels (default: %(default)s)')
+    add_precision_option(parser)
     parser.add_argument('--batch_size', type=int, default=4, help='video frames per run (default: %(default)s)')
     parser.add_argument('--smooth', type=float, default=0.0,
                         help='video: blend each output frame with this share of the previous one to reduce '
@@ -142,20 +137,21 @@ def output_paths(inputs, specs, output, fmt):
     return paths
 
 
-def finish(stylized, original, args):
-    """Apply --preserve_colors and --strength to a stylized image."""
-    return color.finish(stylized, original, args.preserve_colors, args.strength)
+def stylize_images(stylize, inputs, outputs, quality):
+    """Stylize every input; report and skip the ones that fail. Returns the number of failures.
 
-
-def stylize_images(stylizer, inputs, outputs, args):
-    """Stylize every input; report and skip the ones that fail. Returns the number of failures."""
+    Args:
+      stylize: stylize(rgb) -> the finished result (the model, then colour and strength).
+      inputs: (path, name) pairs from collect_inputs; outputs: a path for each.
+      quality: JPEG and WebP quality.
+    """
     failures = 0
     start = time.time()
     with tqdm(total=len(inputs), unit='img', mininterval=1) as bar:
         for (path, _), output in zip(inputs, outputs):
             try:
                 rgb, alpha = load_image(path, 'content image')
-                write_image(output, finish(stylizer(rgb), rgb, args), alpha, args.quality)
+                write_image(output, stylize(rgb), alpha, quality)
             except UsageError as error:
                 failures += 1
                 tqdm.write('skipped: %s' % error, file=sys.stderr)
@@ -165,32 +161,32 @@ def stylize_images(stylizer, inputs, outputs, args):
     return failures
 
 
-def stylize_one(stylizer, path, rgb, alpha, output, args):
+def stylize_one(stylize, path, rgb, alpha, output, quality):
     """One image: its problems are the command's error (exit status 2)."""
     start = time.time()
-    write_image(output, finish(stylizer(rgb), rgb, args), alpha, args.quality)
+    write_image(output, stylize(rgb), alpha, quality)
     log.info('stylized %s (%dx%d) in %.2f s, written to %s', path, rgb.shape[1], rgb.shape[0], time.time() - start,
              output)
-
-
-def load_model(args):
-    """The model with the options' pixel budget and precision, the same for every kind of input."""
-    return Stylizer(args.model_file, args.max_pixels, args.precision)
 
 
 @cli_main
 def main(argv=None):
     setup_logging()
     args = parse_args(argv)
+
+    def load_model():  # one construction for every kind of input, so that no option is dropped on one path
+        return Stylizer(args.model_file, args.max_pixels, args.precision)
+
+    def finish(stylized, original):
+        return color.finish(stylized, original, args.preserve_colors, args.strength)
     if args.video:
         from inference import video
         video.check_available()
         output = args.output or os.path.join('generated', 'res.mp4')
         refuse_overwriting_inputs([output], [args.video])
-        stylizer = load_model(args)
-        video.stylize_video(stylizer, args.video, output, args.batch_size,
-                            args.smooth, lambda frames, originals: [finish(f, o, args) for f, o in
-                                                                    zip(frames, originals)])
+        stylizer = load_model()
+        video.stylize_video(stylizer, args.video, output, args.batch_size, args.smooth,
+                            lambda frames, originals: [finish(f, o) for f, o in zip(frames, originals)])
         return
     inputs = collect_inputs(args.image_file)
     outputs = output_paths(inputs, args.image_file, args.output, args.format)
@@ -198,10 +194,12 @@ def main(argv=None):
         output_format(output)
     if len(inputs) == 1:
         rgb, alpha = load_image(inputs[0][0], 'content image')  # before the model loads: fail fast
-        stylize_one(load_model(args), inputs[0][0], rgb, alpha, outputs[0], args)
+        stylizer = load_model()
+        stylize_one(lambda pixels: finish(stylizer(pixels), pixels), inputs[0][0], rgb, alpha, outputs[0],
+                    args.quality)
         return
-    stylizer = load_model(args)
-    failures = stylize_images(stylizer, inputs, outputs, args)
+    stylizer = load_model()
+    failures = stylize_images(lambda pixels: finish(stylizer(pixels), pixels), inputs, outputs, args.quality)
     stylizer.close()
     if failures:
         print('error: %d of %d images could not be stylized (see the lines above)' % (failures, len(inputs)),

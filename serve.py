@@ -31,8 +31,8 @@ import checkpoints
 from inference import color
 from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer
 from inference.tiling import Cancelled
-from utils import (PRECISIONS, ArgumentParser, UsageError, cli_main, encode_image, load_image, log, setup_logging,
-                   shorten)
+from utils import (ArgumentParser, UsageError, add_precision_option, cli_main, encode_image, load_image, log,
+                   setup_logging, shorten)
 
 FORMATS = {'png': 'PNG', 'jpeg': 'JPEG', 'jpg': 'JPEG', 'webp': 'WEBP'}
 MEDIA_TYPES = {'PNG': 'image/png', 'JPEG': 'image/jpeg', 'WEBP': 'image/webp'}
@@ -446,8 +446,7 @@ def parse_args(argv):
     limits.add_argument('--max_connections', type=int, default=100,
                         help='open connections; more are answered 503 and closed (default: %(default)s, lowered to '
                              'fit the file-descriptor limit, keeping 32 for the process)')
-    parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
-                        help='bf16: convolutions in 16-bit floats, faster where supported (default: %(default)s)')
+    add_precision_option(parser)
     args = parser.parse_args(argv)
     if not args.model and not args.demo:
         parser.error('name at least one --model NAME=PATH (or --demo)')

@@ -6,6 +6,7 @@ VGG-16 features match the content image's and its Gram matrices match the style 
 No training: each image takes a few minutes on a CPU at 512 pixels (seconds on a GPU).
 """
 import argparse
+import dataclasses
 import os
 import time
 
@@ -17,8 +18,8 @@ import losses
 from files import refuse_overwriting_inputs, write_image
 from inference import color
 from nets import nets_factory, pretrained
-from utils import (CONFIG_SCHEMA, PRECISIONS, ArgumentParser, UsageError, cli_main, image_size, log, output_format,
-                   read_image, run_and_exit, session_config, setup_logging, tf)
+from utils import (CONFIG_SCHEMA, ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main,
+                   image_size, log, output_format, read_image, run_and_exit, session_config, setup_logging, tf)
 
 LOSS_MODEL = 'vgg_16'
 VGG_URL = CONFIG_SCHEMA['loss_model_url'][1]  # slim's archive, as train.py downloads it
@@ -52,8 +53,7 @@ def parse_args(argv):
     io.add_argument('--max_memory', type=float, default=DEFAULT_MAX_MEMORY_GB,
                     help='refuse sizes whose estimated peak memory is above this many GB; the estimate is about '
                          '0.85 GB plus 2.9 KB per result pixel (default: %(default)s, about 5 megapixels)')
-    io.add_argument('--preserve_colors', action='store_true',
-                    help="keep the content's colours: transfer the luminance only (YCbCr)")
+    add_colour_options(io, strength=False)
     net = parser.add_argument_group('losses')
     net.add_argument('--loss_model_file', default='pretrained/vgg_16.ckpt',
                      help='slim vgg_16.ckpt (V1 or V2) or a vgg16.npy dict (default: %(default)s, downloaded there '
@@ -75,8 +75,7 @@ def parse_args(argv):
     opt.add_argument('--init', choices=('noise', 'content', 'style'), default='content',
                      help='start image: noise (truncated normal, mean 127.5, stddev 20), the content, or the '
                           'style resized to the result (default: %(default)s)')
-    opt.add_argument('--precision', choices=PRECISIONS, default='fp32',
-                     help='bf16: VGG in 16-bit floats, faster on CPUs with AVX512_BF16 or AMX (default: %(default)s)')
+    add_precision_option(opt)
     opt.add_argument('--seed', type=int, default=0, help='seed of the noise start image (default: %(default)s)')
     opt.add_argument('--optimizer', choices=('adam', 'lbfgs'), default='lbfgs',
                      help='lbfgs reaches a lower loss per second here, see README (default: %(default)s)')
@@ -195,18 +194,36 @@ class FeatureNet:
         return end_points
 
 
-def compute_targets(features, content, styles, args):
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """What the losses are made of: the layers, their weights, and how several styles blend."""
+    content_layers: list
+    style_layers: list
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 0.0
+    style_layer_weights: list = None  # one per style layer; None: all 1
+    style_blend: list = None  # one per style image; None: equal
+
+
+def recipe_of(args):
+    """The Recipe that the command line asks for."""
+    return Recipe(args.content_layers, args.style_layers, args.content_weight, args.style_weight, args.tv_weight,
+                  args.style_layer_weights, args.style_blend)
+
+
+def compute_targets(features, content, styles, recipe):
     """(content features per content layer, blended style Gram matrices per style layer) as numpy arrays."""
-    weights = np.asarray(args.style_blend or [1.0] * len(styles), np.float64)
+    weights = np.asarray(recipe.style_blend or [1.0] * len(styles), np.float64)
     weights = weights / weights.sum()
     with tf.Graph().as_default():
         images = tf.placeholder(tf.float32, [1, None, None, 3])
         end_points = features.end_points(images)
-        grams = [losses.gram(end_points[layer])[0] for layer in args.style_layers]
+        grams = [losses.gram(end_points[layer])[0] for layer in recipe.style_layers]
         init_fn = features.make_init_fn()
         with tf.Session() as sess:
             init_fn(sess)
-            content_targets = sess.run([end_points[layer] for layer in args.content_layers],
+            content_targets = sess.run([end_points[layer] for layer in recipe.content_layers],
                                        {images: content[None].astype(np.float32)})
             blended = [0.0] * len(grams)
             for weight, style in zip(weights, styles):
@@ -219,16 +236,16 @@ def mean_squared(a, b):
     return tf.reduce_mean(tf.squared_difference(a, b))
 
 
-def build_losses(end_points, image, targets, args):
+def build_losses(end_points, image, targets, recipe):
     """Content, style and total-variation losses of the image, and their weighted sum; a dict of tensors."""
     content_targets, grams = targets
-    layer_weights = args.style_layer_weights or [1.0] * len(args.style_layers)
+    layer_weights = recipe.style_layer_weights or [1.0] * len(recipe.style_layers)
     content = tf.add_n([mean_squared(end_points[layer], target)
-                        for layer, target in zip(args.content_layers, content_targets)])
+                        for layer, target in zip(recipe.content_layers, content_targets)])
     style = tf.add_n([weight * mean_squared(losses.gram(end_points[layer])[0], target)
-                      for layer, target, weight in zip(args.style_layers, grams, layer_weights)])
+                      for layer, target, weight in zip(recipe.style_layers, grams, layer_weights)])
     tv = losses.total_variation_loss(image)
-    total = args.content_weight * content + args.style_weight * style + args.tv_weight * tv
+    total = recipe.content_weight * content + recipe.style_weight * style + recipe.tv_weight * tv
     return {'total': total, 'content': content, 'style': style, 'tv': tv}
 
 
@@ -300,24 +317,34 @@ def run_lbfgs(sess, image, loss_ops, gradient, iterations, progress):
     return result.x.reshape(shape)[0].astype(np.float32)
 
 
-def optimize(features, start, targets, args, progress):
-    """Optimize the image from `start`; returns (float image (H, W, 3), final loss values)."""
+def optimize(features, start, targets, recipe, progress, optimizer='lbfgs', iterations=50, learning_rate=10.0,
+             precision='fp32'):
+    """Optimize the image from `start`.
+
+    Args:
+      features: the FeatureNet; start: float32 (H, W, 3); targets: from compute_targets; recipe: the Recipe.
+      progress: a Progress, closed at the end.
+      optimizer: 'lbfgs' or 'adam' (with learning_rate); iterations: its steps; precision: 'fp32' or 'bf16'.
+
+    Returns:
+      (float image (H, W, 3), final loss values).
+    """
     with tf.Graph().as_default():
         image = tf.Variable(start[None], name='image')
-        loss_ops = build_losses(features.end_points(image), image, targets, args)
-        if args.optimizer == 'adam':
-            train = tf.train.AdamOptimizer(args.learning_rate).minimize(loss_ops['total'], var_list=[image])
+        loss_ops = build_losses(features.end_points(image), image, targets, recipe)
+        if optimizer == 'adam':
+            train = tf.train.AdamOptimizer(learning_rate).minimize(loss_ops['total'], var_list=[image])
         else:
             gradient = tf.gradients(loss_ops['total'], image)[0]
         init_fn = features.make_init_fn()
-        with tf.Session(config=session_config(args.precision == 'bf16')) as sess:
+        with tf.Session(config=session_config(precision == 'bf16')) as sess:
             sess.run(tf.global_variables_initializer())
             init_fn(sess)
             try:
-                if args.optimizer == 'adam':
-                    result = run_adam(sess, image, loss_ops, train, args.iterations, progress)
+                if optimizer == 'adam':
+                    result = run_adam(sess, image, loss_ops, train, iterations, progress)
                 else:
-                    result = run_lbfgs(sess, image, loss_ops, gradient, args.iterations, progress)
+                    result = run_lbfgs(sess, image, loss_ops, gradient, iterations, progress)
             finally:
                 progress.close()
             image.load(result[None], sess)
@@ -342,16 +369,22 @@ def check_inputs(content, styles, weights_file, weights_url, output, download):
     refuse_overwriting_inputs([output], [content, *styles, weights_file])
 
 
-def plan_sizes(args, max_bytes):
+def plan_sizes(content_path, style_paths, max_size, width, height, style_scale, max_bytes):
     """The result's (height, width) and the styles' long side, from the images' headers (nothing is decoded yet).
+
+    Args:
+      content_path, style_paths: the images.
+      max_size, width, height: the result's size as --max_size, --width and --height give it (see result_size).
+      style_scale: the styles' long side relative to the result's.
+      max_bytes: the memory budget.
 
     Raises:
       UsageError: an image is unreadable, or the run would need more than max_bytes of memory.
     """
-    content = image_size(args.content, 'content image')
-    styles = [image_size(path, 'style image') for path in args.style]
-    height, width = result_size(*content, args.max_size, args.width, args.height)
-    style_side = max(1, round(args.style_scale * max(height, width)))
+    content = image_size(content_path, 'content image')
+    styles = [image_size(path, 'style image') for path in style_paths]
+    height, width = result_size(*content, max_size, width, height)
+    style_side = max(1, round(style_scale * max(height, width)))
     style_pixels = max(np.prod(scaled_size(*size, style_side)) for size in styles)
     need = estimate_memory(height * width, style_pixels, sum(np.prod(size) for size in [content, *styles]))
     if need > max_bytes:
@@ -362,10 +395,11 @@ def plan_sizes(args, max_bytes):
 
 
 def stylize(args):
-    """Run the whole method; returns (result uint8 RGB, final loss values)."""
+    """Run the whole method as the command line asks; returns (result uint8 RGB, final loss values)."""
     download = not args.no_download and pretrained.downloadable(args.loss_model_file, LOSS_MODEL)
     check_inputs(args.content, args.style, args.loss_model_file, args.loss_model_url, args.output, download)
-    (height, width), style_side = plan_sizes(args, args.max_memory * 1e9)
+    (height, width), style_side = plan_sizes(args.content, args.style, args.max_size, args.width, args.height,
+                                             args.style_scale, args.max_memory * 1e9)
     if not args.loss_model_file.endswith('.npy'):
         pretrained.ensure_vgg_checkpoint(args.loss_model_file, args.loss_model_url, LOSS_MODEL, download)
     content = resize(read_image(args.content, 'content image'), height, width)
@@ -374,10 +408,12 @@ def stylize(args):
     features.check_size(content, 'result')
     for style in styles:
         features.check_size(style, 'resized style image')
-    targets = compute_targets(features, content, styles, args)
+    recipe = recipe_of(args)
+    targets = compute_targets(features, content, styles, recipe)
     start = initial_image(args.init, content, styles[0], args.seed)
     progress = Progress(args.iterations, args.frames_dir, args.save_every)
-    result, final = optimize(features, start, targets, args, progress)
+    result, final = optimize(features, start, targets, recipe, progress, args.optimizer, args.iterations,
+                             args.learning_rate, args.precision)
     result = to_uint8(result)
     if args.preserve_colors:
         result = color.transfer_luminance(result, content)

@@ -118,6 +118,22 @@ def run_and_exit(main):
     os._exit(status or 0)
 
 
+def add_precision_option(parser):
+    """--precision, as eval.py, serve.py and stylize.py share it (on a parser or an argument group)."""
+    parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
+                        help='bf16: convolutions in bfloat16 (float16 on GPUs), about 1.7x faster on CPUs with '
+                             'AVX512_BF16 or AMX, pixels within a few grey levels (default: %(default)s)')
+
+
+def add_colour_options(parser, strength=True):
+    """--preserve_colors and (with strength) --strength, as eval.py and stylize.py share them."""
+    parser.add_argument('--preserve_colors', action='store_true',
+                        help="keep the photo's colours: take only the stylized luminance (YCbCr)")
+    if strength:
+        parser.add_argument('--strength', type=float, default=1.0,
+                            help='blend with the photo: 1 is fully stylized, 0 the photo (default: %(default)s)')
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with our error convention: one line, exit status 2 (argparse prints the whole usage first)."""
 

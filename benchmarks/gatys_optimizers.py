@@ -42,9 +42,10 @@ def run(optimizer, options):
     content = stylize.resize(content, *stylize.result_size(*content.shape[:2], args.max_size, args.width, args.height))
     style = stylize.resize_long_side(read_image(args.style[0]), max(content.shape[:2]))
     features = stylize.FeatureNet(args.loss_model_file, args.content_layers + args.style_layers)
-    targets = stylize.compute_targets(features, content, [style], args)
+    targets = stylize.compute_targets(features, content, [style], stylize.recipe_of(args))
     trace = Trace(args.iterations)
-    stylize.optimize(features, stylize.initial_image(args.init, content, style, args.seed), targets, args, trace)
+    stylize.optimize(features, stylize.initial_image(args.init, content, style, args.seed), targets,
+                     stylize.recipe_of(args), trace, args.optimizer, args.iterations, args.learning_rate)
     trace.close()
     return trace
 

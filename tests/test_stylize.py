@@ -47,11 +47,11 @@ def _loss_at_start(args):
     content = stylize.resize(stylize.read_image(args.content), 24, 32)
     style = stylize.read_image(args.style[0])
     features = stylize.FeatureNet(args.loss_model_file, args.content_layers + args.style_layers)
-    targets = stylize.compute_targets(features, content, [style], args)
+    targets = stylize.compute_targets(features, content, [style], stylize.recipe_of(args))
     start = stylize.initial_image('noise', content, style, seed=1)
     with tf.Graph().as_default():
         image = tf.constant(start[None])
-        loss_ops = stylize.build_losses(features.end_points(image), image, targets, args)
+        loss_ops = stylize.build_losses(features.end_points(image), image, targets, stylize.recipe_of(args))
         init_fn = features.make_init_fn()
         with tf.Session() as sess:
             init_fn(sess)
@@ -83,10 +83,11 @@ def test_loss_falls(images, vgg_checkpoint, optimizer, tmp_path):
     args = _args(images, vgg_checkpoint, '--optimizer', optimizer, '--iterations', '6', '--init', 'noise')
     content = stylize.resize(stylize.read_image(args.content), 24, 32)
     features = stylize.FeatureNet(args.loss_model_file, args.content_layers + args.style_layers)
-    targets = stylize.compute_targets(features, content, [stylize.read_image(args.style[0])], args)
+    targets = stylize.compute_targets(features, content, [stylize.read_image(args.style[0])], stylize.recipe_of(args))
     progress = RecordingProgress(args.iterations, str(tmp_path), 0)
     start = stylize.initial_image('noise', content, content, seed=0)
-    result, final = stylize.optimize(features, start, targets, args, progress)
+    result, final = stylize.optimize(features, start, targets, stylize.recipe_of(args), progress, args.optimizer,
+                                     args.iterations, args.learning_rate)
     assert len(progress.totals) >= 3
     assert final['total'] < 0.5 * progress.totals[0]
     assert result.shape == (24, 32, 3)
@@ -140,10 +141,10 @@ def test_blended_styles_blend_the_gram_matrices(images, vgg_checkpoint):
     features = stylize.FeatureNet(vgg_checkpoint, args.content_layers + args.style_layers)
     content = stylize.read_image(images['content'])
     styles = [stylize.read_image(p) for p in args.style]
-    _, blended = stylize.compute_targets(features, content, styles, args)
+    _, blended = stylize.compute_targets(features, content, styles, stylize.recipe_of(args))
     args.style_blend = None
-    _, first = stylize.compute_targets(features, content, styles[:1], args)
-    _, second = stylize.compute_targets(features, content, styles[1:], args)
+    _, first = stylize.compute_targets(features, content, styles[:1], stylize.recipe_of(args))
+    _, second = stylize.compute_targets(features, content, styles[1:], stylize.recipe_of(args))
     for mix, a, b in zip(blended, first, second):
         np.testing.assert_allclose(mix, 0.7 * a + 0.3 * b, rtol=1e-5, atol=1e-6 * np.abs(mix).max())
 
