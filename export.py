@@ -11,6 +11,7 @@ tflite: input float32 (1, H, W, 3) RGB 0..255 of any size (resize the input tens
 whole numbers 0..255; --fp16 stores the weights in float16 (half the size).
 """
 import argparse
+import functools
 import os
 
 import checkpoints
@@ -26,20 +27,21 @@ EXPORT_MEANS = (123.68, 116.779, 103.939)
 SUFFIXES = {'pb': '.pb', 'savedmodel': '_savedmodel', 'tflite': '.tflite'}
 
 
-def build_frozen_interface():
-    """The frozen graph's interface around the transform network; returns the output tensor."""
+def build_frozen_interface(formulation=model.INFERENCE):
+    """The frozen graph's interface around the transform network, built as `formulation` says (model.py); returns
+    the output tensor."""
     flat = tf.placeholder(tf.int32, [None], name='input_image')
     height = tf.placeholder(tf.int32, [], name='height')
     width = tf.placeholder(tf.int32, [], name='width')
     image = tf.reshape(flat, tf.stack([1, height, width, 3]))
-    generated = model.net(vgg_preprocessing.mean_image_subtraction(image, EXPORT_MEANS))
+    generated = model.net(vgg_preprocessing.mean_image_subtraction(image, EXPORT_MEANS), formulation)
     return tf.reshape(tf.cast(tf.clip_by_value(generated, 0, 255), tf.int32), [-1], name='output_image')
 
 
-def build_tflite_interface():
+def build_tflite_interface(formulation=model.INFERENCE):
     """float32 (1, H, W, 3) in, float32 whole numbers out: what TFLite's interpreter feeds most easily."""
     image = tf.placeholder(tf.float32, [1, None, None, 3], name='image')
-    generated = model.net(vgg_preprocessing.mean_image_subtraction(image))
+    generated = model.net(vgg_preprocessing.mean_image_subtraction(image), formulation)
     return tf.floor(tf.clip_by_value(generated, 0, 255), name='stylized')
 
 
@@ -52,16 +54,17 @@ def freeze(prefix, build):
             return tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), [output.op.name])
 
 
-def export_frozen(prefix, output):
-    write_bytes(output, freeze(prefix, build_frozen_interface).SerializeToString())
+def export_frozen(prefix, output, formulation=model.INFERENCE):
+    graph_def = freeze(prefix, functools.partial(build_frozen_interface, formulation))
+    write_bytes(output, graph_def.SerializeToString())
 
 
-def export_saved_model(prefix, output):
+def export_saved_model(prefix, output, formulation=model.INFERENCE):
     """A SavedModel built in a staging folder beside `output` and moved into place, so a failure leaves any old
     one intact."""
     with replacing_folder(output) as staging, tf.Graph().as_default():
         images = tf.placeholder(tf.uint8, [None, None, None, 3], name='image')
-        stylized = tf.identity(model.stylize_uint8(images), name='stylized')
+        stylized = tf.identity(model.stylize_uint8(images, formulation), name='stylized')
         with tf.Session() as sess:
             checkpoints.transform_saver().restore(sess, prefix)
             builder = tf.saved_model.builder.SavedModelBuilder(staging)
@@ -72,8 +75,8 @@ def export_saved_model(prefix, output):
             builder.save()
 
 
-def export_tflite(prefix, output, fp16=False):
-    graph_def = freeze(prefix, build_tflite_interface)
+def export_tflite(prefix, output, fp16=False, formulation=model.INFERENCE):
+    graph_def = freeze(prefix, functools.partial(build_tflite_interface, formulation))
     with tf.Graph().as_default() as graph:
         tf.import_graph_def(graph_def, name='')
         with tf.Session() as sess:

@@ -10,6 +10,7 @@ instance normalization has no scale or offset, so the checkpoint holds exactly t
   deconv3/conv/weight (9,9,32,3)
 """
 import functools
+import typing
 
 import numpy as np
 
@@ -221,53 +222,99 @@ def residual(x, filters, kernel, strides, pad=mirror_pad):
         return x + conv2d(hidden, filters, filters, kernel, strides, scope='conv_1', pad=pad)
 
 
-def net(image, training=False, normalize=None, reference=False):
+class Formulation(typing.NamedTuple):
+    """How net() computes the architecture: every formulation gives the same function of the same variables (tests
+    compare them), at different costs.
+
+    Attributes:
+      rewritten: instance normalization by the fused batch-norm kernel (instance_norm), upsampling as sub-pixel
+        convolutions (upsample_conv2d) and the last 9x9 convolution to 3 maps by rows (conv2d_few_outputs);
+        False builds the original's tf.nn.moments, x4 resizes with stride-2 convolutions and one 9x9 convolution.
+      gather_pad: wide maps are reflect-padded by gathering whole pixels: a faster forward pass, a slower gradient.
+      center: each convolution subtracts a rough estimate of its output's mean, so that instance normalization
+        need not. One bias per channel cannot center a batch of images whose means differ (training), and given
+        statistics (tiled inference) must see the convolutions' own output.
+    """
+    rewritten: bool
+    gather_pad: bool
+    center: bool
+
+
+ORIGINAL = Formulation(rewritten=False, gather_pad=False, center=False)  # the reference for tests and benchmarks
+TRAINING = Formulation(rewritten=True, gather_pad=False, center=False)
+INFERENCE = Formulation(rewritten=True, gather_pad=True, center=True)
+TILED = INFERENCE._replace(center=False)  # inference with normalization statistics of the whole image
+
+
+class _Layers:
+    """The network's layer kinds, each in its variable scope, built as a Formulation says."""
+
+    def __init__(self, formulation, normalize):
+        self.formulation = formulation
+        if normalize is not None and formulation.center:
+            raise ValueError('given normalization statistics need an uncentered formulation, such as TILED')
+        if normalize is None:
+            normalize = (functools.partial(instance_norm, centered=formulation.center) if formulation.rewritten
+                         else instance_norm_reference)
+        self.normalize = normalize
+
+    def _pad_for(self, x):
+        """The reflect-padding for maps shaped like x. A 3-channel map has too few values per pixel to gain from
+        gathers."""
+        return gather_reflect_pad_for(x) if self.formulation.gather_pad and x.shape[-1] > 3 else reflect_pad
+
+    def conv(self, scope, x, inputs, outputs, kernel, stride=1, activation=tf.nn.relu):
+        """A convolution, then normalization and `activation`."""
+        center, pad = self.formulation.center, self._pad_for(x)
+        with tf.variable_scope(scope):
+            if self.formulation.rewritten and outputs == 3 and stride == 1:
+                y = conv2d_few_outputs(x, inputs, outputs, kernel, center=center, pad=pad)
+            else:
+                y = conv2d(x, inputs, outputs, kernel, stride, center=center, pad=pad)
+            return self.normalize(y, activation)
+
+    def residuals(self, x, filters, blocks):
+        """res1 to res<blocks>: maps of one shape, so one padding index serves them all."""
+        pad = self._pad_for(x)
+        for block in range(1, blocks + 1):
+            with tf.variable_scope('res%d' % block):
+                x = residual(x, filters, 3, 1, pad=pad)
+        return x
+
+    def upsample(self, scope, x, inputs, outputs):
+        """Twice the size by a resize-convolution (no transposed convolution), then normalization and ReLU."""
+        with tf.variable_scope(scope):
+            if self.formulation.rewritten:
+                y = upsample_conv2d(x, inputs, outputs, center=self.formulation.center)
+            else:
+                y = resize_conv2d(x, inputs, outputs, kernel=3, strides=2)
+            return self.normalize(y, tf.nn.relu)
+
+
+def net(image, formulation=INFERENCE, normalize=None):
     """Stylize a batch of images.
 
     Args:
       image: float32 (N, H, W, 3), RGB minus the VGG means (see preprocessing); any H and W, 1 pixel too.
-      training: the same function either way (instance normalization always uses each image's own
-        statistics). Outside training the convolutions roughly center what instance_norm normalizes, as one
-        fused bias per channel; a training batch mixes images whose means differ, which one bias cannot center,
-        so there instance_norm centers each image itself.
+      formulation: how to compute it (ORIGINAL, TRAINING, INFERENCE or TILED); the same function either way.
       normalize: normalize(x, activation), the normalization at each of the six normalized layers followed by
         their activation, called in order (conv1, conv2, conv3, deconv1, deconv2, deconv3); by default instance
         normalization; tiled inference passes one that uses given statistics.
-      reference: build the original's formulation (moments, x4 resize + stride-2 convolution, one 9x9
-        convolution to 3 maps) instead of the equal, faster one; tests and benchmarks compare the two.
 
     Returns:
       float32 (N, H, W, 3): RGB in 0..255. For sizes where H + 20 or W + 20 is not a multiple of 4 the
       layers produce a larger map; its top-left H x W part is returned, as the original's users got.
     """
-    # Given statistics (tiled inference) must see the convolutions' own output, uncentered.
-    center = normalize is None and not reference and not training
-    if normalize is None:
-        normalize = instance_norm_reference if reference else functools.partial(instance_norm, centered=center)
-    # Gathers pad the wide maps at inference; conv1's 3-channel input has too few values per pixel to gain.
-    pad_for = (lambda like: reflect_pad) if reference or training else gather_reflect_pad_for
+    layers = _Layers(formulation, normalize)
     _, height, width, _ = _shape(image)
     x = mirror_pad(image, INPUT_PADDING)  # the original's tf.pad fails on images of 10 pixels or less
-    with tf.variable_scope('conv1'):
-        x = normalize(conv2d(x, 3, 32, 9, 1, center=center, pad=reflect_pad), tf.nn.relu)
-    with tf.variable_scope('conv2'):
-        x = normalize(conv2d(x, 32, 64, 3, 2, center=center, pad=pad_for(x)), tf.nn.relu)
-    with tf.variable_scope('conv3'):
-        x = normalize(conv2d(x, 64, 128, 3, 2, center=center, pad=pad_for(x)), tf.nn.relu)
-    residual_pad = pad_for(x)
-    for block in range(1, 6):
-        with tf.variable_scope('res%d' % block):
-            x = residual(x, 128, 3, 1, pad=residual_pad)
-    upsample = (functools.partial(resize_conv2d, kernel=3, strides=2) if reference
-                else functools.partial(upsample_conv2d, center=center))
-    with tf.variable_scope('deconv1'):
-        x = normalize(upsample(x, 128, 64), tf.nn.relu)
-    with tf.variable_scope('deconv2'):
-        x = normalize(upsample(x, 64, 32), tf.nn.relu)
-    with tf.variable_scope('deconv3'):
-        last = (conv2d(x, 32, 3, 9, 1, pad=reflect_pad) if reference
-                else conv2d_few_outputs(x, 32, 3, 9, center=center, pad=pad_for(x)))
-        x = normalize(last, tf.nn.tanh)
+    x = layers.conv('conv1', x, 3, 32, kernel=9)
+    x = layers.conv('conv2', x, 32, 64, kernel=3, stride=2)
+    x = layers.conv('conv3', x, 64, 128, kernel=3, stride=2)
+    x = layers.residuals(x, 128, blocks=5)
+    x = layers.upsample('deconv1', x, 128, 64)
+    x = layers.upsample('deconv2', x, 64, 32)
+    x = layers.conv('deconv3', x, 32, 3, kernel=9, activation=tf.nn.tanh)
     y = (x + 1) * 127.5
     return y[:, INPUT_PADDING:INPUT_PADDING + height, INPUT_PADDING:INPUT_PADDING + width, :]
 
@@ -276,9 +323,9 @@ def net(image, training=False, normalize=None, reference=False):
 NORMALIZED_LAYER_STRIDES = (1, 2, 4, 2, 1, 1)
 
 
-def stylize_uint8(images):
+def stylize_uint8(images, formulation=INFERENCE):
     """uint8 RGB batch (N, H, W, 3) -> stylized uint8 batch, truncating to integers as the original's cast did."""
-    return tf.cast(tf.clip_by_value(net(mean_image_subtraction(images)), 0, 255), tf.uint8)
+    return tf.cast(tf.clip_by_value(net(mean_image_subtraction(images), formulation), 0, 255), tf.uint8)
 
 
 def transform_variables():

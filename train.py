@@ -130,7 +130,7 @@ def _build_distributed_graph(config, filenames, style_grams, loss_network, loade
 def _losses(config, content, style_grams, loss_network, reference=False):
     """The generated images and the loss terms on a batch of preprocessed content images."""
     network_fn, final_endpoint = loss_network
-    generated = model.net(content, training=True, reference=reference)
+    generated = model.net(content, model.ORIGINAL if reference else model.TRAINING)
     if reference:
         # The original: each generated image preprocessed like a training image, the loss network run on both
         # halves at once to the deepest loss layer, and back-propagated through both.

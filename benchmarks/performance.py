@@ -3,7 +3,7 @@
   python benchmarks/performance.py [--repeats 5] [--rounds 1] [--only forward,eval,export,train,gatys] [--output PATH]
 
 Every row is measured twice in fresh processes, one after the other (--rounds times, alternating): ours, and the
-baseline, the straightforward faithful formulation of docs/ORIGINAL.md (model.net(reference=True): moments, x4 resize +
+baseline, the straightforward faithful formulation of docs/ORIGINAL.md (model.ORIGINAL: moments, x4 resize +
 stride-2 convolution, one 9x9 convolution to 3 maps; train.build_graph(reference=True): per-image preprocessing
 and the loss network run and back-propagated on [generated, content]). Times are the median of --repeats runs
 after a warm-up run, with the min and max; cold commands run --repeats times in turn with no warm-up. Memory is
@@ -14,6 +14,7 @@ session kept for the pixel difference.
 """
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -32,13 +33,10 @@ TRAIN_BATCH, TRAIN_SIZE, GATYS_SIZE = 4, 256, 512
 
 # ---- measurements, each run in a child process: python performance.py --measure NAME VARIANT ARGS... ----
 
-def _use_variant(variant):
-    """Make model.net build the reference formulation for 'reference'; return whether bf16 was asked for."""
-    import functools
+def _formulation(variant):
+    """The transform network's formulation (model.py) a variant measures: the original's for 'reference'."""
     import model
-    if variant == 'reference':
-        model.net = functools.partial(model.net, reference=True)
-    return variant == 'bf16'
+    return model.ORIGINAL if variant == 'reference' else model.INFERENCE
 
 
 def _time_runs(run, repeats):
@@ -57,11 +55,11 @@ def measure_forward(variant, repeats, model_prefix, height, width):
     import checkpoints
     import model
     from utils import session_config, tf
-    bf16 = _use_variant(variant)
+    bf16 = variant == 'bf16'
     image = np.random.default_rng(0).integers(0, 256, (1, int(height), int(width), 3), dtype=np.uint8)
     with tf.Graph().as_default():
         images = tf.placeholder(tf.uint8, [None, None, None, 3])
-        stylized = model.stylize_uint8(images)
+        stylized = model.stylize_uint8(images, _formulation(variant))
         sessions = [tf.Session(config=session_config(reduced)) for reduced in ([True, False] if bf16 else [False])]
         for sess in sessions:
             checkpoints.transform_saver().restore(sess, model_prefix)
@@ -76,12 +74,12 @@ def measure_export(variant, repeats, model_prefix, fmt, height, width):
     import numpy as np
     import export
     from utils import tf
-    _use_variant(variant)
+    formulation = _formulation(variant)
     image = np.random.default_rng(0).integers(0, 256, (int(height), int(width), 3), dtype=np.uint8)
     with tempfile.TemporaryDirectory() as scratch:
         if fmt == 'tflite':
             path = os.path.join(scratch, 'model.tflite')
-            export.export_tflite(model_prefix, path)
+            export.export_tflite(model_prefix, path, formulation=formulation)
             interpreter = tf.lite.Interpreter(model_path=path, num_threads=os.cpu_count())
             interpreter.resize_tensor_input(0, [1, image.shape[0], image.shape[1], 3])
             interpreter.allocate_tensors()
@@ -94,13 +92,14 @@ def measure_export(variant, repeats, model_prefix, fmt, height, width):
             return _time_runs(run, repeats), {}
         with tf.Graph().as_default() as graph, tf.Session() as sess:
             if fmt == 'pb':
-                tf.import_graph_def(export.freeze(model_prefix, export.build_frozen_interface), name='')
+                build = functools.partial(export.build_frozen_interface, formulation)
+                tf.import_graph_def(export.freeze(model_prefix, build), name='')
                 output = graph.get_tensor_by_name('output_image:0')
                 feed = {'input_image:0': image.astype(np.int32).ravel(), 'height:0': image.shape[0],
                         'width:0': image.shape[1]}
             else:
                 path = os.path.join(scratch, 'savedmodel')
-                export.export_saved_model(model_prefix, path)
+                export.export_saved_model(model_prefix, path, formulation)
                 tf.saved_model.loader.load(sess, [tf.saved_model.tag_constants.SERVING], path)
                 output, feed = graph.get_tensor_by_name('stylized:0'), {'image:0': image[None]}
             return _time_runs(lambda: sess.run(output, feed), repeats), {}
@@ -115,7 +114,7 @@ def measure_train(variant, repeats, vgg_prefix, image_dir):
     from nets import nets_factory
     from checkpoints import get_init_fn
     from utils import session_config, tf
-    bf16 = _use_variant(variant)
+    bf16 = variant == 'bf16'
     config = argparse.Namespace(image_size=TRAIN_SIZE, batch_size=TRAIN_BATCH, loss_model='vgg_16',
                                 mixed_precision=bf16,
                                 content_layers=['vgg_16/conv3/conv3_3'], content_weight=1.0, style_weight=100.0,
@@ -347,7 +346,7 @@ def original_eval(model_prefix, image_path, output):
     from utils import tf
     with tf.Graph().as_default(), tf.Session() as sess:
         image = tf.image.decode_jpeg(tf.read_file(image_path), channels=3)
-        generated = model.net(tf.expand_dims(vgg_preprocessing.mean_image_subtraction(image), 0), reference=True)
+        generated = model.net(tf.expand_dims(vgg_preprocessing.mean_image_subtraction(image), 0), model.ORIGINAL)
         encoded = tf.image.encode_jpeg(tf.cast(tf.clip_by_value(generated[0], 0, 255), tf.uint8))
         tf.train.Saver(model.transform_variables()).restore(sess, model_prefix)
         with open(output, 'wb') as f:

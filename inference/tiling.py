@@ -87,7 +87,7 @@ class TiledTransform:
             self.statistics = _GivenStatistics()
             scope, placeholders = model.fed_weights()
             with scope:
-                self.output = model.net(vgg_preprocessing.mean_image_subtraction(self.image),
+                self.output = model.net(vgg_preprocessing.mean_image_subtraction(self.image), model.TILED,
                                         normalize=self.statistics)
             self.session = tf.Session(config=session_config)
         self.weight_feed = {placeholders[name]: value for name, value in weights.items()}

@@ -18,7 +18,7 @@ SPEC_VARIABLES.update({'res%d/residual/%s/weight' % (i, c): [3, 3, 128, 128]
 def test_variables_are_the_originals():
     assert model.expected_transform_variables() == SPEC_VARIABLES  # the table that checkpoint checks use
     with tf.Graph().as_default():
-        model.net(tf.placeholder(tf.float32, [2, 64, 64, 3]), training=True)
+        model.net(tf.placeholder(tf.float32, [2, 64, 64, 3]), model.TRAINING)
         assert {v.op.name: v.shape.as_list() for v in tf.global_variables()} == SPEC_VARIABLES
         assert len(tf.trainable_variables()) == len(SPEC_VARIABLES)
 
@@ -61,14 +61,15 @@ def _np_net(image, w):
     return y[:, 10:10 + height, 10:10 + width]
 
 
-@pytest.mark.parametrize('reference', [False, True], ids=['fast', 'reference'])
+@pytest.mark.parametrize('formulation', [model.INFERENCE, model.TRAINING, model.ORIGINAL],
+                         ids=['inference', 'training', 'original'])
 @pytest.mark.parametrize('height,width', [(24, 28), (13, 17), (21, 11)])
-def test_net_matches_numpy_reference_of_the_spec(height, width, reference):
+def test_net_matches_numpy_reference_of_the_spec(height, width, formulation):
     image = np.random.default_rng(height).uniform(-120, 130, (2, height, width, 3))
     with tf.Graph().as_default():
         tf.set_random_seed(1)
         images = tf.placeholder(tf.float32, [None, None, None, 3])
-        generated = model.net(images, reference=reference)
+        generated = model.net(images, formulation)
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             weights = {v.op.name: sess.run(v).astype(np.float64) for v in tf.global_variables()}
@@ -160,10 +161,10 @@ def test_find_checkpoint_in_a_copied_folder_without_state_file(tmp_path, trained
 def _stylize_both_ways(prefix, image):
     """uint8 results of the fast and the reference formulation with the same weights."""
     results = []
-    for reference in (False, True):
+    for formulation in (model.INFERENCE, model.ORIGINAL):
         with tf.Graph().as_default():
             images = tf.placeholder(tf.uint8, [None, None, None, 3])
-            out = tf.cast(tf.clip_by_value(model.net(model.mean_image_subtraction(images), reference=reference),
+            out = tf.cast(tf.clip_by_value(model.net(model.mean_image_subtraction(images), formulation),
                                            0, 255), tf.uint8)
             with tf.Session() as sess:
                 checkpoints.transform_saver().restore(sess, prefix)
@@ -201,7 +202,7 @@ def test_inference_runs_no_transposed_convolution():
     """TF 2.21's oneDNN transposed convolution (Conv2DBackpropInput) keeps about 0.1 GB for every input size it has
     run on (a 1-megapixel image), so serve.py, a folder of mixed sizes or tiled inference would grow without bound:
     the upsampling layers are plain convolutions, at inference as in training."""
-    for training in (False, True):
+    for formulation in (model.INFERENCE, model.TRAINING):
         with tf.Graph().as_default() as graph:
-            model.net(tf.placeholder(tf.float32, [None, None, None, 3]), training=training)
+            model.net(tf.placeholder(tf.float32, [None, None, None, 3]), formulation)
         assert 'Conv2DBackpropInput' not in {op.type for op in graph.get_operations()}
