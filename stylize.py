@@ -17,7 +17,7 @@ from tqdm import tqdm
 import losses
 from files import refuse_overwriting_inputs, write_image
 from inference import color
-from nets import nets_factory, pretrained
+from nets import loss_network, nets_factory, pretrained
 from utils import (CONFIG_SCHEMA, ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main,
                    image_size, log, output_format, read_image, run_and_exit, session_config, setup_logging, tf)
 
@@ -171,7 +171,7 @@ class FeatureNet:
 
     def __init__(self, weights_file, layers):
         self.network_fn = nets_factory.get_network_fn(LOSS_MODEL, num_classes=1, is_training=False)
-        self.final_endpoint = losses.final_endpoint(self.network_fn, layers)
+        self.final_endpoint = loss_network.final_endpoint(self.network_fn, layers)
         self.make_init_fn, self.means = pretrained.vgg_weights(weights_file, LOSS_MODEL, 'vgg_16/fc')
 
     def min_side(self):

@@ -18,7 +18,8 @@ import distribute
 import losses
 import model
 import reader
-from nets import nets_factory, pretrained
+from files import write_image
+from nets import loss_network, nets_factory, pretrained
 from preprocessing import preprocessing_factory, vgg_preprocessing
 from utils import (ArgumentParser, UsageError, cli_main, gpu_available, load_config, log, read_image,
                    setup_logging, tf)
@@ -174,7 +175,7 @@ def _loss_features(network_fn, final_endpoint, generated, content, content_layer
                                      final_endpoint=final_endpoint)
     with tf.variable_scope(tf.get_variable_scope(), reuse=True):
         _, content_points = network_fn(tf.stop_gradient(content),
-                                       final_endpoint=losses.final_endpoint(network_fn, content_layers))
+                                       final_endpoint=loss_network.final_endpoint(network_fn, content_layers))
     return generated_points, content_points
 
 
@@ -406,6 +407,42 @@ def _run_step(sess, fetches, feed, deadline, loader, checkpoints, step):
     return values
 
 
+def get_style_features(config, style_pixels, init_fn_factory, target_dir='generated'):
+    """Gram matrices of the style image at the training size, one per style layer.
+
+    The style image is preprocessed like a training image (cover-resize to image_size, central crop); that
+    crop is written to <target_dir>/target_style_<naming>.jpg so the user can see what the model learns from.
+
+    Args:
+      config: the style config.
+      style_pixels: the style image, uint8 (H, W, 3).
+      init_fn_factory: builds the loss network's init function, init_fn_factory() -> fn(session); called
+        after the network is built.
+      target_dir: where the style target image goes (None: not written).
+
+    Returns:
+      A list of float32 numpy arrays (C, C), in the order of config.style_layers.
+    """
+    network_fn = nets_factory.get_network_fn(config.loss_model, num_classes=1, is_training=False)
+    preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
+    with tf.Graph().as_default():
+        image = preprocess(tf.constant(style_pixels), config.image_size, config.image_size)
+        last_layer = loss_network.final_endpoint(network_fn, config.style_layers)
+        _, end_points = network_fn(tf.expand_dims(image, 0), final_endpoint=last_layer)
+        grams = [tf.squeeze(losses.gram(end_points[layer]), [0]) for layer in config.style_layers]
+        target = tf.cast(tf.clip_by_value(unprocess(image), 0, 255), tf.uint8)
+        init_fn = init_fn_factory()
+        with tf.Session() as sess:
+            init_fn(sess)
+            grams_value, target_value = sess.run([grams, target])
+    if target_dir is not None:
+        target_path = os.path.join(target_dir, 'target_style_%s.jpg' % config.naming)
+        write_image(target_path, target_value)
+        log.info('style target (%s cropped to %d px) written to %s', config.style_image, config.image_size,
+                 target_path)
+    return [np.asarray(g, np.float32) for g in grams_value]
+
+
 def check_prerequisites(config, download):
     """Raise one UsageError naming every missing prerequisite with its fix (the training folder, the style image,
     the VGG weights unless they will be downloaded), rather than one per run."""
@@ -426,7 +463,7 @@ def loss_network_for(config):
         network_fn = nets_factory.get_network_fn(config.loss_model, num_classes=1, is_training=False)
     except ValueError as error:
         raise UsageError('%s (set loss_model in the config)' % error) from None
-    return network_fn, losses.final_endpoint(network_fn, config.content_layers + config.style_layers)
+    return network_fn, loss_network.final_endpoint(network_fn, config.content_layers + config.style_layers)
 
 
 @cli_main
@@ -449,7 +486,7 @@ def main(argv=None):
     pretrained.ensure_vgg_checkpoint(config.loss_model_file, config.loss_model_url, config.loss_model, download)
     log.info('loss network %s up to %s, weights from %s', config.loss_model, loss_network[1],
              config.loss_model_file)
-    style_grams = losses.get_style_features(
+    style_grams = get_style_features(
         config, style_pixels, lambda: checkpoint_files.get_init_fn(config.loss_model_file, config.checkpoint_exclude_scopes),
         target_dir='generated' if placement.is_chief else None)
     train(config, filenames, style_grams, loss_network, args.max_steps, placement)

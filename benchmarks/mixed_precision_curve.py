@@ -15,17 +15,16 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import losses  # noqa: E402
 import reader  # noqa: E402
 import train  # noqa: E402
-from nets import nets_factory, pretrained  # noqa: E402
+from nets import loss_network, nets_factory, pretrained  # noqa: E402
 from utils import load_config, read_image, session_config, tf  # noqa: E402
 
 
 def loss_curve(config, filenames, grams, make_init_fn, reduced_precision, steps, every):
     """Total loss at every `every` steps and the mean seconds per step after the first."""
     network_fn = nets_factory.get_network_fn(config.loss_model, num_classes=1, is_training=False)
-    final = losses.final_endpoint(network_fn, config.style_layers + config.content_layers)
+    final = loss_network.final_endpoint(network_fn, config.style_layers + config.content_layers)
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
     curve = []
     with tf.Graph().as_default():
@@ -60,7 +59,7 @@ def main():
                                              config.checkpoint_exclude_scopes)
     style = read_image(config.style_image, 'style image')
     with tempfile.TemporaryDirectory() as scratch:
-        grams = losses.get_style_features(config, style, make_init_fn, target_dir=scratch)
+        grams = train.get_style_features(config, style, make_init_fn, target_dir=scratch)
     float32, float32_seconds = loss_curve(config, filenames, grams, make_init_fn, False, args.steps, args.every)
     bf16, bf16_seconds = loss_curve(config, filenames, grams, make_init_fn, True, args.steps, args.every)
     print('| step | float32 total loss | mixed precision total loss | relative difference |')

@@ -108,10 +108,9 @@ def measure_export(variant, repeats, model_prefix, fmt, height, width):
 def measure_train(variant, repeats, vgg_prefix, image_dir):
     """Seconds per training step at TRAIN_BATCH x TRAIN_SIZE, and the input pipeline's own time per batch."""
     import numpy as np
-    import losses
     import reader
     import train
-    from nets import nets_factory
+    from nets import loss_network, nets_factory
     from checkpoints import get_init_fn
     from utils import session_config, tf
     bf16 = variant == 'bf16'
@@ -122,7 +121,7 @@ def measure_train(variant, repeats, vgg_prefix, image_dir):
                                                              'vgg_16/conv3/conv3_3', 'vgg_16/conv4/conv4_3'])
     filenames = reader.list_images(image_dir)
     network_fn = nets_factory.get_network_fn('vgg_16', num_classes=1, is_training=False)
-    final = losses.final_endpoint(network_fn, config.style_layers + config.content_layers)
+    final = loss_network.final_endpoint(network_fn, config.style_layers + config.content_layers)
     grams = [np.eye(channels, dtype=np.float32) for channels in (64, 128, 256, 512)]
     loader = reader.ImageLoader(len(filenames), 0.05, TRAIN_SIZE)
     with tf.Graph().as_default():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import losses
-from nets import nets_factory
+from nets import loss_network, nets_factory
 from utils import UsageError, tf
 
 RNG = np.random.default_rng(0)
@@ -60,6 +60,6 @@ def test_total_variation_loss():
 def test_final_endpoint_is_the_deepest_layer_and_unknown_layers_list_valid_ones():
     network_fn = nets_factory.get_network_fn('vgg_16', 1)
     layers = ['vgg_16/conv2/conv2_2', 'vgg_16/conv4/conv4_3', 'vgg_16/conv1/conv1_2']
-    assert losses.final_endpoint(network_fn, layers) == 'vgg_16/conv4/conv4_3'
+    assert loss_network.final_endpoint(network_fn, layers) == 'vgg_16/conv4/conv4_3'
     with pytest.raises(UsageError, match=r"unknown layer 'vgg_16/conv3/conv3_4'.*valid: vgg_16/conv1/conv1_1"):
-        losses.final_endpoint(network_fn, ['vgg_16/conv3/conv3_4'])
+        loss_network.final_endpoint(network_fn, ['vgg_16/conv3/conv3_4'])

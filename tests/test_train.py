@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 
 import checkpoints
-import losses
 import model
 import reader
 import train
 from helpers import usage_error, write_config
-from nets import nets_factory
+from nets import loss_network, nets_factory
 from checkpoints import get_init_fn
 from utils import load_config, tf
 
@@ -172,7 +171,7 @@ def test_a_corrupt_training_image_is_skipped(workspace):
 def _losses_and_gradients(config, filenames, grams, model_prefix, reference):
     """Loss values and transform-network gradients of one batch, in the fast or the original formulation."""
     network_fn = nets_factory.get_network_fn(config.loss_model, num_classes=1, is_training=False)
-    final = losses.final_endpoint(network_fn, config.style_layers + config.content_layers)
+    final = loss_network.final_endpoint(network_fn, config.style_layers + config.content_layers)
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
     with tf.Graph().as_default():
         ops = train.build_graph(config, filenames, grams, (network_fn, final), loader, reference=reference)
