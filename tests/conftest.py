@@ -1,9 +1,11 @@
 """Fixtures shared by the tests; the data they make comes from helpers.py."""
 import os
 
+import numpy as np
 import pytest
 
 from helpers import make_workspace, save_random_vgg, write_config
+from utils import tf
 
 
 def pytest_configure(config):
@@ -19,6 +21,24 @@ def pytest_configure(config):
 def vgg_checkpoint(tmp_path_factory):
     """Prefix of a random-weight VGG-16 checkpoint (conv layers, slim names), made once for the session."""
     return save_random_vgg(str(tmp_path_factory.mktemp('vgg') / 'vgg_16.ckpt'))
+
+
+@pytest.fixture(scope='session')
+def vgg16_npy(tmp_path_factory, vgg_checkpoint):
+    """The random checkpoint's weights as a classic vgg16.npy: BGR conv1_1, [weights, biases] lists, fc layers."""
+    reader = tf.train.load_checkpoint(vgg_checkpoint)
+    layers = {}
+    for name in reader.get_variable_to_shape_map():
+        if name.endswith('/weights'):
+            layer = name.split('/')[2]
+            weights = reader.get_tensor(name)
+            if layer == 'conv1_1':
+                weights = weights[:, :, ::-1, :]
+            layers[layer] = [weights, reader.get_tensor(name[:-len('weights')] + 'biases')]
+    layers['fc8'] = [np.zeros((4, 2), np.float32), np.zeros(2, np.float32)]
+    path = str(tmp_path_factory.mktemp('npy') / 'vgg16.npy')
+    np.save(path, layers, allow_pickle=True)
+    return path
 
 
 @pytest.fixture

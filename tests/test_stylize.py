@@ -12,24 +12,6 @@ from utils import UsageError, tf
 
 
 @pytest.fixture(scope='module')
-def vgg16_npy(tmp_path_factory, vgg_checkpoint):
-    """The random checkpoint's weights as a classic vgg16.npy: BGR conv1_1, [weights, biases] lists, fc layers."""
-    reader = tf.train.load_checkpoint(vgg_checkpoint)
-    layers = {}
-    for name in reader.get_variable_to_shape_map():
-        if name.endswith('/weights'):
-            layer = name.split('/')[2]
-            weights = reader.get_tensor(name)
-            if layer == 'conv1_1':
-                weights = weights[:, :, ::-1, :]
-            layers[layer] = [weights, reader.get_tensor(name[:-len('weights')] + 'biases')]
-    layers['fc8'] = [np.zeros((4, 2), np.float32), np.zeros(2, np.float32)]
-    path = str(tmp_path_factory.mktemp('npy') / 'vgg16.npy')
-    np.save(path, layers, allow_pickle=True)
-    return path
-
-
-@pytest.fixture(scope='module')
 def images(tmp_path_factory):
     folder = tmp_path_factory.mktemp('gatys')
     return {'content': write_image_file(str(folder / 'content.jpg'), 30, 40, seed=3),
