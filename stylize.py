@@ -17,7 +17,8 @@ from tqdm import tqdm
 import losses
 from files import refuse_overwriting_inputs, write_image
 from inference import color
-from nets import loss_network, nets_factory, pretrained
+from nets import pretrained
+from nets.loss_network import LossNetwork
 from utils import (CONFIG_SCHEMA, ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main,
                    image_size, log, output_format, read_image, run_and_exit, session_config, setup_logging, tf)
 
@@ -166,32 +167,12 @@ def resize_long_side(pixels, long_side):
     return resize(pixels, *scaled_size(*pixels.shape[:2], long_side))
 
 
-class FeatureNet:
-    """VGG-16 with fixed weights from a slim checkpoint or a vgg16.npy dict, up to the deepest layer used."""
-
-    def __init__(self, weights_file, layers):
-        self.network_fn = nets_factory.get_network_fn(LOSS_MODEL, num_classes=1, is_training=False)
-        self.final_endpoint = loss_network.final_endpoint(self.network_fn, layers)
-        self.make_init_fn, self.means = pretrained.vgg_weights(weights_file, LOSS_MODEL, 'vgg_16/fc')
-
-    def min_side(self):
-        """The smallest image side for which the deepest layer still has a pixel (each pooling halves)."""
-        pools_before = sum(1 for name in self.network_fn.end_points[:self.network_fn.end_points.index(
-            self.final_endpoint)] if '/pool' in name)
-        return 2 ** pools_before
-
-    def check_size(self, pixels, what):
-        """Raise UsageError when an image is too small for the deepest layer used."""
-        if min(pixels.shape[:2]) < self.min_side():
-            raise UsageError('the %s (%dx%d) is too small for %s: it needs at least %d pixels per side (enlarge it '
-                             'with --max_size/--width/--height or --style_scale, or use shallower layers)'
-                             % (what, pixels.shape[1], pixels.shape[0], self.final_endpoint, self.min_side()))
-
-    def end_points(self, images):
-        """End points for a float RGB batch in 0..255 (the means that go with the weights are subtracted)."""
-        _, end_points = self.network_fn(images - tf.constant(self.means, tf.float32),
-                                        final_endpoint=self.final_endpoint)
-        return end_points
+def check_size(features, pixels, what):
+    """Raise UsageError when an image is too small for the deepest layer of the LossNetwork `features`."""
+    if min(pixels.shape[:2]) < features.min_side():
+        raise UsageError('the %s (%dx%d) is too small for %s: it needs at least %d pixels per side (enlarge it '
+                         'with --max_size/--width/--height or --style_scale, or use shallower layers)'
+                         % (what, pixels.shape[1], pixels.shape[0], features.final_endpoint, features.min_side()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,7 +201,7 @@ def compute_targets(features, content, styles, recipe):
         images = tf.placeholder(tf.float32, [1, None, None, 3])
         end_points = features.end_points(images)
         grams = [losses.gram(end_points[layer])[0] for layer in recipe.style_layers]
-        init_fn = features.make_init_fn()
+        init_fn = features.init_fn()
         with tf.Session() as sess:
             init_fn(sess)
             content_targets = sess.run([end_points[layer] for layer in recipe.content_layers],
@@ -322,7 +303,7 @@ def optimize(features, start, targets, recipe, progress, optimizer='lbfgs', iter
     """Optimize the image from `start`.
 
     Args:
-      features: the FeatureNet; start: float32 (H, W, 3); targets: from compute_targets; recipe: the Recipe.
+      features: the nets.LossNetwork; start: float32 (H, W, 3); targets: from compute_targets; recipe: the Recipe.
       progress: a Progress, closed at the end.
       optimizer: 'lbfgs' or 'adam' (with learning_rate); iterations: its steps; precision: 'fp32' or 'bf16'.
 
@@ -336,7 +317,7 @@ def optimize(features, start, targets, recipe, progress, optimizer='lbfgs', iter
             train = tf.train.AdamOptimizer(learning_rate).minimize(loss_ops['total'], var_list=[image])
         else:
             gradient = tf.gradients(loss_ops['total'], image)[0]
-        init_fn = features.make_init_fn()
+        init_fn = features.init_fn()
         with tf.Session(config=session_config(precision == 'bf16')) as sess:
             sess.run(tf.global_variables_initializer())
             init_fn(sess)
@@ -357,13 +338,8 @@ def check_inputs(content, styles, weights_file, weights_url, output, download):
     missing = ['%s not found: %s (check the path)' % (what, path)
                for path, what in [(content, 'content image')] + [(style, 'style image') for style in styles]
                if not os.path.isfile(path)]
-    if weights_file.endswith('.npy'):
-        if not os.path.isfile(weights_file):
-            missing.append('VGG weights not found: %s (pass a vgg16.npy, or a slim vgg_16.ckpt, see '
-                           'pretrained/README.md)' % weights_file)
-    else:
-        missing += [problem for problem in [pretrained.missing_vgg(weights_file, weights_url, LOSS_MODEL, download)]
-                    if problem]
+    missing += [problem for problem in [pretrained.missing_vgg(weights_file, weights_url, LOSS_MODEL, download)]
+                if problem]
     if missing:
         raise UsageError('; '.join(missing))
     refuse_overwriting_inputs([output], [content, *styles, weights_file])
@@ -400,14 +376,14 @@ def stylize(args):
     check_inputs(args.content, args.style, args.loss_model_file, args.loss_model_url, args.output, download)
     (height, width), style_side = plan_sizes(args.content, args.style, args.max_size, args.width, args.height,
                                              args.style_scale, args.max_memory * 1e9)
-    if not args.loss_model_file.endswith('.npy'):
-        pretrained.ensure_vgg_checkpoint(args.loss_model_file, args.loss_model_url, LOSS_MODEL, download)
+    pretrained.ensure_vgg_checkpoint(args.loss_model_file, args.loss_model_url, LOSS_MODEL, download)
     content = resize(read_image(args.content, 'content image'), height, width)
     styles = [resize_long_side(read_image(path, 'style image'), style_side) for path in args.style]
-    features = FeatureNet(args.loss_model_file, args.content_layers + args.style_layers)
-    features.check_size(content, 'result')
+    features = LossNetwork(LOSS_MODEL, args.content_layers + args.style_layers, args.loss_model_file, 'vgg_16/fc')
+    features.load_weights()
+    check_size(features, content, 'result')
     for style in styles:
-        features.check_size(style, 'resized style image')
+        check_size(features, style, 'resized style image')
     recipe = recipe_of(args)
     targets = compute_targets(features, content, styles, recipe)
     start = initial_image(args.init, content, styles[0], args.seed)

@@ -19,8 +19,9 @@ import losses
 import model
 import reader
 from files import write_image
-from nets import loss_network, nets_factory, pretrained
-from preprocessing import preprocessing_factory, vgg_preprocessing
+from nets import pretrained
+from nets.loss_network import LossNetwork
+from preprocessing import preprocessing_factory
 from utils import (ArgumentParser, UsageError, cli_main, gpu_available, load_config, log, read_image,
                    setup_logging, tf)
 
@@ -60,7 +61,7 @@ def parse_args(argv):
     return args
 
 
-def build_graph(config, filenames, style_grams, loss_network, loader, reference=False, strategy=None):
+def build_graph(config, filenames, style_grams, loss_net, loader, reference=False, strategy=None):
     """The training graph: transform network, loss network on generated and content images, losses, Adam.
 
     `reference` builds the original's formulation instead of the faster one with the same values (the
@@ -71,11 +72,11 @@ def build_graph(config, filenames, style_grams, loss_network, loader, reference=
       A dict of the tensors and ops the loop runs ('init': ops to run once the variables are initialized).
     """
     if strategy:
-        return _build_distributed_graph(config, filenames, style_grams, loss_network, loader, strategy)
+        return _build_distributed_graph(config, filenames, style_grams, loss_net, loader, strategy)
     preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
     size = config.image_size
     content = reader.image_batches(filenames, config.batch_size, size, size, preprocess, loader)
-    terms = _losses(config, content, style_grams, loss_network, reference)
+    terms = _losses(config, content, style_grams, loss_net, reference)
     global_step = tf.train.get_or_create_global_step()
     minimize = _optimizer(config).minimize(terms['total'], var_list=model.transform_variables())
     with tf.control_dependencies([minimize]):
@@ -85,7 +86,7 @@ def build_graph(config, filenames, style_grams, loss_network, loader, reference=
                 init=[])
 
 
-def _build_distributed_graph(config, filenames, style_grams, loss_network, loader, strategy):
+def _build_distributed_graph(config, filenames, style_grams, loss_net, loader, strategy):
     """build_graph over a strategy's replicas: each takes its share of the global batch, the gradients are
     all-reduced, and the losses fetched are the global batch's means.
 
@@ -104,7 +105,7 @@ def _build_distributed_graph(config, filenames, style_grams, loss_network, loade
                                                                           preprocess, loader))
 
         def replica_step(content):
-            terms = _losses(config, content, style_grams, loss_network)
+            terms = _losses(config, content, style_grams, loss_net)
             replicas = tf.distribute.get_replica_context().num_replicas_in_sync
             # The optimizer sums the replicas' gradients: scaling each replica's loss (the mean over its images)
             # by 1/replicas makes that sum the gradient of the global batch's mean, as on one device.
@@ -128,9 +129,8 @@ def _build_distributed_graph(config, filenames, style_grams, loss_network, loade
                 init=batches.initialize(), stop_flag=stop_flag, stop=stop, restored_steps=restored_steps)
 
 
-def _losses(config, content, style_grams, loss_network, reference=False):
-    """The generated images and the loss terms on a batch of preprocessed content images."""
-    network_fn, final_endpoint = loss_network
+def _losses(config, content, style_grams, loss_net, reference=False):
+    """The generated images and the loss terms on a batch of preprocessed content images (nets.LossNetwork)."""
     generated = model.net(content, model.ORIGINAL if reference else model.TRAINING)
     if reference:
         # The original: each generated image preprocessed like a training image, the loss network run on both
@@ -138,11 +138,14 @@ def _losses(config, content, style_grams, loss_network, reference=False):
         preprocess, _ = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
         size, batch = config.image_size, config.batch_size
         processed_generated = tf.stack([preprocess(image, size, size) for image in tf.unstack(generated, batch)])
-        _, end_points = network_fn(tf.concat([processed_generated, content], 0), final_endpoint=final_endpoint)
-        generated_points, content_points = losses.split_halves(end_points)
+        generated_points, content_points = losses.split_halves(
+            loss_net.end_points(tf.concat([processed_generated, content], 0), centered=True))
     else:
-        generated_points, content_points = _loss_features(network_fn, final_endpoint, generated, content,
-                                                          config.content_layers)
+        # The same values with less work: preprocessing an image already at the training size is mean subtraction
+        # alone (the resize and crop are identities), and the content images need the network only up to the
+        # content layers, and no gradient.
+        generated_points = loss_net.end_points(generated)
+        content_points = loss_net.end_points(tf.stop_gradient(content), config.content_layers, centered=True)
     content_loss = losses.content_loss(generated_points, content_points, config.content_layers)
     style_loss, style_per_layer = losses.style_loss(generated_points, style_grams, config.style_layers)
     tv_loss = losses.total_variation_loss(generated)
@@ -162,21 +165,6 @@ def _optimizer(config):
         # float16 gradients underflow without loss scaling; bfloat16 (CPUs) has float32's range and needs none.
         optimizer = tf.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, 'dynamic')
     return optimizer
-
-
-def _loss_features(network_fn, final_endpoint, generated, content, content_layers):
-    """The loss network's end points on the generated and on the content images, the same values as the
-    original's with less work.
-
-    Preprocessing an image already at the training size is mean subtraction alone (the resize and the crop are
-    identities). The content images need the network only up to the content layers, and no gradient.
-    """
-    _, generated_points = network_fn(vgg_preprocessing.mean_image_subtraction(generated),
-                                     final_endpoint=final_endpoint)
-    with tf.variable_scope(tf.get_variable_scope(), reuse=True):
-        _, content_points = network_fn(tf.stop_gradient(content),
-                                       final_endpoint=loss_network.final_endpoint(network_fn, content_layers))
-    return generated_points, content_points
 
 
 def _add_summaries(config, terms, generated, origin):
@@ -254,7 +242,7 @@ class StopRequest:
             signal.signal(signum, handler)
 
 
-def train(config, filenames, style_grams, loss_network, max_steps=None, placement=None):
+def train(config, filenames, style_grams, loss_net, max_steps=None, placement=None):
     """Run (or resume) training until the config's epochs are done or the global step reaches max_steps.
 
     placement (distribute.place) says where: one device by default. Only its chief writes to the model folder.
@@ -274,8 +262,8 @@ def train(config, filenames, style_grams, loss_network, max_steps=None, placemen
                  'stops at step %d', max_steps, end_step, config.epoch, len(filenames), config.batch_size, end_step)
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
     with tf.Graph().as_default():
-        ops = build_graph(config, filenames, style_grams, loss_network, loader, strategy=placement.strategy)
-        init_loss_network = checkpoint_files.get_init_fn(config.loss_model_file, config.checkpoint_exclude_scopes)
+        ops = build_graph(config, filenames, style_grams, loss_net, loader, strategy=placement.strategy)
+        init_loss_network = loss_net.init_fn()
         # Everything but the loss network is saved: the transform weights, the global step and Adam's state.
         saver = tf.train.Saver([v for v in tf.global_variables() if not v.op.name.startswith(config.loss_model)],
                                max_to_keep=config.keep_checkpoints)
@@ -407,7 +395,7 @@ def _run_step(sess, fetches, feed, deadline, loader, checkpoints, step):
     return values
 
 
-def get_style_features(config, style_pixels, init_fn_factory, target_dir='generated'):
+def get_style_features(config, style_pixels, loss_net, target_dir='generated'):
     """Gram matrices of the style image at the training size, one per style layer.
 
     The style image is preprocessed like a training image (cover-resize to image_size, central crop); that
@@ -416,22 +404,19 @@ def get_style_features(config, style_pixels, init_fn_factory, target_dir='genera
     Args:
       config: the style config.
       style_pixels: the style image, uint8 (H, W, 3).
-      init_fn_factory: builds the loss network's init function, init_fn_factory() -> fn(session); called
-        after the network is built.
+      loss_net: the nets.LossNetwork.
       target_dir: where the style target image goes (None: not written).
 
     Returns:
       A list of float32 numpy arrays (C, C), in the order of config.style_layers.
     """
-    network_fn = nets_factory.get_network_fn(config.loss_model, num_classes=1, is_training=False)
     preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
     with tf.Graph().as_default():
         image = preprocess(tf.constant(style_pixels), config.image_size, config.image_size)
-        last_layer = loss_network.final_endpoint(network_fn, config.style_layers)
-        _, end_points = network_fn(tf.expand_dims(image, 0), final_endpoint=last_layer)
+        end_points = loss_net.end_points(tf.expand_dims(image, 0), config.style_layers, centered=True)
         grams = [tf.squeeze(losses.gram(end_points[layer]), [0]) for layer in config.style_layers]
         target = tf.cast(tf.clip_by_value(unprocess(image), 0, 255), tf.uint8)
-        init_fn = init_fn_factory()
+        init_fn = loss_net.init_fn()
         with tf.Session() as sess:
             init_fn(sess)
             grams_value, target_value = sess.run([grams, target])
@@ -458,12 +443,9 @@ def check_prerequisites(config, download):
 
 
 def loss_network_for(config):
-    """(network_fn, final end point) for the config, after checking its loss model and layers."""
-    try:
-        network_fn = nets_factory.get_network_fn(config.loss_model, num_classes=1, is_training=False)
-    except ValueError as error:
-        raise UsageError('%s (set loss_model in the config)' % error) from None
-    return network_fn, loss_network.final_endpoint(network_fn, config.content_layers + config.style_layers)
+    """The config's nets.LossNetwork, after checking its loss model and layers."""
+    return LossNetwork(config.loss_model, config.content_layers + config.style_layers, config.loss_model_file,
+                       config.checkpoint_exclude_scopes)
 
 
 @cli_main
@@ -475,7 +457,7 @@ def main(argv=None):
         config['train_dir'] = args.train_dir
     if args.epoch:
         config['epoch'] = args.epoch
-    loss_network = loss_network_for(config)
+    loss_net = loss_network_for(config)
     download = not args.no_download and pretrained.downloadable(config.loss_model_file, config.loss_model)
     check_prerequisites(config, download)
     filenames = reader.list_images(config.train_dir)
@@ -484,12 +466,11 @@ def main(argv=None):
                                  args.worker_timeout)
     style_pixels = read_image(config.style_image, 'style image')
     pretrained.ensure_vgg_checkpoint(config.loss_model_file, config.loss_model_url, config.loss_model, download)
-    log.info('loss network %s up to %s, weights from %s', config.loss_model, loss_network[1],
+    loss_net.load_weights()
+    log.info('loss network %s up to %s, weights from %s', config.loss_model, loss_net.final_endpoint,
              config.loss_model_file)
-    style_grams = get_style_features(
-        config, style_pixels, lambda: checkpoint_files.get_init_fn(config.loss_model_file, config.checkpoint_exclude_scopes),
-        target_dir='generated' if placement.is_chief else None)
-    train(config, filenames, style_grams, loss_network, args.max_steps, placement)
+    style_grams = get_style_features(config, style_pixels, loss_net, 'generated' if placement.is_chief else None)
+    train(config, filenames, style_grams, loss_net, args.max_steps, placement)
 
 
 if __name__ == '__main__':

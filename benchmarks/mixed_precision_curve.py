@@ -9,7 +9,6 @@ difference, and seconds per step; nothing is saved.
 import argparse
 import os
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -17,20 +16,17 @@ sys.path.insert(0, ROOT)
 
 import reader  # noqa: E402
 import train  # noqa: E402
-from nets import loss_network, nets_factory, pretrained  # noqa: E402
 from utils import load_config, read_image, session_config, tf  # noqa: E402
 
 
-def loss_curve(config, filenames, grams, make_init_fn, reduced_precision, steps, every):
+def loss_curve(config, filenames, grams, loss_net, reduced_precision, steps, every):
     """Total loss at every `every` steps and the mean seconds per step after the first."""
-    network_fn = nets_factory.get_network_fn(config.loss_model, num_classes=1, is_training=False)
-    final = loss_network.final_endpoint(network_fn, config.style_layers + config.content_layers)
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
     curve = []
     with tf.Graph().as_default():
         tf.set_random_seed(0)
-        ops = train.build_graph(config, filenames, grams, (network_fn, final), loader)
-        init_fn = make_init_fn()
+        ops = train.build_graph(config, filenames, grams, loss_net, loader)
+        init_fn = loss_net.init_fn()
         with tf.Session(config=session_config(reduced_precision)) as sess:
             sess.run(tf.global_variables_initializer())
             init_fn(sess)
@@ -55,13 +51,11 @@ def main():
     config = load_config(args.conf)
     config.update(image_size=args.image_size, batch_size=args.batch_size)
     filenames = reader.list_images(args.train_dir)
-    make_init_fn, _ = pretrained.vgg_weights(config.loss_model_file, config.loss_model,
-                                             config.checkpoint_exclude_scopes)
+    loss_net = train.loss_network_for(config)
     style = read_image(config.style_image, 'style image')
-    with tempfile.TemporaryDirectory() as scratch:
-        grams = train.get_style_features(config, style, make_init_fn, target_dir=scratch)
-    float32, float32_seconds = loss_curve(config, filenames, grams, make_init_fn, False, args.steps, args.every)
-    bf16, bf16_seconds = loss_curve(config, filenames, grams, make_init_fn, True, args.steps, args.every)
+    grams = train.get_style_features(config, style, loss_net, target_dir=None)
+    float32, float32_seconds = loss_curve(config, filenames, grams, loss_net, False, args.steps, args.every)
+    bf16, bf16_seconds = loss_curve(config, filenames, grams, loss_net, True, args.steps, args.every)
     print('| step | float32 total loss | mixed precision total loss | relative difference |')
     print('|---|---|---|---|')
     for (step, full), (_, reduced) in zip(float32, bf16):

@@ -110,8 +110,7 @@ def measure_train(variant, repeats, vgg_prefix, image_dir):
     import numpy as np
     import reader
     import train
-    from nets import loss_network, nets_factory
-    from checkpoints import get_init_fn
+    from nets.loss_network import LossNetwork
     from utils import session_config, tf
     bf16 = variant == 'bf16'
     config = argparse.Namespace(image_size=TRAIN_SIZE, batch_size=TRAIN_BATCH, loss_model='vgg_16',
@@ -120,17 +119,16 @@ def measure_train(variant, repeats, vgg_prefix, image_dir):
                                 tv_weight=0.0, style_layers=['vgg_16/conv1/conv1_2', 'vgg_16/conv2/conv2_2',
                                                              'vgg_16/conv3/conv3_3', 'vgg_16/conv4/conv4_3'])
     filenames = reader.list_images(image_dir)
-    network_fn = nets_factory.get_network_fn('vgg_16', num_classes=1, is_training=False)
-    final = loss_network.final_endpoint(network_fn, config.style_layers + config.content_layers)
+    loss_net = LossNetwork('vgg_16', config.content_layers + config.style_layers, vgg_prefix, 'vgg_16/fc')
     grams = [np.eye(channels, dtype=np.float32) for channels in (64, 128, 256, 512)]
     loader = reader.ImageLoader(len(filenames), 0.05, TRAIN_SIZE)
     with tf.Graph().as_default():
-        ops = train.build_graph(config, filenames, grams, (network_fn, final), loader,
-                                reference=variant == 'reference')
+        ops = train.build_graph(config, filenames, grams, loss_net, loader, reference=variant == 'reference')
         batch = tf.get_default_graph().get_tensor_by_name('IteratorGetNext:0')
+        init_loss_network = loss_net.init_fn()
         with tf.Session(config=session_config(bf16)) as sess:
             sess.run(tf.global_variables_initializer())
-            get_init_fn(vgg_prefix, 'vgg_16/fc')(sess)
+            init_loss_network(sess)
             sess.run(ops['train_step'])  # the first step also sets up kernels; not measured
             times = _time_runs(lambda: sess.run(ops['train_step']), repeats)
             input_times = _time_runs(lambda: sess.run(batch), repeats)
@@ -141,25 +139,25 @@ def measure_gatys(variant, repeats, vgg_prefix):
     """stylize.py's Adam iteration at GATYS_SIZE; the baseline builds VGG-16 through pool5, as tutorials do."""
     import numpy as np
     import stylize
-    from checkpoints import get_init_fn
+    from nets.loss_network import LossNetwork
     from utils import session_config, tf
     bf16 = variant == 'bf16'
     args = stylize.parse_args(['--content', 'c.jpg', '--style', 's.jpg', '--optimizer', 'adam'])
     layers = args.content_layers + args.style_layers
-    features = stylize.FeatureNet(vgg_prefix, layers)
-    if variant == 'reference':
-        features.final_endpoint = 'vgg_16/pool5'
+    features = LossNetwork('vgg_16', layers, vgg_prefix, 'vgg_16/fc')
+    built = layers + ['vgg_16/pool5'] if variant == 'reference' else layers
     rng = np.random.default_rng(0)
     with tf.Graph().as_default():
         image = tf.Variable(rng.uniform(0, 255, (1, GATYS_SIZE, GATYS_SIZE, 3)).astype(np.float32))
-        end_points = features.end_points(image)
+        end_points = features.end_points(image, built)
         content_targets = [np.zeros(end_points[layer].shape.as_list(), np.float32) for layer in args.content_layers]
         grams = [np.eye(end_points[layer].shape.as_list()[-1], dtype=np.float32) for layer in args.style_layers]
-        loss = stylize.build_losses(end_points, image, (content_targets, grams), args)['total']
+        loss = stylize.build_losses(end_points, image, (content_targets, grams), stylize.recipe_of(args))['total']
         step = tf.train.AdamOptimizer(args.learning_rate).minimize(loss, var_list=[image])
+        init_loss_network = features.init_fn()
         with tf.Session(config=session_config(bf16)) as sess:
             sess.run(tf.global_variables_initializer())
-            get_init_fn(vgg_prefix, 'vgg_16/fc')(sess)
+            init_loss_network(sess)
             return _time_runs(lambda: sess.run(step), repeats), {}
 
 

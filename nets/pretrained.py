@@ -54,8 +54,12 @@ def downloadable(path, loss_model):
 
 
 def missing_vgg(path, url, loss_model, download=True):
-    """None when the loss network's checkpoint is at `path` or will be downloaded there, else the problem as a
-    sentence with its fix (for a command to report with its other missing prerequisites)."""
+    """None when the loss network's weights are at `path` (a checkpoint or a vgg16.npy) or will be downloaded
+    there, else the problem as a sentence with its fix (for a command to report with its other missing
+    prerequisites)."""
+    if path.endswith('.npy'):
+        return None if os.path.isfile(path) else ('VGG weights not found: %s (pass a vgg16.npy, or a slim %s.ckpt, '
+                                                  'see pretrained/README.md)' % (path, loss_model))
     if checkpoint_exists(path) or (download and downloadable(path, loss_model)):
         return None
     if not downloadable(path, loss_model):
@@ -75,9 +79,13 @@ def ensure_vgg_checkpoint(path, url, loss_model, download=True):
       download: fetch the archive when the checkpoint is missing (commands allow it at the default path only:
         see downloadable).
 
+    A vgg16.npy is never downloaded; vgg_weights checks it as it reads it.
+
     Raises:
       UsageError: missing and not downloadable, the download failed, or the file is not that network's.
     """
+    if path.endswith('.npy'):
+        return
     if not checkpoint_exists(path):
         if not download:
             raise UsageError('VGG checkpoint not found: %s (download %s, extract %s.ckpt to that path, see '

@@ -8,6 +8,7 @@ from PIL import Image
 import stylize
 from helpers import usage_error, write_image_file
 from inference import color
+from nets.loss_network import LossNetwork
 from utils import UsageError, tf
 
 
@@ -28,13 +29,13 @@ def _loss_at_start(args):
     """Features targets and the loss of the start image under the given weights."""
     content = stylize.resize(stylize.read_image(args.content), 24, 32)
     style = stylize.read_image(args.style[0])
-    features = stylize.FeatureNet(args.loss_model_file, args.content_layers + args.style_layers)
+    features = LossNetwork('vgg_16', args.content_layers + args.style_layers, args.loss_model_file, 'vgg_16/fc')
     targets = stylize.compute_targets(features, content, [style], stylize.recipe_of(args))
     start = stylize.initial_image('noise', content, style, seed=1)
     with tf.Graph().as_default():
         image = tf.constant(start[None])
         loss_ops = stylize.build_losses(features.end_points(image), image, targets, stylize.recipe_of(args))
-        init_fn = features.make_init_fn()
+        init_fn = features.init_fn()
         with tf.Session() as sess:
             init_fn(sess)
             return targets, sess.run(loss_ops)
@@ -64,7 +65,7 @@ class RecordingProgress(stylize.Progress):
 def test_loss_falls(images, vgg_checkpoint, optimizer, tmp_path):
     args = _args(images, vgg_checkpoint, '--optimizer', optimizer, '--iterations', '6', '--init', 'noise')
     content = stylize.resize(stylize.read_image(args.content), 24, 32)
-    features = stylize.FeatureNet(args.loss_model_file, args.content_layers + args.style_layers)
+    features = LossNetwork('vgg_16', args.content_layers + args.style_layers, args.loss_model_file, 'vgg_16/fc')
     targets = stylize.compute_targets(features, content, [stylize.read_image(args.style[0])], stylize.recipe_of(args))
     progress = RecordingProgress(args.iterations, str(tmp_path), 0)
     start = stylize.initial_image('noise', content, content, seed=0)
@@ -120,7 +121,7 @@ def test_luminance_transfer_round_trips_and_matches_pillows_ycbcr():
 
 def test_blended_styles_blend_the_gram_matrices(images, vgg_checkpoint):
     args = _args(images, vgg_checkpoint, '--style', images['style2'], '--style_blend', '0.7,0.3')
-    features = stylize.FeatureNet(vgg_checkpoint, args.content_layers + args.style_layers)
+    features = LossNetwork('vgg_16', args.content_layers + args.style_layers, vgg_checkpoint, 'vgg_16/fc')
     content = stylize.read_image(images['content'])
     styles = [stylize.read_image(p) for p in args.style]
     _, blended = stylize.compute_targets(features, content, styles, stylize.recipe_of(args))
@@ -146,7 +147,7 @@ def test_hostile_npy_is_refused_without_running_code(tmp_path, monkeypatch, imag
     monkeypatch.chdir(tmp_path)
     np.save('evil.npy', np.array({'conv1_1': _Exploit()}, dtype=object), allow_pickle=True)
     with pytest.raises(UsageError, match=r'evil.npy is not a VGG-16 npy dict .*refused to load (posix|os)\.system'):
-        stylize.FeatureNet('evil.npy', ['vgg_16/conv1/conv1_2'])
+        LossNetwork('vgg_16', ['vgg_16/conv1/conv1_2'], 'evil.npy').load_weights()
     assert not os.path.exists('PWNED')
 
 
@@ -192,7 +193,7 @@ def test_npy_without_all_conv_layers_is_refused(tmp_path, vgg16_npy):
     np.save(tmp_path / 'partial.npy', layers, allow_pickle=True)
     with pytest.raises(UsageError, match=r'partial.npy is not a VGG-16 npy dict: 2 of its 26 variables are missing, '
                                          r'e.g. vgg_16/conv5/conv5_3/biases'):
-        stylize.FeatureNet(str(tmp_path / 'partial.npy'), ['vgg_16/conv1/conv1_2'])
+        LossNetwork('vgg_16', ['vgg_16/conv1/conv1_2'], str(tmp_path / 'partial.npy')).load_weights()
 
 
 def test_precision_bf16_runs_vgg_in_bfloat16(images, vgg_checkpoint):

@@ -14,9 +14,7 @@ import model
 import reader
 import train
 from helpers import usage_error, write_config
-from nets import loss_network, nets_factory
-from checkpoints import get_init_fn
-from utils import load_config, tf
+from utils import load_config, read_image, tf
 
 
 def _event_tags(folder):
@@ -170,15 +168,15 @@ def test_a_corrupt_training_image_is_skipped(workspace):
 
 def _losses_and_gradients(config, filenames, grams, model_prefix, reference):
     """Loss values and transform-network gradients of one batch, in the fast or the original formulation."""
-    network_fn = nets_factory.get_network_fn(config.loss_model, num_classes=1, is_training=False)
-    final = loss_network.final_endpoint(network_fn, config.style_layers + config.content_layers)
+    loss_net = train.loss_network_for(config)
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
     with tf.Graph().as_default():
-        ops = train.build_graph(config, filenames, grams, (network_fn, final), loader, reference=reference)
+        ops = train.build_graph(config, filenames, grams, loss_net, loader, reference=reference)
         gradients = tf.gradients(ops['total'], model.transform_variables())
+        init_loss_network = loss_net.init_fn()
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
-            get_init_fn(config.loss_model_file, config.checkpoint_exclude_scopes)(sess)
+            init_loss_network(sess)
             checkpoints.transform_saver().restore(sess, model_prefix)
             return sess.run([{key: ops[key] for key in ('total', 'content', 'style', 'tv')}, gradients])
 
@@ -197,6 +195,29 @@ def test_fast_training_graph_gives_the_original_losses_and_gradients(workspace):
         np.testing.assert_allclose(fast_losses[key], value, rtol=1e-4)
     for fast, reference in zip(fast_gradients, gradients):
         assert np.linalg.norm(fast - reference) <= 1e-3 * np.linalg.norm(reference)
+
+
+
+def test_training_takes_a_vgg16_npy(workspace, vgg16_npy, caplog):
+    """The npy dict of the same weights gives the same style targets and losses, and a run trains on it."""
+    caplog.set_level('INFO')
+    configs = {name: load_config(write_config(name + '.yml', loss_model_file=path))
+               for name, path in (('ckpt', 'vgg/vgg_16.ckpt'), ('npy', vgg16_npy))}
+    style = read_image('style.jpg')
+    grams = {name: train.get_style_features(config, style, train.loss_network_for(config), None)
+             for name, config in configs.items()}
+    prefix = checkpoints.save_random_model(str(workspace / 'start.ckpt'))
+    values = {name: _losses_and_gradients(config, ['train/img0.jpg', 'train/img1.jpg'], grams[name], prefix,
+                                          reference=False)[0]
+              for name, config in configs.items()}
+    # The formats' means differ in the third decimal (116.78 vs 116.779): equal to float precision, not bits.
+    for ckpt, npy in zip(grams['ckpt'], grams['npy']):
+        np.testing.assert_allclose(npy, ckpt, rtol=1e-3, atol=1e-3 * np.abs(ckpt).max())
+    for key in ('total', 'content', 'style'):
+        np.testing.assert_allclose(values['npy'][key], values['ckpt'][key], rtol=1e-3)
+    train.main(['-c', 'npy.yml', '--max_steps', '1'])
+    assert 'weights from %s' % vgg16_npy in caplog.text
+    assert tf.train.latest_checkpoint('models/tiny').endswith('fast-style-model.ckpt-1')
 
 
 def _bfloat16_nodes_while_training(monkeypatch, config):
