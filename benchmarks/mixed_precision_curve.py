@@ -16,6 +16,7 @@ sys.path.insert(0, ROOT)
 
 import reader  # noqa: E402
 import train  # noqa: E402
+import training.graph  # noqa: E402
 from utils import load_config, read_image, session_config, tf  # noqa: E402
 
 
@@ -25,7 +26,7 @@ def loss_curve(config, filenames, grams, loss_net, reduced_precision, steps, eve
     curve = []
     with tf.Graph().as_default():
         tf.set_random_seed(0)
-        ops = train.build_graph(config, filenames, grams, loss_net, loader)
+        ops = training.graph.build_graph(config, filenames, grams, loss_net, loader)
         init_fn = loss_net.init_fn()
         with tf.Session(config=session_config(reduced_precision)) as sess:
             sess.run(tf.global_variables_initializer())

@@ -4,7 +4,7 @@
 
 Every row is measured twice in fresh processes, one after the other (--rounds times, alternating): ours, and the
 baseline, the straightforward faithful formulation of docs/ORIGINAL.md (model.ORIGINAL: moments, x4 resize +
-stride-2 convolution, one 9x9 convolution to 3 maps; train.build_graph(reference=True): per-image preprocessing
+stride-2 convolution, one 9x9 convolution to 3 maps; training.graph.build_graph(reference=True): per-image preprocessing
 and the loss network run and back-propagated on [generated, content]). Times are the median of --repeats runs
 after a warm-up run, with the min and max; cold commands run --repeats times in turn with no warm-up. Memory is
 the process's peak resident set (os.wait4). Ratios are ours over the baseline, measured in the same run, since a
@@ -109,7 +109,7 @@ def measure_train(variant, repeats, vgg_prefix, image_dir):
     """Seconds per training step at TRAIN_BATCH x TRAIN_SIZE, and the input pipeline's own time per batch."""
     import numpy as np
     import reader
-    import train
+    import training.graph
     from nets.loss_network import LossNetwork
     from utils import session_config, tf
     bf16 = variant == 'bf16'
@@ -123,7 +123,7 @@ def measure_train(variant, repeats, vgg_prefix, image_dir):
     grams = [np.eye(channels, dtype=np.float32) for channels in (64, 128, 256, 512)]
     loader = reader.ImageLoader(len(filenames), 0.05, TRAIN_SIZE)
     with tf.Graph().as_default():
-        ops = train.build_graph(config, filenames, grams, loss_net, loader, reference=variant == 'reference')
+        ops = training.graph.build_graph(config, filenames, grams, loss_net, loader, reference=variant == 'reference')
         batch = tf.get_default_graph().get_tensor_by_name('IteratorGetNext:0')
         init_loss_network = loss_net.init_fn()
         with tf.Session(config=session_config(bf16)) as sess:

@@ -19,6 +19,8 @@ import export
 import model
 import reader
 import train
+import training.graph
+import training.loop
 from helpers import ROOT, usage_error, write_config
 from utils import tf
 
@@ -53,13 +55,13 @@ def _assert_same_step(single_prefix, distributed_prefix, before_prefix):
         if name in weights:
             # A weight moves by Adam's normalized step, about the learning rate whatever the gradient's size.
             # Where a gradient is near zero that rounding can change the step by a few percent (seen: 2 %).
-            atol = max(atol, 0.1 * train.LEARNING_RATE)
+            atol = max(atol, 0.1 * training.graph.LEARNING_RATE)
         np.testing.assert_allclose(distributed[name], value, rtol=1e-4, atol=atol, err_msg=name)
     assert not np.allclose(single['conv1/conv/weight'], _checkpoint(before_prefix)['conv1/conv/weight'])
 
 
 def test_mirrored_step_equals_the_single_device_step(workspace, monkeypatch, caplog):
-    monkeypatch.setattr(train, 'SUMMARY_EVERY', 1)
+    monkeypatch.setattr(training.loop, 'SUMMARY_EVERY', 1)
     caplog.set_level('INFO')
     config = _four_image_config(workspace)
     train.main(['-c', config, '--max_steps', '1'])

@@ -17,6 +17,8 @@ import eval as eval_py
 import export
 import losses
 import train
+import training.loop
+import training.progress
 from helpers import ROOT, write_config, write_image_file
 from utils import Config, UsageError, tf
 
@@ -76,7 +78,7 @@ def test_a_signal_saves_the_current_step_and_exits_0(workspace, signum):
 
 def test_a_second_signal_exits_at_once():
     """After the first signal the handlers are the system's defaults: a second one ends the process at once."""
-    with train.StopRequest() as stop:
+    with training.progress.StopRequest() as stop:
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.received == 'SIGTERM'
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
@@ -288,7 +290,7 @@ def make_bad_data(folder):
 
 
 def test_bad_training_data_is_skipped_counted_and_summarized(workspace, monkeypatch, caplog):
-    monkeypatch.setattr(train, 'SUMMARY_EVERY', 1)
+    monkeypatch.setattr(training.loop, 'SUMMARY_EVERY', 1)
     caplog.set_level('INFO')
     unreadable = make_bad_data('messy')
     train.main(['-c', write_config('tiny.yml', train_dir='messy', max_bad_fraction=0.5, epoch=2)])

@@ -13,6 +13,9 @@ import checkpoints
 import model
 import reader
 import train
+import training.graph
+import training.loop
+import training.progress
 from helpers import usage_error, write_config
 from utils import load_config, read_image, tf
 
@@ -30,8 +33,8 @@ def _checkpoint_value(prefix, name):
 
 
 def test_train_stop_and_resume(workspace, monkeypatch, caplog):
-    monkeypatch.setattr(train, 'SUMMARY_EVERY', 1)
-    monkeypatch.setattr(train, 'CHECKPOINT_EVERY', 2)
+    monkeypatch.setattr(training.loop, 'SUMMARY_EVERY', 1)
+    monkeypatch.setattr(training.loop, 'CHECKPOINT_EVERY', 2)
     caplog.set_level('INFO')
     config = write_config('tiny.yml', epoch=2)  # 6 images, batch 2, 2 epochs: 6 steps
     train.main(['-c', config, '--max_steps', '3'])
@@ -145,14 +148,14 @@ def test_corrupt_training_state_is_reported(workspace, capsys):
 
 def test_ctrl_c_saves_the_current_step(workspace, monkeypatch, caplog):
     caplog.set_level('INFO')
-    real_step = train.ProgressLog.step
+    real_step = training.progress.ProgressLog.step
 
     def interrupt_at_two(self, step, *args):
         real_step(self, step, *args)
         if step == 2:
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(train.ProgressLog, 'step', interrupt_at_two)
+    monkeypatch.setattr(training.progress.ProgressLog, 'step', interrupt_at_two)
     train.main(['-c', write_config('tiny.yml')])
     assert tf.train.latest_checkpoint('models/tiny').endswith('fast-style-model.ckpt-2')
     assert 'stopped by SIGINT at step 2' in caplog.text and 'Run the same command to resume' in caplog.text
@@ -171,7 +174,7 @@ def _losses_and_gradients(config, filenames, grams, model_prefix, reference):
     loss_net = train.loss_network_for(config)
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
     with tf.Graph().as_default():
-        ops = train.build_graph(config, filenames, grams, loss_net, loader, reference=reference)
+        ops = training.graph.build_graph(config, filenames, grams, loss_net, loader, reference=reference)
         gradients = tf.gradients(ops['total'], model.transform_variables())
         init_loss_network = loss_net.init_fn()
         with tf.Session() as sess:

@@ -1,0 +1,128 @@
+"""The training graph: transform network, loss network on generated and content images, losses, Adam."""
+import losses
+import model
+import reader
+from preprocessing import preprocessing_factory
+from utils import gpu_available, tf
+
+LEARNING_RATE = 1e-3
+
+
+def build_graph(config, filenames, style_grams, loss_net, loader, reference=False, strategy=None):
+    """The training graph: transform network, loss network on generated and content images, losses, Adam.
+
+    `reference` builds the original's formulation instead of the faster one with the same values (the
+    benchmarks and tests compare the two). `strategy`, a tf.distribute strategy, replicates the step over its
+    devices (see distribute.py).
+
+    Returns:
+      A dict of the tensors and ops the loop runs ('init': ops to run once the variables are initialized).
+    """
+    if strategy:
+        return _build_distributed_graph(config, filenames, style_grams, loss_net, loader, strategy)
+    preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
+    size = config.image_size
+    content = reader.image_batches(filenames, config.batch_size, size, size, preprocess, loader)
+    terms = _losses(config, content, style_grams, loss_net, reference)
+    global_step = tf.train.get_or_create_global_step()
+    minimize = _optimizer(config).minimize(terms['total'], var_list=model.transform_variables())
+    with tf.control_dependencies([minimize]):
+        train_step = tf.assign_add(global_step, 1)
+    _add_summaries(config, terms, terms['generated'], unprocess(content))
+    return dict(_fetched(terms), train_step=train_step, global_step=global_step, summary=tf.summary.merge_all(),
+                init=[])
+
+
+def _build_distributed_graph(config, filenames, style_grams, loss_net, loader, strategy):
+    """build_graph over a strategy's replicas: each takes its share of the global batch, the gradients are
+    all-reduced, and the losses fetched are the global batch's means.
+
+    The returned dict also has 'stop_flag' (feed 1 to ask every replica to stop), 'stop' (the number of
+    replicas asking) and 'restored_steps' (the sum of every replica's global step, to check after restoring).
+    """
+    preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
+    size = config.image_size
+    mean = tf.distribute.ReduceOp.MEAN
+
+    with strategy.scope():
+        global_step = tf.train.get_or_create_global_step()
+        optimizer = _optimizer(config)
+        stop_flag = tf.placeholder_with_default(0.0, [], name='stop_flag')
+        batches = strategy.make_input_fn_iterator(reader.sharded_input_fn(filenames, config.batch_size, size, size,
+                                                                          preprocess, loader))
+
+        def replica_step(content):
+            terms = _losses(config, content, style_grams, loss_net)
+            replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+            # The optimizer sums the replicas' gradients: scaling each replica's loss (the mean over its images)
+            # by 1/replicas makes that sum the gradient of the global batch's mean, as on one device.
+            minimize = optimizer.minimize(terms['total'] / replicas, var_list=model.transform_variables(),
+                                          global_step=global_step)
+            with tf.control_dependencies([minimize]):
+                return tf.nest.map_structure(tf.identity, dict(terms, origin=unprocess(content), stop=stop_flag))
+
+        outputs = strategy.experimental_run(replica_step, batches)
+        reduced = {key: strategy.reduce(mean, outputs[key], axis=None) for key in ('total', 'content', 'style', 'tv')}
+        reduced['style_per_layer'] = {layer: strategy.reduce(mean, value, axis=None)
+                                      for layer, value in outputs['style_per_layer'].items()}
+        stop = strategy.reduce(tf.distribute.ReduceOp.SUM, outputs['stop'], axis=None)
+        with tf.control_dependencies([stop] + list(_fetched(reduced).values())):
+            train_step = tf.identity(global_step.read_value())
+        restored_steps = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.experimental_run(
+            lambda: tf.cast(tf.identity(global_step), tf.float32)), axis=None)
+    first_replica = {key: strategy.experimental_local_results(outputs[key])[0] for key in ('generated', 'origin')}
+    _add_summaries(config, reduced, first_replica['generated'], first_replica['origin'])
+    return dict(_fetched(reduced), train_step=train_step, global_step=global_step, summary=tf.summary.merge_all(),
+                init=batches.initialize(), stop_flag=stop_flag, stop=stop, restored_steps=restored_steps)
+
+
+def _losses(config, content, style_grams, loss_net, reference=False):
+    """The generated images and the loss terms on a batch of preprocessed content images (nets.LossNetwork)."""
+    generated = model.net(content, model.ORIGINAL if reference else model.TRAINING)
+    if reference:
+        # The original: each generated image preprocessed like a training image, the loss network run on both
+        # halves at once to the deepest loss layer, and back-propagated through both.
+        preprocess, _ = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
+        size, batch = config.image_size, config.batch_size
+        processed_generated = tf.stack([preprocess(image, size, size) for image in tf.unstack(generated, batch)])
+        generated_points, content_points = losses.split_halves(
+            loss_net.end_points(tf.concat([processed_generated, content], 0), centered=True))
+    else:
+        # The same values with less work: preprocessing an image already at the training size is mean subtraction
+        # alone (the resize and crop are identities), and the content images need the network only up to the
+        # content layers, and no gradient.
+        generated_points = loss_net.end_points(generated)
+        content_points = loss_net.end_points(tf.stop_gradient(content), config.content_layers, centered=True)
+    content_loss = losses.content_loss(generated_points, content_points, config.content_layers)
+    style_loss, style_per_layer = losses.style_loss(generated_points, style_grams, config.style_layers)
+    tv_loss = losses.total_variation_loss(generated)
+    total = config.content_weight * content_loss + config.style_weight * style_loss + config.tv_weight * tv_loss
+    return {'generated': generated, 'total': total, 'content': content_loss, 'style': style_loss, 'tv': tv_loss,
+            'style_per_layer': style_per_layer}
+
+
+def _fetched(terms):
+    """The loss terms the training loop fetches every step."""
+    return {key: terms[key] for key in ('total', 'content', 'style', 'tv')}
+
+
+def _optimizer(config):
+    optimizer = tf.train.AdamOptimizer(LEARNING_RATE)
+    if config.mixed_precision and gpu_available():
+        # float16 gradients underflow without loss scaling; bfloat16 (CPUs) has float32's range and needs none.
+        optimizer = tf.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, 'dynamic')
+    return optimizer
+
+
+def _add_summaries(config, terms, generated, origin):
+    """TensorBoard summaries with the original's tags."""
+    for name, key, weight in (('content_loss', 'content', config.content_weight),
+                              ('style_loss', 'style', config.style_weight),
+                              ('regularizer_loss', 'tv', config.tv_weight)):
+        tf.summary.scalar('losses/' + name, terms[key])
+        tf.summary.scalar('weighted_losses/weighted_' + name, terms[key] * weight)
+    tf.summary.scalar('total_loss', terms['total'])
+    for layer in config.style_layers:
+        tf.summary.scalar('style_losses/' + layer, terms['style_per_layer'][layer])
+    tf.summary.image('generated', tf.cast(tf.clip_by_value(generated, 0, 255), tf.uint8))
+    tf.summary.image('origin', tf.cast(tf.clip_by_value(origin, 0, 255), tf.uint8))

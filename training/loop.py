@@ -1,0 +1,179 @@
+"""The training loop: running steps, summaries, checkpoints, and stopping cleanly."""
+import os
+import time
+
+import numpy as np
+
+import checkpoints as checkpoint_files
+import distribute
+import model
+import reader
+from training.graph import build_graph
+from training.progress import ProgressLog, StopRequest
+from utils import UsageError, log, tf
+
+CHECKPOINT_NAME = 'fast-style-model.ckpt'
+CHECKPOINT_EVERY = 1000
+SUMMARY_EVERY = 25
+
+
+def total_steps(config, num_images):
+    """Steps in `epoch` passes over the images (full batches only)."""
+    steps = config.epoch * num_images // config.batch_size
+    if steps == 0:
+        raise UsageError('%d training images make no full batch of batch_size %d (add images or lower '
+                         'batch_size)' % (num_images, config.batch_size))
+    return steps
+
+
+def train(config, filenames, style_grams, loss_net, max_steps=None, placement=None):
+    """Run (or resume) training until the config's epochs are done or the global step reaches max_steps.
+
+    placement (distribute.place) says where: one device by default. Only its chief writes to the model folder.
+    """
+    placement = placement or distribute.place('none', None, config.batch_size, config.mixed_precision)
+    training_path = os.path.join(config.model_path, config.naming)
+    if placement.is_chief:
+        try:
+            os.makedirs(training_path, exist_ok=True)
+        except OSError as error:
+            raise UsageError('cannot create the model folder %s (%s); set model_path in the config to a writable '
+                             'folder' % (training_path, error.strerror)) from None
+    end_step = total_steps(config, len(filenames))
+    stop_step = min(end_step, max_steps) if max_steps else end_step
+    if max_steps and max_steps > end_step:
+        log.info('--max_steps %d is past the end of this run: %d steps (epoch %d x %d images // batch %d); training '
+                 'stops at step %d', max_steps, end_step, config.epoch, len(filenames), config.batch_size, end_step)
+    loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
+    with tf.Graph().as_default():
+        ops = build_graph(config, filenames, style_grams, loss_net, loader, strategy=placement.strategy)
+        init_loss_network = loss_net.init_fn()
+        # Everything but the loss network is saved: the transform weights, the global step and Adam's state.
+        saver = tf.train.Saver([v for v in tf.global_variables() if not v.op.name.startswith(config.loss_model)],
+                               max_to_keep=config.keep_checkpoints)
+        with placement.session() as sess:
+            if placement.deadline:
+                log.info('waiting for every worker to join (the start blocks until all of them have started)')
+            sess.run(tf.global_variables_initializer())
+            sess.run(ops['init'])
+            init_loss_network(sess)
+            step, restored = checkpoint_files.restore_newest_complete(sess, saver, training_path, ops['global_step'],
+                                                      placement.is_chief)
+            if placement.strategy:
+                _check_replicas_agree(sess, ops, step, placement)
+            if step >= stop_step:
+                log.info('nothing to do: the model is already at step %d of %d%s', step, stop_step,
+                         '; to train on, raise --max_steps or leave it out (the run ends at step %d)' % end_step
+                         if stop_step < end_step else ' (training is complete; raise epoch in the config to train '
+                                                      'on)')
+                return
+            log.info('training steps %d to %d of %d (%d images, batch %d); checkpoints and summaries %s %s',
+                     step + 1, stop_step, end_step, len(filenames), config.batch_size,
+                     'in' if placement.is_chief else 'written by the chief in', training_path)
+            checkpoints = checkpoint_files.Checkpoints(
+                sess, saver, os.path.join(training_path, CHECKPOINT_NAME), config, model.transform_variables(),
+                placement.is_chief, CHECKPOINT_EVERY)
+            checkpoints.last_saved = restored
+            with StopRequest() as stop:
+                progress = ProgressLog(stop_step, config.batch_size,
+                                       (config.content_weight, config.style_weight, config.tv_weight))
+                step = _run_steps(sess, ops, checkpoints, step, progress, loader, stop, placement.deadline)
+            _finish(checkpoints, step, stop, stop_step, end_step)
+
+
+def _finish(checkpoints, step, stop, stop_step, end_step):
+    """The last checkpoint of a run and what to do next."""
+    if stop.received:
+        saved = checkpoints.save(step)
+        log.info('stopped by %s at step %d; saved %s. Run the same command to resume', stop.received, step, saved)
+    elif stop_step == end_step:
+        log.info('training done; model saved to %s', checkpoints.save(step, 'done'))
+    else:
+        if checkpoints.last_saved != '%s-%d' % (checkpoints.prefix, step):
+            checkpoints.save(step)
+        log.info('stopped at step %d (--max_steps); to continue, run again with a larger --max_steps, or without '
+                 'it to train to the end (step %d)', stop_step, end_step)
+
+
+def _check_replicas_agree(sess, ops, step, placement):
+    """Every replica must have restored the same checkpoint: a worker that cannot read the chief's model folder
+    would otherwise train from another starting point (and its updates would be mixed into everyone's)."""
+    mean_step = sess.run(ops['restored_steps']) / placement.num_replicas
+    if mean_step != step:
+        raise UsageError('the workers restored different checkpoints (this one is at step %d, the replicas\' mean '
+                         'is %g); model_path must be a folder that every worker reads, such as a shared file '
+                         'system' % (step, mean_step))
+
+
+NON_FINITE_CAUSES = {
+    'content': 'a content weight or learning rate too large for these images',
+    'style': 'a style weight too large, or a style image with flat regions',
+    'tv': 'a tv_weight too large',
+}
+
+
+def _check_finite(step, values, checkpoints):
+    """Stop, saving nothing, when a loss term is NaN or Inf; say which and what usually causes it."""
+    if np.isfinite(values['total']):
+        return
+    bad = [term for term in ('content', 'style', 'tv') if not np.isfinite(values[term])] or ['total']
+    causes = '; '.join(NON_FINITE_CAUSES.get(term, 'weights that overflow') for term in bad)
+    raise UsageError('the %s loss became non-finite (%s) at step %d; nothing was saved after it, %s. Usual causes: '
+                     '%s' % (' and '.join(bad), values[bad[0]], step, checkpoints.kept_message(), causes))
+
+
+def _run_steps(sess, ops, checkpoints, step, progress, loader, stop, deadline=None):
+    """The loop up to progress.last_step or a stop request: train, log, summaries, checkpoints.
+
+    Distributed, a stop request travels with the next step to every worker (ops['stop_flag']), and all stop after
+    that step together: a worker that stopped alone would leave the others waiting for it. `deadline`
+    (distribute.StepDeadline, multi-worker) ends the wait for a worker that died.
+    """
+    writer = tf.summary.FileWriter(os.path.dirname(checkpoints.prefix)) if checkpoints.is_chief else None
+    fetches = {key: ops[key] for key in ('train_step', 'total', 'content', 'style', 'tv', 'stop') if key in ops}
+    distributed, agreed_stop = 'stop_flag' in ops, False
+    try:
+        while step < progress.last_step and not agreed_stop and not (stop.received and not distributed):
+            # Every worker runs the summaries' ops (they include all-reduces), the chief alone writes them.
+            with_summary = (step + 1) % SUMMARY_EVERY == 0
+            feed = {ops['stop_flag']: float(bool(stop.received))} if distributed else None
+            values = _run_step(sess, dict(fetches, summary=ops['summary']) if with_summary else fetches, feed,
+                               deadline, loader, checkpoints, step)
+            step = int(values['train_step'])
+            agreed_stop = distributed and values['stop'] > 0
+            if agreed_stop and not stop.received:
+                stop.received = 'a stop request on another worker'
+            _check_finite(step, values, checkpoints)
+            progress.step(step, values, len(loader.bad))
+            if with_summary and writer:
+                writer.add_summary(values['summary'], step)
+                writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag='data/skipped_images',
+                                                                      simple_value=len(loader.bad))]), step)
+            if checkpoints.due(step) and step < progress.last_step:
+                log.info('checkpoint saved to %s', checkpoints.save(step))
+    finally:
+        if writer:
+            writer.close()
+    return step
+
+
+def _run_step(sess, fetches, feed, deadline, loader, checkpoints, step):
+    """One sess.run of the training step, its failures turned into the user's terms."""
+    started = time.time()
+    try:
+        values = sess.run(fetches, feed, options=deadline.run_options() if deadline else None)
+    except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError, tf.errors.AbortedError) as error:
+        if not deadline:
+            raise
+        reason = ('no answer for %d s' % deadline.seconds() if isinstance(error, tf.errors.DeadlineExceededError)
+                  else type(error).__name__)
+        raise UsageError('lost contact with the other workers after step %d (%s: one stopped or its connection '
+                         'broke); %s: restart every worker with the same command'
+                         % (step, reason, checkpoints.kept_message())) from None
+    except tf.errors.OpError:
+        if loader.too_many():
+            raise loader.too_many_error() from None
+        raise
+    if deadline:
+        deadline.record(time.time() - started)
+    return values

@@ -1,0 +1,59 @@
+"""What a person watching training sees and does: the progress log, and stopping with a signal."""
+import signal
+import time
+
+from utils import log
+
+LOG_EVERY = 10
+
+
+class ProgressLog:
+    """Every LOG_EVERY steps: step, the loss and its weighted terms (which add up to it), seconds per step, images
+    per second and time left."""
+
+    def __init__(self, last_step, batch_size, weights):
+        """weights: the config's (content_weight, style_weight, tv_weight)."""
+        self.last_step, self.batch_size, self.weights = last_step, batch_size, weights
+        self.window_start, self.window_steps = time.time(), 0
+        log.info('the loss is content_weight x content + style_weight x style + tv_weight x tv; the lines below show '
+                 'each term weighted (%g, %g, %g), so that they add up to it', *weights)
+
+    def step(self, step, values, skipped=0):
+        self.window_steps += 1
+        if step % LOG_EVERY and step != self.last_step:
+            return
+        secs_per_step = (time.time() - self.window_start) / self.window_steps
+        left = (self.last_step - step) * secs_per_step
+        terms = [weight * values[key] for weight, key in zip(self.weights, ('content', 'style', 'tv'))]
+        log.info('step %d/%d  loss %.4g = content %.4g + style %.4g + tv %.4g  %.3f s/step  %.1f img/s  %s left%s',
+                 step, self.last_step, values['total'], *terms, secs_per_step, self.batch_size / secs_per_step,
+                 _duration(left), '  (%d unreadable images skipped)' % skipped if skipped else '')
+        self.window_start, self.window_steps = time.time(), 0
+
+
+def _duration(seconds):
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return '%d:%02d:%02d' % (hours, minutes, secs)
+
+
+class StopRequest:
+    """SIGINT and SIGTERM: the first asks the loop to save and stop after the current step; a second one, handled
+    by the system's default action, ends the process at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self.received = None
+        self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        return self
+
+    def _handle(self, signum, _frame):
+        self.received = signal.Signals(signum).name
+        for other in self.SIGNALS:
+            signal.signal(other, signal.SIG_DFL)
+        log.info('%s received: saving a checkpoint after this step (send it again to quit at once)', self.received)
+
+    def __exit__(self, *exc_info):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
