@@ -33,7 +33,7 @@ def loss_curve(config, filenames, grams, loss_net, reduced_precision, steps, eve
             init_fn(sess)
             start = None
             for step in range(1, steps + 1):
-                _, total = sess.run([ops['train_step'], ops['total']])
+                _, total = sess.run([ops.train_step, ops.losses['total']])
                 start = start or time.time()
                 if step % every == 0 or step == 1:
                     curve.append((step, float(total)))

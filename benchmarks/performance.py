@@ -129,8 +129,8 @@ def measure_train(variant, repeats, vgg_prefix, image_dir):
         with tf.Session(config=session_config(bf16)) as sess:
             sess.run(tf.global_variables_initializer())
             init_loss_network(sess)
-            sess.run(ops['train_step'])  # the first step also sets up kernels; not measured
-            times = _time_runs(lambda: sess.run(ops['train_step']), repeats)
+            sess.run(ops.train_step)  # the first step also sets up kernels; not measured
+            times = _time_runs(lambda: sess.run(ops.train_step), repeats)
             input_times = _time_runs(lambda: sess.run(batch), repeats)
     return times, {'input_s': statistics.median(input_times)}
 

@@ -175,13 +175,13 @@ def _losses_and_gradients(config, filenames, grams, model_prefix, reference):
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
     with tf.Graph().as_default():
         ops = training.graph.build_graph(config, filenames, grams, loss_net, loader, reference=reference)
-        gradients = tf.gradients(ops['total'], model.transform_variables())
+        gradients = tf.gradients(ops.losses['total'], model.transform_variables())
         init_loss_network = loss_net.init_fn()
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             init_loss_network(sess)
             checkpoints.transform_saver().restore(sess, model_prefix)
-            return sess.run([{key: ops[key] for key in ('total', 'content', 'style', 'tv')}, gradients])
+            return sess.run([ops.losses, gradients])
 
 
 def test_fast_training_graph_gives_the_original_losses_and_gradients(workspace):

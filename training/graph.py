@@ -1,4 +1,6 @@
 """The training graph: transform network, loss network on generated and content images, losses, Adam."""
+import typing
+
 import losses
 import model
 import reader
@@ -6,6 +8,24 @@ from preprocessing import preprocessing_factory
 from utils import gpu_available, tf
 
 LEARNING_RATE = 1e-3
+LOSS_TERMS = ('total', 'content', 'style', 'tv')
+
+
+class ReplicaSync(typing.NamedTuple):
+    """What distributed training adds to a step: the replicas stop together and check that they start together."""
+    stop_flag: tf.Tensor  # feed 1 to ask every replica to stop after this step
+    stop: tf.Tensor  # the number of replicas asking
+    restored_steps: tf.Tensor  # the sum of every replica's global step, to compare after restoring
+
+
+class TrainingOps(typing.NamedTuple):
+    """The tensors and ops the training loop runs."""
+    train_step: tf.Tensor  # runs one step; its value is the global step after it
+    losses: dict  # LOSS_TERMS -> the batch's value of each (the means over the global batch, distributed)
+    global_step: tf.Variable
+    summary: tf.Tensor
+    init: list  # ops to run once the variables are initialized
+    sync: ReplicaSync = None  # distributed training only
 
 
 def build_graph(config, filenames, style_grams, loss_net, loader, reference=False, strategy=None):
@@ -16,7 +36,7 @@ def build_graph(config, filenames, style_grams, loss_net, loader, reference=Fals
     devices (see distribute.py).
 
     Returns:
-      A dict of the tensors and ops the loop runs ('init': ops to run once the variables are initialized).
+      The TrainingOps.
     """
     if strategy:
         return _build_distributed_graph(config, filenames, style_grams, loss_net, loader, strategy)
@@ -29,17 +49,12 @@ def build_graph(config, filenames, style_grams, loss_net, loader, reference=Fals
     with tf.control_dependencies([minimize]):
         train_step = tf.assign_add(global_step, 1)
     _add_summaries(config, terms, terms['generated'], unprocess(content))
-    return dict(_fetched(terms), train_step=train_step, global_step=global_step, summary=tf.summary.merge_all(),
-                init=[])
+    return TrainingOps(train_step, _fetched(terms), global_step, tf.summary.merge_all(), init=[])
 
 
 def _build_distributed_graph(config, filenames, style_grams, loss_net, loader, strategy):
     """build_graph over a strategy's replicas: each takes its share of the global batch, the gradients are
-    all-reduced, and the losses fetched are the global batch's means.
-
-    The returned dict also has 'stop_flag' (feed 1 to ask every replica to stop), 'stop' (the number of
-    replicas asking) and 'restored_steps' (the sum of every replica's global step, to check after restoring).
-    """
+    all-reduced, and the losses fetched are the global batch's means. The TrainingOps have a ReplicaSync."""
     preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
     size = config.image_size
     mean = tf.distribute.ReduceOp.MEAN
@@ -62,7 +77,7 @@ def _build_distributed_graph(config, filenames, style_grams, loss_net, loader, s
                 return tf.nest.map_structure(tf.identity, dict(terms, origin=unprocess(content), stop=stop_flag))
 
         outputs = strategy.experimental_run(replica_step, batches)
-        reduced = {key: strategy.reduce(mean, outputs[key], axis=None) for key in ('total', 'content', 'style', 'tv')}
+        reduced = {key: strategy.reduce(mean, outputs[key], axis=None) for key in LOSS_TERMS}
         reduced['style_per_layer'] = {layer: strategy.reduce(mean, value, axis=None)
                                       for layer, value in outputs['style_per_layer'].items()}
         stop = strategy.reduce(tf.distribute.ReduceOp.SUM, outputs['stop'], axis=None)
@@ -72,8 +87,8 @@ def _build_distributed_graph(config, filenames, style_grams, loss_net, loader, s
             lambda: tf.cast(tf.identity(global_step), tf.float32)), axis=None)
     first_replica = {key: strategy.experimental_local_results(outputs[key])[0] for key in ('generated', 'origin')}
     _add_summaries(config, reduced, first_replica['generated'], first_replica['origin'])
-    return dict(_fetched(reduced), train_step=train_step, global_step=global_step, summary=tf.summary.merge_all(),
-                init=batches.initialize(), stop_flag=stop_flag, stop=stop, restored_steps=restored_steps)
+    return TrainingOps(train_step, _fetched(reduced), global_step, tf.summary.merge_all(), batches.initialize(),
+                       ReplicaSync(stop_flag, stop, restored_steps))
 
 
 def _losses(config, content, style_grams, loss_net, reference=False):
@@ -103,7 +118,7 @@ def _losses(config, content, style_grams, loss_net, reference=False):
 
 def _fetched(terms):
     """The loss terms the training loop fetches every step."""
-    return {key: terms[key] for key in ('total', 'content', 'style', 'tv')}
+    return {key: terms[key] for key in LOSS_TERMS}
 
 
 def _optimizer(config):

@@ -32,18 +32,8 @@ def train(config, filenames, style_grams, loss_net, max_steps=None, placement=No
     placement (distribute.place) says where: one device by default. Only its chief writes to the model folder.
     """
     placement = placement or distribute.place('none', None, config.batch_size, config.mixed_precision)
-    training_path = os.path.join(config.model_path, config.naming)
-    if placement.is_chief:
-        try:
-            os.makedirs(training_path, exist_ok=True)
-        except OSError as error:
-            raise UsageError('cannot create the model folder %s (%s); set model_path in the config to a writable '
-                             'folder' % (training_path, error.strerror)) from None
-    end_step = total_steps(config, len(filenames))
-    stop_step = min(end_step, max_steps) if max_steps else end_step
-    if max_steps and max_steps > end_step:
-        log.info('--max_steps %d is past the end of this run: %d steps (epoch %d x %d images // batch %d); training '
-                 'stops at step %d', max_steps, end_step, config.epoch, len(filenames), config.batch_size, end_step)
+    training_path = _model_folder(config, placement.is_chief)
+    end_step, stop_step = _run_length(config, len(filenames), max_steps)
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
     with tf.Graph().as_default():
         ops = build_graph(config, filenames, style_grams, loss_net, loader, strategy=placement.strategy)
@@ -52,15 +42,7 @@ def train(config, filenames, style_grams, loss_net, max_steps=None, placement=No
         saver = tf.train.Saver([v for v in tf.global_variables() if not v.op.name.startswith(config.loss_model)],
                                max_to_keep=config.keep_checkpoints)
         with placement.session() as sess:
-            if placement.deadline:
-                log.info('waiting for every worker to join (the start blocks until all of them have started)')
-            sess.run(tf.global_variables_initializer())
-            sess.run(ops['init'])
-            init_loss_network(sess)
-            step, restored = checkpoint_files.restore_newest_complete(sess, saver, training_path, ops['global_step'],
-                                                      placement.is_chief)
-            if placement.strategy:
-                _check_replicas_agree(sess, ops, step, placement)
+            step, restored = _start(sess, ops, init_loss_network, saver, training_path, placement)
             if step >= stop_step:
                 log.info('nothing to do: the model is already at step %d of %d%s', step, stop_step,
                          '; to train on, raise --max_steps or leave it out (the run ends at step %d)' % end_step
@@ -81,6 +63,42 @@ def train(config, filenames, style_grams, loss_net, max_steps=None, placement=No
             _finish(checkpoints, step, stop, stop_step, end_step)
 
 
+def _model_folder(config, is_chief):
+    """<model_path>/<naming>, created by the chief."""
+    training_path = os.path.join(config.model_path, config.naming)
+    if is_chief:
+        try:
+            os.makedirs(training_path, exist_ok=True)
+        except OSError as error:
+            raise UsageError('cannot create the model folder %s (%s); set model_path in the config to a writable '
+                             'folder' % (training_path, error.strerror)) from None
+    return training_path
+
+
+def _run_length(config, num_images, max_steps):
+    """(the step at which the config's epochs end, the step at which this run stops)."""
+    end_step = total_steps(config, num_images)
+    if max_steps and max_steps > end_step:
+        log.info('--max_steps %d is past the end of this run: %d steps (epoch %d x %d images // batch %d); training '
+                 'stops at step %d', max_steps, end_step, config.epoch, num_images, config.batch_size, end_step)
+    return end_step, min(end_step, max_steps) if max_steps else end_step
+
+
+def _start(sess, ops, init_loss_network, saver, training_path, placement):
+    """Initialize every variable, load the loss network and restore the newest complete checkpoint; returns
+    (global step, the checkpoint restored or None)."""
+    if placement.deadline:
+        log.info('waiting for every worker to join (the start blocks until all of them have started)')
+    sess.run(tf.global_variables_initializer())
+    sess.run(ops.init)
+    init_loss_network(sess)
+    step, restored = checkpoint_files.restore_newest_complete(sess, saver, training_path, ops.global_step,
+                                                              placement.is_chief)
+    if ops.sync:
+        _check_replicas_agree(sess, ops.sync, step, placement)
+    return step, restored
+
+
 def _finish(checkpoints, step, stop, stop_step, end_step):
     """The last checkpoint of a run and what to do next."""
     if stop.received:
@@ -95,10 +113,10 @@ def _finish(checkpoints, step, stop, stop_step, end_step):
                  'it to train to the end (step %d)', stop_step, end_step)
 
 
-def _check_replicas_agree(sess, ops, step, placement):
+def _check_replicas_agree(sess, sync, step, placement):
     """Every replica must have restored the same checkpoint: a worker that cannot read the chief's model folder
     would otherwise train from another starting point (and its updates would be mixed into everyone's)."""
-    mean_step = sess.run(ops['restored_steps']) / placement.num_replicas
+    mean_step = sess.run(sync.restored_steps) / placement.num_replicas
     if mean_step != step:
         raise UsageError('the workers restored different checkpoints (this one is at step %d, the replicas\' mean '
                          'is %g); model_path must be a folder that every worker reads, such as a shared file '
@@ -125,19 +143,19 @@ def _check_finite(step, values, checkpoints):
 def _run_steps(sess, ops, checkpoints, step, progress, loader, stop, deadline=None):
     """The loop up to progress.last_step or a stop request: train, log, summaries, checkpoints.
 
-    Distributed, a stop request travels with the next step to every worker (ops['stop_flag']), and all stop after
+    Distributed, a stop request travels with the next step to every worker (ops.sync.stop_flag), and all stop after
     that step together: a worker that stopped alone would leave the others waiting for it. `deadline`
     (distribute.StepDeadline, multi-worker) ends the wait for a worker that died.
     """
     writer = tf.summary.FileWriter(os.path.dirname(checkpoints.prefix)) if checkpoints.is_chief else None
-    fetches = {key: ops[key] for key in ('train_step', 'total', 'content', 'style', 'tv', 'stop') if key in ops}
-    distributed, agreed_stop = 'stop_flag' in ops, False
+    fetches = dict(ops.losses, train_step=ops.train_step, **({'stop': ops.sync.stop} if ops.sync else {}))
+    distributed, agreed_stop = ops.sync is not None, False
     try:
         while step < progress.last_step and not agreed_stop and not (stop.received and not distributed):
             # Every worker runs the summaries' ops (they include all-reduces), the chief alone writes them.
             with_summary = (step + 1) % SUMMARY_EVERY == 0
-            feed = {ops['stop_flag']: float(bool(stop.received))} if distributed else None
-            values = _run_step(sess, dict(fetches, summary=ops['summary']) if with_summary else fetches, feed,
+            feed = {ops.sync.stop_flag: float(bool(stop.received))} if distributed else None
+            values = _run_step(sess, dict(fetches, summary=ops.summary) if with_summary else fetches, feed,
                                deadline, loader, checkpoints, step)
             step = int(values['train_step'])
             agreed_stop = distributed and values['stop'] > 0
