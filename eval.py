@@ -2,7 +2,7 @@
 
   python eval.py --model_file models/candy --image_file img/test.jpg
   python eval.py --model_file models/candy.pb --image_file photos/ 'more/*.png' --output stylized/
-  python eval.py --model_file models/candy --video clip.mp4 --output clip-candy.mp4
+  python eval.py --model_file models/candy --video clip.mp4 --output clip-candy.mp4 [--smooth 0.5 --consistency flow]
 
 The model is a checkpoint prefix (V1 or V2 format, the original project's too), a model folder (its latest
 checkpoint), or from export.py a frozen .pb, a SavedModel folder or a .tflite; it is loaded once for the whole run.
@@ -18,7 +18,7 @@ import time
 from tqdm import tqdm
 
 from files import refuse_collisions, refuse_overwriting_inputs, write_image
-from inference import color
+from inference import color, consistency
 from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer
 from utils import (IMAGE_FORMATS, ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main,
                    load_image, log, output_format, run_and_exit, setup_logging)
@@ -51,6 +51,10 @@ def parse_args(argv):
     parser.add_argument('--smooth', type=float, default=0.0,
                         help='video: blend each output frame with this share of the previous one to reduce '
                              'flicker, 0..1 (default: %(default)s)')
+    parser.add_argument('--consistency', choices=consistency.MODES, default='blend',
+                        help='video, with --smooth: blend the previous output frame in place, or moved along the '
+                             'optical flow where it is reliable, which leaves no ghosts behind moving things '
+                             '(needs OpenCV; default: %(default)s)')
     args = parser.parse_args(argv)
     if not 1 <= args.quality <= 100:
         parser.error('--quality must be between 1 and 100, got %d' % args.quality)
@@ -65,6 +69,8 @@ def parse_args(argv):
         parser.error('--format applies to images only; a video takes its container from --output (e.g. out.mp4)')
     if args.smooth and not args.video:
         parser.error('--smooth applies to --video only')
+    if args.consistency == 'flow' and not (args.video and args.smooth):
+        parser.error('--consistency flow needs --video and --smooth A (the share of the previous frame, e.g. 0.5)')
     return args
 
 
@@ -181,12 +187,13 @@ def main(argv=None):
         return color.finish(stylized, original, args.preserve_colors, args.strength)
     if args.video:
         from inference import video
-        video.check_available()
+        video.check_available(args.consistency)
         output = args.output or os.path.join('generated', 'res.mp4')
         refuse_overwriting_inputs([output], [args.video])
         stylizer = load_model()
         video.stylize_video(stylizer, args.video, output, args.batch_size, args.smooth,
-                            lambda frames, originals: [finish(f, o) for f, o in zip(frames, originals)])
+                            lambda frames, originals: [finish(f, o) for f, o in zip(frames, originals)],
+                            args.consistency)
         return
     inputs = collect_inputs(args.image_file)
     outputs = output_paths(inputs, args.image_file, args.output, args.format)

@@ -5,17 +5,25 @@ import numpy as np
 from tqdm import tqdm
 
 from files import replacing
+from inference.consistency import consistency_for
 from utils import UsageError, log, require_file
 
-INSTALL_HINT = 'pip install -r requirements-video.txt (imageio-ffmpeg)'
+INSTALL_HINT = 'pip install -r requirements-video.txt'
 
 
-def check_available():
-    """Raise UsageError saying how to install the video dependency when it is missing."""
+def check_available(consistency='blend'):
+    """Raise UsageError saying how to install the video dependencies when one is missing (OpenCV for
+    --consistency flow)."""
     try:
         import imageio_ffmpeg  # noqa: F401
     except ImportError:
         raise UsageError('video needs imageio-ffmpeg, which is not installed: %s' % INSTALL_HINT) from None
+    if consistency == 'flow':
+        try:
+            import cv2  # noqa: F401
+        except ImportError:
+            raise UsageError('--consistency flow needs OpenCV (opencv-python-headless), which is not installed: %s'
+                             % INSTALL_HINT) from None
 
 
 def _read(path):
@@ -47,7 +55,7 @@ def _batches(frames, size):
         yield np.stack(batch)
 
 
-def stylize_video(stylizer, source, output, batch_size, smooth, finish):
+def stylize_video(stylizer, source, output, batch_size, smooth, finish, consistency='blend'):
     """Stylize every frame of `source` into `output`, keeping the frame rate and the audio track.
 
     Args:
@@ -56,6 +64,8 @@ def stylize_video(stylizer, source, output, batch_size, smooth, finish):
       batch_size: frames stylized per run.
       smooth: share of the previous output frame blended into each new one (0 = none), against flicker.
       finish: finish(stylized frames, original frames) -> frames, for colour preservation and strength.
+      consistency: how the previous frame is blended in: 'blend' in place, 'flow' along the optical flow
+        (see consistency.py).
     """
     import imageio_ffmpeg
     meta, frames = _read(source)
@@ -69,8 +79,11 @@ def stylize_video(stylizer, source, output, batch_size, smooth, finish):
         writer.send(None)
         try:
             with tqdm(total=total, unit='frame', desc='stylizing %s' % source) as bar:
-                for frame in _smoothed(_stylized(stylizer, frames, batch_size, finish, bar), smooth):
-                    writer.send(np.ascontiguousarray(frame))
+                blend = consistency_for(consistency, smooth)
+                if consistency == 'flow' and smooth:
+                    blend = TimedBlend(blend, bar, 'optical flow')
+                for original, stylized in _stylized(stylizer, frames, batch_size, finish, bar):
+                    writer.send(np.ascontiguousarray(blend(original, stylized)))
                     count += 1
         finally:
             writer.close()
@@ -93,17 +106,23 @@ def _check_written(path, output, frames):
 
 
 def _stylized(stylizer, frames, batch_size, finish, bar):
-    """Stylized and finished frames, run through the network in batches."""
+    """(original, stylized and finished) frame pairs, run through the network in batches."""
     for batch in _batches(frames, batch_size):
-        yield from finish(stylizer.stylize_batch(batch), batch)
+        yield from zip(batch, finish(stylizer.stylize_batch(batch), batch))
         bar.update(len(batch))
 
 
-def _smoothed(frames, smooth):
-    """Each frame blended with `smooth` of the previous output frame (none when 0)."""
-    previous = None
-    for frame in frames:
-        if smooth and previous is not None:
-            frame = np.round(smooth * previous + (1 - smooth) * frame).astype(np.uint8)
-        yield frame
-        previous = frame.astype(np.float32)
+class TimedBlend:
+    """A consistency blender whose share of the run's time the progress bar shows (the optical flow's cost)."""
+
+    def __init__(self, blend, bar, label):
+        self.blend, self.bar, self.label = blend, bar, label
+        self.started, self.seconds = time.perf_counter(), 0.0
+
+    def __call__(self, original, stylized):
+        start = time.perf_counter()
+        frame = self.blend(original, stylized)
+        self.seconds += time.perf_counter() - start
+        share = self.seconds / (time.perf_counter() - self.started)
+        self.bar.set_postfix_str('%s %.0f%% of the time' % (self.label, 100 * share))
+        return frame

@@ -1,5 +1,6 @@
 """The inference side: batches, any size, tiles, pixels as people have them, exported forms, video."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -317,14 +318,6 @@ def test_video_keeps_frame_rate_audio_and_size(tmp_path, trained_model):
     assert meta.get('audio_codec') == 'aac'
 
 
-def test_smoothing_blends_each_frame_with_the_previous_output():
-    from inference import video
-    frames = [np.full((2, 2, 3), value, np.uint8) for value in (0, 100, 200)]
-    smoothed = [frame[0, 0, 0] for frame in video._smoothed(iter(frames), 0.25)]
-    assert smoothed == [0, 75, 169]  # 0.75 * 100; 0.25 * 75 + 0.75 * 200 = 168.75
-    assert [frame[0, 0, 0] for frame in video._smoothed(iter(frames), 0)] == [0, 100, 200]
-
-
 def test_smooth_calms_the_video_end_to_end(tmp_path, trained_model):
     import imageio_ffmpeg
     make_video(tmp_path / 'in.mp4', seconds=1)
@@ -340,6 +333,29 @@ def test_smooth_calms_the_video_end_to_end(tmp_path, trained_model):
     assert flicker[1] < 0.8 * flicker[0]  # measured 0.64 of the unsmoothed frame-to-frame change
 
 
+def test_flow_consistency_end_to_end(tmp_path, trained_model, capsys):
+    """--consistency flow keeps every frame, the frame rate and the audio, and shows the flow's share of the time."""
+    source, output = tmp_path / 'in.mp4', tmp_path / 'flow.mp4'
+    make_video(source, seconds=1)
+    _eval('--model_file', trained_model, '--video', str(source), '--output', str(output), '--smooth', '0.5',
+          '--consistency', 'flow')
+    meta, frames = _probe(output)
+    assert frames == 10 and meta['fps'] == 10 and meta.get('audio_codec') == 'aac'
+    err = capsys.readouterr().err
+    assert re.search(r'optical flow \d+% of the time', err), err[-300:]
+
+
+def test_flow_without_opencv_says_how_to_install(tmp_path, trained_model, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, 'cv2', None)  # as if not installed
+    make_video(tmp_path / 'in.mp4', seconds=1)
+    with pytest.raises(SystemExit) as exit_info:
+        _eval('--model_file', trained_model, '--video', str(tmp_path / 'in.mp4'), '--output',
+              str(tmp_path / 'out.mp4'), '--smooth', '0.5', '--consistency', 'flow')
+    assert exit_info.value.code == 2
+    assert '--consistency flow needs OpenCV' in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / 'out.mp4')
+
+
 def test_video_without_imageio_says_how_to_install(tmp_path, trained_model, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, 'imageio_ffmpeg', None)  # as if not installed
     with pytest.raises(SystemExit) as exit_info:
@@ -352,6 +368,8 @@ def test_video_without_imageio_says_how_to_install(tmp_path, trained_model, monk
     (['--strength', '2'], '--strength must be between 0 and 1'),
     (['--quality', '0'], '--quality must be between 1 and 100'),
     (['--smooth', '0.5'], '--smooth applies to --video only'),
+    (['--consistency', 'flow'], '--consistency flow needs --video and --smooth A'),
+    (['--consistency', 'optical'], "invalid choice: 'optical'"),
     (['--max_pixels', '10'], '--max_pixels must be at least 4096'),
 ])
 def test_option_errors(trained_model, capsys, argv, message):
