@@ -3,20 +3,24 @@
   python export.py --model_file models/candy                       # models/candy.pb, frozen GraphDef
   python export.py --model_file models/candy --format savedmodel   # models/candy_savedmodel/
   python export.py --model_file models/candy --format tflite [--fp16]   # models/candy.tflite (_fp16.tflite)
+  python export.py --model_file models/candy --format ckpt         # models/candy.ckpt.{index,data-*}
 
 pb: the original's interface: int32 `input_image` (RGB flattened, H*W*3), int32 scalars `height` and `width`,
 int32 `output_image` (flattened H*W*3, 0..255).
 savedmodel: signature 'serving_default', input 'image' uint8 (N, H, W, 3) of any size, output 'stylized' uint8.
 tflite: input float32 (1, H, W, 3) RGB 0..255 of any size (resize the input tensor), output float32 (1, H, W, 3),
 whole numbers 0..255; --fp16 stores the weights in float16 (half the size).
+ckpt: a checkpoint of the transform network's weights alone, without the training state (Adam's slots, the global
+step): a third of the size, and it loads wherever a checkpoint does (eval.py, serve.py, export.py).
 """
 import argparse
 import functools
+import glob
 import os
 
 import checkpoints
 import model
-from files import contains, replacing_folder, write_bytes
+from files import contains, replacing_checkpoint, replacing_folder, write_bytes
 from inference import stylizer
 from preprocessing import vgg_preprocessing
 from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, tf
@@ -24,7 +28,8 @@ from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup
 # The original export's means; the first instance normalization removes any constant shift of the input,
 # so these and the training means give the same pixels up to float rounding.
 EXPORT_MEANS = (123.68, 116.779, 103.939)
-SUFFIXES = {'pb': '.pb', 'savedmodel': '_savedmodel', 'tflite': '.tflite'}
+SUFFIXES = {'pb': '.pb', 'savedmodel': '_savedmodel', 'tflite': '.tflite', 'ckpt': '.ckpt'}
+KINDS = {'pb': 'frozen graph', 'savedmodel': 'SavedModel', 'tflite': 'TFLite model', 'ckpt': 'weights-only checkpoint'}
 
 
 def build_frozen_interface(formulation=model.INFERENCE):
@@ -88,6 +93,17 @@ def export_tflite(prefix, output, fp16=False, formulation=model.INFERENCE):
             write_bytes(output, converter.convert())
 
 
+def export_checkpoint(prefix, output):
+    """The transform network's variables alone, restored from `prefix` and saved as the checkpoint `output`."""
+    with tf.Graph().as_default():
+        model.net(tf.placeholder(tf.float32, [1, None, None, 3]))
+        saver = checkpoints.transform_saver()
+        with tf.Session() as sess:
+            saver.restore(sess, prefix)
+            with replacing_checkpoint(output) as staged:
+                saver.save(sess, staged, write_meta_graph=False, write_state=False)
+
+
 def default_output(prefix, name, fmt, fp16=False):
     """<model folder's parent>/<name><suffix>, the name defaulting to the model folder's name; a float16 TFLite
     model gets its own name (<name>_fp16.tflite), so that it never replaces the float32 one."""
@@ -110,10 +126,15 @@ def is_earlier_export(path, fmt):
         if fmt == 'tflite':
             with open(path, 'rb') as f:
                 return f.read(8)[4:] == TFLITE_IDENTIFIER
+        if fmt == 'ckpt':
+            files = {name[len(path):] for name in glob.glob(glob.escape(path) + '.*')}
+            names = tf.train.load_checkpoint(path).get_variable_to_shape_map()
+            return (not os.path.lexists(path) and files == {'.index', '.data-00000-of-00001'}
+                    and set(names) == set(model.expected_transform_variables()))
         stylizer.check_saved_model(path)
         return (set(os.listdir(path)) <= _SAVED_MODEL_ENTRIES
                 and all(name.startswith('variables.') for name in os.listdir(os.path.join(path, 'variables'))))
-    except (UsageError, OSError):
+    except (UsageError, OSError, tf.errors.OpError, ValueError):
         return False
 
 
@@ -129,10 +150,14 @@ def check_output(output, fmt, prefix):
         if contains(output, protected):
             raise UsageError('--output %s is or holds %s (%s); choose a new path, e.g. %s'
                              % (output, what, protected, default_output(prefix, None, fmt)))
-    if os.path.lexists(output) and not is_earlier_export(output, fmt):
-        kind = {'pb': 'frozen graph', 'savedmodel': 'SavedModel', 'tflite': 'TFLite model'}[fmt]
+    if _exists(output, fmt) and not is_earlier_export(output, fmt):
         raise UsageError('--output %s exists and is not a %s written by export.py; refusing to replace it (choose a '
-                         'new path, or move it away yourself)' % (output, kind))
+                         'new path, or move it away yourself)' % (output, KINDS[fmt]))
+
+
+def _exists(output, fmt):
+    """Whether anything is at `output`, or, for a checkpoint, at any of its files."""
+    return os.path.lexists(output) or (fmt == 'ckpt' and bool(glob.glob(glob.escape(output) + '.*')))
 
 
 def parse_args(argv):
@@ -141,7 +166,8 @@ def parse_args(argv):
     parser.add_argument('--format', choices=sorted(SUFFIXES), default='pb', help='(default: %(default)s)')
     parser.add_argument('--fp16', action='store_true', help='tflite: store the weights in float16')
     parser.add_argument('--output', help='where to write (default: <model folder>/../<NAME>.pb, <NAME>_savedmodel/, '
-                                         '<NAME>.tflite or, with --fp16, <NAME>_fp16.tflite)')
+                                         '<NAME>.tflite or, with --fp16, <NAME>_fp16.tflite; for ckpt the prefix '
+                                         '<NAME>.ckpt)')
     parser.add_argument('-n', '--name', help="the model's name for the default output (default: the model "
                                              "folder's name, e.g. candy)")
     args = parser.parse_args(argv)
@@ -162,10 +188,11 @@ def main(argv=None):
         export_frozen(prefix, output)
     elif args.format == 'savedmodel':
         export_saved_model(prefix, output)
+    elif args.format == 'ckpt':
+        export_checkpoint(prefix, output)
     else:
         export_tflite(prefix, output, args.fp16)
-    kind = {'pb': 'frozen graph', 'savedmodel': 'SavedModel', 'tflite': 'TFLite model'}[args.format]
-    log.info('%s%s of %s written to %s', kind, ' (float16 weights)' if args.fp16 else '', prefix, output)
+    log.info('%s%s of %s written to %s', KINDS[args.format], ' (float16 weights)' if args.fp16 else '', prefix, output)
 
 
 if __name__ == '__main__':

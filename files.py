@@ -118,6 +118,24 @@ def replacing_folder(path):
         shutil.rmtree(staging)
 
 
+@contextlib.contextmanager
+def replacing_checkpoint(prefix):
+    """Yield a checkpoint prefix inside a staging folder beside `prefix`; once the block has saved a checkpoint
+    there, its files take the places of `<prefix>.index` and `<prefix>.data-*`. The data goes first, so that an
+    index, which readers open first, never names data that is not there yet.
+    """
+    def make(folder, name_prefix):
+        return tempfile.mkdtemp(prefix=name_prefix, suffix='.partial', dir=folder)
+    with _staged(prefix, make) as staging:
+        staged = os.path.join(staging, 'weights')
+        yield staged
+        for name in sorted(os.listdir(staging), key=lambda name: name.endswith('.index')):
+            with open(os.path.join(staging, name), 'rb') as written:
+                os.fsync(written.fileno())
+            os.replace(os.path.join(staging, name), prefix + name[len('weights'):])
+        shutil.rmtree(staging)
+
+
 def same_file(a, b):
     """True when the two paths name one existing file (also through links)."""
     try:

@@ -9,6 +9,7 @@ from PIL import Image
 
 import eval as eval_py
 import export
+import model
 from helpers import usage_error, write_image_file
 from utils import tf
 
@@ -112,6 +113,18 @@ def test_export_runs_with_plain_tensorflow_and_gives_evals_pixels(tmp_path, trai
     np.testing.assert_array_equal(_stylize(pb, photo, str(tmp_path / 'pb.png')), plain)
 
 
+def test_weights_only_checkpoint_holds_the_transform_network_alone_and_gives_evals_pixels(tmp_path, trained_model,
+                                                                                           photo):
+    output = str(tmp_path / 'tiny.ckpt')
+    export.main(['--model_file', trained_model, '--format', 'ckpt', '--output', output])
+    assert tf.train.load_checkpoint(output).get_variable_to_shape_map() == model.expected_transform_variables()
+    assert sorted(os.listdir(tmp_path)) == ['tiny.ckpt.data-00000-of-00001', 'tiny.ckpt.index']
+    training = trained_model + '/fast-style-model.ckpt-done.data-00000-of-00001'
+    assert os.path.getsize(output + '.data-00000-of-00001') < 0.4 * os.path.getsize(training)  # no Adam slots
+    np.testing.assert_array_equal(_stylize(output, photo, str(tmp_path / 'weights.png')),
+                                  _stylize(trained_model, photo, str(tmp_path / 'training.png')))
+
+
 def test_export_default_output_is_next_to_the_model_folder(tmp_path, trained_model, monkeypatch, caplog):
     caplog.set_level('INFO')
     monkeypatch.chdir(os.path.dirname(trained_model))
@@ -122,6 +135,8 @@ def test_export_default_output_is_next_to_the_model_folder(tmp_path, trained_mod
     export.main(['--model_file', 'tiny', '--format', 'tflite'])
     export.main(['--model_file', 'tiny', '--format', 'tflite', '--fp16'])  # its own name: float32 stays
     assert os.path.getsize('tiny_fp16.tflite') < 0.6 * os.path.getsize('tiny.tflite')
+    export.main(['--model_file', 'tiny', '--format', 'ckpt'])
+    assert os.path.isfile('tiny.ckpt.index') and os.path.isfile('tiny.ckpt.data-00000-of-00001')
     assert 'TFLite model (float16 weights) of tiny/fast-style-model.ckpt-done written to tiny_fp16.tflite' \
         in caplog.text
 

@@ -31,11 +31,14 @@ def _run_with_file_size_limit(script, argv, limit_bytes, cwd):
     return run_command(script, *argv, cwd=cwd, limits={resource.RLIMIT_FSIZE: limit_bytes})
 
 
+EXPORTS = (('pb', 'm.pb'), ('savedmodel', 'm_savedmodel'), ('tflite', 'm.tflite'), ('ckpt', 'm.ckpt'))
+
+
 @pytest.fixture(scope='module')
 def exports(trained_model, tmp_path_factory):
     """A folder with one earlier export of each kind."""
     folder = tmp_path_factory.mktemp('exports')
-    for fmt, name in (('pb', 'm.pb'), ('savedmodel', 'm_savedmodel'), ('tflite', 'm.tflite')):
+    for fmt, name in EXPORTS:
         export.main(['--model_file', trained_model, '--format', fmt, '--output', str(folder / name)])
     return folder
 
@@ -44,12 +47,15 @@ def exports(trained_model, tmp_path_factory):
 # export.py never deletes or replaces what it did not write
 # ------------------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('fmt', ['savedmodel', 'pb', 'tflite'])
+@pytest.mark.parametrize('fmt', ['savedmodel', 'pb', 'tflite', 'ckpt'])
 def test_export_refuses_an_output_that_is_not_an_earlier_export(tmp_path, trained_model, exports, capsys, fmt):
     photos = tmp_path / 'my_photos'
     write_image_file(str(photos / 'holiday.jpg'), 20, 20)
-    others = {'savedmodel': 'm.pb', 'pb': 'm.tflite', 'tflite': 'm_savedmodel'}
-    for target in (photos, photos / 'holiday.jpg', exports / others[fmt]):
+    others = {'savedmodel': 'm.pb', 'pb': 'm.tflite', 'tflite': 'm_savedmodel', 'ckpt': 'm.pb'}
+    targets = [photos, photos / 'holiday.jpg', exports / others[fmt]]
+    if fmt == 'ckpt':
+        targets.append(trained_model + '/fast-style-model.ckpt-done')  # it has Adam's slots: not an export
+    for target in targets:
         before = _tree(tmp_path), _tree(exports)
         err = usage_error(export.main, ['--model_file', trained_model, '--format', fmt, '--output', str(target)],
                           capsys)
@@ -70,21 +76,20 @@ def test_export_refuses_an_output_holding_the_model_or_the_working_directory(tra
 
 
 def test_export_replaces_an_earlier_export_of_the_same_kind(tmp_path, trained_model, exports):
-    for name in ('m_savedmodel', 'm.pb', 'm.tflite'):
-        shutil.copytree(exports / name, tmp_path / name) if name.endswith('model') else \
-            shutil.copy(exports / name, tmp_path / name)
-    stale = tmp_path / 'm_savedmodel' / 'variables' / 'variables.index'
-    os.utime(stale, (0, 0))
-    for fmt, name in (('savedmodel', 'm_savedmodel'), ('pb', 'm.pb'), ('tflite', 'm.tflite')):
+    shutil.copytree(exports, tmp_path, dirs_exist_ok=True)
+    stale = [tmp_path / 'm_savedmodel' / 'variables' / 'variables.index', tmp_path / 'm.ckpt.index']
+    for path in stale:
+        os.utime(path, (0, 0))
+    for fmt, name in EXPORTS:
         export.main(['--model_file', trained_model, '--format', fmt, '--output', str(tmp_path / name)])
-    assert os.path.getmtime(stale) > 0  # a new SavedModel took the old one's place
-    assert sorted(os.listdir(tmp_path)) == ['m.pb', 'm.tflite', 'm_savedmodel']  # no staging left behind
+    assert all(os.path.getmtime(path) > 0 for path in stale)  # new exports took the old ones' places
+    assert sorted(os.listdir(tmp_path)) == sorted(os.listdir(exports))  # no staging left behind
     assert sorted(_tree(tmp_path)) == sorted(_tree(exports))
-    for fmt, name in (('savedmodel', 'm_savedmodel'), ('pb', 'm.pb'), ('tflite', 'm.tflite')):
+    for fmt, name in EXPORTS:
         assert export.is_earlier_export(str(tmp_path / name), fmt)
 
 
-@pytest.mark.parametrize('fmt,name', [('savedmodel', 'm_savedmodel'), ('pb', 'm.pb'), ('tflite', 'm.tflite')])
+@pytest.mark.parametrize('fmt,name', EXPORTS)
 def test_a_failed_export_leaves_the_earlier_one_intact(tmp_path, trained_model, exports, fmt, name):
     shutil.copytree(exports, tmp_path / 'out')
     before = _tree(tmp_path / 'out')
