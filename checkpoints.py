@@ -119,13 +119,15 @@ def _check_single_file_checkpoint(path):
 
 
 def check_transform_checkpoint(prefix):
-    """Raise UsageError unless `prefix` is a checkpoint of this transform network with finite weights; return
-    the weights, name -> array."""
-    check_checkpoint_variables(prefix, model.expected_transform_variables(), 'transform-network checkpoint',
-                               CHECKPOINT_FIX)
+    """Raise UsageError unless `prefix` is a checkpoint of this transform network (of one style or several) with
+    finite weights; return the weights, name -> array (model.styles_in tells how many styles they hold)."""
+    what = 'transform-network checkpoint'
+    shapes = read_checkpoint_shapes(prefix, what)
+    expected = model.expected_transform_variables(model.styles_in(shapes))
+    check_variable_shapes(shapes, expected, prefix, what, CHECKPOINT_FIX)
     reader = tf.train.load_checkpoint(prefix)
     weights = {}
-    for name in sorted(model.expected_transform_variables()):
+    for name in sorted(expected):
         try:
             weights[name] = reader.get_tensor(name)
         except Exception as error:  # truncated or corrupt data files raise assorted errors
@@ -142,13 +144,19 @@ def transform_saver(**kwargs):
     return tf.train.Saver({v.op.name: v for v in model.transform_variables()}, **kwargs)
 
 
-def save_random_model(prefix, seed=0):
-    """A checkpoint of the untrained network (truncated-normal weights): a demo model and a test fixture."""
+def save_random_model(prefix, seed=0, styles=1):
+    """A checkpoint of the untrained network (truncated-normal weights, and for several styles random per-style
+    scales and offsets, so that the styles differ): a test fixture."""
     with tf.Graph().as_default():
         tf.set_random_seed(seed)
-        model.net(tf.placeholder(tf.float32, [1, None, None, 3]))
+        model.net(tf.placeholder(tf.float32, [1, None, None, 3]),
+                  style_weights=tf.placeholder(tf.float32, [styles]) if styles > 1 else None)
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
+            rng = np.random.default_rng(seed)
+            for variable in model.transform_variables():
+                if variable.op.name.rsplit('/', 1)[1] in model.STYLE_VARIABLES:
+                    variable.load(sess.run(variable) + rng.normal(0, 0.3, variable.shape.as_list()), sess)
             return transform_saver().save(sess, prefix)
 
 

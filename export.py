@@ -32,35 +32,47 @@ SUFFIXES = {'pb': '.pb', 'savedmodel': '_savedmodel', 'tflite': '.tflite', 'ckpt
 KINDS = {'pb': 'frozen graph', 'savedmodel': 'SavedModel', 'tflite': 'TFLite model', 'ckpt': 'weights-only checkpoint'}
 
 
-def build_frozen_interface(formulation=model.INFERENCE):
+def styles_of(prefix):
+    """How many styles the checkpoint's network holds."""
+    return model.styles_in(tf.train.load_checkpoint(prefix).get_variable_to_shape_map())
+
+
+def style_input(styles):
+    """For a network of several styles, the float input `style_weights` (styles,): each style's share; else None."""
+    return tf.placeholder(tf.float32, [styles], name=stylizer.STYLE_INPUT) if styles > 1 else None
+
+
+def build_frozen_interface(styles=1, formulation=model.INFERENCE):
     """The frozen graph's interface around the transform network, built as `formulation` says (model.py); returns
     the output tensor."""
     flat = tf.placeholder(tf.int32, [None], name='input_image')
     height = tf.placeholder(tf.int32, [], name='height')
     width = tf.placeholder(tf.int32, [], name='width')
     image = tf.reshape(flat, tf.stack([1, height, width, 3]))
-    generated = model.net(vgg_preprocessing.mean_image_subtraction(image, EXPORT_MEANS), formulation)
+    generated = model.net(vgg_preprocessing.mean_image_subtraction(image, EXPORT_MEANS), formulation,
+                          style_weights=style_input(styles))
     return tf.reshape(tf.cast(tf.clip_by_value(generated, 0, 255), tf.int32), [-1], name='output_image')
 
 
-def build_tflite_interface(formulation=model.INFERENCE):
+def build_tflite_interface(styles=1, formulation=model.INFERENCE):
     """float32 (1, H, W, 3) in, float32 whole numbers out: what TFLite's interpreter feeds most easily."""
     image = tf.placeholder(tf.float32, [1, None, None, 3], name='image')
-    generated = model.net(vgg_preprocessing.mean_image_subtraction(image), formulation)
+    generated = model.net(vgg_preprocessing.mean_image_subtraction(image), formulation,
+                          style_weights=style_input(styles))
     return tf.floor(tf.clip_by_value(generated, 0, 255), name='stylized')
 
 
 def freeze(prefix, build):
-    """A GraphDef of build()'s graph with the checkpoint's weights folded in as constants."""
+    """A GraphDef of build(styles)'s graph with the checkpoint's weights folded in as constants."""
     with tf.Graph().as_default() as graph:
-        output = build()
+        output = build(styles_of(prefix))
         with tf.Session() as sess:
             checkpoints.transform_saver().restore(sess, prefix)
             return tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), [output.op.name])
 
 
 def export_frozen(prefix, output, formulation=model.INFERENCE):
-    graph_def = freeze(prefix, functools.partial(build_frozen_interface, formulation))
+    graph_def = freeze(prefix, functools.partial(build_frozen_interface, formulation=formulation))
     write_bytes(output, graph_def.SerializeToString())
 
 
@@ -69,24 +81,27 @@ def export_saved_model(prefix, output, formulation=model.INFERENCE):
     one intact."""
     with replacing_folder(output) as staging, tf.Graph().as_default():
         images = tf.placeholder(tf.uint8, [None, None, None, 3], name='image')
-        stylized = tf.identity(model.stylize_uint8(images, formulation), name='stylized')
+        mix = style_input(styles_of(prefix))
+        stylized = tf.identity(model.stylize_uint8(images, formulation, mix), name='stylized')
         with tf.Session() as sess:
             checkpoints.transform_saver().restore(sess, prefix)
             builder = tf.saved_model.builder.SavedModelBuilder(staging)
+            inputs = {'image': images, **({stylizer.STYLE_INPUT: mix} if mix is not None else {})}
             signature = tf.saved_model.signature_def_utils.predict_signature_def(
-                inputs={'image': images}, outputs={'stylized': stylized})
+                inputs=inputs, outputs={'stylized': stylized})
             builder.add_meta_graph_and_variables(sess, [tf.saved_model.tag_constants.SERVING],
                                                  signature_def_map={'serving_default': signature})
             builder.save()
 
 
 def export_tflite(prefix, output, fp16=False, formulation=model.INFERENCE):
-    graph_def = freeze(prefix, functools.partial(build_tflite_interface, formulation))
+    graph_def = freeze(prefix, functools.partial(build_tflite_interface, formulation=formulation))
+    inputs = ['image:0'] + ([stylizer.STYLE_INPUT + ':0'] if styles_of(prefix) > 1 else [])
     with tf.Graph().as_default() as graph:
         tf.import_graph_def(graph_def, name='')
         with tf.Session() as sess:
             converter = tf.lite.TFLiteConverter.from_session(
-                sess, [graph.get_tensor_by_name('image:0')], [graph.get_tensor_by_name('stylized:0')])
+                sess, [graph.get_tensor_by_name(name) for name in inputs], [graph.get_tensor_by_name('stylized:0')])
             if fp16:
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
                 converter.target_spec.supported_types = [tf.float16]
@@ -96,7 +111,7 @@ def export_tflite(prefix, output, fp16=False, formulation=model.INFERENCE):
 def export_checkpoint(prefix, output):
     """The transform network's variables alone, restored from `prefix` and saved as the checkpoint `output`."""
     with tf.Graph().as_default():
-        model.net(tf.placeholder(tf.float32, [1, None, None, 3]))
+        model.net(tf.placeholder(tf.float32, [1, None, None, 3]), style_weights=style_input(styles_of(prefix)))
         saver = checkpoints.transform_saver()
         with tf.Session() as sess:
             saver.restore(sess, prefix)

@@ -222,6 +222,19 @@ def residual(x, filters, kernel, strides, pad=mirror_pad):
         return x + conv2d(hidden, filters, filters, kernel, strides, scope='conv_1', pad=pad)
 
 
+def conditional(normalize, style_weights):
+    """`normalize` followed by a per-style scale and offset (conditional instance normalization, Dumoulin et al.
+    2017), mixed by style_weights, float (N,): each normalized layer gets `style_scale` and `style_offset`, (N, C),
+    starting at 1 and 0. One-hot weights give one style; other convex weights mix the styles' parameters."""
+    def conditional_normalize(x, activation):
+        styles, channels = style_weights.shape.as_list()[0], x.shape.as_list()[-1]
+        scale = tf.get_variable('style_scale', [styles, channels], tf.float32, tf.ones_initializer())
+        offset = tf.get_variable('style_offset', [styles, channels], tf.float32, tf.zeros_initializer())
+        mix = tf.expand_dims(tf.cast(style_weights, tf.float32), 0)
+        return _activate(normalize(x, None) * tf.matmul(mix, scale)[0] + tf.matmul(mix, offset)[0], activation)
+    return conditional_normalize
+
+
 class Formulation(typing.NamedTuple):
     """How net() computes the architecture: every formulation gives the same function of the same variables (tests
     compare them), at different costs.
@@ -249,14 +262,14 @@ TILED = INFERENCE._replace(center=False)  # inference with normalization statist
 class _Layers:
     """The network's layer kinds, each in its variable scope, built as a Formulation says."""
 
-    def __init__(self, formulation, normalize):
+    def __init__(self, formulation, normalize, style_weights):
         self.formulation = formulation
         if normalize is not None and formulation.center:
             raise ValueError('given normalization statistics need an uncentered formulation, such as TILED')
         if normalize is None:
             normalize = (functools.partial(instance_norm, centered=formulation.center) if formulation.rewritten
                          else instance_norm_reference)
-        self.normalize = normalize
+        self.normalize = normalize if style_weights is None else conditional(normalize, style_weights)
 
     def _pad_for(self, x):
         """The reflect-padding for maps shaped like x. A 3-channel map has too few values per pixel to gain from
@@ -291,7 +304,7 @@ class _Layers:
             return self.normalize(y, tf.nn.relu)
 
 
-def net(image, formulation=INFERENCE, normalize=None):
+def net(image, formulation=INFERENCE, normalize=None, style_weights=None):
     """Stylize a batch of images.
 
     Args:
@@ -300,12 +313,14 @@ def net(image, formulation=INFERENCE, normalize=None):
       normalize: normalize(x, activation), the normalization at each of the six normalized layers followed by
         their activation, called in order (conv1, conv2, conv3, deconv1, deconv2, deconv3); by default instance
         normalization; tiled inference passes one that uses given statistics.
+      style_weights: for a network of several styles, float (N,) with a static N: each style's share (one-hot for
+        one style); None for a network of one style, which has no per-style variables.
 
     Returns:
       float32 (N, H, W, 3): RGB in 0..255. For sizes where H + 20 or W + 20 is not a multiple of 4 the
       layers produce a larger map; its top-left H x W part is returned, as the original's users got.
     """
-    layers = _Layers(formulation, normalize)
+    layers = _Layers(formulation, normalize, style_weights)
     _, height, width, _ = _shape(image)
     x = mirror_pad(image, INPUT_PADDING)  # the original's tf.pad fails on images of 10 pixels or less
     x = layers.conv('conv1', x, 3, 32, kernel=9)
@@ -323,16 +338,18 @@ def net(image, formulation=INFERENCE, normalize=None):
 NORMALIZED_LAYER_STRIDES = (1, 2, 4, 2, 1, 1)
 
 
-def stylize_uint8(images, formulation=INFERENCE):
+def stylize_uint8(images, formulation=INFERENCE, style_weights=None):
     """uint8 RGB batch (N, H, W, 3) -> stylized uint8 batch, truncating to integers as the original's cast did."""
-    return tf.cast(tf.clip_by_value(net(mean_image_subtraction(images), formulation), 0, 255), tf.uint8)
+    generated = net(mean_image_subtraction(images), formulation, style_weights=style_weights)
+    return tf.cast(tf.clip_by_value(generated, 0, 255), tf.uint8)
 
 
 def transform_variables():
     """The transform network's variables in the current graph (not the loss network's, not Adam's)."""
     # By name, not op.name: inside a replica of a distribution strategy a mirrored variable's op is that
     # replica's copy (conv1/conv/weight/replica_1), its name the variable's own.
-    expected = expected_transform_variables()
+    expected = set(expected_transform_variables()) | {scope + '/' + kind for scope, _ in NORMALIZED_LAYERS
+                                                      for kind in STYLE_VARIABLES}
     return [v for v in tf.global_variables() if v.name.rsplit(':', 1)[0] in expected]
 
 
@@ -346,9 +363,25 @@ _CONVOLUTIONS = ((('conv1/conv', 9, 3, 32), ('conv2/conv', 3, 32, 64), ('conv3/c
                     ('deconv3/conv', 9, 32, 3)))
 
 
-def expected_transform_variables():
-    """Name -> shape (HWIO) of every variable net() creates."""
-    return {scope + '/weight': [kernel, kernel, inputs, outputs] for scope, kernel, inputs, outputs in _CONVOLUTIONS}
+# The normalized layers' scopes and channels; in a network of several styles each has STYLE_VARIABLES, (styles, C).
+NORMALIZED_LAYERS = (('conv1', 32), ('conv2', 64), ('conv3', 128), ('deconv1', 64), ('deconv2', 32), ('deconv3', 3))
+STYLE_VARIABLES = ('style_scale', 'style_offset')
+
+
+def expected_transform_variables(styles=1):
+    """Name -> shape of every variable net() creates for a network of `styles` styles (convolutions HWIO)."""
+    expected = {scope + '/weight': [kernel, kernel, inputs, outputs]
+                for scope, kernel, inputs, outputs in _CONVOLUTIONS}
+    if styles > 1:
+        expected.update({'%s/%s' % (scope, kind): [styles, channels] for scope, channels in NORMALIZED_LAYERS
+                         for kind in STYLE_VARIABLES})
+    return expected
+
+
+def styles_in(shapes):
+    """How many styles a network holds, from its variables' shapes (name -> shape): 1 without style variables."""
+    shape = shapes.get('conv1/' + STYLE_VARIABLES[0])
+    return int(shape[0]) if shape is not None else 1
 
 
 def fed_weights():

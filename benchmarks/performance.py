@@ -92,7 +92,7 @@ def measure_export(variant, repeats, model_prefix, fmt, height, width):
             return _time_runs(run, repeats), {}
         with tf.Graph().as_default() as graph, tf.Session() as sess:
             if fmt == 'pb':
-                build = functools.partial(export.build_frozen_interface, formulation)
+                build = functools.partial(export.build_frozen_interface, formulation=formulation)
                 tf.import_graph_def(export.freeze(model_prefix, build), name='')
                 output = graph.get_tensor_by_name('output_image:0')
                 feed = {'input_image:0': image.astype(np.int32).ravel(), 'height:0': image.shape[0],

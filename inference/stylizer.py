@@ -26,6 +26,7 @@ DEFAULT_MAX_PIXELS = 2500000
 FROZEN_INPUTS = ('input_image:0', 'height:0', 'width:0')
 FROZEN_OUTPUT = 'output_image:0'
 SIGNATURE_INPUT, SIGNATURE_OUTPUT = 'image', 'stylized'
+STYLE_INPUT = 'style_weights'  # the exports of a model of several styles take each style's share here
 UNSAFE_OPS = {'ReadFile', 'WriteFile', 'MatchingFiles', 'Save', 'SaveV2', 'SaveSlices', 'Restore', 'RestoreV2',
               'RestoreSlice', 'MergeV2Checkpoints', 'PyFunc', 'PyFuncStateless', 'EagerPyFunc', 'ImmutableConst',
               'LoadAndRemapMatrix', 'WholeFileReader', 'WholeFileReaderV2', 'TextLineReader', 'TextLineReaderV2',
@@ -91,15 +92,48 @@ def _saved_model_weights(path):
         raise UsageError('%s is not a usable SavedModel from export.py: %s' % (path, error)) from None
 
 
-def _frozen_weights(graph_def, path):
+def _frozen_weights(graph_def, path, styles):
     """The transform weights folded into a frozen graph as constants of the same names."""
-    expected = model.expected_transform_variables()
+    expected = model.expected_transform_variables(styles)
     weights = {node.name: tf.make_ndarray(node.attr['value'].tensor) for node in graph_def.node
                if node.op == 'Const' and node.name in expected}
     if len(weights) != len(expected):
         raise UsageError('%s does not hold the transform network\'s weights, which tiled inference needs; pass the '
                          'checkpoint, or raise --max_pixels' % path)
     return weights
+
+
+def style_choice(styles, index, mix, source, names=('--style_index', '--style_mix')):
+    """The style weights, float32 (styles,), that a style index or a mix asks of a model of `styles` styles; None
+    for a model of one style, which takes neither.
+
+    Args:
+      styles: how many styles the model holds; index: an int or None; mix: a list of non-negative weights or None.
+      source: the model, for messages; names: what the index and the mix are called where the user gives them.
+
+    Raises:
+      UsageError: a choice the model cannot take, or none for a model of several styles.
+    """
+    if styles == 1:
+        if index is not None or mix is not None:
+            raise UsageError('%s holds one style: %s and %s apply to models of several styles' % (source, *names))
+        return None
+    if index is None and mix is None:
+        raise UsageError('%s holds %d styles: choose one with %s 0..%d, or blend them with %s w1,...,w%d'
+                         % (source, styles, names[0], styles - 1, names[1], styles))
+    if index is not None and mix is not None:
+        raise UsageError('give %s or %s, not both' % names)
+    if index is not None:
+        if not 0 <= index < styles:
+            raise UsageError('%s %d is out of range: %s holds %d styles (0..%d)' % (names[0], index, source, styles,
+                                                                                  styles - 1))
+        return np.eye(styles, dtype=np.float32)[index]
+    weights = np.asarray(mix, np.float64)
+    if weights.shape != (styles,):
+        raise UsageError('%s gives %d weights, but %s holds %d styles' % (names[1], weights.size, source, styles))
+    if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
+        raise UsageError('%s takes non-negative weights with a positive sum, got %s' % (names[1], list(mix)))
+    return (weights / weights.sum()).astype(np.float32)
 
 
 def tile_side(max_pixels, margin=tiling.MARGIN):
@@ -114,6 +148,7 @@ class Stylizer:
         """precision 'bf16' runs convolutions in 16-bit floats (utils.session_config): faster where the
         hardware has them, pixels within a few grey levels."""
         self.source, self.max_pixels = model_file, max_pixels
+        self.styles = 1  # how many styles the model holds; the loaders say
         self.session_config = session_config(precision == 'bf16', inference=True)
         self.graph = tf.Graph()
         self._tiled = None
@@ -131,29 +166,41 @@ class Stylizer:
 
     def _load_checkpoint(self, prefix):
         weights = checkpoints.check_transform_checkpoint(prefix)
+        self.styles = model.styles_in({name: value.shape for name, value in weights.items()})
         with self.graph.as_default():
             images = tf.placeholder(tf.uint8, [None, None, None, 3], name='images')
+            mix = tf.placeholder(tf.float32, [self.styles], name=STYLE_INPUT) if self.styles > 1 else None
             scope, placeholders = model.fed_weights()
             with scope:
-                output = model.stylize_uint8(images)
+                output = model.stylize_uint8(images, style_weights=mix)
             self.session = tf.Session(config=self.session_config)
-        log.info('model loaded from %s', prefix)
+        log.info('model loaded from %s%s', prefix, self._styles_note())
         feed = {placeholders[name]: value for name, value in weights.items()}
-        return lambda batch: self.session.run(output, {images: batch, **feed}), lambda: weights
+
+        def run(batch, style):
+            return self.session.run(output, {images: batch, **feed, **({mix: style} if mix is not None else {})})
+        return run, lambda: weights
+
+    def _styles_note(self):
+        return ' (%d styles)' % self.styles if self.styles > 1 else ''
 
     def _load_frozen(self, path):
         graph_def = read_frozen_graph(path)
+        style_input = next((node for node in graph_def.node if node.name == STYLE_INPUT), None)
+        if style_input is not None:
+            self.styles = style_input.attr['shape'].shape.dim[0].size
         with self.graph.as_default():
             tf.import_graph_def(graph_def, name='')
             self.session = tf.Session(config=self.session_config)
-        log.info('frozen model loaded from %s', path)
+        log.info('frozen model loaded from %s%s', path, self._styles_note())
 
-        def run(batch):
+        def run(batch, style):
             height, width = batch.shape[1:3]
+            mix = {STYLE_INPUT + ':0': style} if style is not None else {}
             return np.stack([self.session.run(FROZEN_OUTPUT, dict(zip(FROZEN_INPUTS, (image.reshape(-1), height,
-                                                                                      width))))
+                                                                                      width)), **mix))
                              .reshape(height, width, 3).astype(np.uint8) for image in batch])
-        return run, lambda: _frozen_weights(graph_def, path)
+        return run, lambda: _frozen_weights(graph_def, path, self.styles)
 
     def _load_saved_model(self, path):
         check_saved_model(path)
@@ -168,8 +215,13 @@ class Stylizer:
             except (KeyError, RuntimeError, OSError, tf.errors.OpError) as error:
                 raise UsageError('%s is not a SavedModel from export.py (%s: %s)'
                                  % (path, type(error).__name__, error)) from None
-        log.info('SavedModel loaded from %s', path)
-        return lambda batch: self.session.run(output_name, {input_name: batch}), lambda: weights
+        self.styles = model.styles_in({name: value.shape for name, value in weights.items()})
+        style_name = signature.inputs[STYLE_INPUT].name if self.styles > 1 else None
+        log.info('SavedModel loaded from %s%s', path, self._styles_note())
+
+        def run(batch, style):
+            return self.session.run(output_name, {input_name: batch, **({style_name: style} if style_name else {})})
+        return run, lambda: weights
 
     def _load_tflite(self, path):
         require_file(path, 'model file', 'pass a .tflite written by export.py')
@@ -179,23 +231,30 @@ class Stylizer:
         except ValueError:  # the interpreter's error for a file that is not a TFLite flatbuffer
             raise UsageError('model file is not a TFLite model: %s (pass a .tflite written by export.py)'
                              % path) from None
-        if len(entry) != 1 or len(result) != 1 or list(entry[0]['shape'][[0, 3]]) != [1, 3]:
+        image_input = next((item for item in entry if len(item['shape']) == 4), None)
+        style_input = next((item for item in entry if len(item['shape']) == 1), None)
+        if (len(result) != 1 or image_input is None or list(image_input['shape'][[0, 3]]) != [1, 3]
+                or len(entry) != 1 + (style_input is not None)):
             raise UsageError('%s is a TFLite model without the stylizer interface (one (1, H, W, 3) image in, one '
                              'out); pass a .tflite written by export.py' % path)
+        if style_input is not None:
+            self.styles = int(style_input['shape'][0])
         with native_logs_muted():  # the first allocation announces the XNNPACK delegate
             interpreter.allocate_tensors()
-        log.info('TFLite model loaded from %s', path)
+        log.info('TFLite model loaded from %s%s', path, self._styles_note())
         self.session = None
 
         one_at_a_time = threading.Lock()  # the interpreter holds one input: serve.py's workers take turns
 
-        def run(batch):
+        def run(batch, style):
             stylized = []
             for image in batch:  # resized to each image's size
                 with one_at_a_time:
-                    interpreter.resize_tensor_input(entry[0]['index'], [1, *image.shape])
+                    interpreter.resize_tensor_input(image_input['index'], [1, *image.shape])
                     interpreter.allocate_tensors()
-                    interpreter.set_tensor(entry[0]['index'], image[None].astype(np.float32))
+                    interpreter.set_tensor(image_input['index'], image[None].astype(np.float32))
+                    if style is not None:
+                        interpreter.set_tensor(style_input['index'], style)
                     interpreter.invoke()
                     output = interpreter.get_tensor(result[0]['index'])[0]
                 stylized.append(np.clip(output, 0, 255).astype(np.uint8))
@@ -206,14 +265,22 @@ class Stylizer:
                              'was exported from, or raise --max_pixels' % path)
         return run, weights
 
-    def stylize_batch(self, batch):
-        """Stylize same-sized images: uint8 (N, H, W, 3) in and out; in one run when within max_pixels."""
+    def check_style(self, style):
+        """Raise UsageError unless `style` (float32 (N,) from style_choice, or None) fits the model."""
+        if (style is None) != (self.styles == 1) or (style is not None and np.shape(style) != (self.styles,)):
+            raise UsageError('%s holds %d style%s; style weights %s do not fit it (see style_choice)'
+                             % (self.source, self.styles, 's' if self.styles > 1 else '', style))
+
+    def stylize_batch(self, batch, style=None):
+        """Stylize same-sized images: uint8 (N, H, W, 3) in and out; in one run when within max_pixels. style:
+        for a model of several styles, each style's share, float32 (N,) (see style_choice)."""
+        self.check_style(style)
         batch = np.ascontiguousarray(batch, dtype=np.uint8)
         if batch.shape[0] * batch.shape[1] * batch.shape[2] > self.max_pixels:
-            return np.stack([self(image) for image in batch])
-        return self._run(batch)
+            return np.stack([self(image, style=style) for image in batch])
+        return self._run(batch, style)
 
-    def __call__(self, pixels, progress=True, should_stop=None):
+    def __call__(self, pixels, progress=True, should_stop=None, style=None):
         """Stylize one image: uint8 (H, W, 3) in, uint8 (H, W, 3) out; tiled above max_pixels.
 
         Args:
@@ -221,13 +288,15 @@ class Stylizer:
           progress: show tiled inference's progress bar.
           should_stop: for tiled inference, a function asked after every tile run; when it returns True,
             tiling.Cancelled is raised.
+          style: for a model of several styles, each style's share, float32 (N,) (see style_choice).
         """
+        self.check_style(style)
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         if pixels.shape[0] * pixels.shape[1] <= self.max_pixels:
-            return self._run(pixels[None])[0]
+            return self._run(pixels[None], style)[0]
         if self._tiled is None:
             self._tiled = tiling.TiledTransform(self._weights(), tile_side(self.max_pixels), self.session_config)
-        return self._tiled(pixels, progress, should_stop)
+        return self._tiled(pixels, progress, should_stop, style)
 
     def close(self):
         if self.session is not None:

@@ -78,17 +78,19 @@ class TiledTransform:
     """The transform network run tile by tile on uint8 RGB images of any size."""
 
     def __init__(self, weights, tile, session_config=None, margin=MARGIN):
-        """Args: weights, name -> array of every transform variable; tile, the owned tile side (multiple of 4);
-        session_config, the session's options (utils.session_config)."""
+        """Args: weights, name -> array of every transform variable (of one style or several); tile, the owned tile
+        side (multiple of 4); session_config, the session's options (utils.session_config)."""
         self.tile, self.margin = tile, margin
         self.graph = tf.Graph()
+        styles = model.styles_in({name: value.shape for name, value in weights.items()})
         with self.graph.as_default():
             self.image = tf.placeholder(tf.uint8, [1, None, None, 3])
+            self.style_weights = tf.placeholder(tf.float32, [styles]) if styles > 1 else None
             self.statistics = _GivenStatistics()
             scope, placeholders = model.fed_weights()
             with scope:
                 self.output = model.net(vgg_preprocessing.mean_image_subtraction(self.image), model.TILED,
-                                        normalize=self.statistics)
+                                        normalize=self.statistics, style_weights=self.style_weights)
             self.session = tf.Session(config=session_config)
         self.weight_feed = {placeholders[name]: value for name, value in weights.items()}
         self.graph.finalize()
@@ -97,19 +99,22 @@ class TiledTransform:
         return [(rows, cols) for rows in split_axis(height, self.tile, self.margin)
                 for cols in split_axis(width, self.tile, self.margin)]
 
-    def _feed(self, pixels, rows, cols, statistics):
+    def _feed(self, pixels, style, rows, cols, statistics):
         feed = {self.image: pixels[None, rows[2]:rows[3], cols[2]:cols[3]], **self.weight_feed}
+        if self.style_weights is not None:
+            feed[self.style_weights] = style
         for (mean, variance), (mean_value, variance_value) in zip(self.statistics.feeds, statistics):
             feed[mean], feed[variance] = mean_value, variance_value
         return feed
 
-    def _layer_statistics(self, pixels, tiles, layer, statistics, step):
+    def _layer_statistics(self, pixels, style, tiles, layer, statistics, step):
         """Mean and variance over the whole image of a normalized layer's input, summed tile by tile."""
         height, width = pixels.shape[:2]
         stride = model.NORMALIZED_LAYER_STRIDES[layer]
         total = total_squares = count = 0
         for rows, cols in tiles:
-            values = self.session.run(self.statistics.inputs[layer], self._feed(pixels, rows, cols, statistics))[0]
+            values = self.session.run(self.statistics.inputs[layer],
+                                      self._feed(pixels, style, rows, cols, statistics))[0]
             owned = values[_owned_slice(rows[0], rows[1], rows[2], height, stride),
                            _owned_slice(cols[0], cols[1], cols[2], width, stride)]
             tile_total, tile_squares = _sums(owned)
@@ -119,13 +124,14 @@ class TiledTransform:
         mean = total / count
         return np.float32(mean), np.float32(np.maximum(total_squares / count - mean ** 2, 0))
 
-    def __call__(self, pixels, progress=True, should_stop=None):
+    def __call__(self, pixels, progress=True, should_stop=None, style=None):
         """Stylize a uint8 RGB image (H, W, 3); returns uint8 (H, W, 3).
 
         Args:
           pixels: the image.
           progress: show a progress bar (on stderr).
           should_stop: a function asked after every tile run; when it returns True, Cancelled is raised.
+          style: for a network of several styles, each style's share, float (N,).
         """
         height, width = pixels.shape[:2]
         tiles = self._tiles(height, width)
@@ -143,9 +149,9 @@ class TiledTransform:
                     raise Cancelled('stopped after %d of %d tile runs' % (done[0], passes * len(tiles)))
             statistics = []
             for layer in range(len(self.statistics.inputs)):
-                statistics.append(self._layer_statistics(pixels, tiles, layer, statistics, step))
+                statistics.append(self._layer_statistics(pixels, style, tiles, layer, statistics, step))
             for rows, cols in tiles:
-                output = self.session.run(self.output, self._feed(pixels, rows, cols, statistics))[0]
+                output = self.session.run(self.output, self._feed(pixels, style, rows, cols, statistics))[0]
                 result[rows[0]:rows[1], cols[0]:cols[1]] = np.clip(
                     output[rows[0] - rows[2]:rows[1] - rows[2], cols[0] - cols[2]:cols[1] - cols[2]], 0, 255)
                 step()
