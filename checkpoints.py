@@ -228,16 +228,28 @@ def checkpoint_candidates(training_path):
     return sorted(prefixes, key=written, reverse=True)
 
 
-def restore_newest_complete(sess, saver, training_path, global_step, trim=True):
+def restore_newest_complete(sess, saver, training_path, global_step, trim=True, styles=1):
     """Restore the newest checkpoint that loads; returns (global step to go on from, its path or None).
-    `trim` deletes old checkpoints beyond keep_checkpoints (the chief's job)."""
+    `trim` deletes old checkpoints beyond keep_checkpoints (the chief's job).
+
+    Raises:
+      UsageError: a checkpoint holds another number of styles than the network being trained, or none loads.
+    """
     candidates = checkpoint_candidates(training_path)
     for prefix in candidates:
         try:
-            check_transform_checkpoint(prefix)
+            weights = check_transform_checkpoint(prefix)
+        except UsageError as error:
+            _skipping(prefix, error)
+            continue
+        found = model.styles_in({name: value.shape for name, value in weights.items()})
+        if found != styles:
+            raise UsageError('%s holds a network of %d style%s, and the config lists %d: train into a new model folder '
+                             '(change naming or model_path)' % (prefix, found, 's' * (found > 1), styles))
+        try:
             saver.restore(sess, prefix)
-        except (UsageError, tf.errors.OpError, ValueError) as error:
-            log.info('skipping checkpoint %s: %s', prefix, str(error).strip().splitlines()[0])
+        except (tf.errors.OpError, ValueError) as error:
+            _skipping(prefix, error)
             continue
         step = int(sess.run(global_step))
         log.info('resumed from %s at step %d', prefix, step)
@@ -249,6 +261,10 @@ def restore_newest_complete(sess, saver, training_path, global_step, trim=True):
                          'scratch' % training_path)
     log.info('no checkpoint in %s: starting from scratch', training_path)
     return 0, None
+
+
+def _skipping(prefix, error):
+    log.info('skipping checkpoint %s: %s', prefix, str(error).strip().splitlines()[0])
 
 
 def _keep_newest(saver, checkpoints):

@@ -1,4 +1,4 @@
-"""Train a fast style transfer model for one style.
+"""Train a fast style transfer model, for one style or several (a list of style images in the config).
 
   python train.py -c conf/candy.yml [--train_dir DIR] [--epoch N] [--max_steps N] [--no_download]
                    [--distribute mirrored|multi_worker] [--devices gpu:0,gpu:1]
@@ -19,7 +19,7 @@ from nets import pretrained
 from nets.loss_network import LossNetwork
 from preprocessing import preprocessing_factory
 from training.loop import total_steps, train
-from utils import ArgumentParser, UsageError, cli_main, load_config, log, read_image, setup_logging, tf
+from utils import ArgumentParser, UsageError, cli_main, load_config, log, read_image, setup_logging, style_list, tf
 
 
 def parse_args(argv):
@@ -51,17 +51,17 @@ def parse_args(argv):
     return args
 
 
-def get_style_features(config, style_pixels, loss_net, target_dir='generated'):
-    """Gram matrices of the style image at the training size, one per style layer.
+def get_style_features(config, style_pixels, loss_net, target_path=None):
+    """Gram matrices of a style image at the training size, one per style layer.
 
-    The style image is preprocessed like a training image (cover-resize to image_size, central crop); that
-    crop is written to <target_dir>/target_style_<naming>.jpg so the user can see what the model learns from.
+    The style image is preprocessed like a training image (cover-resize to image_size, central crop); that crop is
+    written to `target_path` (None: not written) so that the user can see what the model learns from.
 
     Args:
       config: the style config.
       style_pixels: the style image, uint8 (H, W, 3).
       loss_net: the nets.LossNetwork.
-      target_dir: where the style target image goes (None: not written).
+      target_path: where the style target image goes.
 
     Returns:
       A list of float32 numpy arrays (C, C), in the order of config.style_layers.
@@ -76,12 +76,24 @@ def get_style_features(config, style_pixels, loss_net, target_dir='generated'):
         with tf.Session() as sess:
             init_fn(sess)
             grams_value, target_value = sess.run([grams, target])
-    if target_dir is not None:
-        target_path = os.path.join(target_dir, 'target_style_%s.jpg' % config.naming)
+    if target_path is not None:
         write_image(target_path, target_value)
-        log.info('style target (%s cropped to %d px) written to %s', config.style_image, config.image_size,
-                 target_path)
     return [np.asarray(g, np.float32) for g in grams_value]
+
+
+def style_targets(config, loss_net, target_dir='generated'):
+    """(Gram matrices, style weight) of every style of the config, each computed once; their training crops are
+    written to <target_dir>/target_style_<naming>.jpg, or with several styles target_style_<naming>_<index>.jpg
+    (target_dir None: not written)."""
+    styles = style_list(config)
+    targets = []
+    for index, (image, weight) in enumerate(styles):
+        name = 'target_style_%s%s.jpg' % (config.naming, '_%d' % index if len(styles) > 1 else '')
+        path = os.path.join(target_dir, name) if target_dir is not None else None
+        targets.append((get_style_features(config, read_image(image, 'style image'), loss_net, path), weight))
+        if path:
+            log.info('style target (%s cropped to %d px) written to %s', image, config.image_size, path)
+    return targets
 
 
 def check_prerequisites(config, download):
@@ -90,9 +102,8 @@ def check_prerequisites(config, download):
     missing = []
     if not os.path.isdir(config.train_dir):
         missing.append('training folder not found: %s (%s)' % (config.train_dir, reader.TRAIN_DIR_FIX))
-    if not os.path.isfile(config.style_image):
-        missing.append('style image not found: %s (see img/README.md, or point style_image at an image)'
-                       % config.style_image)
+    missing += ['style image not found: %s (see img/README.md, or point style_image at an image)' % image
+                for image, _ in style_list(config) if not os.path.isfile(image)]
     vgg = pretrained.missing_vgg(config.loss_model_file, config.loss_model_url, config.loss_model, download)
     if missing or vgg:
         raise UsageError('; '.join(missing + ([vgg] if vgg else [])))
@@ -120,13 +131,12 @@ def main(argv=None):
     total_steps(config, len(filenames))
     placement = distribute.place(args.distribute, args.devices, config.batch_size, config.mixed_precision,
                                  args.worker_timeout)
-    style_pixels = read_image(config.style_image, 'style image')
     pretrained.ensure_vgg_checkpoint(config.loss_model_file, config.loss_model_url, config.loss_model, download)
     loss_net.load_weights()
     log.info('loss network %s up to %s, weights from %s', config.loss_model, loss_net.final_endpoint,
              config.loss_model_file)
-    style_grams = get_style_features(config, style_pixels, loss_net, 'generated' if placement.is_chief else None)
-    train(config, filenames, style_grams, loss_net, args.max_steps, placement)
+    styles = style_targets(config, loss_net, 'generated' if placement.is_chief else None)
+    train(config, filenames, styles, loss_net, args.max_steps, placement)
 
 
 if __name__ == '__main__':

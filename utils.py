@@ -155,14 +155,17 @@ def require_file(path, what, fix):
 
 REQUIRED = object()
 STR_LIST = 'list of strings'
+STR_OR_LIST = 'a string or a list of strings'
+FLOAT_OR_LIST = 'a number or a list of numbers'
+MAX_STYLES = 64  # a network of several styles: each adds two (N, C) variables a layer and its Gram targets
 
 # key: (type, default). Types are checked; numbers must also be non-negative (sizes and counts positive).
 CONFIG_SCHEMA = {
-    'style_image': (str, REQUIRED),
+    'style_image': (STR_OR_LIST, REQUIRED),  # several: one network of several styles
     'naming': (str, REQUIRED),
     'model_path': (str, 'models'),
     'content_weight': (float, REQUIRED),
-    'style_weight': (float, REQUIRED),
+    'style_weight': (FLOAT_OR_LIST, REQUIRED),  # one for all styles, or one per style
     'tv_weight': (float, 0.0),
     'image_size': (int, 256),
     'batch_size': (int, 4),
@@ -189,6 +192,8 @@ class Config(dict):
 
 
 def _check_type(path, key, value, kind):
+    if kind in (STR_OR_LIST, FLOAT_OR_LIST):
+        return _check_one_or_list(path, key, value, str if kind is STR_OR_LIST else float)
     if kind is STR_LIST:
         ok = isinstance(value, list) and value and all(isinstance(item, str) for item in value)
         return value if ok else _type_error(path, key, value, 'a non-empty list of strings')
@@ -203,6 +208,29 @@ def _check_type(path, key, value, kind):
     if kind is bool:
         return value if isinstance(value, bool) else _type_error(path, key, value, 'true or false')
     return value if isinstance(value, str) else _type_error(path, key, value, 'a string')
+
+
+def _check_one_or_list(path, key, value, item_kind):
+    """A value of item_kind, or a list of 1 to MAX_STYLES of them."""
+    if not isinstance(value, list):
+        return _check_type(path, key, value, item_kind)
+    if not 1 <= len(value) <= MAX_STYLES:
+        raise UsageError('%s: %s lists %d values; give 1 to %d' % (path, key, len(value), MAX_STYLES))
+    return [_check_type(path, '%s[%d]' % (key, index), item, item_kind) for index, item in enumerate(value)]
+
+
+def style_list(config):
+    """[(style image, style weight)] of a config: one pair for a network of one style, one per style else.
+
+    Raises:
+      UsageError: style_weight lists another number of weights than style_image lists images.
+    """
+    images = config.style_image if isinstance(config.style_image, list) else [config.style_image]
+    weights = config.style_weight if isinstance(config.style_weight, list) else [config.style_weight] * len(images)
+    if len(weights) != len(images):
+        raise UsageError('style_weight lists %d weights for %d style images (give one number, or one per image)'
+                         % (len(weights), len(images)))
+    return list(zip(images, weights))
 
 
 def _type_error(path, key, value, expected):
@@ -290,7 +318,13 @@ def load_config(path):
             config[key] = default
             continue
         config[key] = _check_type(path, key, raw[key], kind)
-        _check_range(path, key, config[key])
+        for value in config[key] if kind in (STR_OR_LIST, FLOAT_OR_LIST) and isinstance(config[key], list) \
+                else [config[key]]:
+            _check_range(path, key, value)
+    try:
+        style_list(config)
+    except UsageError as error:
+        raise UsageError('%s: %s' % (path, error)) from None
     return config
 
 

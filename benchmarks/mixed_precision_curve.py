@@ -17,16 +17,16 @@ sys.path.insert(0, ROOT)
 import reader  # noqa: E402
 import train  # noqa: E402
 import training.graph  # noqa: E402
-from utils import load_config, read_image, session_config, tf  # noqa: E402
+from utils import load_config, session_config, tf  # noqa: E402
 
 
-def loss_curve(config, filenames, grams, loss_net, reduced_precision, steps, every):
+def loss_curve(config, filenames, styles, loss_net, reduced_precision, steps, every):
     """Total loss at every `every` steps and the mean seconds per step after the first."""
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
     curve = []
     with tf.Graph().as_default():
         tf.set_random_seed(0)
-        ops = training.graph.build_graph(config, filenames, grams, loss_net, loader)
+        ops = training.graph.build_graph(config, filenames, styles, loss_net, loader)
         init_fn = loss_net.init_fn()
         with tf.Session(config=session_config(reduced_precision)) as sess:
             sess.run(tf.global_variables_initializer())
@@ -53,10 +53,9 @@ def main():
     config.update(image_size=args.image_size, batch_size=args.batch_size)
     filenames = reader.list_images(args.train_dir)
     loss_net = train.loss_network_for(config)
-    style = read_image(config.style_image, 'style image')
-    grams = train.get_style_features(config, style, loss_net, target_dir=None)
-    float32, float32_seconds = loss_curve(config, filenames, grams, loss_net, False, args.steps, args.every)
-    bf16, bf16_seconds = loss_curve(config, filenames, grams, loss_net, True, args.steps, args.every)
+    styles = train.style_targets(config, loss_net, target_dir=None)
+    float32, float32_seconds = loss_curve(config, filenames, styles, loss_net, False, args.steps, args.every)
+    bf16, bf16_seconds = loss_curve(config, filenames, styles, loss_net, True, args.steps, args.every)
     print('| step | float32 total loss | mixed precision total loss | relative difference |')
     print('|---|---|---|---|')
     for (step, full), (_, reduced) in zip(float32, bf16):

@@ -123,7 +123,8 @@ def measure_train(variant, repeats, vgg_prefix, image_dir):
     grams = [np.eye(channels, dtype=np.float32) for channels in (64, 128, 256, 512)]
     loader = reader.ImageLoader(len(filenames), 0.05, TRAIN_SIZE)
     with tf.Graph().as_default():
-        ops = training.graph.build_graph(config, filenames, grams, loss_net, loader, reference=variant == 'reference')
+        ops = training.graph.build_graph(config, filenames, [(grams, config.style_weight)], loss_net, loader,
+                                         reference=variant == 'reference')
         batch = tf.get_default_graph().get_tensor_by_name('IteratorGetNext:0')
         init_loss_network = loss_net.init_fn()
         with tf.Session(config=session_config(bf16)) as sess:

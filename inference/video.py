@@ -55,11 +55,11 @@ def _batches(frames, size):
         yield np.stack(batch)
 
 
-def stylize_video(stylizer, source, output, batch_size, smooth, finish, consistency='blend'):
+def stylize_video(stylize_batch, source, output, batch_size, smooth, finish, consistency='blend'):
     """Stylize every frame of `source` into `output`, keeping the frame rate and the audio track.
 
     Args:
-      stylizer: an inference.stylizer.Stylizer.
+      stylize_batch: stylizes a batch of frames, uint8 (N, H, W, 3), e.g. a Stylizer's stylize_batch.
       source, output: video files (output's container from its extension, e.g. .mp4).
       batch_size: frames stylized per run.
       smooth: share of the previous output frame blended into each new one (0 = none), against flicker.
@@ -82,7 +82,7 @@ def stylize_video(stylizer, source, output, batch_size, smooth, finish, consiste
                 blend = consistency_for(consistency, smooth)
                 if consistency == 'flow' and smooth:
                     blend = TimedBlend(blend, bar, 'optical flow')
-                for original, stylized in _stylized(stylizer, frames, batch_size, finish, bar):
+                for original, stylized in _stylized(stylize_batch, frames, batch_size, finish, bar):
                     writer.send(np.ascontiguousarray(blend(original, stylized)))
                     count += 1
         finally:
@@ -105,10 +105,10 @@ def _check_written(path, output, frames):
                          'limit?); nothing was changed there' % (output, found, frames))
 
 
-def _stylized(stylizer, frames, batch_size, finish, bar):
+def _stylized(stylize_batch, frames, batch_size, finish, bar):
     """(original, stylized and finished) frame pairs, run through the network in batches."""
     for batch in _batches(frames, batch_size):
-        yield from zip(batch, finish(stylizer.stylize_batch(batch), batch))
+        yield from zip(batch, finish(stylize_batch(batch), batch))
         bar.update(len(batch))
 
 

@@ -174,7 +174,8 @@ def _losses_and_gradients(config, filenames, grams, model_prefix, reference):
     loss_net = train.loss_network_for(config)
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
     with tf.Graph().as_default():
-        ops = training.graph.build_graph(config, filenames, grams, loss_net, loader, reference=reference)
+        ops = training.graph.build_graph(config, filenames, [(grams, config.style_weight)], loss_net, loader,
+                                         reference=reference)
         gradients = tf.gradients(ops.losses['total'], model.transform_variables())
         init_loss_network = loss_net.init_fn()
         with tf.Session() as sess:

@@ -1,6 +1,8 @@
 """The training graph: transform network, loss network on generated and content images, losses, Adam."""
 import typing
 
+import numpy as np
+
 import losses
 import model
 import reader
@@ -9,6 +11,7 @@ from utils import gpu_available, tf
 
 LEARNING_RATE = 1e-3
 LOSS_TERMS = ('total', 'content', 'style', 'tv')
+FETCHED = LOSS_TERMS + ('style_index',)  # the style a step trained: 0 for a network of one style
 
 
 class ReplicaSync(typing.NamedTuple):
@@ -21,17 +24,19 @@ class ReplicaSync(typing.NamedTuple):
 class TrainingOps(typing.NamedTuple):
     """The tensors and ops the training loop runs."""
     train_step: tf.Tensor  # runs one step; its value is the global step after it
-    losses: dict  # LOSS_TERMS -> the batch's value of each (the means over the global batch, distributed)
+    losses: dict  # FETCHED -> the batch's value of each (the means over the global batch, distributed)
     global_step: tf.Variable
     summary: tf.Tensor
     init: list  # ops to run once the variables are initialized
     sync: ReplicaSync = None  # distributed training only
 
 
-def build_graph(config, filenames, style_grams, loss_net, loader, reference=False, strategy=None):
+def build_graph(config, filenames, styles, loss_net, loader, reference=False, strategy=None):
     """The training graph: transform network, loss network on generated and content images, losses, Adam.
 
-    `reference` builds the original's formulation instead of the faster one with the same values (the
+    `styles` lists (Gram matrices per style layer, style weight) for each style: with several, the network has
+    conditional instance normalization and each step trains one style, in turn (the global step modulo their
+    number). `reference` builds the original's formulation instead of the faster one with the same values (the
     benchmarks and tests compare the two). `strategy`, a tf.distribute strategy, replicates the step over its
     devices (see distribute.py).
 
@@ -39,12 +44,12 @@ def build_graph(config, filenames, style_grams, loss_net, loader, reference=Fals
       The TrainingOps.
     """
     if strategy:
-        return _build_distributed_graph(config, filenames, style_grams, loss_net, loader, strategy)
+        return _build_distributed_graph(config, filenames, styles, loss_net, loader, strategy)
     preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
     size = config.image_size
     content = reader.image_batches(filenames, config.batch_size, size, size, preprocess, loader)
-    terms = _losses(config, content, style_grams, loss_net, reference)
     global_step = tf.train.get_or_create_global_step()
+    terms = _losses(config, content, styles, loss_net, global_step, reference)
     minimize = _optimizer(config).minimize(terms['total'], var_list=model.transform_variables())
     with tf.control_dependencies([minimize]):
         train_step = tf.assign_add(global_step, 1)
@@ -52,7 +57,7 @@ def build_graph(config, filenames, style_grams, loss_net, loader, reference=Fals
     return TrainingOps(train_step, _fetched(terms), global_step, tf.summary.merge_all(), init=[])
 
 
-def _build_distributed_graph(config, filenames, style_grams, loss_net, loader, strategy):
+def _build_distributed_graph(config, filenames, styles, loss_net, loader, strategy):
     """build_graph over a strategy's replicas: each takes its share of the global batch, the gradients are
     all-reduced, and the losses fetched are the global batch's means. The TrainingOps have a ReplicaSync."""
     preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
@@ -67,7 +72,7 @@ def _build_distributed_graph(config, filenames, style_grams, loss_net, loader, s
                                                                           preprocess, loader))
 
         def replica_step(content):
-            terms = _losses(config, content, style_grams, loss_net)
+            terms = _losses(config, content, styles, loss_net, global_step)
             replicas = tf.distribute.get_replica_context().num_replicas_in_sync
             # The optimizer sums the replicas' gradients: scaling each replica's loss (the mean over its images)
             # by 1/replicas makes that sum the gradient of the global batch's mean, as on one device.
@@ -77,7 +82,7 @@ def _build_distributed_graph(config, filenames, style_grams, loss_net, loader, s
                 return tf.nest.map_structure(tf.identity, dict(terms, origin=unprocess(content), stop=stop_flag))
 
         outputs = strategy.experimental_run(replica_step, batches)
-        reduced = {key: strategy.reduce(mean, outputs[key], axis=None) for key in LOSS_TERMS}
+        reduced = {key: strategy.reduce(mean, outputs[key], axis=None) for key in FETCHED + ('style_weight',)}
         reduced['style_per_layer'] = {layer: strategy.reduce(mean, value, axis=None)
                                       for layer, value in outputs['style_per_layer'].items()}
         stop = strategy.reduce(tf.distribute.ReduceOp.SUM, outputs['stop'], axis=None)
@@ -91,9 +96,23 @@ def _build_distributed_graph(config, filenames, style_grams, loss_net, loader, s
                        ReplicaSync(stop_flag, stop, restored_steps))
 
 
-def _losses(config, content, style_grams, loss_net, reference=False):
+def _style_of_step(styles, global_step):
+    """(style weights for model.net or None, Gram targets per layer, style weight, index) of the style this step
+    trains: the only one, or with several the global step's turn."""
+    if len(styles) == 1:
+        grams, weight = styles[0]
+        return None, grams, tf.constant(weight, tf.float32), tf.constant(0.0)
+    index = tf.cast(tf.math.floormod(global_step, len(styles)), tf.int32)
+    grams = [tf.gather(tf.constant(np.stack([style[0][layer] for style in styles]), tf.float32), index)
+             for layer in range(len(styles[0][0]))]
+    weight = tf.gather(tf.constant([style[1] for style in styles], tf.float32), index)
+    return tf.one_hot(index, len(styles)), grams, weight, tf.cast(index, tf.float32)
+
+
+def _losses(config, content, styles, loss_net, global_step, reference=False):
     """The generated images and the loss terms on a batch of preprocessed content images (nets.LossNetwork)."""
-    generated = model.net(content, model.ORIGINAL if reference else model.TRAINING)
+    mix, style_grams, style_weight, style_index = _style_of_step(styles, global_step)
+    generated = model.net(content, model.ORIGINAL if reference else model.TRAINING, style_weights=mix)
     if reference:
         # The original: each generated image preprocessed like a training image, the loss network run on both
         # halves at once to the deepest loss layer, and back-propagated through both.
@@ -111,14 +130,14 @@ def _losses(config, content, style_grams, loss_net, reference=False):
     content_loss = losses.content_loss(generated_points, content_points, config.content_layers)
     style_loss, style_per_layer = losses.style_loss(generated_points, style_grams, config.style_layers)
     tv_loss = losses.total_variation_loss(generated)
-    total = config.content_weight * content_loss + config.style_weight * style_loss + config.tv_weight * tv_loss
+    total = config.content_weight * content_loss + style_weight * style_loss + config.tv_weight * tv_loss
     return {'generated': generated, 'total': total, 'content': content_loss, 'style': style_loss, 'tv': tv_loss,
-            'style_per_layer': style_per_layer}
+            'style_per_layer': style_per_layer, 'style_weight': style_weight, 'style_index': style_index}
 
 
 def _fetched(terms):
     """The loss terms the training loop fetches every step."""
-    return {key: terms[key] for key in LOSS_TERMS}
+    return {key: terms[key] for key in FETCHED}
 
 
 def _optimizer(config):
@@ -132,11 +151,13 @@ def _optimizer(config):
 def _add_summaries(config, terms, generated, origin):
     """TensorBoard summaries with the original's tags."""
     for name, key, weight in (('content_loss', 'content', config.content_weight),
-                              ('style_loss', 'style', config.style_weight),
+                              ('style_loss', 'style', terms['style_weight']),
                               ('regularizer_loss', 'tv', config.tv_weight)):
         tf.summary.scalar('losses/' + name, terms[key])
         tf.summary.scalar('weighted_losses/weighted_' + name, terms[key] * weight)
     tf.summary.scalar('total_loss', terms['total'])
+    if isinstance(config.style_image, list) and len(config.style_image) > 1:
+        tf.summary.scalar('style_index', terms['style_index'])  # which style the step trained
     for layer in config.style_layers:
         tf.summary.scalar('style_losses/' + layer, terms['style_per_layer'][layer])
     tf.summary.image('generated', tf.cast(tf.clip_by_value(generated, 0, 255), tf.uint8))

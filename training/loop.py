@@ -10,7 +10,7 @@ import model
 import reader
 from training.graph import build_graph
 from training.progress import ProgressLog, StopRequest
-from utils import UsageError, log, tf
+from utils import UsageError, log, style_list, tf
 
 CHECKPOINT_NAME = 'fast-style-model.ckpt'
 CHECKPOINT_EVERY = 1000
@@ -26,8 +26,10 @@ def total_steps(config, num_images):
     return steps
 
 
-def train(config, filenames, style_grams, loss_net, max_steps=None, placement=None):
+def train(config, filenames, styles, loss_net, max_steps=None, placement=None):
     """Run (or resume) training until the config's epochs are done or the global step reaches max_steps.
+
+    styles: (Gram matrices, style weight) of each style (train.style_targets).
 
     placement (distribute.place) says where: one device by default. Only its chief writes to the model folder.
     """
@@ -36,13 +38,13 @@ def train(config, filenames, style_grams, loss_net, max_steps=None, placement=No
     end_step, stop_step = _run_length(config, len(filenames), max_steps)
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
     with tf.Graph().as_default():
-        ops = build_graph(config, filenames, style_grams, loss_net, loader, strategy=placement.strategy)
+        ops = build_graph(config, filenames, styles, loss_net, loader, strategy=placement.strategy)
         init_loss_network = loss_net.init_fn()
         # Everything but the loss network is saved: the transform weights, the global step and Adam's state.
         saver = tf.train.Saver([v for v in tf.global_variables() if not v.op.name.startswith(config.loss_model)],
                                max_to_keep=config.keep_checkpoints)
         with placement.session() as sess:
-            step, restored = _start(sess, ops, init_loss_network, saver, training_path, placement)
+            step, restored = _start(sess, ops, init_loss_network, saver, training_path, placement, len(styles))
             if step >= stop_step:
                 log.info('nothing to do: the model is already at step %d of %d%s', step, stop_step,
                          '; to train on, raise --max_steps or leave it out (the run ends at step %d)' % end_step
@@ -57,8 +59,9 @@ def train(config, filenames, style_grams, loss_net, max_steps=None, placement=No
                 placement.is_chief, CHECKPOINT_EVERY)
             checkpoints.last_saved = restored
             with StopRequest() as stop:
-                progress = ProgressLog(stop_step, config.batch_size,
-                                       (config.content_weight, config.style_weight, config.tv_weight))
+                progress = ProgressLog(stop_step, config.batch_size, config.content_weight,
+                                       [(os.path.splitext(os.path.basename(image))[0], weight)
+                                        for image, weight in style_list(config)], config.tv_weight)
                 step = _run_steps(sess, ops, checkpoints, step, progress, loader, stop, placement.deadline)
             _finish(checkpoints, step, stop, stop_step, end_step)
 
@@ -84,16 +87,16 @@ def _run_length(config, num_images, max_steps):
     return end_step, min(end_step, max_steps) if max_steps else end_step
 
 
-def _start(sess, ops, init_loss_network, saver, training_path, placement):
-    """Initialize every variable, load the loss network and restore the newest complete checkpoint; returns
-    (global step, the checkpoint restored or None)."""
+def _start(sess, ops, init_loss_network, saver, training_path, placement, styles):
+    """Initialize every variable, load the loss network and restore the newest complete checkpoint of a network of
+    `styles` styles; returns (global step, the checkpoint restored or None)."""
     if placement.deadline:
         log.info('waiting for every worker to join (the start blocks until all of them have started)')
     sess.run(tf.global_variables_initializer())
     sess.run(ops.init)
     init_loss_network(sess)
     step, restored = checkpoint_files.restore_newest_complete(sess, saver, training_path, ops.global_step,
-                                                              placement.is_chief)
+                                                              placement.is_chief, styles)
     if ops.sync:
         _check_replicas_agree(sess, ops.sync, step, placement)
     return step, restored
