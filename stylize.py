@@ -20,6 +20,7 @@ from inference import color
 from nets import pretrained
 from nets.loss_network import LossNetwork
 from utils import (CONFIG_SCHEMA, ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main,
+                   float_list,
                    image_size, log, output_format, read_image, run_and_exit, session_config, setup_logging, tf)
 
 LOSS_MODEL = 'vgg_16'
@@ -29,20 +30,13 @@ DEFAULT_STYLE_LAYERS = 'vgg_16/conv1/conv1_2,vgg_16/conv2/conv2_2,vgg_16/conv3/c
                        'vgg_16/conv5/conv5_3'
 
 
-def _float_list(text):
-    try:
-        return [float(item) for item in text.split(',')]
-    except ValueError:
-        raise argparse.ArgumentTypeError('expected comma-separated numbers, got %r' % text) from None
-
-
 def parse_args(argv):
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     io = parser.add_argument_group('images')
     io.add_argument('--content', required=True, help='the photo to restyle')
     io.add_argument('--style', required=True, action='append',
                     help='a style image; repeat the option to blend several styles')
-    io.add_argument('--style_blend', type=_float_list,
+    io.add_argument('--style_blend', type=float_list,
                     help='blend weights of the style images, e.g. 0.7,0.3 (default: equal)')
     io.add_argument('--output', default='generated/stylized.jpg', help='the result (default: %(default)s)')
     io.add_argument('--max_size', type=int, default=512,
@@ -67,7 +61,7 @@ def parse_args(argv):
                      help='comma-separated slim end points (default: %(default)s)')
     net.add_argument('--style_layers', default=DEFAULT_STYLE_LAYERS,
                      help='comma-separated slim end points (default: conv1_2, conv2_2, conv3_3, conv4_3, conv5_3)')
-    net.add_argument('--style_layer_weights', type=_float_list,
+    net.add_argument('--style_layer_weights', type=float_list,
                      help='one weight per style layer, e.g. 1,1,1,0.5,0.5 (default: all 1)')
     net.add_argument('--content_weight', type=float, default=1.0, help='(default: %(default)s)')
     net.add_argument('--style_weight', type=float, default=10.0, help='(default: %(default)s)')

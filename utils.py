@@ -134,6 +134,13 @@ def add_colour_options(parser, strength=True):
                             help='blend with the photo: 1 is fully stylized, 0 the photo (default: %(default)s)')
 
 
+def float_list(text):
+    try:
+        return [float(item) for item in text.split(',')]
+    except ValueError:
+        raise argparse.ArgumentTypeError('expected comma-separated numbers, got %r' % text) from None
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with our error convention: one line, exit status 2 (argparse prints the whole usage first)."""
 
