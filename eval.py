@@ -3,6 +3,7 @@
   python eval.py --model_file models/candy --image_file img/test.jpg
   python eval.py --model_file models/candy.pb --image_file photos/ 'more/*.png' --output stylized/
   python eval.py --model_file models/candy --video clip.mp4 --output clip-candy.mp4 [--smooth 0.5 --consistency flow]
+  python eval.py --model_file models/mixed --image_file img/test.jpg --style_index 1     # or --style_mix 0.3,0.7
 
 The model is a checkpoint prefix (V1 or V2 format, the original project's too), a model folder (its latest
 checkpoint), or from export.py a frozen .pb, a SavedModel folder or a .tflite; it is loaded once for the whole run.
@@ -19,9 +20,9 @@ from tqdm import tqdm
 
 from files import refuse_collisions, refuse_overwriting_inputs, write_image
 from inference import color, consistency
-from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer
+from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer, style_choice
 from utils import (IMAGE_FORMATS, ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main,
-                   load_image, log, output_format, run_and_exit, setup_logging)
+                   float_list, load_image, log, output_format, run_and_exit, setup_logging)
 
 INPUT_EXTENSIONS = tuple(IMAGE_FORMATS)
 
@@ -51,6 +52,11 @@ def parse_args(argv):
     parser.add_argument('--smooth', type=float, default=0.0,
                         help='video: blend each output frame with this share of the previous one to reduce '
                              'flicker, 0..1 (default: %(default)s)')
+    styles = parser.add_mutually_exclusive_group()
+    styles.add_argument('--style_index', type=int, metavar='K',
+                        help='a model of several styles: stylize in style K (0 is the first of its config)')
+    styles.add_argument('--style_mix', type=float_list, metavar='W1,W2,...',
+                        help="a model of several styles: blend the styles' parameters in these shares, one per style")
     parser.add_argument('--consistency', choices=consistency.MODES, default='blend',
                         help='video, with --smooth: blend the previous output frame in place, or moved along the '
                              'optical flow where it is reliable, which leaves no ghosts behind moving things '
@@ -181,7 +187,8 @@ def main(argv=None):
     args = parse_args(argv)
 
     def load_model():  # one construction for every kind of input, so that no option is dropped on one path
-        return Stylizer(args.model_file, args.max_pixels, args.precision)
+        stylizer = Stylizer(args.model_file, args.max_pixels, args.precision)
+        return stylizer, style_choice(stylizer.styles, args.style_index, args.style_mix, args.model_file)
 
     def finish(stylized, original):
         return color.finish(stylized, original, args.preserve_colors, args.strength)
@@ -190,8 +197,9 @@ def main(argv=None):
         video.check_available(args.consistency)
         output = args.output or os.path.join('generated', 'res.mp4')
         refuse_overwriting_inputs([output], [args.video])
-        stylizer = load_model()
-        video.stylize_video(stylizer, args.video, output, args.batch_size, args.smooth,
+        stylizer, style = load_model()
+        video.stylize_video(lambda batch: stylizer.stylize_batch(batch, style), args.video, output, args.batch_size,
+                            args.smooth,
                             lambda frames, originals: [finish(f, o) for f, o in zip(frames, originals)],
                             args.consistency)
         return
@@ -201,12 +209,13 @@ def main(argv=None):
         output_format(output)
     if len(inputs) == 1:
         rgb, alpha = load_image(inputs[0][0], 'content image')  # before the model loads: fail fast
-        stylizer = load_model()
-        stylize_one(lambda pixels: finish(stylizer(pixels), pixels), inputs[0][0], rgb, alpha, outputs[0],
-                    args.quality)
+        stylizer, style = load_model()
+        stylize_one(lambda pixels: finish(stylizer(pixels, style=style), pixels), inputs[0][0], rgb, alpha,
+                    outputs[0], args.quality)
         return
-    stylizer = load_model()
-    failures = stylize_images(lambda pixels: finish(stylizer(pixels), pixels), inputs, outputs, args.quality)
+    stylizer, style = load_model()
+    failures = stylize_images(lambda pixels: finish(stylizer(pixels, style=style), pixels), inputs, outputs,
+                              args.quality)
     stylizer.close()
     if failures:
         print('error: %d of %d images could not be stylized (see the lines above)' % (failures, len(inputs)),

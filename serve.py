@@ -29,10 +29,10 @@ from PIL import Image
 
 import checkpoints
 from inference import color
-from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer
+from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer, style_choice
 from inference.tiling import Cancelled
-from utils import (ArgumentParser, UsageError, add_precision_option, cli_main, encode_image, load_image, log,
-                   setup_logging, shorten)
+from utils import (MAX_STYLES, ArgumentParser, UsageError, add_precision_option, cli_main, encode_image, load_image,
+                   log, setup_logging, shorten)
 
 FORMATS = {'png': 'PNG', 'jpeg': 'JPEG', 'jpg': 'JPEG', 'webp': 'WEBP'}
 MEDIA_TYPES = {'PNG': 'image/png', 'JPEG': 'image/jpeg', 'WEBP': 'image/webp'}
@@ -132,12 +132,13 @@ class Service:
         self.admit()
         try:
             data, options = await read_request()
+            style = _style_of(stylizer, name, options)
         except BaseException:
             self.release()
             raise
         start = time.monotonic()
         deadline = start + self.limits.timeout
-        future = self.executor.submit(self._work, stylizer, data, options, deadline)
+        future = self.executor.submit(self._work, stylizer, data, options, style, deadline)
         future.add_done_callback(self.release)
         try:
             body, fmt, width, height = await asyncio.wait_for(asyncio.wrap_future(future), self.limits.timeout)
@@ -146,8 +147,9 @@ class Service:
                             % self.limits.timeout) from None
         return body, MEDIA_TYPES[fmt], width, height, (time.monotonic() - start) * 1000
 
-    def _work(self, stylizer, data, options, deadline):
-        """In a worker thread: decode, stylize and encode; stops (Cancelled) once the deadline has passed."""
+    def _work(self, stylizer, data, options, style, deadline):
+        """In a worker thread: decode, stylize (in `style`, for a model of several styles) and encode; stops
+        (Cancelled) once the deadline has passed."""
         def too_late():
             return time.monotonic() > deadline
         rgb, alpha, input_format = self._decode(data)
@@ -158,7 +160,8 @@ class Service:
                                  'checkpoint); send a smaller image or use max_size' % stylizer.max_pixels)
         if too_late():
             raise Cancelled('the deadline passed before the work started')
-        stylized = self.budget.run(pixels, lambda: stylizer(rgb, progress=False, should_stop=too_late), deadline)
+        stylized = self.budget.run(pixels, lambda: stylizer(rgb, progress=False, should_stop=too_late, style=style),
+                                   deadline)
         result = color.finish(stylized, rgb, options['preserve_colors'], options['strength'])
         fmt = options['format'] or (input_format if input_format in MEDIA_TYPES else 'PNG')
         return encode_image(result, fmt, alpha), fmt, result.shape[1], result.shape[0]
@@ -179,6 +182,15 @@ class Service:
         return rgb, alpha, fmt
 
 
+def _style_of(stylizer, name, options):
+    """The style weights that the options' style (an index) or mix ask of the model; HTTPError 400 if they do not
+    fit it."""
+    try:
+        return style_choice(stylizer.styles, options['style'], options['mix'], 'model %s' % name, ('style', 'mix'))
+    except UsageError as error:
+        raise HTTPError(400, str(error)) from None
+
+
 def _limit_size(rgb, alpha, max_size):
     """Shrink an image (and its alpha) so that its long side is at most max_size."""
     height, width = rgb.shape[:2]
@@ -191,7 +203,8 @@ def _limit_size(rgb, alpha, max_size):
 
 
 def parse_options(values, accept=''):
-    """max_size, strength, preserve_colors and format from query parameters or JSON; HTTPError 400 if bad."""
+    """max_size, strength, preserve_colors, format, style and mix from query parameters or JSON; HTTPError 400 if
+    bad (whether style and mix fit the model is checked with the model: _style_of)."""
     def number(key, kind, default):
         raw = values.get(key, default)
         try:
@@ -217,7 +230,23 @@ def parse_options(values, accept=''):
     if fmt is not None and str(fmt).lower() not in FORMATS:
         raise HTTPError(400, 'format must be one of png, jpeg, webp; got %s' % shorten(fmt))
     return {'max_size': max_size, 'strength': strength, 'preserve_colors': preserve in ('true', '1', 'yes'),
-            'format': FORMATS[str(fmt).lower()] if fmt else None}
+            'format': FORMATS[str(fmt).lower()] if fmt else None,
+            'style': number('style', int, None) if values.get('style') is not None else None,
+            'mix': _mix(values.get('mix'))}
+
+
+def _mix(raw):
+    """A style mix given as "0.3,0.7" (query) or [0.3, 0.7] (JSON), as a list of numbers; None if not given."""
+    if raw is None:
+        return None
+    items = raw.split(',') if isinstance(raw, str) else raw
+    try:
+        if not isinstance(items, list) or len(items) > MAX_STYLES or any(isinstance(x, bool) for x in items):
+            raise TypeError(raw)
+        return [float(item) for item in items]
+    except (TypeError, ValueError, OverflowError):
+        raise HTTPError(400, 'mix must be comma-separated numbers, one per style (at most %d), got %s'
+                        % (MAX_STYLES, shorten(raw))) from None
 
 
 def page_headers(html):
@@ -338,7 +367,7 @@ def create_app(service):
 
     async def models(_request):
         return JSONResponse({'models': [
-            {'name': name, 'kind': stylizer.kind,
+            {'name': name, 'kind': stylizer.kind, 'styles': stylizer.styles,
              'max_pixels': None if stylizer.can_tile else stylizer.max_pixels}
             for name, stylizer in sorted(service.models.items())]})
 

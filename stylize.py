@@ -20,8 +20,8 @@ from inference import color
 from nets import pretrained
 from nets.loss_network import LossNetwork
 from utils import (CONFIG_SCHEMA, ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main,
-                   float_list,
-                   image_size, log, output_format, read_image, run_and_exit, session_config, setup_logging, tf)
+                   float_list, image_size, log, output_format, read_image, run_and_exit, session_config,
+                   setup_logging, tf)
 
 LOSS_MODEL = 'vgg_16'
 VGG_URL = CONFIG_SCHEMA['loss_model_url'][1]  # slim's archive, as train.py downloads it
