@@ -32,7 +32,8 @@ class _GivenStatistics:
         variance = tf.placeholder(tf.float32, [channels])
         self.inputs.append(x)
         self.feeds.append((mean, variance))
-        return activation((x - mean) * tf.rsqrt(variance + model.INSTANCE_NORM_EPSILON))
+        normalized = (x - mean) * tf.rsqrt(variance + model.INSTANCE_NORM_EPSILON)
+        return normalized if activation is None else activation(normalized)
 
 
 def split_axis(length, tile, margin=MARGIN):

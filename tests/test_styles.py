@@ -1,0 +1,141 @@
+"""Networks of several styles: conditional instance normalization in training, inference, exports and the service."""
+import base64
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import checkpoints
+import eval as eval_py
+import export
+import train
+from helpers import png, request, start_server, usage_error, write_config, write_image_file
+from inference.stylizer import Stylizer, style_choice
+from utils import UsageError, load_config, style_list, tf
+
+
+@pytest.fixture(scope='module')
+def two_styles(tmp_path_factory):
+    """A random network of two styles whose per-style scales and offsets differ."""
+    return checkpoints.save_random_model(str(tmp_path_factory.mktemp('two') / 'two.ckpt'), seed=4, styles=2)
+
+
+@pytest.fixture(scope='module')
+def photo(tmp_path_factory):
+    return write_image_file(str(tmp_path_factory.mktemp('photo') / 'photo.png'), 40, 52, seed=5)
+
+
+def _eval(model_file, photo, output, *options):
+    eval_py.main(['--model_file', model_file, '--image_file', photo, '--output', str(output), *options])
+    return np.asarray(Image.open(output)).astype(int)
+
+
+def test_a_config_lists_styles_and_their_weights(tmp_path):
+    config = load_config(write_config(tmp_path / 'two.yml', style_image=['a.jpg', 'b.jpg'], style_weight=[50, 20]))
+    assert style_list(config) == [('a.jpg', 50.0), ('b.jpg', 20.0)]
+    config = load_config(write_config(tmp_path / 'one_weight.yml', style_image=['a.jpg', 'b.jpg'], style_weight=7))
+    assert style_list(config) == [('a.jpg', 7.0), ('b.jpg', 7.0)]
+    assert style_list(load_config(write_config(tmp_path / 'one.yml'))) == [('style.jpg', 50.0)]
+    for values, message in [({'style_image': ['a.jpg', 'b.jpg'], 'style_weight': [1, 2, 3]},
+                             'style_weight lists 3 weights for 2 style images'),
+                            ({'style_image': ['a.jpg', 5]}, 'style_image[1] must be a string'),
+                            ({'style_image': [], 'style_weight': 1}, 'style_image lists 0 values; give 1 to 64'),
+                            ({'style_image': ['a.jpg', 'b.jpg'], 'style_weight': [1, -2]},
+                             'style_weight must be a finite number >= 0, got -2.0')]:
+        with pytest.raises(UsageError) as error:
+            load_config(write_config(tmp_path / 'bad.yml', **values))
+        assert message in str(error.value)
+
+
+def test_training_two_styles_trains_one_style_a_step_in_turn(workspace, caplog):
+    caplog.set_level('INFO')
+    write_image_file('style2.jpg', 44, 36, seed=9)
+    config = write_config('two.yml', naming='two', style_image=['style.jpg', 'style2.jpg'], style_weight=[50, 20])
+    train.main(['-c', config, '--max_steps', '1'])
+    scale = tf.train.load_checkpoint('models/two/fast-style-model.ckpt-1').get_tensor('conv1/style_scale')
+    assert scale.shape == (2, 32)
+    assert not np.all(scale[0] == 1) and np.all(scale[1] == 1)  # step 1 trained the first style alone
+    train.main(['-c', config, '--max_steps', '2'])
+    scale = tf.train.load_checkpoint('models/two/fast-style-model.ckpt-2').get_tensor('conv1/style_scale')
+    assert not np.all(scale[1] == 1)  # and step 2 the second
+    assert sorted(glob.glob('generated/target_style_two_*.jpg')) == ['generated/target_style_two_0.jpg',
+                                                                    'generated/target_style_two_1.jpg']
+    assert 'each term weighted (1, 50/20, 1)' in caplog.text and '(style2)' in caplog.text
+
+
+def test_another_number_of_styles_in_the_model_folder_is_refused(workspace, capsys):
+    write_image_file('style2.jpg', 44, 36, seed=9)
+    two = write_config('two.yml', naming='mixed', style_image=['style.jpg', 'style2.jpg'])
+    train.main(['-c', two, '--max_steps', '1'])
+    err = usage_error(train.main, ['-c', write_config('one.yml', naming='mixed'), '--max_steps', '2'], capsys)
+    assert 'holds a network of 2 styles, and the config lists 1: train into a new model folder' in err
+
+
+def test_style_index_and_mix(two_styles, photo, tmp_path):
+    first = _eval(two_styles, photo, tmp_path / 'first.png', '--style_index', '0')
+    second = _eval(two_styles, photo, tmp_path / 'second.png', '--style_index', '1')
+    assert np.abs(first - second).mean() > 10
+    np.testing.assert_array_equal(_eval(two_styles, photo, tmp_path / 'mix10.png', '--style_mix', '1,0'), first)
+    half = _eval(two_styles, photo, tmp_path / 'half.png', '--style_mix', '2,2')  # shares are normalized
+    apart = np.abs(first - second).mean()
+    assert np.abs(half - first).mean() < apart and np.abs(half - second).mean() < apart
+
+
+@pytest.mark.parametrize('fmt,name,tolerance', [('pb', 'two.pb', 1), ('savedmodel', 'two_savedmodel', 0),
+                                                 ('tflite', 'two.tflite', 1), ('ckpt', 'weights.ckpt', 0)])
+def test_exports_take_style_weights_and_equal_eval(two_styles, photo, tmp_path, fmt, name, tolerance):
+    export.main(['--model_file', two_styles, '--format', fmt, '--output', str(tmp_path / name)])
+    reference = _eval(two_styles, photo, tmp_path / 'reference.png', '--style_mix', '0.3,0.7')
+    exported = _eval(str(tmp_path / name), photo, tmp_path / 'exported.png', '--style_mix', '0.3,0.7')
+    assert np.abs(exported - reference).max() <= tolerance
+
+
+def test_tiled_inference_of_several_styles_equals_the_whole_image(two_styles):
+    image = np.random.default_rng(3).integers(0, 256, (90, 100, 3), np.uint8)
+    style = style_choice(2, None, [0.6, 0.4], 'two')
+    whole = Stylizer(two_styles)(image, style=style).astype(int)
+    tiled = Stylizer(two_styles, max_pixels=4096)(image, progress=False, style=style).astype(int)
+    assert np.abs(tiled - whole).max() <= 1
+
+
+def test_style_options_that_do_not_fit_the_model(two_styles, trained_model, photo, tmp_path, capsys):
+    out = str(tmp_path / 'o.png')
+    for model_file, options, message in [
+            (two_styles, [], 'holds 2 styles: choose one with --style_index 0..1, or blend them with --style_mix'),
+            (two_styles, ['--style_index', '2'], '--style_index 2 is out of range: %s holds 2 styles' % two_styles),
+            (two_styles, ['--style_mix', '1,2,3'], '--style_mix gives 3 weights, but %s holds 2 styles' % two_styles),
+            (two_styles, ['--style_mix', '1,-1'], '--style_mix takes non-negative weights with a positive sum'),
+            (two_styles, ['--style_mix', 'a,b'], "expected comma-separated numbers, got 'a,b'"),
+            (two_styles, ['--style_index', '0', '--style_mix', '1,0'], 'not allowed with argument'),
+            (trained_model, ['--style_index', '0'], 'holds one style: --style_index and --style_mix apply to models '
+                                                    'of several styles')]:
+        err = usage_error(eval_py.main, ['--model_file', model_file, '--image_file', photo, '--output', out,
+                                         *options], capsys)
+        assert message in err, (options, err)
+    assert not os.path.exists(out)
+
+
+def test_the_service_takes_a_style_or_a_mix(two_styles):
+    process, url = start_server('--model', 'two=' + two_styles)
+    try:
+        status, _, body = request(url + '/v1/models')
+        assert json.loads(body)['models'][0]['styles'] == 2
+        image = png(24, 32, seed=2)[0]
+        first = request(url + '/v1/stylize/two?style=0&format=png', image)
+        assert first[0] == 200
+        assert request(url + '/v1/stylize/two?mix=1,0&format=png', image)[2] == first[2]
+        assert request(url + '/v1/stylize/two?style=1&format=png', image)[2] != first[2]
+        payload = json.dumps({'image': base64.b64encode(image).decode(), 'mix': [1, 0], 'format': 'png'}).encode()
+        status, _, body = request(url + '/v1/stylize/two/base64', payload, {'Content-Type': 'application/json'})
+        assert status == 200 and base64.b64decode(json.loads(body)['image']) == first[2]
+        for query, message in [('', 'model two holds 2 styles: choose one with style 0..1, or blend them with mix'),
+                               ('?style=5', 'style 5 is out of range'), ('?mix=1,x', 'mix must be comma-separated'),
+                               ('?mix=1,2,3', 'mix gives 3 weights, but model two holds 2 styles')]:
+            status, _, body = request(url + '/v1/stylize/two' + query, image)
+            assert status == 400 and message in json.loads(body)['error'], (query, body)
+    finally:
+        process.terminate()
+        process.wait(30)
