@@ -21,7 +21,7 @@ import reader
 import train
 import training.graph
 import training.loop
-from helpers import ROOT, usage_error, write_config
+from helpers import ROOT, usage_error, write_config, write_image_file
 from utils import tf
 
 FOUR_IMAGES = 'four'
@@ -90,6 +90,16 @@ def test_mirrored_step_equals_the_single_device_step(workspace, monkeypatch, cap
     assert os.path.getsize('styled.png') > 0
     export.main(['--model_file', 'mirrored_models/tiny/fast-style-model.ckpt-2', '--output', 'frozen.pb'])
     assert os.path.getsize('frozen.pb') > 0
+
+
+def test_mirrored_training_of_two_styles_trains_them_in_turn(workspace):
+    write_image_file('style2.jpg', 44, 36, seed=9)
+    config = _four_image_config(workspace, style_image=['style.jpg', 'style2.jpg'], mixed_precision=True)
+    train.main(['-c', config, '--max_steps', '1', '--distribute', 'mirrored', '--devices', 'cpu:0,cpu:1'])
+    scale = _checkpoint('models/tiny/fast-style-model.ckpt-1')['deconv3/style_scale']
+    assert not np.all(scale[0] == 1) and np.all(scale[1] == 1)  # both replicas trained the first style
+    train.main(['-c', config, '--max_steps', '2', '--distribute', 'mirrored', '--devices', 'cpu:0,cpu:1'])
+    assert not np.all(_checkpoint('models/tiny/fast-style-model.ckpt-2')['deconv3/style_scale'][1] == 1)
 
 
 def test_replicas_and_workers_read_different_images(tmp_path):
