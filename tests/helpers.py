@@ -1,6 +1,7 @@
 """Test helpers that make tiny data: a random-weight VGG checkpoint, images, configs, a workspace."""
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import yaml
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')  # for the page's browser tests
 sys.path.insert(0, ROOT)
 
 from utils import tf  # noqa: E402,F401  (first: loads TensorFlow quietly)

@@ -4,7 +4,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -15,7 +14,7 @@ import pytest
 from PIL import Image
 
 import export
-from helpers import ROOT, png, request, start_server
+from helpers import CHROMIUM, ROOT, png, request, start_server
 from inference import color
 from inference.stylizer import Stylizer
 
@@ -192,9 +191,6 @@ def test_cli_errors(tmp_path):
     assert result.returncode == 2 and '--model takes NAME=PATH' in result.stderr
     result = run('--model', 'x=' + str(tmp_path / 'none'))
     assert result.returncode == 2 and 'model file not found' in result.stderr
-
-
-CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason='no chromium installed (apt-get install chromium)')

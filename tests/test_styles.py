@@ -12,7 +12,7 @@ import checkpoints
 import eval as eval_py
 import export
 import train
-from helpers import png, request, start_server, usage_error, write_config, write_image_file
+from helpers import CHROMIUM, png, request, start_server, usage_error, write_config, write_image_file
 from inference.stylizer import Stylizer, style_choice
 from utils import UsageError, load_config, style_list, tf
 
@@ -118,24 +118,50 @@ def test_style_options_that_do_not_fit_the_model(two_styles, trained_model, phot
     assert not os.path.exists(out)
 
 
-def test_the_service_takes_a_style_or_a_mix(two_styles):
+@pytest.fixture(scope='module')
+def service(two_styles):
     process, url = start_server('--model', 'two=' + two_styles)
-    try:
-        status, _, body = request(url + '/v1/models')
-        assert json.loads(body)['models'][0]['styles'] == 2
-        image = png(24, 32, seed=2)[0]
-        first = request(url + '/v1/stylize/two?style=0&format=png', image)
-        assert first[0] == 200
-        assert request(url + '/v1/stylize/two?mix=1,0&format=png', image)[2] == first[2]
-        assert request(url + '/v1/stylize/two?style=1&format=png', image)[2] != first[2]
-        payload = json.dumps({'image': base64.b64encode(image).decode(), 'mix': [1, 0], 'format': 'png'}).encode()
-        status, _, body = request(url + '/v1/stylize/two/base64', payload, {'Content-Type': 'application/json'})
-        assert status == 200 and base64.b64decode(json.loads(body)['image']) == first[2]
-        for query, message in [('', 'model two holds 2 styles: choose one with style 0..1, or blend them with mix'),
-                               ('?style=5', 'style 5 is out of range'), ('?mix=1,x', 'mix must be comma-separated'),
-                               ('?mix=1,2,3', 'mix gives 3 weights, but model two holds 2 styles')]:
-            status, _, body = request(url + '/v1/stylize/two' + query, image)
-            assert status == 400 and message in json.loads(body)['error'], (query, body)
-    finally:
-        process.terminate()
-        process.wait(30)
+    yield url
+    process.terminate()
+    process.wait(30)
+
+
+def test_the_service_takes_a_style_or_a_mix(service):
+    url = service
+    status, _, body = request(url + '/v1/models')
+    assert json.loads(body)['models'][0]['styles'] == 2
+    image = png(24, 32, seed=2)[0]
+    first = request(url + '/v1/stylize/two?style=0&format=png', image)
+    assert first[0] == 200
+    assert request(url + '/v1/stylize/two?mix=1,0&format=png', image)[2] == first[2]
+    assert request(url + '/v1/stylize/two?style=1&format=png', image)[2] != first[2]
+    payload = json.dumps({'image': base64.b64encode(image).decode(), 'mix': [1, 0], 'format': 'png'}).encode()
+    status, _, body = request(url + '/v1/stylize/two/base64', payload, {'Content-Type': 'application/json'})
+    assert status == 200 and base64.b64decode(json.loads(body)['image']) == first[2]
+    for query, message in [('', 'model two holds 2 styles: choose one with style 0..1, or blend them with mix'),
+                           ('?style=5', 'style 5 is out of range'), ('?mix=1,x', 'mix must be comma-separated'),
+                           ('?mix=1,2,3', 'mix gives 3 weights, but model two holds 2 styles')]:
+        status, _, body = request(url + '/v1/stylize/two' + query, image)
+        assert status == 400 and message in json.loads(body)['error'], (query, body)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason='no chromium installed (apt-get install chromium)')
+def test_the_page_offers_the_styles_of_a_model(service, tmp_path):
+    playwright_api = pytest.importorskip('playwright.sync_api')
+    photo = tmp_path / 'photo.png'
+    photo.write_bytes(png(30, 40, seed=5)[0])
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=['--no-sandbox', '--disable-gpu'])
+        try:
+            page = browser.new_page()
+            page.goto(service + '/')
+            playwright_api.expect(page.locator('#style option')).to_have_count(2)
+            page.set_input_files('#file', str(photo))
+            for choose in (lambda: page.select_option('#style', '1'), lambda: page.fill('#mix', '0.5,0.5'),
+                           lambda: page.fill('#mix', '1,2,3')):
+                choose()
+                page.click('#go')
+                playwright_api.expect(page.locator('#status')).not_to_have_text('stylizing...')
+            assert 'gives 3 weights, but model two holds 2 styles' in page.text_content('#status')
+        finally:
+            browser.close()
