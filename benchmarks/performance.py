@@ -106,7 +106,8 @@ def measure_export(variant, repeats, model_prefix, fmt, height, width):
 
 
 def measure_train(variant, repeats, vgg_prefix, image_dir):
-    """Seconds per training step at TRAIN_BATCH x TRAIN_SIZE, and the input pipeline's own time per batch."""
+    """Seconds per training step at TRAIN_BATCH x TRAIN_SIZE, and the input pipeline's own time per batch; variant
+    'styles8' trains a network of 8 styles (conditional instance normalization)."""
     import numpy as np
     import reader
     import training.graph
@@ -123,8 +124,9 @@ def measure_train(variant, repeats, vgg_prefix, image_dir):
     grams = [np.eye(channels, dtype=np.float32) for channels in (64, 128, 256, 512)]
     loader = reader.ImageLoader(len(filenames), 0.05, TRAIN_SIZE)
     with tf.Graph().as_default():
-        ops = training.graph.build_graph(config, filenames, [(grams, config.style_weight)], loss_net, loader,
-                                         reference=variant == 'reference')
+        styles = [([gram * (1 + index) for gram in grams], config.style_weight)
+                  for index in range(8 if variant == 'styles8' else 1)]
+        ops = training.graph.build_graph(config, filenames, styles, loss_net, loader, reference=variant == 'reference')
         batch = tf.get_default_graph().get_tensor_by_name('IteratorGetNext:0')
         init_loss_network = loss_net.init_fn()
         with tf.Session(config=session_config(bf16)) as sess:
@@ -329,6 +331,8 @@ def run_all(bench, paths, only):
         bench.row(what, *bench.measure_pair('train', ('fast', 'reference'), *args), train_rate)
         bench.row(what + ', mixed_precision (bf16)', *bench.measure_pair('train', ('bf16', 'reference'), *args),
                   train_rate)
+        bench.row(what + ', 8 styles in one network (baseline: ours, 1 style)',
+                  *bench.measure_pair('train', ('styles8', 'fast'), *args), train_rate)
     if 'gatys' in only:
         what = 'stylize.py (Gatys) Adam iteration at %d' % GATYS_SIZE
         bench.row(what, *bench.measure_pair('gatys', ('fast', 'reference'), paths['vgg']), per_second('it'))

@@ -53,7 +53,7 @@ def build_graph(config, filenames, styles, loss_net, loader, reference=False, st
     minimize = _optimizer(config).minimize(terms['total'], var_list=model.transform_variables())
     with tf.control_dependencies([minimize]):
         train_step = tf.assign_add(global_step, 1)
-    _add_summaries(config, terms, terms['generated'], unprocess(content))
+    _add_summaries(config, terms, terms['generated'], unprocess(content), len(styles))
     return TrainingOps(train_step, _fetched(terms), global_step, tf.summary.merge_all(), init=[])
 
 
@@ -91,7 +91,7 @@ def _build_distributed_graph(config, filenames, styles, loss_net, loader, strate
         restored_steps = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.experimental_run(
             lambda: tf.cast(tf.identity(global_step), tf.float32)), axis=None)
     first_replica = {key: strategy.experimental_local_results(outputs[key])[0] for key in ('generated', 'origin')}
-    _add_summaries(config, reduced, first_replica['generated'], first_replica['origin'])
+    _add_summaries(config, reduced, first_replica['generated'], first_replica['origin'], len(styles))
     return TrainingOps(train_step, _fetched(reduced), global_step, tf.summary.merge_all(), batches.initialize(),
                        ReplicaSync(stop_flag, stop, restored_steps))
 
@@ -148,16 +148,16 @@ def _optimizer(config):
     return optimizer
 
 
-def _add_summaries(config, terms, generated, origin):
-    """TensorBoard summaries with the original's tags."""
+def _add_summaries(config, terms, generated, origin, styles):
+    """TensorBoard summaries with the original's tags, and with several styles the one each step trained."""
     for name, key, weight in (('content_loss', 'content', config.content_weight),
                               ('style_loss', 'style', terms['style_weight']),
                               ('regularizer_loss', 'tv', config.tv_weight)):
         tf.summary.scalar('losses/' + name, terms[key])
         tf.summary.scalar('weighted_losses/weighted_' + name, terms[key] * weight)
     tf.summary.scalar('total_loss', terms['total'])
-    if isinstance(config.style_image, list) and len(config.style_image) > 1:
-        tf.summary.scalar('style_index', terms['style_index'])  # which style the step trained
+    if styles > 1:
+        tf.summary.scalar('style_index', terms['style_index'])
     for layer in config.style_layers:
         tf.summary.scalar('style_losses/' + layer, terms['style_per_layer'][layer])
     tf.summary.image('generated', tf.cast(tf.clip_by_value(generated, 0, 255), tf.uint8))
