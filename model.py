@@ -8,6 +8,9 @@ instance normalization has no scale or offset, so the checkpoint holds exactly t
   res{1..5}/residual/conv/weight, res{1..5}/residual/conv_1/weight (3,3,128,128)
   deconv1/conv_transpose/conv/weight (3,3,128,64)   deconv2/conv_transpose/conv/weight (3,3,64,32)
   deconv3/conv/weight (9,9,32,3)
+
+A network of N styles (conditional instance normalization) adds <layer>/style_scale and <layer>/style_offset,
+(N, C), to the six normalized layers conv1, conv2, conv3, deconv1, deconv2 and deconv3.
 """
 import functools
 import typing

@@ -11,6 +11,7 @@ from PIL import Image
 import checkpoints
 import eval as eval_py
 import export
+import model
 import train
 from helpers import CHROMIUM, png, request, start_server, usage_error, write_config, write_image_file
 from inference.stylizer import Stylizer, style_choice
@@ -31,6 +32,16 @@ def photo(tmp_path_factory):
 def _eval(model_file, photo, output, *options):
     eval_py.main(['--model_file', model_file, '--image_file', photo, '--output', str(output), *options])
     return np.asarray(Image.open(output)).astype(int)
+
+
+def test_a_network_of_three_styles_adds_a_scale_and_an_offset_per_style_to_each_normalized_layer():
+    with tf.Graph().as_default():
+        model.net(tf.placeholder(tf.float32, [1, 32, 32, 3]), model.TRAINING,
+                  style_weights=tf.placeholder(tf.float32, [3]))
+        found = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+    assert found == model.expected_transform_variables(3)
+    assert found['deconv1/style_offset'] == [3, 64] and model.styles_in(found) == 3
+    assert model.styles_in(model.expected_transform_variables()) == 1
 
 
 def test_a_config_lists_styles_and_their_weights(tmp_path):
