@@ -1,7 +1,7 @@
 """Serve trained models over HTTP, with a page to try them.
 
   python serve.py --model candy=models/candy.pb --model wave=models/wave/ [--host 127.0.0.1] [--port 8000]
-  python serve.py --demo          # an untrained network named "demo", to try the service without a model
+  python serve.py --demo          # the style models shipped in models/ (wave, ...), to try the service at once
 
 Endpoints: POST /v1/stylize/{model} (image bytes in, raw or multipart; image bytes out), POST
 /v1/stylize/{model}/base64 (JSON in and out), GET /v1/models, GET /healthz, and GET / (the page).
@@ -15,11 +15,11 @@ import asyncio
 import base64
 import binascii
 import dataclasses
+import glob
 import io
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +27,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-import checkpoints
 from inference import color
 from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer, style_choice
 from inference.tiling import Cancelled
@@ -37,6 +36,7 @@ from utils import (MAX_STYLES, ArgumentParser, UsageError, add_precision_option,
 FORMATS = {'png': 'PNG', 'jpeg': 'JPEG', 'jpg': 'JPEG', 'webp': 'WEBP'}
 MEDIA_TYPES = {'PNG': 'image/png', 'JPEG': 'image/jpeg', 'WEBP': 'image/webp'}
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'docs', 'service.html')
+SHIPPED_MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'models')  # see models/README.md
 MODEL_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')  # one path segment of /v1/stylize/{model}
 
 
@@ -449,7 +449,8 @@ def parse_args(argv):
     parser.add_argument('--model', action='append', default=[], metavar='NAME=PATH',
                         help='a model to serve: checkpoint folder or prefix, frozen .pb, SavedModel folder or .tflite; '
                              'NAME of letters, digits, _ . - (it is a URL path segment)')
-    parser.add_argument('--demo', action='store_true', help='also serve an untrained network named "demo"')
+    parser.add_argument('--demo', action='store_true',
+                        help='also serve the style models shipped in models/ (models/<style>.ckpt), by style name')
     parser.add_argument('--host', default='127.0.0.1', help='(default: %(default)s)')
     parser.add_argument('--port', type=int, default=8000, help='(default: %(default)s)')
     limits = parser.add_argument_group('limits (memory: see the README)')
@@ -479,7 +480,10 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if not args.model and not args.demo:
         parser.error('name at least one --model NAME=PATH (or --demo)')
-    names = [spec.split('=', 1)[0] for spec in args.model] + (['demo'] if args.demo else [])
+    names = [spec.split('=', 1)[0] for spec in args.model] + (list(shipped_models()) if args.demo else [])
+    if args.demo and not shipped_models():
+        parser.error('--demo serves the style models shipped in %s, and none is there (restore them with git checkout '
+                     'models, or name a model with --model NAME=PATH)' % SHIPPED_MODELS)
     for spec, name in zip(args.model, names):
         if '=' not in spec or not name:
             parser.error('--model takes NAME=PATH, e.g. candy=models/candy.pb; got %r' % spec)
@@ -497,19 +501,18 @@ def parse_args(argv):
     return args
 
 
+def shipped_models():
+    """Style name -> checkpoint prefix of every model shipped in SHIPPED_MODELS (models/<style>.ckpt), by name."""
+    indexes = sorted(glob.glob(os.path.join(glob.escape(SHIPPED_MODELS), '*.ckpt.index')))
+    return {os.path.basename(index)[:-len('.ckpt.index')]: index[:-len('.index')] for index in indexes}
+
+
 def load_models(specs, demo, memory_pixels, precision):
-    """Name -> Stylizer for every NAME=PATH spec (and the demo network, made in a temporary folder that is
-    removed once its weights are loaded)."""
-    models = {}
-    for spec in specs:
-        name, path = spec.split('=', 1)
-        models[name] = Stylizer(path, memory_pixels, precision)
+    """Name -> Stylizer for every NAME=PATH spec, and with `demo` for every shipped model."""
+    paths = dict(spec.split('=', 1) for spec in specs)
     if demo:
-        with tempfile.TemporaryDirectory(prefix='demo-model') as folder:
-            models['demo'] = Stylizer(checkpoints.save_random_model(os.path.join(folder, 'demo.ckpt')), memory_pixels,
-                                      precision)
-        models['demo'].kind = 'untrained network (--demo)'
-    return models
+        paths.update(shipped_models())
+    return {name: Stylizer(path, memory_pixels, precision) for name, path in paths.items()}
 
 
 class OutOfDescriptorsOncePerMinute(logging.Filter):

@@ -1,6 +1,6 @@
 """Load test of serve.py on this machine's loopback: requests per second, latency and memory.
 
-  python benchmarks/load_test.py --model models/candy.pb [--sizes 256,512] [--clients 1,8,32] [--requests 24]
+  python benchmarks/load_test.py [--model models/wave.ckpt] [--sizes 256,512] [--clients 1,8,32] [--requests 24]
                                   [--mixed 16] [--abusive 60]
 
 Starts the service on 127.0.0.1 with its default limits, then for every image size and number of concurrent
@@ -33,14 +33,14 @@ def start_server(model):
     with socket.socket() as probe:
         probe.bind(('127.0.0.1', 0))
         port = probe.getsockname()[1]
-    served = ['--model', 'm=' + model] if model else ['--demo']
-    process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'serve.py'), '--port', str(port), *served],
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'serve.py'), '--port', str(port), '--model',
+                                'm=' + model],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = 'http://127.0.0.1:%d' % port
     for _ in range(300):
         try:
             urllib.request.urlopen(url + '/healthz', timeout=1).read()
-            return process, url + '/v1/stylize/' + ('m' if model else 'demo')
+            return process, url + '/v1/stylize/m'
         except OSError:
             time.sleep(0.3)
     process.kill()
@@ -124,7 +124,8 @@ def run_cell(url, payloads, clients, requests, seconds):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--model', help='a model path for serve.py (default: its untrained --demo network)')
+    parser.add_argument('--model', default=os.path.join(ROOT, 'models', 'wave.ckpt'),
+                        help='a model path for serve.py (default: the shipped wave model)')
     parser.add_argument('--sizes', default='256,512', help='square image sides (default: %(default)s)')
     parser.add_argument('--clients', default='1,8,32', help='concurrent clients (default: %(default)s)')
     parser.add_argument('--requests', type=int, default=24, help='requests per cell (default: %(default)s)')

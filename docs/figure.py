@@ -1,9 +1,10 @@
 """Put images side by side at one height, as the README's pictures are made (photo, style, result).
 
   python docs/figure.py img/test.jpg generated/target_style_wave.jpg wave-test.jpg --output docs/images/fast_wave_toy.jpg
+  python docs/figure.py a.jpg a-wave.jpg b.jpg b-wave.jpg --columns 2 --square --output grid.jpg
 
-Each image is scaled to --height pixels (keeping its aspect ratio) and they are joined left to right with a white
-gap; the result is written as a JPEG.
+Each image is scaled to --height pixels (keeping its aspect ratio, or cut to a central square with --square) and
+they are joined left to right with a white gap, in rows of --columns images if given; the result is a JPEG.
 """
 import argparse
 import os
@@ -29,14 +30,35 @@ def side_by_side(images, height, gap):
     return canvas
 
 
+def central_square(pixels):
+    """The largest central square of uint8 (H, W, 3) pixels."""
+    side = min(pixels.shape[:2])
+    top, left = (pixels.shape[0] - side) // 2, (pixels.shape[1] - side) // 2
+    return pixels[top:top + side, left:left + side]
+
+
+def grid(images, columns, height, gap):
+    """Rows of `columns` images (each row side_by_side), stacked `gap` white pixels apart."""
+    rows = [side_by_side(images[first:first + columns], height, gap) for first in range(0, len(images), columns)]
+    canvas = Image.new('RGB', (max(row.width for row in rows), len(rows) * (height + gap) - gap), 'white')
+    for index, row in enumerate(rows):
+        canvas.paste(row, (0, index * (height + gap)))
+    return canvas
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('images', nargs='+', help='the images, left to right')
     parser.add_argument('--output', required=True, help='the JPEG to write')
     parser.add_argument('--height', type=int, default=256, help='(default: %(default)s)')
     parser.add_argument('--gap', type=int, default=8, help='(default: %(default)s)')
+    parser.add_argument('--columns', type=int, help='images per row (default: all in one row)')
+    parser.add_argument('--square', action='store_true', help='cut each image to its central square first')
     args = parser.parse_args()
-    figure = side_by_side([read_image(path) for path in args.images], args.height, args.gap)
+    images = [read_image(path) for path in args.images]
+    if args.square:
+        images = [central_square(pixels) for pixels in images]
+    figure = grid(images, args.columns or len(images), args.height, args.gap)
     write_image(args.output, np.asarray(figure), quality=90)
 
 

@@ -172,16 +172,6 @@ def test_concurrent_requests(server):
     assert _concurrently(server + '/v1/stylize/tiny', png(48, 48, seed=3)[0], 8) == [200] * 8
 
 
-def test_the_quick_start_demo_serves_an_untrained_network():
-    process, url = start_server('--demo')
-    try:
-        status, headers, _ = request(url + '/v1/stylize/demo?format=jpeg', png(20, 30)[0])
-        assert status == 200 and headers['x-image-size'] == '30x20'
-    finally:
-        process.terminate()
-        process.wait(30)
-
-
 def test_cli_errors(tmp_path):
     run = lambda *args: subprocess.run([sys.executable, os.path.join(ROOT, 'serve.py'), *args],  # noqa: E731
                                        capture_output=True, text=True, timeout=120)

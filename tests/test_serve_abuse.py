@@ -4,7 +4,6 @@ the work, and what start-up refuses. Every wait is for an event, with a generous
 import base64
 import io
 import json
-import os
 import resource
 import select
 import socket
@@ -17,6 +16,7 @@ import pytest
 from PIL import Image
 
 import export
+import serve
 from helpers import png, request, start_server
 
 
@@ -210,19 +210,20 @@ def test_a_504_stops_the_work_and_a_full_queue_answers_429(trained_model, tmp_pa
     assert 'tile run' not in log.replace(stopped[0], '')  # no progress bars in the server's log
 
 
-def test_start_up_refuses_bad_names_and_the_demo_leaves_no_folder(trained_model, tmp_path):
+def test_start_up_refuses_bad_names(trained_model, tmp_path):
     from helpers import run_command
+    shipped = sorted(serve.shipped_models())[0]
     for argv, message in [(['--model', 'a/b=' + trained_model], "model name 'a/b' must be letters, digits"),
                           (['--model', 'x=' + trained_model, '--model', 'x=' + trained_model], "'x' is given twice"),
-                          (['--demo', '--model', 'demo=' + trained_model], "'demo' is given twice"),
+                          (['--demo', '--model', shipped + '=' + trained_model], "'%s' is given twice" % shipped),
                           (['--demo', '--body_timeout', 'inf'], '--body_timeout must be a positive number')]:
         done = run_command('serve.py', *argv, cwd=tmp_path, timeout=120)
         assert done.returncode == 2 and message in done.stderr, done.stderr
-    scratch = tmp_path / 'tmp'
-    scratch.mkdir()
-    process, url = start_server('--demo', env={'TMPDIR': str(scratch)})
-    try:
-        assert request(url + '/v1/stylize/demo', png(16, 16)[0])[0] == 200
-        assert os.listdir(scratch) == []
-    finally:
-        _stop(process)
+
+
+def test_demo_without_shipped_models_says_how_to_restore_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(serve, 'SHIPPED_MODELS', str(tmp_path))
+    with pytest.raises(SystemExit) as exit_info:
+        serve.parse_args(['--demo'])
+    assert exit_info.value.code == 2
+    assert 'none is there (restore them with git checkout models' in capsys.readouterr().err
