@@ -153,7 +153,7 @@ def test_ctrl_c_saves_the_current_step(workspace, monkeypatch, caplog):
     def interrupt_at_two(self, step, *args):
         real_step(self, step, *args)
         if step == 2:
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # handled before the next line, unlike os.kill
 
     monkeypatch.setattr(training.progress.ProgressLog, 'step', interrupt_at_two)
     train.main(['-c', write_config('tiny.yml')])
