@@ -1,4 +1,5 @@
 """Test helpers that make tiny data: a random-weight VGG checkpoint, images, configs, a workspace."""
+import contextlib
 import io
 import os
 import shutil
@@ -16,6 +17,7 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')  # for the page's browser tests
+NEEDS_CHROMIUM = pytest.mark.skipif(CHROMIUM is None, reason='no chromium installed (apt-get install chromium)')
 sys.path.insert(0, ROOT)
 
 from utils import tf  # noqa: E402,F401  (first: loads TensorFlow quietly)
@@ -151,3 +153,17 @@ def png(height, width, seed=0, mode='RGB'):
     buffer = io.BytesIO()
     Image.fromarray(pixels, mode).save(buffer, format='PNG')
     return buffer.getvalue(), pixels
+
+
+@contextlib.contextmanager
+def browser_page():
+    """Playwright's API and a fresh page of a headless Chromium, closed afterwards (tests mark NEEDS_CHROMIUM)."""
+    playwright_api = pytest.importorskip('playwright.sync_api')
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+            '--no-first-run', '--disable-sync'])
+        try:
+            yield playwright_api, browser.new_page()
+        finally:
+            browser.close()

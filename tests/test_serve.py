@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import export
-from helpers import CHROMIUM, ROOT, png, request, start_server
+from helpers import NEEDS_CHROMIUM, ROOT, browser_page, png, request, start_server
 from inference import color
 from inference.stylizer import Stylizer
 
@@ -183,29 +183,21 @@ def test_cli_errors(tmp_path):
     assert result.returncode == 2 and 'model file not found' in result.stderr
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason='no chromium installed (apt-get install chromium)')
+@NEEDS_CHROMIUM
 def test_the_page_in_a_real_browser(server, tmp_path):
-    playwright_api = pytest.importorskip('playwright.sync_api')
     photo = tmp_path / 'photo.png'
     photo.write_bytes(png(40, 60, seed=5)[0])
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-            '--no-first-run', '--disable-sync'])
-        try:
-            page = browser.new_page()
-            violations = []  # the page runs under its own Content-Security-Policy: nothing of it may be blocked
-            page.on('console', lambda message: violations.append(message.text)
-                    if 'Content Security Policy' in message.text else None)
-            page.goto(server + '/')
-            playwright_api.expect(page.locator('#model option')).to_have_count(2)  # waits without eval, which
-            page.select_option('#model', 'tiny')                                  # the policy forbids
-            page.set_input_files('#file', str(photo))
-            page.click('#go')
-            playwright_api.expect(page.locator('#status')).to_have_text(re.compile('^done in'))
-            assert page.locator('#result').evaluate('image => image.naturalWidth') == 60
-            assert ' ms (60x40)' in page.text_content('#status')
-            assert violations == []
-            assert page.locator('#max_size').evaluate('input => getComputedStyle(input).width') == '96px'  # style
-        finally:
-            browser.close()
+    with browser_page() as (playwright_api, page):
+        violations = []  # the page runs under its own Content-Security-Policy: nothing of it may be blocked
+        page.on('console', lambda message: violations.append(message.text)
+                if 'Content Security Policy' in message.text else None)
+        page.goto(server + '/')
+        playwright_api.expect(page.locator('#model option')).to_have_count(2)  # waits without eval, which
+        page.select_option('#model', 'tiny')                                  # the policy forbids
+        page.set_input_files('#file', str(photo))
+        page.click('#go')
+        playwright_api.expect(page.locator('#status')).to_have_text(re.compile('^done in'))
+        assert page.locator('#result').evaluate('image => image.naturalWidth') == 60
+        assert ' ms (60x40)' in page.text_content('#status')
+        assert violations == []
+        assert page.locator('#max_size').evaluate('input => getComputedStyle(input).width') == '96px'  # style

@@ -13,7 +13,8 @@ import eval as eval_py
 import export
 import model
 import train
-from helpers import CHROMIUM, png, request, start_server, usage_error, write_config, write_image_file
+from helpers import (NEEDS_CHROMIUM, browser_page, png, request, start_server, usage_error, write_config,
+                     write_image_file)
 from inference.stylizer import Stylizer, style_choice
 from utils import UsageError, load_config, style_list, tf
 
@@ -156,23 +157,17 @@ def test_the_service_takes_a_style_or_a_mix(service):
         assert status == 400 and message in json.loads(body)['error'], (query, body)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason='no chromium installed (apt-get install chromium)')
+@NEEDS_CHROMIUM
 def test_the_page_offers_the_styles_of_a_model(service, tmp_path):
-    playwright_api = pytest.importorskip('playwright.sync_api')
     photo = tmp_path / 'photo.png'
     photo.write_bytes(png(30, 40, seed=5)[0])
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=['--no-sandbox', '--disable-gpu'])
-        try:
-            page = browser.new_page()
-            page.goto(service + '/')
-            playwright_api.expect(page.locator('#style option')).to_have_count(2)
-            page.set_input_files('#file', str(photo))
-            for choose in (lambda: page.select_option('#style', '1'), lambda: page.fill('#mix', '0.5,0.5'),
-                           lambda: page.fill('#mix', '1,2,3')):
-                choose()
-                page.click('#go')
-                playwright_api.expect(page.locator('#status')).not_to_have_text('stylizing...')
-            assert 'gives 3 weights, but model two holds 2 styles' in page.text_content('#status')
-        finally:
-            browser.close()
+    with browser_page() as (playwright_api, page):
+        page.goto(service + '/')
+        playwright_api.expect(page.locator('#style option')).to_have_count(2)
+        page.set_input_files('#file', str(photo))
+        for choose in (lambda: page.select_option('#style', '1'), lambda: page.fill('#mix', '0.5,0.5'),
+                       lambda: page.fill('#mix', '1,2,3')):
+            choose()
+            page.click('#go')
+            playwright_api.expect(page.locator('#status')).not_to_have_text('stylizing...')
+        assert 'gives 3 weights, but model two holds 2 styles' in page.text_content('#status')
