@@ -131,9 +131,11 @@ def style_choice(styles, index, mix, source, names=('--style_index', '--style_mi
     weights = np.asarray(mix, np.float64)
     if weights.shape != (styles,):
         raise UsageError('%s gives %d weights, but %s holds %d styles' % (names[1], weights.size, source, styles))
-    if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
-        raise UsageError('%s takes non-negative weights with a positive sum, got %s' % (names[1], list(mix)))
-    return (weights / weights.sum()).astype(np.float32)
+    with np.errstate(over='ignore'):
+        total = weights.sum()  # inf for weights near the float limit, which would divide to zeros
+    if not ((weights >= 0).all() and 0 < total < np.inf):
+        raise UsageError('%s takes non-negative weights with a positive, finite sum, got %s' % (names[1], list(mix)))
+    return (weights / total).astype(np.float32)
 
 
 def tile_side(max_pixels, margin=tiling.MARGIN):
