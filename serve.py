@@ -208,11 +208,12 @@ def parse_options(values, accept=''):
     def number(key, kind, default):
         raw = values.get(key, default)
         try:
-            if isinstance(raw, bool):
-                raise TypeError(raw)
+            if isinstance(raw, bool) or (kind is int and isinstance(raw, float) and not raw.is_integer()):
+                raise TypeError(raw)  # int() would take JSON's true as 1 and 1.7 as 1
             return kind(raw)
         except (TypeError, ValueError, OverflowError):  # OverflowError: int() of 1e400 or Infinity
-            raise HTTPError(400, '%s must be a finite number, got %s' % (key, shorten(raw))) from None
+            raise HTTPError(400, '%s must be a finite %s, got %s'
+                            % (key, 'whole number' if kind is int else 'number', shorten(raw))) from None
 
     max_size = number('max_size', int, 0)
     strength = number('strength', float, 1.0)

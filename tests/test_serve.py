@@ -137,7 +137,7 @@ def test_precision_bf16_reaches_the_served_model(trained_model):
     ('/v1/stylize/tiny', 'BIG', {}, 413, 'is over the limit of 40000 pixels'),
     ('/v1/stylize/tiny?strength=2', 'SMALL', {}, 400, 'strength must be between 0 and 1'),
     ('/v1/stylize/tiny?max_size=-3', 'SMALL', {}, 400, 'max_size must be positive'),
-    ('/v1/stylize/tiny?max_size=big', 'SMALL', {}, 400, "max_size must be a finite number, got 'big'"),
+    ('/v1/stylize/tiny?max_size=big', 'SMALL', {}, 400, "max_size must be a finite whole number, got 'big'"),
     ('/v1/stylize/tiny?format=gif', 'SMALL', {}, 400, 'format must be one of png, jpeg, webp'),
     ('/v1/stylize/tiny?preserve_colors=maybe', 'SMALL', {}, 400, 'preserve_colors must be true or false'),
     ('/v1/stylize/tiny/base64', b'{"image": "%%%"}', {}, 400, '"image" is not valid base64'),

@@ -153,6 +153,12 @@ def test_the_service_takes_a_style_or_a_mix(service):
     payload = json.dumps({'image': base64.b64encode(image).decode(), 'mix': [1, 0], 'format': 'png'}).encode()
     status, _, body = request(url + '/v1/stylize/two/base64', payload, {'Content-Type': 'application/json'})
     assert status == 200 and base64.b64decode(json.loads(body)['image']) == first[2]
+    for style, expected in [(0.0, 200), (1.7, 400), (True, 400)]:  # int() would make 1.7 style 1 and true style 1
+        payload = json.dumps({'image': base64.b64encode(image).decode(), 'style': style, 'format': 'png'}).encode()
+        status, _, body = request(url + '/v1/stylize/two/base64', payload, {'Content-Type': 'application/json'})
+        assert status == expected, (style, body[:200])
+        assert expected == 400 or base64.b64decode(json.loads(body)['image']) == first[2]
+        assert expected == 200 or 'style must be a finite whole number' in json.loads(body)['error']
     for query, message in [('', 'model two holds 2 styles: choose one with style 0..1, or blend them with mix'),
                            ('?style=5', 'style 5 is out of range'), ('?mix=1,x', 'mix must be comma-separated'),
                            ('?mix=1,2,3', 'mix gives 3 weights, but model two holds 2 styles')]:
