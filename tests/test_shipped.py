@@ -16,10 +16,16 @@ from utils import tf
 SHIPPED = serve.shipped_models()
 
 
+def _styles(name):
+    """How many styles the shipped model `name` holds."""
+    return model.styles_in(tf.train.load_checkpoint(SHIPPED[name]).get_variable_to_shape_map())
+
+
 def test_models_are_shipped_with_a_recipe_each():
     assert SHIPPED, 'no models/<style>.ckpt in the repository'
     for name, prefix in SHIPPED.items():
-        assert tf.train.load_checkpoint(prefix).get_variable_to_shape_map() == model.expected_transform_variables()
+        shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+        assert shapes == model.expected_transform_variables(model.styles_in(shapes))  # weights only, no Adam
         assert os.path.isfile(os.path.join(ROOT, 'models', 'recipe', name + '.yml'))  # how it was trained
 
 
@@ -28,17 +34,20 @@ def photo(tmp_path_factory):
     return write_image_file(str(tmp_path_factory.mktemp('photo') / 'photo.png'), 48, 64, seed=11)
 
 
-@pytest.mark.parametrize('name', sorted(SHIPPED))
-def test_eval_and_export_take_a_shipped_model(name, photo, tmp_path):
+@pytest.mark.parametrize('name,style', [(name, style) for name in sorted(SHIPPED)
+                                        for style in (range(_styles(name)) if _styles(name) > 1 else [None])])
+def test_eval_and_export_take_a_shipped_model(name, style, photo, tmp_path):
+    choice = [] if style is None else ['--style_index', str(style)]
     done = run_command('eval.py', '--model_file', 'models/%s.ckpt' % name, '--image_file', photo, '--output',
-                       str(tmp_path / 'eval.png'), cwd=ROOT)
+                       str(tmp_path / 'eval.png'), *choice, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     original = np.asarray(Image.open(photo)).astype(int)
     stylized = np.asarray(Image.open(tmp_path / 'eval.png')).astype(int)
     assert stylized.shape == original.shape and np.abs(stylized - original).mean() > 10
     export.main(['--model_file', SHIPPED[name], '--output', str(tmp_path / 'exported.pb')])
-    from_export = Stylizer(str(tmp_path / 'exported.pb'))(original.astype(np.uint8), progress=False).astype(int)
-    assert np.abs(from_export - stylized).max() <= 1  # the export's means differ in the third decimal
+    weights = None if style is None else np.eye(_styles(name), dtype=np.float32)[style]
+    from_export = Stylizer(str(tmp_path / 'exported.pb'))(original.astype(np.uint8), progress=False, style=weights)
+    assert np.abs(from_export.astype(int) - stylized).max() <= 1  # the export's means differ in the third decimal
 
 
 def test_serve_demo_serves_every_shipped_model():
@@ -48,7 +57,8 @@ def test_serve_demo_serves_every_shipped_model():
         assert status == 200
         assert sorted(entry['name'] for entry in json.loads(body)['models']) == sorted(SHIPPED)
         for name in SHIPPED:
-            status, headers, _ = request(url + '/v1/stylize/%s?format=png' % name, png(20, 30)[0])
+            choice = '&style=%d' % (_styles(name) - 1) if _styles(name) > 1 else ''
+            status, headers, _ = request(url + '/v1/stylize/%s?format=png%s' % (name, choice), png(20, 30)[0])
             assert status == 200 and headers['x-image-size'] == '30x20'
     finally:
         process.terminate()
