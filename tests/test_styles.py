@@ -16,6 +16,7 @@ import train
 from helpers import (NEEDS_CHROMIUM, browser_page, png, request, start_server, usage_error, write_config,
                      write_image_file)
 from inference.stylizer import Stylizer, style_choice
+from training.progress import ProgressLog
 from utils import UsageError, load_config, style_list, tf
 
 
@@ -75,7 +76,7 @@ def test_training_two_styles_trains_one_style_a_step_in_turn(workspace, caplog):
     assert not np.all(scale[1] == 1)  # and step 2 the second
     assert sorted(glob.glob('generated/target_style_two_*.jpg')) == ['generated/target_style_two_0.jpg',
                                                                     'generated/target_style_two_1.jpg']
-    assert 'each term weighted (1, 50/20, 1)' in caplog.text and '(style2)' in caplog.text
+    assert 'each term weighted (1, 50/20, 1)' in caplog.text and '(style2; latest style loss of each: style2 ' in caplog.text
 
 
 def test_another_number_of_styles_in_the_model_folder_is_refused(workspace, capsys):
@@ -180,3 +181,13 @@ def test_the_page_offers_the_styles_of_a_model(service, tmp_path):
             page.click('#go')
             playwright_api.expect(page.locator('#status')).not_to_have_text('stylizing...')
         assert 'gives 3 weights, but model two holds 2 styles' in page.text_content('#status')
+
+
+def test_the_progress_log_shows_every_style_when_the_logged_steps_train_one(caplog):
+    caplog.set_level('INFO')
+    progress = ProgressLog(20, 4, 1.0, [('wave', 100.0), ('scream', 10.0)], 0.0)
+    for step in range(1, 21):  # styles in turn: the logged steps 10 and 20 both train scream
+        progress.step(step, {'style_index': (step - 1) % 2, 'style': float(step), 'content': 1.0, 'tv': 0.0,
+                             'total': 0.0})
+    lines = [line for line in caplog.messages if line.startswith('step 20/20')]
+    assert len(lines) == 1 and '(scream; latest style loss of each: wave 1900, scream 200)' in lines[0], lines

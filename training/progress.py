@@ -8,31 +8,44 @@ LOG_EVERY = 10
 
 
 class ProgressLog:
-    """Every LOG_EVERY steps: step, the loss and its weighted terms (which add up to it), the style trained (of
-    several), seconds per step, images per second and time left."""
+    """Every LOG_EVERY steps: step, the loss and its weighted terms (which add up to it), seconds per step,
+    images per second and time left; of several styles, the style trained and each style's latest weighted style
+    loss (styles take turns, so with LOG_EVERY a multiple of their number the step's own would always be one)."""
 
     def __init__(self, last_step, batch_size, content_weight, styles, tv_weight):
         """styles: (name, style weight) of each style the network learns."""
         self.last_step, self.batch_size, self.styles = last_step, batch_size, styles
         self.content_weight, self.tv_weight = content_weight, tv_weight
         self.window_start, self.window_steps = time.time(), 0
+        self.latest_style_loss = {}  # style index -> its weighted style loss at the last step that trained it
         log.info('the loss is content_weight x content + style_weight x style + tv_weight x tv; the lines below show '
                  'each term weighted (%g, %s, %g), so that they add up to it', content_weight,
                  '/'.join('%g' % weight for _, weight in styles), tv_weight)
 
     def step(self, step, values, skipped=0):
         self.window_steps += 1
+        index = int(values['style_index'])
+        style_weight = self.styles[index][1]
+        self.latest_style_loss[index] = style_weight * values['style']
         if step % LOG_EVERY and step != self.last_step:
             return
         secs_per_step = (time.time() - self.window_start) / self.window_steps
         left = (self.last_step - step) * secs_per_step
-        name, style_weight = self.styles[int(values['style_index'])]
         terms = [self.content_weight * values['content'], style_weight * values['style'], self.tv_weight * values['tv']]
         log.info('step %d/%d  loss %.4g = content %.4g + style %.4g + tv %.4g%s  %.3f s/step  %.1f img/s  %s left%s',
-                 step, self.last_step, values['total'], *terms, ' (%s)' % name if len(self.styles) > 1 else '',
-                 secs_per_step, self.batch_size / secs_per_step, _duration(left),
+                 step, self.last_step, values['total'], *terms, self._styles_note(index), secs_per_step,
+                 self.batch_size / secs_per_step, _duration(left),
                  '  (%d unreadable images skipped)' % skipped if skipped else '')
         self.window_start, self.window_steps = time.time(), 0
+
+
+    def _styles_note(self, index):
+        """' (style trained; latest style loss of each: name value, ...)' for several styles, else ''."""
+        if len(self.styles) == 1:
+            return ''
+        latest = ', '.join('%s %.4g' % (name, self.latest_style_loss[i]) for i, (name, _) in enumerate(self.styles)
+                           if i in self.latest_style_loss)
+        return ' (%s; latest style loss of each: %s)' % (self.styles[index][0], latest)
 
 
 def _duration(seconds):
