@@ -13,6 +13,7 @@ import eval as eval_py
 import export
 import model
 import train
+import training.loop
 from helpers import (NEEDS_CHROMIUM, browser_page, png, request, start_server, usage_error, write_config,
                      write_image_file)
 from inference.stylizer import Stylizer, style_choice
@@ -63,8 +64,9 @@ def test_a_config_lists_styles_and_their_weights(tmp_path):
         assert message in str(error.value)
 
 
-def test_training_two_styles_trains_one_style_a_step_in_turn(workspace, caplog):
+def test_training_two_styles_trains_one_style_a_step_in_turn(workspace, caplog, monkeypatch):
     caplog.set_level('INFO')
+    monkeypatch.setattr(training.loop, 'SUMMARY_EVERY', 1)
     write_image_file('style2.jpg', 44, 36, seed=9)
     config = write_config('two.yml', naming='two', style_image=['style.jpg', 'style2.jpg'], style_weight=[50, 20])
     train.main(['-c', config, '--max_steps', '1'])
@@ -76,6 +78,9 @@ def test_training_two_styles_trains_one_style_a_step_in_turn(workspace, caplog):
     assert not np.all(scale[1] == 1)  # and step 2 the second
     assert sorted(glob.glob('generated/target_style_two_*.jpg')) == ['generated/target_style_two_0.jpg',
                                                                     'generated/target_style_two_1.jpg']
+    tags = {value.tag for path in glob.glob('models/two/events.out.tfevents.*')
+            for event in tf.train.summary_iterator(path) for value in event.summary.value}
+    assert {'style_index', 'style_loss_by_style/0_style', 'style_loss_by_style/1_style2'} <= tags
     assert 'each term weighted (1, 50/20, 1)' in caplog.text and '(style2; latest style loss of each: style2 ' in caplog.text
 
 

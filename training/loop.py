@@ -168,14 +168,23 @@ def _run_steps(sess, ops, checkpoints, step, progress, loader, stop, deadline=No
             progress.step(step, values, len(loader.bad))
             if with_summary and writer:
                 writer.add_summary(values['summary'], step)
-                writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag='data/skipped_images',
-                                                                      simple_value=len(loader.bad))]), step)
+                writer.add_summary(_host_summary(len(loader.bad), progress), step)
             if checkpoints.due(step) and step < progress.last_step:
                 log.info('checkpoint saved to %s', checkpoints.save(step))
     finally:
         if writer:
             writer.close()
     return step
+
+
+def _host_summary(skipped, progress):
+    """Summaries Python knows: images skipped so far, and of several styles each style's latest weighted style
+    loss (styles take turns, so the graph's summaries, written every SUMMARY_EVERY steps, may always see one)."""
+    values = [tf.Summary.Value(tag='data/skipped_images', simple_value=skipped)]
+    if len(progress.styles) > 1:
+        values += [tf.Summary.Value(tag='style_loss_by_style/%d_%s' % (index, progress.styles[index][0]),
+                                    simple_value=loss) for index, loss in sorted(progress.latest_style_loss.items())]
+    return tf.Summary(value=values)
 
 
 def _run_step(sess, fetches, feed, deadline, loader, checkpoints, step):
