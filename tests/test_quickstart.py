@@ -20,11 +20,11 @@ def _tracked_files():
     return [name for name in listed.stdout.decode().split('\0') if name]
 
 
-def _quick_start_commands():
-    """The commands of the README's quick start, in order, as argument lists."""
+def _readme_commands(title):
+    """The commands of the README's section `title`, in order, as argument lists."""
     with open(os.path.join(ROOT, 'README.md'), encoding='utf-8') as f:
-        section = f.read().split('\n## Quick start\n')[1].split('\n## ')[0]
-    return [line.split('#')[0].split() for line in section.splitlines() if line.startswith('       python ')]
+        section = f.read().split('\n## %s\n' % title)[1].split('\n## ')[0]
+    return [line.split('#')[0].split() for line in section.splitlines() if line.lstrip().startswith('python ')]
 
 
 @pytest.fixture(scope='module')
@@ -39,7 +39,7 @@ def clone(tmp_path_factory, vgg_checkpoint):
 
 
 def test_the_quick_start_runs_on_a_fresh_clone(clone):
-    commands = _quick_start_commands()
+    commands = _readme_commands('Quick start')
     assert [command[1] for command in commands] == ['eval.py', 'eval.py', 'train.py', 'eval.py', 'train.py',
                                                     'export.py', 'stylize.py']
     photo = np.asarray(Image.open(clone / 'img' / 'test.jpg').convert('RGB'))
