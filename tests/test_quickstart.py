@@ -70,3 +70,17 @@ def test_the_shipped_images_are_the_ones_the_configs_and_the_readme_name(clone):
         listed = f.read()
     for name in os.listdir(clone / 'img'):
         assert name == 'README.md' or '`%s`' % name in listed  # every shipped file has its source and licence
+
+
+def test_the_several_styles_section_runs_on_the_shipped_network_of_two_styles(clone):
+    commands = _readme_commands('Several styles in one network')
+    assert [command[1] for command in commands] == ['eval.py', 'eval.py']
+    photo = np.asarray(Image.open(clone / 'img' / 'test.jpg').convert('RGB')).astype(int)
+    results = []
+    for command in commands:
+        done = run_command(command[1], *command[2:], cwd=clone, root=str(clone))
+        assert done.returncode == 0, (command, done.stderr[-3000:])
+        results.append(np.asarray(Image.open(clone / command[command.index('--output') + 1])).astype(int))
+    scream, mix = results
+    assert scream.shape == mix.shape == photo.shape
+    assert np.abs(scream - photo).mean() > 5 and np.abs(mix - scream).mean() > 2  # a mix is not the style itself
