@@ -119,8 +119,9 @@ def style_choice(styles, index, mix, source, names=('--style_index', '--style_mi
             raise UsageError('%s holds one style: %s and %s apply to models of several styles' % (source, *names))
         return None
     if index is None and mix is None:
-        raise UsageError('%s holds %d styles: choose one with %s 0..%d, or blend them with %s w1,...,w%d'
-                         % (source, styles, names[0], styles - 1, names[1], styles))
+        weights = 'w1,w2' if styles == 2 else 'w1,...,w%d' % styles
+        raise UsageError('%s holds %d styles: choose one with %s 0..%d, or blend them with %s %s'
+                         % (source, styles, names[0], styles - 1, names[1], weights))
     if index is not None and mix is not None:
         raise UsageError('give %s or %s, not both' % names)
     if index is not None:

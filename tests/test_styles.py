@@ -122,7 +122,7 @@ def test_tiled_inference_of_several_styles_equals_the_whole_image(two_styles):
 def test_style_options_that_do_not_fit_the_model(two_styles, trained_model, photo, tmp_path, capsys):
     out = str(tmp_path / 'o.png')
     for model_file, options, message in [
-            (two_styles, [], 'holds 2 styles: choose one with --style_index 0..1, or blend them with --style_mix'),
+            (two_styles, [], 'holds 2 styles: choose one with --style_index 0..1, or blend them with --style_mix w1,w2'),
             (two_styles, ['--style_index', '2'], '--style_index 2 is out of range: %s holds 2 styles' % two_styles),
             (two_styles, ['--style_mix', '1,2,3'], '--style_mix gives 3 weights, but %s holds 2 styles' % two_styles),
             (two_styles, ['--style_mix', '1,-1'], '--style_mix takes non-negative weights with a positive, finite'),
@@ -196,3 +196,10 @@ def test_the_progress_log_shows_every_style_when_the_logged_steps_train_one(capl
                              'total': 0.0})
     lines = [line for line in caplog.messages if line.startswith('step 20/20')]
     assert len(lines) == 1 and '(scream; latest style loss of each: wave 1900, scream 200)' in lines[0], lines
+
+
+def test_a_model_of_several_styles_without_a_choice_shows_the_mix_to_give():
+    for styles, example in [(2, '--style_mix w1,w2'), (3, '--style_mix w1,...,w3')]:
+        with pytest.raises(UsageError) as error:
+            style_choice(styles, None, None, 'models/m')
+        assert str(error.value).endswith(example)
