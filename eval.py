@@ -3,7 +3,7 @@
   python eval.py --model_file models/candy --image_file img/test.jpg
   python eval.py --model_file models/candy.pb --image_file photos/ 'more/*.png' --output stylized/
   python eval.py --model_file models/candy --video clip.mp4 --output clip-candy.mp4 [--smooth 0.5 --consistency flow]
-  python eval.py --model_file models/wave_scream.ckpt --image_file img/test.jpg --style_index 1  # or --style_mix 0.3,0.7
+  python eval.py --model_file models/wave_scream.ckpt --image_file img/test.jpg --style_index 1  # or --style_mix 1,1
 
 The model is a checkpoint prefix (V1 or V2 format, the original project's too), a model folder (its latest
 checkpoint), or from export.py a frozen .pb, a SavedModel folder or a .tflite; it is loaded once for the whole run.

@@ -142,10 +142,10 @@ def small_server(trained_model):
 
 @pytest.mark.parametrize('path,data,status,message', [
     ('/v1/stylize/tiny/base64', b'{"image": ' + b'[' * 100000 + b']' * 100000 + b'}', 400, 'nested too deeply'),
-    ('/v1/stylize/tiny/base64', _base64_json('"max_size": 1e400'), 400, 'max_size must be a finite whole number, got inf'),
+    ('/v1/stylize/tiny/base64', _base64_json('"max_size": 1e400'), 400, 'must be a finite whole number, got inf'),
     ('/v1/stylize/tiny/base64', _base64_json('"max_size": Infinity'), 400, 'max_size must be a finite whole number'),
     ('/v1/stylize/tiny/base64', _base64_json('"strength": NaN'), 400, 'strength must be between 0 and 1'),
-    ('/v1/stylize/tiny/base64', _base64_json('"max_size": "' + 'x' * 100000 + '"'), 400, 'must be a finite whole number'),
+    ('/v1/stylize/tiny/base64', _base64_json('"max_size": "' + 'x' * 100000 + '"'), 400, 'a finite whole number'),
     ('/v1/stylize/tiny', _image('ICO'), 415, 'not a JPEG, PNG or WebP image'),
     ('/v1/stylize/tiny', _image('GIF'), 415, 'not a JPEG, PNG or WebP image'),
     ('/v1/stylize/tiny', b'%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n', 415, 'not a JPEG'),

@@ -14,11 +14,8 @@ from inference.stylizer import Stylizer
 from utils import tf
 
 SHIPPED = serve.shipped_models()
-
-
-def _styles(name):
-    """How many styles the shipped model `name` holds."""
-    return model.styles_in(tf.train.load_checkpoint(SHIPPED[name]).get_variable_to_shape_map())
+STYLES = {name: model.styles_in(tf.train.load_checkpoint(prefix).get_variable_to_shape_map())
+          for name, prefix in SHIPPED.items()}  # how many styles each holds
 
 
 def test_models_are_shipped_with_a_recipe_each():
@@ -35,7 +32,7 @@ def photo(tmp_path_factory):
 
 
 @pytest.mark.parametrize('name,style', [(name, style) for name in sorted(SHIPPED)
-                                        for style in (range(_styles(name)) if _styles(name) > 1 else [None])])
+                                        for style in (range(STYLES[name]) if STYLES[name] > 1 else [None])])
 def test_eval_and_export_take_a_shipped_model(name, style, photo, tmp_path):
     choice = [] if style is None else ['--style_index', str(style)]
     done = run_command('eval.py', '--model_file', 'models/%s.ckpt' % name, '--image_file', photo, '--output',
@@ -45,7 +42,7 @@ def test_eval_and_export_take_a_shipped_model(name, style, photo, tmp_path):
     stylized = np.asarray(Image.open(tmp_path / 'eval.png')).astype(int)
     assert stylized.shape == original.shape and np.abs(stylized - original).mean() > 10
     export.main(['--model_file', SHIPPED[name], '--output', str(tmp_path / 'exported.pb')])
-    weights = None if style is None else np.eye(_styles(name), dtype=np.float32)[style]
+    weights = None if style is None else np.eye(STYLES[name], dtype=np.float32)[style]
     from_export = Stylizer(str(tmp_path / 'exported.pb'))(original.astype(np.uint8), progress=False, style=weights)
     assert np.abs(from_export.astype(int) - stylized).max() <= 1  # the export's means differ in the third decimal
 
@@ -57,7 +54,7 @@ def test_serve_demo_serves_every_shipped_model():
         assert status == 200
         assert sorted(entry['name'] for entry in json.loads(body)['models']) == sorted(SHIPPED)
         for name in SHIPPED:
-            choice = '&style=%d' % (_styles(name) - 1) if _styles(name) > 1 else ''
+            choice = '&style=%d' % (STYLES[name] - 1) if STYLES[name] > 1 else ''
             status, headers, _ = request(url + '/v1/stylize/%s?format=png%s' % (name, choice), png(20, 30)[0])
             assert status == 200 and headers['x-image-size'] == '30x20'
     finally:

@@ -81,7 +81,8 @@ def test_training_two_styles_trains_one_style_a_step_in_turn(workspace, caplog, 
     tags = {value.tag for path in glob.glob('models/two/events.out.tfevents.*')
             for event in tf.train.summary_iterator(path) for value in event.summary.value}
     assert {'style_index', 'style_loss_by_style/0_style', 'style_loss_by_style/1_style2'} <= tags
-    assert 'each term weighted (1, 50/20, 1)' in caplog.text and '(style2; latest style loss of each: style2 ' in caplog.text
+    assert 'each term weighted (1, 50/20, 1)' in caplog.text
+    assert '(style2; latest style loss of each: style2 ' in caplog.text
 
 
 def test_another_number_of_styles_in_the_model_folder_is_refused(workspace, capsys):
@@ -122,7 +123,8 @@ def test_tiled_inference_of_several_styles_equals_the_whole_image(two_styles):
 def test_style_options_that_do_not_fit_the_model(two_styles, trained_model, photo, tmp_path, capsys):
     out = str(tmp_path / 'o.png')
     for model_file, options, message in [
-            (two_styles, [], 'holds 2 styles: choose one with --style_index 0..1, or blend them with --style_mix w1,w2'),
+            (two_styles, [], 'holds 2 styles: choose one with --style_index 0..1, or blend them with '
+                             '--style_mix w1,w2'),
             (two_styles, ['--style_index', '2'], '--style_index 2 is out of range: %s holds 2 styles' % two_styles),
             (two_styles, ['--style_mix', '1,2,3'], '--style_mix gives 3 weights, but %s holds 2 styles' % two_styles),
             (two_styles, ['--style_mix', '1,-1'], '--style_mix takes non-negative weights with a positive, finite'),
