@@ -368,7 +368,7 @@ def create_app(service):
 
     async def models(_request):
         return JSONResponse({'models': [
-            {'name': name, 'kind': stylizer.kind, 'styles': stylizer.styles,
+            {'name': name, 'kind': stylizer.kind, 'styles': stylizer.styles, 'precision': stylizer.precision,
              'max_pixels': None if stylizer.can_tile else stylizer.max_pixels}
             for name, stylizer in sorted(service.models.items())]})
 
@@ -591,9 +591,10 @@ def main(argv=None):
     service = Service(load_models(args.model, args.demo, args.memory_pixels, args.precision), limits)
     max_connections, backlog = connection_limits(args.max_connections)  # once the models hold their files
     logging.getLogger('asyncio').addFilter(OutOfDescriptorsOncePerMinute())
-    log.info('serving %s on http://%s:%d/ (queue %d, %d workers, timeout %g s, at most %d connections)',
-             ', '.join(sorted(service.models)), args.host, args.port, args.queue, args.workers, args.timeout,
-             max_connections)
+    precisions = sorted({stylizer.precision for stylizer in service.models.values()})
+    log.info('serving %s on http://%s:%d/ in %s (queue %d, %d workers, timeout %g s, at most %d connections)',
+             ', '.join(sorted(service.models)), args.host, args.port, ' and '.join(precisions), args.queue,
+             args.workers, args.timeout, max_connections)
     uvicorn.run(create_app(service), host=args.host, port=args.port, log_level='warning',
                 http=guarded_protocol(args.header_timeout, max_connections), backlog=backlog, timeout_keep_alive=5)
 

@@ -122,7 +122,8 @@ def add_precision_option(parser):
     """--precision, as eval.py, serve.py and stylize.py share it (on a parser or an argument group)."""
     parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
                         help='bf16: convolutions in bfloat16 (float16 on GPUs), about 1.7x faster on CPUs with '
-                             'AVX512_BF16 or AMX, pixels within a few grey levels (default: %(default)s)')
+                             'AVX512_BF16 or AMX, pixels within a few grey levels; other CPUs run float32 and say '
+                             'so (default: %(default)s)')
 
 
 def add_colour_options(parser, strength=True):
@@ -344,25 +345,78 @@ def gpu_available():
 
 
 PRECISIONS = ('fp32', 'bf16')
+NATIVE_BFLOAT16_FLAGS = ('avx512_bf16', 'amx_bf16')
+NO_BF16_VARIABLE = 'FAST_STYLE_NO_BF16'  # set (not '0') to run as on a CPU without native bfloat16
+_announced = set()
+
+
+def cpu_flags():
+    """The CPU's feature flags as /proc/cpuinfo lists them, or None where there is no such file (not Linux)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('flags'):
+                    return set(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def native_bfloat16_flags():
+    """This CPU's flags that compute bfloat16 natively (AVX512_BF16, AMX): a tuple, empty where it has none (or
+    FAST_STYLE_NO_BF16 is set), None where they cannot be read.
+
+    oneDNN also rewrites to bfloat16 on AVX-512 CPUs without these, emulating it more slowly than float32, and not
+    at all without AVX-512: the pixels change or the speed does not, so only these flags count."""
+    if os.environ.get(NO_BF16_VARIABLE, '0') != '0':
+        return ()
+    flags = cpu_flags()
+    return None if flags is None else tuple(flag for flag in NATIVE_BFLOAT16_FLAGS if flag in flags)
+
+
+def _announce(level, message):
+    """Log `message` once per process: every session of a command asks, the person needs to read it once."""
+    if message not in _announced:
+        _announced.add(message)
+        log.log(level, message)
+
+
+def computing_precision(reduced_precision):
+    """The float type convolutions will compute in: 'float32', 'bfloat16' (CPUs with native support) or 'float16'
+    (GPUs). Asked for reduced precision, says which in one log line; on a CPU without native bfloat16 it is
+    float32, and the line says why."""
+    if not reduced_precision:
+        return 'float32'
+    if gpu_available():
+        _announce(logging.INFO, 'precision: float16 convolutions on the GPU, float32 where precision matters')
+        return 'float16'
+    native = native_bfloat16_flags()
+    if native == ():
+        _announce(logging.WARNING, 'this CPU has no bfloat16 support (AVX512_BF16/AMX): running float32')
+        return 'float32'
+    _announce(logging.INFO, 'precision: bfloat16 convolutions through oneDNN (%s)' % (
+        'this CPU has ' + ', '.join(flag.upper() for flag in native) if native
+        else 'no /proc/cpuinfo to confirm native support'))
+    return 'bfloat16'
 
 
 def session_config(reduced_precision=False, inference=False):
     """Session options. reduced_precision lets Grappler's mixed-precision pass run convolutions and matrix
     products in 16-bit floats while keeping float32 where precision matters (normalization statistics,
-    reductions, losses, variables): bfloat16 through oneDNN on CPUs (fast on AVX512_BF16 and AMX), float16 on
-    GPUs. inference: Grappler runs its passes once instead of twice; on the transform network the second round
-    finds nothing more, and costs a cold eval.py about a fifth of a second before its first image."""
+    reductions, losses, variables), where computing_precision says the machine has them: bfloat16 through oneDNN
+    on CPUs with AVX512_BF16 or AMX, float16 on GPUs. inference: Grappler runs its passes once instead of twice;
+    on the transform network the second round finds nothing more, and costs a cold eval.py about a fifth of a
+    second before its first image."""
     from tensorflow.core.protobuf import rewriter_config_pb2
     config = tf.ConfigProto()
     options = config.graph_options.rewrite_options
     if inference:
         options.meta_optimizer_iterations = rewriter_config_pb2.RewriterConfig.ONE
-    if reduced_precision:
-        on = rewriter_config_pb2.RewriterConfig.ON
-        if gpu_available():
-            options.auto_mixed_precision = on
-        else:
-            options.auto_mixed_precision_onednn_bfloat16 = on
+    precision = computing_precision(reduced_precision)
+    if precision == 'float16':
+        options.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
+    elif precision == 'bfloat16':
+        options.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
     return config
 
 

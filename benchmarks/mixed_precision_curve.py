@@ -17,7 +17,7 @@ sys.path.insert(0, ROOT)
 import reader  # noqa: E402
 import train  # noqa: E402
 import training.graph  # noqa: E402
-from utils import load_config, session_config, tf  # noqa: E402
+from utils import computing_precision, load_config, session_config, tf  # noqa: E402
 
 
 def loss_curve(config, filenames, styles, loss_net, reduced_precision, steps, every):
@@ -49,6 +49,9 @@ def main():
     parser.add_argument('--image_size', type=int, default=128, help='(default: %(default)s)')
     parser.add_argument('--batch_size', type=int, default=2, help='(default: %(default)s)')
     args = parser.parse_args()
+    if computing_precision(True) == 'float32':
+        parser.error('this CPU has no bfloat16 support (AVX512_BF16/AMX): both curves would be float32 '
+                     '(run it on a CPU with AVX512_BF16 or AMX, or on a GPU)')
     config = load_config(args.conf)
     config.update(image_size=args.image_size, batch_size=args.batch_size)
     filenames = reader.list_images(args.train_dir)

@@ -238,6 +238,8 @@ HEADER = ('| measurement | ours: s, median (min-max) | ours: peak GB | rate | ba
 
 
 def format_row(what, ours, baseline, rate):
+    if ours is None:
+        return '| %s | not measured: this CPU has no native bfloat16 | | | | | | |' % what
     (result, peak), median = ours, statistics.median(ours[0]['times'])
     cells = [what, _spread(result['times']), '%.2f' % peak, rate(median, result) if rate else '']
     if baseline:
@@ -251,16 +253,14 @@ def format_row(what, ours, baseline, rate):
 
 def machine_description():
     cpu = platform.processor() or 'unknown CPU'
-    flags = ''
     try:
         with open('/proc/cpuinfo') as f:
-            info = f.read()
-        cpu = info.split('model name', 1)[1].split(':', 1)[1].split('\n', 1)[0].strip()
-        flags = ', '.join(flag for flag in ('avx512f', 'avx512_bf16', 'amx_bf16') if ' %s ' % flag in info)
+            cpu = f.read().split('model name', 1)[1].split(':', 1)[1].split('\n', 1)[0].strip()
     except (OSError, IndexError):
         pass
+    from utils import cpu_flags, tf
+    flags = ', '.join(flag for flag in ('avx512f', 'avx512_bf16', 'amx_bf16') if flag in (cpu_flags() or ()))
     memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1024 ** 3
-    from utils import tf
     gpus = [d.name for d in tf.config.list_physical_devices('GPU')]
     return ('%s, %d cores (%s), %.0f GB memory; %s; TensorFlow %s, Python %s, %s'
             % (cpu, os.cpu_count(), flags or 'no AVX-512', memory, ', '.join(gpus) or 'no GPU', tf.__version__,
@@ -301,6 +301,20 @@ def train_rate(seconds, result):
     return '%.2f img/s; input alone %.0f ms/batch' % (TRAIN_BATCH / seconds, 1000 * result['input_s'])
 
 
+BF16_NEEDS = ' (needs AVX512_BF16 or AMX)'
+BF16_NOTE = ('The bfloat16 rows need a CPU with AVX512_BF16 or AMX: on others the commands run float32 and say so '
+             'at start-up, and this script marks those rows not measured.')
+
+
+def bf16_pair(bench, name, baseline, *args):
+    """measure_pair of ('bf16', baseline) where this machine computes bfloat16 natively; [None] (not measured)
+    where it would run float32 (utils.computing_precision) and measure float32 under a bfloat16 label."""
+    from utils import computing_precision
+    if computing_precision(True) == 'float32':
+        return [None]
+    return bench.measure_pair(name, ('bf16', baseline), *args)
+
+
 def run_all(bench, paths, only):
     if 'forward' in only:
         for height, width in FORWARD_SIZES:
@@ -308,8 +322,8 @@ def run_all(bench, paths, only):
             what = 'transform forward %dx%d' % (width, height)
             bench.row(what, *bench.measure_pair('forward', ('fast', 'reference'), *args), per_second('img'))
             if (height, width) == (1024, 1024):
-                bench.row(what + ', --precision bf16 (baseline: ours in float32)',
-                          *bench.measure_pair('forward', ('bf16', 'fast'), *args), bf16_rate)
+                bench.row(what + ', --precision bf16%s (baseline: ours in float32)' % BF16_NEEDS,
+                          *bf16_pair(bench, 'forward', 'fast', *args), bf16_rate)
     if 'eval' in only:
         output = os.path.join(os.path.dirname(paths['jpeg']), 'out.jpg')
         # Our commands end without the interpreter's teardown (utils.run_and_exit); the import alone ends so too.
@@ -329,15 +343,15 @@ def run_all(bench, paths, only):
         args = (paths['vgg'], paths['train'])
         what = 'training step, batch %d at %d' % (TRAIN_BATCH, TRAIN_SIZE)
         bench.row(what, *bench.measure_pair('train', ('fast', 'reference'), *args), train_rate)
-        bench.row(what + ', mixed_precision (bf16)', *bench.measure_pair('train', ('bf16', 'reference'), *args),
+        bench.row(what + ', mixed_precision (bf16)' + BF16_NEEDS, *bf16_pair(bench, 'train', 'reference', *args),
                   train_rate)
         bench.row(what + ', 8 styles in one network (baseline: ours, 1 style)',
                   *bench.measure_pair('train', ('styles8', 'fast'), *args), train_rate)
     if 'gatys' in only:
         what = 'stylize.py (Gatys) Adam iteration at %d' % GATYS_SIZE
         bench.row(what, *bench.measure_pair('gatys', ('fast', 'reference'), paths['vgg']), per_second('it'))
-        bench.row(what + ', --precision bf16 (baseline: ours in float32)',
-                  *bench.measure_pair('gatys', ('bf16', 'fast'), paths['vgg']), per_second('it'))
+        bench.row(what + ', --precision bf16%s (baseline: ours in float32)' % BF16_NEEDS,
+                  *bf16_pair(bench, 'gatys', 'fast', paths['vgg']), per_second('it'))
 
 
 def original_eval(model_prefix, image_path, output):
@@ -359,7 +373,8 @@ def write_report(path, machine, bench, elapsed):
     lines = ['# Performance', '',
              'Written by `python benchmarks/performance.py --repeats %d --rounds %d` on %s in %.0f minutes.' % (
                  bench.repeats, bench.rounds, datetime.date.today().isoformat(), elapsed / 60), '',
-             'Machine: %s.' % machine, '', __doc__.split('\n\n', 2)[2].strip(), '', HEADER]
+             'Machine: %s. Every figure below was measured on it.' % machine, '', BF16_NOTE, '',
+             __doc__.split('\n\n', 2)[2].strip(), '', HEADER]
     lines += [format_row(*row) for row in bench.rows]
     lines += ['', '## GPU', '', 'Not yet measured: no GPU was available to this run. Run the same command on a '
               'GPU machine to fill this table.', '']

@@ -17,7 +17,7 @@ import numpy as np
 import checkpoints
 import model
 from inference import tiling
-from utils import UsageError, log, native_logs_muted, require_file, session_config, tf
+from utils import UsageError, computing_precision, log, native_logs_muted, require_file, session_config, tf
 
 # About 0.3 KB of memory per pixel for a whole image on top of 0.6 GB (benchmarks/tiled_inference.py): 2.5 megapixels
 # take about 1.4 GB, and tiles within that budget about 2.2 GB (the statistics passes hold a whole-resolution map of
@@ -149,13 +149,15 @@ class Stylizer:
 
     def __init__(self, model_file, max_pixels=DEFAULT_MAX_PIXELS, precision='fp32'):
         """precision 'bf16' runs convolutions in 16-bit floats (utils.session_config): faster where the
-        hardware has them, pixels within a few grey levels."""
+        hardware has them, pixels within a few grey levels. self.precision says what runs: 'float32',
+        'bfloat16' or 'float16' (a TFLite model computes in the float types it was exported with)."""
         self.source, self.max_pixels = model_file, max_pixels
         self.styles = 1  # how many styles the model holds; the loaders say
-        self.session_config = session_config(precision == 'bf16', inference=True)
+        self.can_tile = not model_file.endswith('.tflite')  # tiling needs the weights, which a .tflite hides
+        self.precision = computing_precision(precision == 'bf16' and self.can_tile)
+        self.session_config = session_config(self.precision != 'float32', inference=True)
         self.graph = tf.Graph()
         self._tiled = None
-        self.can_tile = not model_file.endswith('.tflite')  # tiling needs the weights, which a .tflite hides
         if model_file.endswith('.pb'):
             self.kind, (self._run, self._weights) = 'frozen graph', self._load_frozen(model_file)
         elif model_file.endswith('.tflite'):

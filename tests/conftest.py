@@ -61,3 +61,10 @@ def trained_model(tmp_path_factory, vgg_checkpoint):
     finally:
         os.chdir(cwd)
     return os.path.join(folder, 'models', 'tiny')
+
+
+@pytest.fixture(autouse=True)
+def fresh_announcements(monkeypatch):
+    """Each test sees the once-per-process precision line again (utils.computing_precision)."""
+    import utils
+    monkeypatch.setattr(utils, '_announced', set())

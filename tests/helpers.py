@@ -20,6 +20,21 @@ CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')  # for t
 NEEDS_CHROMIUM = pytest.mark.skipif(CHROMIUM is None, reason='no chromium installed (apt-get install chromium)')
 sys.path.insert(0, ROOT)
 
+
+def _cpu_has_native_bfloat16():
+    """Read apart from utils' detection, so that a test fails when bfloat16 does not engage on a CPU that has it."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            flags = next((line.split(':', 1)[1].split() for line in f if line.startswith('flags')), [])
+    except OSError:
+        return True  # no /proc/cpuinfo: the commands try bfloat16
+    return 'avx512_bf16' in flags or 'amx_bf16' in flags
+
+
+CPU_HAS_BF16 = _cpu_has_native_bfloat16()
+NO_BF16 = {'FAST_STYLE_NO_BF16': '1'}  # the environment that tells the commands this CPU lacks native bfloat16
+BF16_FALLBACK = 'this CPU has no bfloat16 support (AVX512_BF16/AMX): running float32'
+
 from utils import tf  # noqa: E402,F401  (first: loads TensorFlow quietly)
 from nets.pretrained import save_random_vgg  # noqa: E402,F401  (re-exported for the tests)
 

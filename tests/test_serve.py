@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import export
-from helpers import NEEDS_CHROMIUM, ROOT, browser_page, png, request, start_server
+from helpers import BF16_FALLBACK, CPU_HAS_BF16, NEEDS_CHROMIUM, NO_BF16, ROOT, browser_page, png, request, start_server
 from inference import color
 from inference.stylizer import Stylizer
 
@@ -116,16 +116,27 @@ def test_the_pixel_budget_never_runs_two_large_images_at_once():
     assert peak[0] == 3 and budget.in_use == 0
 
 
-def test_precision_bf16_reaches_the_served_model(trained_model):
-    process, url = start_server('--model', 'tiny=' + trained_model, '--precision', 'bf16')
+@pytest.mark.parametrize('told_no_bf16', [False, True])
+def test_precision_bf16_reaches_the_served_model_or_the_log_says_float32(trained_model, told_no_bf16):
+    process, url = start_server('--model', 'tiny=' + trained_model, '--precision', 'bf16',
+                                env=NO_BF16 if told_no_bf16 else None)
     try:
         data, pixels = png(48, 40, seed=10)
         status, _, body = request(url + '/v1/stylize/tiny?format=png', data)
+        models = json.loads(request(url + '/v1/models')[2])['models']
     finally:
         process.terminate()
         process.wait(30)
+    log = process.stderr.read()
     difference = np.abs(np.asarray(Image.open(io.BytesIO(body))).astype(int) - Stylizer(trained_model)(pixels))
-    assert status == 200 and 0 < difference.mean() < 3  # bfloat16 convolutions: close, not the same
+    assert status == 200
+    if CPU_HAS_BF16 and not told_no_bf16:
+        assert 0 < difference.mean() < 3  # bfloat16 convolutions: close, not the same
+        assert models[0]['precision'] == 'bfloat16' and 'precision: bfloat16 convolutions' in log
+        assert re.search(r'serving tiny on http://\S+ in bfloat16 ', log)
+    else:
+        assert difference.max() == 0 and models[0]['precision'] == 'float32' and log.count(BF16_FALLBACK) == 1
+        assert re.search(r'serving tiny on http://\S+ in float32 ', log)
 
 
 @pytest.mark.parametrize('path,data,headers,status,message', [

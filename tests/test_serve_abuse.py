@@ -186,7 +186,7 @@ def test_a_504_stops_the_work_and_a_full_queue_answers_429(trained_model, tmp_pa
         assert status == 413 and 'stylizes at most 4096 pixels at once' in json.loads(body)['error']
         assert request(url + '/v1/stylize/lite', png(40, 50)[0])[0] == 200  # within its size: served
         assert json.loads(request(url + '/v1/models')[2])['models'][0] == {
-            'name': 'lite', 'kind': 'TFLite model', 'styles': 1, 'max_pixels': 4096}
+            'name': 'lite', 'kind': 'TFLite model', 'styles': 1, 'precision': 'float32', 'max_pixels': 4096}
         statuses = []
         first = threading.Thread(target=lambda: statuses.append(request(url + '/v1/stylize/tiny',
                                                                         png(300, 300)[0])[0]))
