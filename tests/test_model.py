@@ -172,9 +172,13 @@ def _stylize_both_ways(prefix, image):
     return results
 
 
-@pytest.mark.parametrize('height,width', [(1, 1), (2, 3), (7, 5), (31, 33), (6, 90), (65, 4)])
+@pytest.mark.parametrize('height,width', [(1, 9), (9, 2), (7, 5), (31, 33), (6, 90), (65, 4)])
 def test_fast_formulation_gives_the_reference_pixels(tmp_path, height, width):
-    """Sub-pixel upsampling, row-split last convolution and fused normalization change no pixel beyond rounding."""
+    """Sub-pixel upsampling, row-split last convolution and fused normalization change no pixel beyond rounding.
+
+    Not on an image of at most 4 pixels a side: its maps at a quarter of the size are one pixel, padded to a
+    constant, whose normalization scales the convolutions' rounding noise up to unit variance in either
+    formulation, so its pixels are the kernels' rounding (AVX2's and AVX-512's differ), not the network's."""
     prefix = checkpoints.save_random_model(str(tmp_path / 'random.ckpt'), seed=height)
     image = np.random.default_rng(width).integers(0, 256, (2, height, width, 3), dtype=np.uint8)
     fast, reference = _stylize_both_ways(prefix, image)

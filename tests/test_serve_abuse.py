@@ -172,7 +172,8 @@ def test_405_names_the_method_and_answers_carry_security_headers(small_server):
     assert "default-src 'none'" in headers['content-security-policy']
     assert "script-src 'sha256-" in headers['content-security-policy'] and headers['x-frame-options'] == 'DENY'
     models = json.loads(request(small_server + '/v1/models')[2])['models']
-    assert models == [{'name': 'tiny', 'kind': 'checkpoint', 'styles': 1, 'max_pixels': None}]  # no server paths
+    assert models == [{'name': 'tiny', 'kind': 'checkpoint', 'styles': 1, 'precision': 'float32',
+                       'max_pixels': None}]  # no server paths
 
 
 def test_a_504_stops_the_work_and_a_full_queue_answers_429(trained_model, tmp_path):
