@@ -18,11 +18,12 @@ import time
 
 from tqdm import tqdm
 
-from files import refuse_collisions, refuse_overwriting_inputs, write_image
+from files import Outputs
 from inference import color, consistency
 from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer, style_choice
 from utils import (IMAGE_FORMATS, ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main,
-                   float_list, load_image, log, output_format, run_and_exit, setup_logging)
+                   check_encodable, float_list, image_size, load_image, log, output_format, run_and_exit,
+                   setup_logging)
 
 INPUT_EXTENSIONS = tuple(IMAGE_FORMATS)
 
@@ -39,6 +40,8 @@ def parse_args(argv):
                                          'folder if it ends in / or exists; for a folder, a glob or several inputs: '
                                          'a folder (default: generated/); for a video: a file (default: '
                                          'generated/res.mp4). Never one of the inputs')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace results that already exist (default: refuse, naming them)')
     parser.add_argument('--format', choices=sorted({ext[1:] for ext in INPUT_EXTENSIONS}),
                         help="the results' format (default: each input's own; generated/res.jpg for one image); "
                              "with a file --output, its extension must agree")
@@ -110,8 +113,9 @@ def _wants_folder(output):
     return output.endswith(('/', os.sep)) or os.path.isdir(output)
 
 
-def output_paths(inputs, specs, output, fmt):
-    """Where each input's result goes: `output` itself for one image file, else a folder mirroring the names.
+def output_paths(inputs, specs, output, fmt, outputs):
+    """Where each input's result goes: `output` itself for one image file, else a folder mirroring the names;
+    each is claimed in `outputs` (files.Outputs) before any work.
 
     Args:
       inputs: (path, relative name) from collect_inputs.
@@ -124,7 +128,8 @@ def output_paths(inputs, specs, output, fmt):
 
     Raises:
       UsageError: a file --output for a folder, glob or several inputs; --format against --output's extension;
-        two inputs written to one file, or an output that is one of the inputs.
+        two inputs written to one file, an output that is one of the inputs, or one that exists (without
+        --overwrite); a result too large for its format.
     """
     extension = '.' + fmt if fmt else None
     if len(specs) == 1 and len(inputs) == 1 and not os.path.isdir(specs[0]) and not (output and _wants_folder(output)):
@@ -143,40 +148,54 @@ def output_paths(inputs, specs, output, fmt):
                              % (folder, len(inputs), folder))
         paths = [os.path.join(folder, os.path.splitext(name)[0] + (extension or os.path.splitext(name)[1]))
                  for _, name in inputs]
-    refuse_collisions([(path, out) for (path, _), out in zip(inputs, paths)],
-                      'rename one, drop --format, or stylize them separately into different --output folders')
-    refuse_overwriting_inputs(paths, [path for path, _ in inputs])
+    for (source, _), path in zip(inputs, paths):
+        outputs.claim(path, source=source)
+        _check_encodable(source, path, len(inputs) == 1)
     return paths
 
 
-def stylize_images(stylize, inputs, outputs, quality):
+def _check_encodable(source, output, alone):
+    """The result of `source` (its size read from the header) fits `output`'s format; an unreadable input is
+    the command's error when alone, else reported and skipped when its turn comes."""
+    output_format(output)
+    try:
+        height, width = image_size(source, 'content image')
+    except UsageError:
+        if alone:
+            raise
+        return
+    check_encodable(output, height, width)
+
+
+def stylize_images(stylize, inputs, paths, quality, outputs):
     """Stylize every input; report and skip the ones that fail. Returns the number of failures.
 
     Args:
       stylize: stylize(rgb) -> the finished result (the model, then colour and strength).
-      inputs: (path, name) pairs from collect_inputs; outputs: a path for each.
+      inputs: (path, name) pairs from collect_inputs; paths: the result's path for each.
       quality: JPEG and WebP quality.
+      outputs: the files.Outputs that writes them.
     """
     failures = 0
     start = time.time()
     with tqdm(total=len(inputs), unit='img', mininterval=1) as bar:
-        for (path, _), output in zip(inputs, outputs):
+        for (path, _), output in zip(inputs, paths):
             try:
                 rgb, alpha = load_image(path, 'content image')
-                write_image(output, stylize(rgb), alpha, quality)
+                outputs.image(output, stylize(rgb), alpha, quality)
             except UsageError as error:
                 failures += 1
                 tqdm.write('skipped: %s' % error, file=sys.stderr)
             bar.update()
     log.info('%d of %d images stylized in %.1f s, written under %s', len(inputs) - failures, len(inputs),
-             time.time() - start, os.path.commonpath([os.path.dirname(o) or '.' for o in outputs]))
+             time.time() - start, os.path.commonpath([os.path.dirname(o) or '.' for o in paths]))
     return failures
 
 
-def stylize_one(stylize, path, rgb, alpha, output, quality):
+def stylize_one(stylize, path, rgb, alpha, output, quality, outputs):
     """One image: its problems are the command's error (exit status 2)."""
     start = time.time()
-    write_image(output, stylize(rgb), alpha, quality)
+    outputs.image(output, stylize(rgb), alpha, quality)
     log.info('stylized %s (%dx%d) in %.2f s, written to %s', path, rgb.shape[1], rgb.shape[0], time.time() - start,
              output)
 
@@ -196,26 +215,26 @@ def main(argv=None):
         from inference import video
         video.check_available(args.consistency)
         output = args.output or os.path.join('generated', 'res.mp4')
-        refuse_overwriting_inputs([output], [args.video])
+        outputs = Outputs([args.video, args.model_file], args.overwrite)
+        outputs.claim(output, source=args.video)
         stylizer, style = load_model()
-        video.stylize_video(lambda batch: stylizer.stylize_batch(batch, style), args.video, output, args.batch_size,
-                            args.smooth,
+        video.stylize_video(lambda batch: stylizer.stylize_batch(batch, style), args.video, output, outputs,
+                            args.batch_size, args.smooth,
                             lambda frames, originals: [finish(f, o) for f, o in zip(frames, originals)],
                             args.consistency)
         return
     inputs = collect_inputs(args.image_file)
-    outputs = output_paths(inputs, args.image_file, args.output, args.format)
-    for output in outputs:
-        output_format(output)
+    outputs = Outputs([path for path, _ in inputs] + [args.model_file], args.overwrite)
+    paths = output_paths(inputs, args.image_file, args.output, args.format, outputs)
     if len(inputs) == 1:
         rgb, alpha = load_image(inputs[0][0], 'content image')  # before the model loads: fail fast
         stylizer, style = load_model()
         stylize_one(lambda pixels: finish(stylizer(pixels, style=style), pixels), inputs[0][0], rgb, alpha,
-                    outputs[0], args.quality)
+                    paths[0], args.quality, outputs)
         return
     stylizer, style = load_model()
-    failures = stylize_images(lambda pixels: finish(stylizer(pixels, style=style), pixels), inputs, outputs,
-                              args.quality)
+    failures = stylize_images(lambda pixels: finish(stylizer(pixels, style=style), pixels), inputs, paths,
+                              args.quality, outputs)
     stylizer.close()
     if failures:
         print('error: %d of %d images could not be stylized (see the lines above)' % (failures, len(inputs)),

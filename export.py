@@ -4,6 +4,7 @@
   python export.py --model_file models/candy --format savedmodel   # models/candy_savedmodel/
   python export.py --model_file models/candy --format tflite [--fp16]   # models/candy.tflite (_fp16.tflite)
   python export.py --model_file models/candy --format ckpt         # models/candy.ckpt.{index,data-*}
+  python export.py --model_file models/wave.ckpt                   # models/wave.pb, beside a weights-only model
 
 pb: the original's interface: int32 `input_image` (RGB flattened, H*W*3), int32 scalars `height` and `width`,
 int32 `output_image` (flattened H*W*3, 0..255).
@@ -20,7 +21,7 @@ import os
 
 import checkpoints
 import model
-from files import contains, replacing_checkpoint, replacing_folder, write_bytes
+from files import Outputs
 from inference import stylizer
 from preprocessing import vgg_preprocessing
 from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, tf
@@ -71,15 +72,18 @@ def freeze(prefix, build):
             return tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), [output.op.name])
 
 
-def export_frozen(prefix, output, formulation=model.INFERENCE):
+# Each export_* writes the model at checkpoint `prefix` to `output` through `outputs` (files.Outputs), which
+# refuses to replace anything but an earlier export of the same format (replaceable_export).
+
+def export_frozen(prefix, output, outputs, formulation=model.INFERENCE):
     graph_def = freeze(prefix, functools.partial(build_frozen_interface, formulation=formulation))
-    write_bytes(output, graph_def.SerializeToString())
+    outputs.data(output, graph_def.SerializeToString(), **replaceable_export('pb'))
 
 
-def export_saved_model(prefix, output, formulation=model.INFERENCE):
+def export_saved_model(prefix, output, outputs, formulation=model.INFERENCE):
     """A SavedModel built in a staging folder beside `output` and moved into place, so a failure leaves any old
     one intact."""
-    with replacing_folder(output) as staging, tf.Graph().as_default():
+    with outputs.folder(output, **replaceable_export('savedmodel')) as staging, tf.Graph().as_default():
         images = tf.placeholder(tf.uint8, [None, None, None, 3], name='image')
         mix = style_input(styles_of(prefix))
         stylized = tf.identity(model.stylize_uint8(images, formulation, mix), name='stylized')
@@ -94,7 +98,7 @@ def export_saved_model(prefix, output, formulation=model.INFERENCE):
             builder.save()
 
 
-def export_tflite(prefix, output, fp16=False, formulation=model.INFERENCE):
+def export_tflite(prefix, output, outputs, fp16=False, formulation=model.INFERENCE):
     graph_def = freeze(prefix, functools.partial(build_tflite_interface, formulation=formulation))
     inputs = ['image:0'] + ([stylizer.STYLE_INPUT + ':0'] if styles_of(prefix) > 1 else [])
     with tf.Graph().as_default() as graph:
@@ -105,27 +109,32 @@ def export_tflite(prefix, output, fp16=False, formulation=model.INFERENCE):
             if fp16:
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
                 converter.target_spec.supported_types = [tf.float16]
-            write_bytes(output, converter.convert())
+            outputs.data(output, converter.convert(), **replaceable_export('tflite'))
 
 
-def export_checkpoint(prefix, output):
+def export_checkpoint(prefix, output, outputs):
     """The transform network's variables alone, restored from `prefix` and saved as the checkpoint `output`."""
     with tf.Graph().as_default():
         model.net(tf.placeholder(tf.float32, [1, None, None, 3]), style_weights=style_input(styles_of(prefix)))
         saver = checkpoints.transform_saver()
         with tf.Session() as sess:
             saver.restore(sess, prefix)
-            with replacing_checkpoint(output) as staged:
+            with outputs.checkpoint(output, **replaceable_export('ckpt')) as staged:
                 saver.save(sess, staged, write_meta_graph=False, write_state=False)
 
 
 def default_output(prefix, name, fmt, fp16=False):
-    """<model folder's parent>/<name><suffix>, the name defaulting to the model folder's name; a float16 TFLite
-    model gets its own name (<name>_fp16.tflite), so that it never replaces the float32 one."""
-    model_dir = os.path.dirname(os.path.abspath(prefix))
+    """Beside the model: <model folder's parent>/<name><suffix> for a training folder's checkpoint, the name
+    defaulting to the folder's (models/candy -> models/candy.pb); <folder>/<name><suffix> for a weights-only
+    checkpoint, the name defaulting to its own (models/wave.ckpt -> models/wave.pb). A float16 TFLite model gets
+    its own name (<name>_fp16.tflite), so that it never replaces the float32 one."""
+    folder, base = os.path.split(os.path.abspath(prefix))
+    if base.startswith(checkpoints.CHECKPOINT_NAME):
+        folder, base = os.path.split(folder)
+    else:
+        base = base[:-len('.ckpt')] if base.endswith('.ckpt') else base
     suffix = '_fp16.tflite' if fp16 else SUFFIXES[fmt]
-    path = os.path.join(os.path.dirname(model_dir), (name or os.path.basename(model_dir)) + suffix)
-    return os.path.relpath(path)
+    return os.path.relpath(os.path.join(folder, (name or base) + suffix))
 
 
 # What an earlier export of each kind looks like, so that replacing it can never replace anything else.
@@ -145,7 +154,7 @@ def is_earlier_export(path, fmt):
             files = {name[len(path):] for name in glob.glob(glob.escape(path) + '.*')}
             names = tf.train.load_checkpoint(path).get_variable_to_shape_map()
             return (not os.path.lexists(path) and files == {'.index', '.data-00000-of-00001'}
-                    and set(names) == set(model.expected_transform_variables()))
+                    and set(names) == set(model.expected_transform_variables(model.styles_in(names))))
         stylizer.check_saved_model(path)
         return (set(os.listdir(path)) <= _SAVED_MODEL_ENTRIES
                 and all(name.startswith('variables.') for name in os.listdir(os.path.join(path, 'variables'))))
@@ -153,26 +162,11 @@ def is_earlier_export(path, fmt):
         return False
 
 
-def check_output(output, fmt, prefix):
-    """Refuse an output that would replace anything but an earlier export of the same kind.
-
-    Raises:
-      UsageError: the output is the model's folder, the working directory or a folder holding either, or it
-        exists and is not an earlier export of this format.
-    """
-    for protected, what in ((os.path.dirname(os.path.abspath(prefix)), 'the model folder'),
-                            (os.getcwd(), 'the working directory')):
-        if contains(output, protected):
-            raise UsageError('--output %s is or holds %s (%s); choose a new path, e.g. %s'
-                             % (output, what, protected, default_output(prefix, None, fmt)))
-    if _exists(output, fmt) and not is_earlier_export(output, fmt):
-        raise UsageError('--output %s exists and is not a %s written by export.py; refusing to replace it (choose a '
-                         'new path, or move it away yourself)' % (output, KINDS[fmt]))
-
-
-def _exists(output, fmt):
-    """Whether anything is at `output`, or, for a checkpoint, at any of its files."""
-    return os.path.lexists(output) or (fmt == 'ckpt' and bool(glob.glob(glob.escape(output) + '.*')))
+def replaceable_export(fmt):
+    """Outputs.claim's options for an export in format `fmt`: only an earlier export of that format is replaced
+    (with --overwrite)."""
+    return {'replaceable': functools.partial(is_earlier_export, fmt=fmt),
+            'kind': 'a %s written by export.py' % KINDS[fmt]}
 
 
 def parse_args(argv):
@@ -180,11 +174,14 @@ def parse_args(argv):
     parser.add_argument('--model_file', required=True, help='checkpoint prefix or model folder (latest checkpoint)')
     parser.add_argument('--format', choices=sorted(SUFFIXES), default='pb', help='(default: %(default)s)')
     parser.add_argument('--fp16', action='store_true', help='tflite: store the weights in float16')
-    parser.add_argument('--output', help='where to write (default: <model folder>/../<NAME>.pb, <NAME>_savedmodel/, '
+    parser.add_argument('--output', help='where to write (default: beside the model, <NAME>.pb, <NAME>_savedmodel/, '
                                          '<NAME>.tflite or, with --fp16, <NAME>_fp16.tflite; for ckpt the prefix '
-                                         '<NAME>.ckpt)')
+                                         '<NAME>.ckpt: models/candy -> models/candy.pb, models/wave.ckpt -> '
+                                         'models/wave.pb)')
     parser.add_argument('-n', '--name', help="the model's name for the default output (default: the model "
                                              "folder's name, e.g. candy)")
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an earlier export of the same format at the output (never anything else)')
     args = parser.parse_args(argv)
     if args.fp16 and args.format != 'tflite':
         parser.error('--fp16 applies to --format tflite only')
@@ -198,15 +195,17 @@ def main(argv=None):
     prefix = checkpoints.find_checkpoint(args.model_file)
     checkpoints.check_transform_checkpoint(prefix)
     output = args.output or default_output(prefix, args.name, args.format, args.fp16)
-    check_output(output, args.format, prefix)
+    outputs = Outputs([args.model_file, prefix], args.overwrite)
+    outputs.claim(output, **replaceable_export(args.format), folder=args.format == 'savedmodel',
+                  checkpoint=args.format == 'ckpt')
     if args.format == 'pb':
-        export_frozen(prefix, output)
+        export_frozen(prefix, output, outputs)
     elif args.format == 'savedmodel':
-        export_saved_model(prefix, output)
+        export_saved_model(prefix, output, outputs)
     elif args.format == 'ckpt':
-        export_checkpoint(prefix, output)
+        export_checkpoint(prefix, output, outputs)
     else:
-        export_tflite(prefix, output, args.fp16)
+        export_tflite(prefix, output, outputs, args.fp16)
     log.info('%s%s of %s written to %s', KINDS[args.format], ' (float16 weights)' if args.fp16 else '', prefix, output)
 
 

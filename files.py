@@ -3,15 +3,17 @@
 Every output goes to a temporary file (or folder) beside its destination and is renamed into place only once it
 is complete, so a failed write (disk full, a file-size limit, Ctrl-C, a crash) leaves the old file as it was and
 no half-written one behind. Folders made for an output that then failed are removed again when still empty.
-Nothing here deletes a file or folder that the command did not create, except an earlier export that an export
-replaces, after the caller has checked that it is one.
+Nothing here deletes a file or folder that the command did not create, except what the user asked to replace
+(--overwrite) after Outputs has checked that it is the kind of thing the command writes. Commands write through
+an Outputs, never through the functions below it directly.
 """
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
 
-from utils import UsageError, encode_image, output_format, tf
+from utils import UsageError, check_encodable, encode_image, output_format, tf
 
 
 def _missing_folders(folder):
@@ -67,7 +69,7 @@ def _staged(path, make):
 
 
 @contextlib.contextmanager
-def replacing(path):
+def _replacing(path):
     """Yield a temporary file path beside `path`, ending in the same extension (some writers pick the format by
     it); once the block has written it completely, it replaces `path` in one rename.
 
@@ -89,14 +91,8 @@ def replacing(path):
         os.replace(temporary, path)
 
 
-def write_bytes(path, data):
-    """Write `data` to `path` through a temporary file beside it; a failure leaves any old file intact."""
-    with replacing(path) as temporary, open(temporary, 'wb') as f:
-        f.write(data)
-
-
 @contextlib.contextmanager
-def replacing_folder(path):
+def _replacing_folder(path):
     """Yield a path (not yet existing) inside a staging folder beside `path`; once the block has made the folder
     there, it takes `path`'s place. An old folder at `path` (which the caller has checked may be replaced) is
     moved aside first and deleted only after the new one is in place; if that fails, it is put back.
@@ -119,7 +115,7 @@ def replacing_folder(path):
 
 
 @contextlib.contextmanager
-def replacing_checkpoint(prefix):
+def _replacing_checkpoint(prefix):
     """Yield a checkpoint prefix inside a staging folder beside `prefix`; once the block has saved a checkpoint
     there, its files take the places of `<prefix>.index` and `<prefix>.data-*`. The data goes first, so that an
     index, which readers open first, never names data that is not there yet.
@@ -136,43 +132,14 @@ def replacing_checkpoint(prefix):
         shutil.rmtree(staging)
 
 
-def same_file(a, b):
-    """True when the two paths name one existing file (also through links)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def refuse_overwriting_inputs(outputs, inputs, option='--output'):
-    """Raise UsageError if any output path is one of the input files.
-
-    Args:
-      outputs: the paths a command will write.
-      inputs: the paths it reads (images, videos, models).
-      option: the option that chose the outputs, for the message.
-    """
-    existing = [path for path in inputs if os.path.exists(path)]
-    for output in outputs:
-        for source in existing:
-            if same_file(output, source):
-                raise UsageError('the output %s is the input %s: writing it would replace that file; choose another '
-                                 '%s' % (output, source, option))
-
-
-def refuse_collisions(pairs, fix):
-    """Raise UsageError if two inputs would be written to one output.
-
-    Args:
-      pairs: (input path, output path) in order.
-      fix: what the user can do, for the message.
-    """
-    seen = {}
-    for source, output in pairs:
-        key = os.path.normcase(os.path.abspath(output))
-        if key in seen:
-            raise UsageError('%s and %s would both be written to %s; %s' % (seen[key], source, output, fix))
-        seen[key] = source
+def _identities(path):
+    """What makes two paths one file: its real path (links and '..' resolved, also for a path not yet there) and,
+    for an existing file, its device and inode (hard links)."""
+    keys = {('path', os.path.normcase(os.path.realpath(path)))}
+    with contextlib.suppress(OSError):
+        status = os.stat(path)
+        keys.add(('inode', status.st_dev, status.st_ino))
+    return keys
 
 
 def contains(folder, path):
@@ -181,14 +148,99 @@ def contains(folder, path):
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def write_image(path, pixels, alpha=None, quality=95):
-    """Write uint8 RGB pixels to `path` in the format its extension names, creating folders; a failed write leaves
-    any old file intact.
+def _checkpoint_files(prefix):
+    return glob.glob(glob.escape(prefix) + '.*')
 
-    Args:
-      path: the file; .jpg, .png, .webp, .bmp or .tif.
-      pixels: uint8 (H, W, 3).
-      alpha: uint8 (H, W) to keep where the format has an alpha channel (PNG, WebP, TIFF), or None.
-      quality: JPEG and WebP quality, 1..100.
+
+class Outputs:
+    """The one way a command writes files: it knows every input and output of the run.
+
+    A command makes one at start-up with the paths it reads, claims its outputs before any work (so a refusal
+    costs nothing) and writes through it; a write to a path not claimed yet claims it first. An output is refused
+    when it is one of the inputs or an earlier output of the run through any link (real paths and inodes are
+    compared), when it is a folder that holds an input or the working directory, or when something is already
+    there: that is replaced only with overwrite (--overwrite), and only where `replaceable` says it is the kind of
+    file the command writes (a file for images, an earlier export for exports). Every write is complete or nothing
+    (the module's docstring).
     """
-    write_bytes(path, encode_image(pixels, output_format(path), alpha, quality))
+
+    def __init__(self, inputs=(), overwrite=False):
+        """inputs: the paths the run reads (files, folders, checkpoint prefixes); overwrite: --overwrite."""
+        self.overwrite = overwrite
+        self._inputs = [(path, _identities(path)) for path in inputs]
+        self._inputs += [(name, _identities(name)) for path in inputs if not os.path.exists(path)
+                         for name in _checkpoint_files(path)]  # a checkpoint prefix: its files
+        self._claimed = []  # (path, identities, source) of every output of the run
+
+    def claim(self, path, option='--output', source=None, replaceable=os.path.isfile, kind='a file', folder=False,
+              checkpoint=False, resumable=None):
+        """Check that the run may write `path` (see the class); raises UsageError naming `option` if not.
+
+        Args:
+          path: a file, a folder (folder=True) or a checkpoint prefix (checkpoint=True: its files count).
+          source: the input this output comes from, for the message about two outputs in one place.
+          replaceable: whether what is at `path` may be replaced (with overwrite); kind says what that is.
+          resumable: for a folder the run adds to (training's): whether what is there is an earlier run's, to
+            which it may add without overwrite; anything else there is refused.
+        """
+        keys = _identities(path)
+        folder = folder or os.path.isdir(path)  # replacing a folder replaces all it holds
+        for input_path, input_keys in self._inputs:
+            if keys & input_keys or (folder and contains(path, input_path)):
+                raise UsageError('%s %s %s the input %s: writing it would replace that; choose another %s'
+                                 % (option, path, 'is' if keys & input_keys else 'holds', input_path, option))
+        if folder and contains(path, os.getcwd()):
+            raise UsageError('%s %s is or holds the working directory; choose a new path' % (option, path))
+        for other, other_keys, other_source in self._claimed:
+            if keys & other_keys:
+                raise UsageError('%s and %s would both be written to %s; rename one, or write them to different '
+                                 'places' % (other_source or other, source or path, other))
+        if resumable is not None and os.path.lexists(path) and not resumable(path):
+            raise UsageError('%s %s exists and is not %s: it holds other files; refusing to write into it (choose '
+                             'a new path)' % (option, path, kind))
+        if resumable is None and (os.path.lexists(path) or (checkpoint and _checkpoint_files(path))):
+            if not replaceable(path):
+                raise UsageError('%s %s exists and is not %s; refusing to replace it, even with --overwrite (choose '
+                                 'a new path, or move it away yourself)' % (option, path, kind))
+            if not self.overwrite:
+                raise UsageError('%s %s exists; pass --overwrite to replace it, or choose another %s'
+                                 % (option, path, option))
+        self._claimed.append((path, keys, source))
+
+    def _ensure(self, path, **claim_options):
+        keys = _identities(path)
+        if not any(keys & other_keys for _, other_keys, _ in self._claimed):
+            self.claim(path, **claim_options)
+
+    def image(self, path, pixels, alpha=None, quality=95, **claim_options):
+        """Write uint8 RGB pixels (H, W, 3) in the format the extension names (.jpg, .png, .webp, .bmp, .tif),
+        with alpha (H, W) where the format has it, JPEG and WebP at `quality`."""
+        check_encodable(path, *pixels.shape[:2], option=claim_options.get('option', '--output'))
+        self.data(path, encode_image(pixels, output_format(path), alpha, quality), **claim_options)
+
+    def data(self, path, data, **claim_options):
+        """Write bytes to the file `path`."""
+        with self.file(path, **claim_options) as temporary, open(temporary, 'wb') as f:
+            f.write(data)
+
+    def file(self, path, **claim_options):
+        """A context manager yielding a temporary path, to be written completely (see _replacing)."""
+        self._ensure(path, **claim_options)
+        return _replacing(path)
+
+    def move(self, staged, path, **claim_options):
+        """Move a file that a command staged itself beside `path` (a resumable download's .part) into place."""
+        self._ensure(path, **claim_options)
+        with open(staged, 'rb') as written:
+            os.fsync(written.fileno())
+        os.replace(staged, path)
+
+    def folder(self, path, **claim_options):
+        """A context manager yielding a path at which to make the folder (see _replacing_folder)."""
+        self._ensure(path, folder=True, **claim_options)
+        return _replacing_folder(path)
+
+    def checkpoint(self, prefix, **claim_options):
+        """A context manager yielding a prefix at which to save a checkpoint (see _replacing_checkpoint)."""
+        self._ensure(prefix, checkpoint=True, **claim_options)
+        return _replacing_checkpoint(prefix)

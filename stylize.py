@@ -15,13 +15,13 @@ from PIL import Image
 from tqdm import tqdm
 
 import losses
-from files import refuse_overwriting_inputs, write_image
+from files import Outputs
 from inference import color
 from nets import pretrained
 from nets.loss_network import LossNetwork
 from utils import (CONFIG_SCHEMA, ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main,
-                   float_list, image_size, log, output_format, read_image, run_and_exit, session_config,
-                   setup_logging, tf)
+                   check_encodable, float_list, image_size, log, output_format, read_image, run_and_exit,
+                   session_config, setup_logging, tf)
 
 LOSS_MODEL = 'vgg_16'
 VGG_URL = CONFIG_SCHEMA['loss_model_url'][1]  # slim's archive, as train.py downloads it
@@ -39,6 +39,8 @@ def parse_args(argv):
     io.add_argument('--style_blend', type=float_list,
                     help='blend weights of the style images, e.g. 0.7,0.3 (default: equal)')
     io.add_argument('--output', default='generated/stylized.jpg', help='the result (default: %(default)s)')
+    io.add_argument('--overwrite', action='store_true',
+                    help='replace a result or frames that already exist (default: refuse, naming them)')
     io.add_argument('--max_size', type=int, default=512,
                     help='long side of the result in pixels, keeping the aspect ratio (default: %(default)s)')
     io.add_argument('--width', type=int, help='width of the result (with --height, or alone keeping the aspect)')
@@ -241,22 +243,29 @@ def to_uint8(pixels):
     return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
 
 
-class Progress:
-    """A progress bar over the iterations showing the losses, and res_<step>.jpg frames every `save_every`."""
+def frame_paths(frames_dir, save_every, iterations):
+    """{step: the frame res_<step>.jpg in frames_dir} of every step that writes one."""
+    steps = range(save_every, iterations + 1, save_every) if save_every else []
+    return {step: os.path.join(frames_dir, 'res_%d.jpg' % step) for step in steps}
 
-    def __init__(self, iterations, frames_dir, save_every):
+
+class Progress:
+    """A progress bar over the iterations showing the losses, and the frames of frame_paths, written by `outputs`
+    (files.Outputs)."""
+
+    def __init__(self, iterations, frames, outputs):
         self.bar = tqdm(total=iterations, unit='it', desc='stylizing')
-        self.frames_dir, self.save_every = frames_dir, save_every
+        self.frames, self.outputs = frames, outputs
 
     def wants_frame(self, step):
-        return self.save_every and step % self.save_every == 0
+        return step in self.frames
 
     def update(self, step, values, pixels=None):
         self.bar.set_postfix_str('total %.4g | content %.4g | style %.4g | tv %.4g'
                                  % (values['total'], values['content'], values['style'], values['tv']))
         self.bar.update(step - self.bar.n)
         if pixels is not None:
-            write_image(os.path.join(self.frames_dir, 'res_%d.jpg' % step), to_uint8(pixels))
+            self.outputs.image(self.frames[step], to_uint8(pixels))
 
     def close(self):
         self.bar.close()
@@ -326,9 +335,9 @@ def optimize(features, start, targets, recipe, progress, optimizer='lbfgs', iter
             return result, sess.run(loss_ops)
 
 
-def check_inputs(content, styles, weights_file, weights_url, output, download):
+def check_inputs(content, styles, weights_file, weights_url, download):
     """Raise one UsageError naming every missing input file at once (the VGG weights only where they will not be
-    downloaded), or an output that is one of the inputs."""
+    downloaded)."""
     missing = ['%s not found: %s (check the path)' % (what, path)
                for path, what in [(content, 'content image')] + [(style, 'style image') for style in styles]
                if not os.path.isfile(path)]
@@ -336,7 +345,18 @@ def check_inputs(content, styles, weights_file, weights_url, output, download):
                 if problem]
     if missing:
         raise UsageError('; '.join(missing))
-    refuse_overwriting_inputs([output], [content, *styles, weights_file])
+
+
+def plan_outputs(args, height, width):
+    """The run's files.Outputs, with the result and every frame of --save_every claimed and checked to fit
+    their formats at height x width, before any work."""
+    outputs = Outputs([args.content, *args.style, args.loss_model_file], args.overwrite)
+    outputs.claim(args.output)
+    check_encodable(args.output, height, width)
+    for path in frame_paths(args.frames_dir, args.save_every, args.iterations).values():
+        outputs.claim(path, option='--frames_dir')
+        check_encodable(path, height, width, '--frames_dir')
+    return outputs
 
 
 def plan_sizes(content_path, style_paths, max_size, width, height, style_scale, max_bytes):
@@ -365,11 +385,14 @@ def plan_sizes(content_path, style_paths, max_size, width, height, style_scale, 
 
 
 def stylize(args):
-    """Run the whole method as the command line asks; returns (result uint8 RGB, final loss values)."""
+    """Run the whole method as the command line asks; returns (result uint8 RGB, final loss values, the
+    files.Outputs to write the result with)."""
     download = not args.no_download and pretrained.downloadable(args.loss_model_file, LOSS_MODEL)
-    check_inputs(args.content, args.style, args.loss_model_file, args.loss_model_url, args.output, download)
+    check_inputs(args.content, args.style, args.loss_model_file, args.loss_model_url, download)
+    output_format(args.output)
     (height, width), style_side = plan_sizes(args.content, args.style, args.max_size, args.width, args.height,
                                              args.style_scale, args.max_memory * 1e9)
+    outputs = plan_outputs(args, height, width)
     pretrained.ensure_vgg_checkpoint(args.loss_model_file, args.loss_model_url, LOSS_MODEL, download)
     content = resize(read_image(args.content, 'content image'), height, width)
     styles = [resize_long_side(read_image(path, 'style image'), style_side) for path in args.style]
@@ -381,23 +404,22 @@ def stylize(args):
     recipe = recipe_of(args)
     targets = compute_targets(features, content, styles, recipe)
     start = initial_image(args.init, content, styles[0], args.seed)
-    progress = Progress(args.iterations, args.frames_dir, args.save_every)
+    progress = Progress(args.iterations, frame_paths(args.frames_dir, args.save_every, args.iterations), outputs)
     result, final = optimize(features, start, targets, recipe, progress, args.optimizer, args.iterations,
                              args.learning_rate, args.precision)
     result = to_uint8(result)
     if args.preserve_colors:
         result = color.transfer_luminance(result, content)
-    return result, final
+    return result, final, outputs
 
 
 @cli_main
 def main(argv=None):
     setup_logging()
     args = parse_args(argv)
-    output_format(args.output)
     start = time.time()
-    result, final = stylize(args)
-    write_image(args.output, result)
+    result, final, outputs = stylize(args)
+    outputs.image(args.output, result)
     log.info('result (%dx%d) written to %s after %d %s iterations in %.1f s; loss %.4g (content %.4g, style %.4g, '
              'tv %.4g)', result.shape[1], result.shape[0], args.output, args.iterations, args.optimizer,
              time.time() - start, final['total'], final['content'], final['style'], final['tv'])

@@ -14,7 +14,7 @@ import numpy as np
 import distribute
 import losses
 import reader
-from files import write_image
+from files import Outputs
 from nets import pretrained
 from nets.loss_network import LossNetwork
 from preprocessing import preprocessing_factory
@@ -51,20 +51,19 @@ def parse_args(argv):
     return args
 
 
-def get_style_features(config, style_pixels, loss_net, target_path=None):
-    """Gram matrices of a style image at the training size, one per style layer.
+def get_style_features(config, style_pixels, loss_net):
+    """Gram matrices of a style image at the training size, one per style layer, and the crop they come from.
 
-    The style image is preprocessed like a training image (cover-resize to image_size, central crop); that crop is
-    written to `target_path` (None: not written) so that the user can see what the model learns from.
+    The style image is preprocessed like a training image (cover-resize to image_size, central crop); style_targets
+    writes that crop so that the user can see what the model learns from.
 
     Args:
       config: the style config.
       style_pixels: the style image, uint8 (H, W, 3).
       loss_net: the nets.LossNetwork.
-      target_path: where the style target image goes.
 
     Returns:
-      A list of float32 numpy arrays (C, C), in the order of config.style_layers.
+      (a list of float32 numpy arrays (C, C) in the order of config.style_layers, the crop uint8 (S, S, 3)).
     """
     preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
     with tf.Graph().as_default():
@@ -76,24 +75,33 @@ def get_style_features(config, style_pixels, loss_net, target_path=None):
         with tf.Session() as sess:
             init_fn(sess)
             grams_value, target_value = sess.run([grams, target])
-    if target_path is not None:
-        write_image(target_path, target_value)
-    return [np.asarray(g, np.float32) for g in grams_value]
+    return [np.asarray(g, np.float32) for g in grams_value], target_value
 
 
-def style_targets(config, loss_net, target_dir='generated'):
+TARGET_DIR = 'generated'
+
+
+def style_targets(config, loss_net, outputs=None):
     """(Gram matrices, style weight) of every style of the config, each computed once; their training crops are
-    written to <target_dir>/target_style_<naming>.jpg, or with several styles target_style_<naming>_<index>.jpg
-    (target_dir None: not written)."""
+    written through `outputs` (files.Outputs; None: not written) to generated/target_style_<naming>.jpg, or with
+    several styles target_style_<naming>_<index>.jpg."""
     styles = style_list(config)
     targets = []
     for index, (image, weight) in enumerate(styles):
-        name = 'target_style_%s%s.jpg' % (config.naming, '_%d' % index if len(styles) > 1 else '')
-        path = os.path.join(target_dir, name) if target_dir is not None else None
-        targets.append((get_style_features(config, read_image(image, 'style image'), loss_net, path), weight))
-        if path:
+        grams, crop = get_style_features(config, read_image(image, 'style image'), loss_net)
+        targets.append((grams, weight))
+        if outputs is not None:
+            path = os.path.join(TARGET_DIR, 'target_style_%s%s.jpg' % (config.naming,
+                                                                      '_%d' % index if len(styles) > 1 else ''))
+            outputs.image(path, crop)
             log.info('style target (%s cropped to %d px) written to %s', image, config.image_size, path)
     return targets
+
+
+def target_outputs(config):
+    """The files.Outputs of the style targets: train.py's own files, rewritten by every run of the config (a
+    resumed run too), so an earlier one is replaced without --overwrite; never a style image."""
+    return Outputs([image for image, _ in style_list(config)], overwrite=True)
 
 
 def check_prerequisites(config, download):
@@ -135,7 +143,7 @@ def main(argv=None):
     loss_net.load_weights()
     log.info('loss network %s up to %s, weights from %s', config.loss_model, loss_net.final_endpoint,
              config.loss_model_file)
-    styles = style_targets(config, loss_net, 'generated' if placement.is_chief else None)
+    styles = style_targets(config, loss_net, target_outputs(config) if placement.is_chief else None)
     train(config, filenames, styles, loss_net, args.max_steps, placement)
 
 

@@ -136,10 +136,14 @@ def add_colour_options(parser, strength=True):
 
 
 def float_list(text):
+    """An option's comma-separated finite numbers (nan and inf are refused where they enter)."""
     try:
-        return [float(item) for item in text.split(',')]
+        values = [float(item) for item in text.split(',')]
     except ValueError:
-        raise argparse.ArgumentTypeError('expected comma-separated numbers, got %r' % text) from None
+        values = None
+    if values is None or not np.all(np.isfinite(values)):
+        raise argparse.ArgumentTypeError('expected comma-separated finite numbers, got %s' % shorten(text))
+    return values
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -510,6 +514,19 @@ def output_format(path):
         raise UsageError('cannot write %r: unknown image extension %r (use one of %s)'
                          % (path, ext, ', '.join(sorted(IMAGE_FORMATS))))
     return IMAGE_FORMATS[ext]
+
+
+ENCODER_MAX_SIDE = {'JPEG': 65500, 'WEBP': 16383}  # libjpeg's and libwebp's largest side; PNG, BMP, TIFF: far more
+
+
+def check_encodable(path, height, width, option='--output'):
+    """Raise UsageError, before any work, when a height x width image cannot be written in the format that
+    `path`'s extension names (unknown extension, or a side over the encoder's limit)."""
+    fmt = output_format(path)
+    limit = ENCODER_MAX_SIDE.get(fmt)
+    if limit and max(height, width) > limit:
+        raise UsageError('%s %s: a %dx%d result is larger than %s can hold (%d pixels a side); write it as .png or '
+                         '.tif, or make it smaller' % (option, path, width, height, fmt, limit))
 
 
 def _pil_image(pixels, alpha, fmt):

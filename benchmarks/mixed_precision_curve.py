@@ -56,7 +56,7 @@ def main():
     config.update(image_size=args.image_size, batch_size=args.batch_size)
     filenames = reader.list_images(args.train_dir)
     loss_net = train.loss_network_for(config)
-    styles = train.style_targets(config, loss_net, target_dir=None)
+    styles = train.style_targets(config, loss_net)
     float32, float32_seconds = loss_curve(config, filenames, styles, loss_net, False, args.steps, args.every)
     bf16, bf16_seconds = loss_curve(config, filenames, styles, loss_net, True, args.steps, args.every)
     print('| step | float32 total loss | mixed precision total loss | relative difference |')

@@ -73,13 +73,14 @@ def measure_export(variant, repeats, model_prefix, fmt, height, width):
     """An exported form run as a user would, with plain TensorFlow or the TFLite interpreter."""
     import numpy as np
     import export
+    from files import Outputs
     from utils import tf
     formulation = _formulation(variant)
     image = np.random.default_rng(0).integers(0, 256, (int(height), int(width), 3), dtype=np.uint8)
     with tempfile.TemporaryDirectory() as scratch:
         if fmt == 'tflite':
             path = os.path.join(scratch, 'model.tflite')
-            export.export_tflite(model_prefix, path, formulation=formulation)
+            export.export_tflite(model_prefix, path, Outputs([model_prefix]), formulation=formulation)
             interpreter = tf.lite.Interpreter(model_path=path, num_threads=os.cpu_count())
             interpreter.resize_tensor_input(0, [1, image.shape[0], image.shape[1], 3])
             interpreter.allocate_tensors()
@@ -99,7 +100,7 @@ def measure_export(variant, repeats, model_prefix, fmt, height, width):
                         'width:0': image.shape[1]}
             else:
                 path = os.path.join(scratch, 'savedmodel')
-                export.export_saved_model(model_prefix, path, formulation)
+                export.export_saved_model(model_prefix, path, Outputs([model_prefix]), formulation)
                 tf.saved_model.loader.load(sess, [tf.saved_model.tag_constants.SERVING], path)
                 output, feed = graph.get_tensor_by_name('stylized:0'), {'image:0': image[None]}
             return _time_runs(lambda: sess.run(output, feed), repeats), {}
@@ -378,8 +379,8 @@ def write_report(path, machine, bench, elapsed):
     lines += [format_row(*row) for row in bench.rows]
     lines += ['', '## GPU', '', 'Not yet measured: no GPU was available to this run. Run the same command on a '
               'GPU machine to fill this table.', '']
-    with open(path, 'w') as f:
-        f.write('\n'.join(lines))
+    from files import Outputs
+    Outputs(overwrite=True).data(path, '\n'.join(lines).encode())  # the report is this script's to rewrite
 
 
 def main():

@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from files import write_image  # noqa: E402 (after the path it lives on)
-from utils import read_image  # noqa: E402
+from files import Outputs  # noqa: E402 (after the path it lives on)
+from utils import ArgumentParser, cli_main, read_image  # noqa: E402
 
 
 def side_by_side(images, height, gap):
@@ -46,20 +46,24 @@ def grid(images, columns, height, gap):
     return canvas
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+@cli_main
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('images', nargs='+', help='the images, left to right')
     parser.add_argument('--output', required=True, help='the JPEG to write')
     parser.add_argument('--height', type=int, default=256, help='(default: %(default)s)')
     parser.add_argument('--gap', type=int, default=8, help='(default: %(default)s)')
     parser.add_argument('--columns', type=int, help='images per row (default: all in one row)')
     parser.add_argument('--square', action='store_true', help='cut each image to its central square first')
-    args = parser.parse_args()
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --output')
+    args = parser.parse_args(argv)
     images = [read_image(path) for path in args.images]
     if args.square:
         images = [central_square(pixels) for pixels in images]
     figure = grid(images, args.columns or len(images), args.height, args.gap)
-    write_image(args.output, np.asarray(figure), quality=90)
+    outputs = Outputs(args.images, args.overwrite)
+    outputs.claim(args.output)
+    outputs.image(args.output, np.asarray(figure), quality=90)
 
 
 if __name__ == '__main__':

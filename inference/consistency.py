@@ -15,7 +15,7 @@ MODES = ('blend', 'flow')
 FLOW_MAX_SIDE = 512  # flow is computed on frames shrunk to at most this long side
 CUT_RELIABLE_SHARE = 0.3  # a frame with fewer reliable pixels than this starts a new scene
 PHOTOMETRIC_TOLERANCE = 24.0  # the largest colour difference between the warped previous input and the new one
-DIS_MIN_SIDE = 12  # OpenCV's DIS flow needs a frame this wide or high
+DIS_MIN_SIDE = 16  # OpenCV's DIS flow crashes (segfaults) on some frames with a side under this: pad them
 
 
 class Blend:
@@ -77,17 +77,19 @@ class FlowBlend:
         return backward, reliable.astype(np.float32)
 
     def _flow(self, source, target):
-        """Flow (H, W, 2) from `source` to `target` (x, y), computed on frames shrunk to FLOW_MAX_SIDE; zero on
-        frames too small for it (under DIS_MIN_SIDE on both sides)."""
+        """Flow (H, W, 2) from `source` to `target` (x, y), computed on frames shrunk to FLOW_MAX_SIDE and, where a
+        side is then under DIS_MIN_SIDE, padded to it by repeating the border (the padding's flow is dropped)."""
         height, width = source.shape
-        if max(height, width) < DIS_MIN_SIDE:
-            return np.zeros((height, width, 2), np.float32)
         scale = min(1.0, FLOW_MAX_SIDE / max(height, width))
         if scale < 1:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             source = self.cv2.resize(source, size, interpolation=self.cv2.INTER_AREA)
             target = self.cv2.resize(target, size, interpolation=self.cv2.INTER_AREA)
-        flow = self.flow.calc(source, target, None)
+        small_height, small_width = source.shape
+        pad = (max(0, DIS_MIN_SIDE - small_height), max(0, DIS_MIN_SIDE - small_width))
+        source, target = (self.cv2.copyMakeBorder(image, 0, pad[0], 0, pad[1], self.cv2.BORDER_REPLICATE)
+                          for image in (source, target))
+        flow = self.flow.calc(source, target, None)[:small_height, :small_width]
         if scale < 1:
             flow = self.cv2.resize(flow, (width, height), interpolation=self.cv2.INTER_LINEAR) / scale
         return flow

@@ -4,7 +4,6 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from files import replacing
 from inference.consistency import consistency_for
 from utils import UsageError, log, require_file
 
@@ -55,12 +54,14 @@ def _batches(frames, size):
         yield np.stack(batch)
 
 
-def stylize_video(stylize_batch, source, output, batch_size, smooth, finish, consistency='blend'):
-    """Stylize every frame of `source` into `output`, keeping the frame rate and the audio track.
+def stylize_video(stylize_batch, source, output, outputs, batch_size, smooth, finish, consistency='blend'):
+    """Stylize every frame of `source` into `output`, keeping the frame rate and the audio track. A frame of odd
+    width or height gets its last column or row repeated: the encoder's 4:2:0 colour needs even sides.
 
     Args:
       stylize_batch: stylizes a batch of frames, uint8 (N, H, W, 3), e.g. a Stylizer's stylize_batch.
       source, output: video files (output's container from its extension, e.g. .mp4).
+      outputs: the files.Outputs that writes `output`.
       batch_size: frames stylized per run.
       smooth: share of the previous output frame blended into each new one (0 = none), against flicker.
       finish: finish(stylized frames, original frames) -> frames, for colour preservation and strength.
@@ -70,10 +71,15 @@ def stylize_video(stylize_batch, source, output, batch_size, smooth, finish, con
     import imageio_ffmpeg
     meta, frames = _read(source)
     fps, (width, height) = meta['fps'], meta['size']
+    even = (height + height % 2, width + width % 2)
+    if even != (height, width):
+        log.info('%s is %dx%d; the encoder needs even sides, so the result is %dx%d (the last %s repeated)', source,
+                 width, height, even[1], even[0], ' and '.join(
+                     what for what, odd in (('column', width % 2), ('row', height % 2)) if odd))
     total = int(round(meta.get('duration', 0) * fps)) or None
     start, count = time.time(), 0
-    with replacing(output) as temporary:  # ffmpeg picks the container by the extension, which it keeps
-        writer = imageio_ffmpeg.write_frames(temporary, (width, height), fps=fps, macro_block_size=1, quality=8,
+    with outputs.file(output) as temporary:  # ffmpeg picks the container by the extension, which it keeps
+        writer = imageio_ffmpeg.write_frames(temporary, even[::-1], fps=fps, macro_block_size=1, quality=8,
                                              audio_path=source if meta.get('audio_codec') else None,
                                              audio_codec='aac', ffmpeg_log_level='error')
         writer.send(None)
@@ -83,13 +89,20 @@ def stylize_video(stylize_batch, source, output, batch_size, smooth, finish, con
                 if consistency == 'flow' and smooth:
                     blend = TimedBlend(blend, bar, 'optical flow')
                 for original, stylized in _stylized(stylize_batch, frames, batch_size, finish, bar):
-                    writer.send(np.ascontiguousarray(blend(original, stylized)))
+                    writer.send(_even(blend(original, stylized), even))
                     count += 1
         finally:
             writer.close()
         _check_written(temporary, output, count)
     log.info('%d frames at %.3g fps stylized in %.1f s%s, written to %s', count, fps, time.time() - start,
              ' (audio kept)' if meta.get('audio_codec') else '', output)
+
+
+def _even(frame, even):
+    """The frame padded to the (height, width) `even` by repeating its last row and column."""
+    if frame.shape[:2] != even:
+        frame = np.pad(frame, ((0, even[0] - frame.shape[0]), (0, even[1] - frame.shape[1]), (0, 0)), mode='edge')
+    return np.ascontiguousarray(frame)
 
 
 def _check_written(path, output, frames):

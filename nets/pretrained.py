@@ -21,6 +21,7 @@ from checkpoints import (check_checkpoint_variables, check_variable_shapes, chec
                          get_init_fn)
 from nets import nets_factory
 from preprocessing import vgg_preprocessing
+from files import Outputs
 from utils import UsageError, log, require_file, slim, tf
 
 CHUNK_BYTES = 1 << 20
@@ -91,16 +92,23 @@ def ensure_vgg_checkpoint(path, url, loss_model, download=True):
             raise UsageError('VGG checkpoint not found: %s (download %s, extract %s.ckpt to that path, see '
                              'pretrained/README.md; or run without --no_download)' % (path, url, loss_model))
         archive = os.path.join(os.path.dirname(path) or '.', os.path.basename(url))
-        log.info('%s not found: downloading %s', path, url)
-        download_file(url, archive)
-        extract_checkpoint(archive, '%s.ckpt' % loss_model, path)
-        os.remove(archive)
+        outputs = Outputs()
+        by_hand = os.path.isfile(archive)  # put there by the user: used as it is, and kept
+        if by_hand:
+            log.info('%s not found: extracting it from %s', path, archive)
+        else:
+            log.info('%s not found: downloading %s', path, url)
+            download_file(url, archive, outputs)
+        extract_checkpoint(archive, '%s.ckpt' % loss_model, path, outputs, remove_broken=not by_hand)
+        if not by_hand:
+            os.remove(archive)  # this run's own download
         log.info('%s weights extracted to %s', loss_model, path)
     check_vgg_checkpoint(path, loss_model)
 
 
-def download_file(url, destination):
-    """Download `url` to `destination` with a progress bar, resuming from `destination`.part if present."""
+def download_file(url, destination, outputs):
+    """Download `url` to `destination` with a progress bar, resuming from `destination`.part if present (the
+    download's own staging file, kept between runs); `outputs` (files.Outputs) moves it into place when complete."""
     os.makedirs(os.path.dirname(destination) or '.', exist_ok=True)
     partial = destination + '.part'
     have = os.path.getsize(partial) if os.path.exists(partial) else 0
@@ -127,11 +135,12 @@ def download_file(url, destination):
                  else 'check the connection and run again')
         raise UsageError('download of %s stopped: %s (%s, or download it by hand, see pretrained/README.md)'
                          % (url, reason, again)) from None
-    os.replace(partial, destination)
+    outputs.move(partial, destination)
 
 
-def extract_checkpoint(archive, checkpoint_name, path):
-    """Extract the checkpoint `checkpoint_name` (single file, or V2 .index/.data files) to `path`.
+def extract_checkpoint(archive, checkpoint_name, path, outputs, remove_broken=True):
+    """Extract the checkpoint `checkpoint_name` (single file, or V2 .index/.data files) to `path` through
+    `outputs` (files.Outputs); a broken archive is deleted with remove_broken (a download of this run's).
 
     Only those members are read, by our own names, so an archive cannot write anywhere else.
     """
@@ -143,11 +152,14 @@ def extract_checkpoint(archive, checkpoint_name, path):
                 raise UsageError('%s holds no %s (check loss_model_url in the config)' % (archive, checkpoint_name))
             for member in members:
                 target = path + os.path.basename(member.name)[len(checkpoint_name):]
-                with tar.extractfile(member) as source, open(target + '.tmp', 'wb') as out:
+                with tar.extractfile(member) as source, outputs.file(target) as temporary, \
+                        open(temporary, 'wb') as out:
                     for chunk in iter(lambda: source.read(CHUNK_BYTES), b''):
                         out.write(chunk)
-                os.replace(target + '.tmp', target)
     except (tarfile.TarError, EOFError, OSError) as error:
+        if not remove_broken:
+            raise UsageError('%s is not a readable .tar.gz archive (%s); replace it with slim\'s archive'
+                             % (archive, error)) from None
         os.remove(archive)
         raise UsageError('%s is not a readable .tar.gz archive (%s); it was deleted, run again to download it anew'
                          % (archive, error)) from None

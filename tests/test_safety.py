@@ -1,6 +1,7 @@
 """Never lose a user's file: outputs replace old files only when complete, inputs and folders are never
 overwritten or deleted, colliding names are refused, and hostile sizes and models get one-line errors."""
 import os
+import re
 import resource
 import shutil
 
@@ -59,7 +60,12 @@ def test_export_refuses_an_output_that_is_not_an_earlier_export(tmp_path, traine
         before = _tree(tmp_path), _tree(exports)
         err = usage_error(export.main, ['--model_file', trained_model, '--format', fmt, '--output', str(target)],
                           capsys)
-        assert 'exists and is not a' in err and 'refusing to replace it' in err
+        # Refused even with --overwrite: the training checkpoint is the input itself, the rest are not exports.
+        err_overwriting = usage_error(export.main, ['--model_file', trained_model, '--format', fmt, '--output',
+                                                    str(target), '--overwrite'], capsys)
+        assert err == err_overwriting
+        assert ('exists and is not a %s written by export.py' % export.KINDS[fmt] in err
+                and 'refusing to replace it, even with --overwrite' in err) or ' is the input ' in err
         assert (_tree(tmp_path), _tree(exports)) == before
 
 
@@ -69,19 +75,23 @@ def test_export_refuses_an_output_holding_the_model_or_the_working_directory(tra
     workspace = os.path.dirname(os.path.dirname(trained_model))
     monkeypatch.chdir(workspace)
     before = _tree(workspace)
-    err = usage_error(export.main, ['--model_file', 'models/tiny', '--format', 'savedmodel', '--output', output],
-                      capsys)
-    assert 'is or holds the model folder' in err or 'is or holds the working directory' in err
+    err = usage_error(export.main, ['--model_file', 'models/tiny', '--format', 'savedmodel', '--output', output,
+                                    '--overwrite'], capsys)
+    assert re.search(r'--output \S+ (is|holds) the input models/tiny: writing it would replace that', err)
     assert _tree(workspace) == before
 
 
-def test_export_replaces_an_earlier_export_of_the_same_kind(tmp_path, trained_model, exports):
+def test_export_replaces_an_earlier_export_of_the_same_kind_when_told(tmp_path, trained_model, exports, capsys):
     shutil.copytree(exports, tmp_path, dirs_exist_ok=True)
     stale = [tmp_path / 'm_savedmodel' / 'variables' / 'variables.index', tmp_path / 'm.ckpt.index']
     for path in stale:
         os.utime(path, (0, 0))
     for fmt, name in EXPORTS:
-        export.main(['--model_file', trained_model, '--format', fmt, '--output', str(tmp_path / name)])
+        err = usage_error(export.main, ['--model_file', trained_model, '--format', fmt, '--output',
+                                        str(tmp_path / name)], capsys)
+        assert err == 'error: --output %s exists; pass --overwrite to replace it, or choose another --output' % (
+            tmp_path / name)
+        export.main(['--model_file', trained_model, '--format', fmt, '--output', str(tmp_path / name), '--overwrite'])
     assert all(os.path.getmtime(path) > 0 for path in stale)  # new exports took the old ones' places
     assert sorted(os.listdir(tmp_path)) == sorted(os.listdir(exports))  # no staging left behind
     assert sorted(_tree(tmp_path)) == sorted(_tree(exports))
@@ -93,7 +103,7 @@ def test_export_replaces_an_earlier_export_of_the_same_kind(tmp_path, trained_mo
 def test_a_failed_export_leaves_the_earlier_one_intact(tmp_path, trained_model, exports, fmt, name):
     shutil.copytree(exports, tmp_path / 'out')
     before = _tree(tmp_path / 'out')
-    done = _run_with_file_size_limit('export.py', ['--model_file', trained_model, '--format', fmt,
+    done = _run_with_file_size_limit('export.py', ['--model_file', trained_model, '--format', fmt, '--overwrite',
                                                    '--output', str(tmp_path / 'out' / name)], 100000, tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith('error: cannot write')
@@ -115,7 +125,7 @@ def test_a_failed_image_write_leaves_the_old_output_and_no_partial_file(tmp_path
     folder.mkdir()
     (folder / 'res.png').write_bytes(b'an earlier result')
     done = _run_with_file_size_limit('eval.py', ['--model_file', trained_model, '--image_file', photo,
-                                                 '--output', str(folder / 'res.png')], 200, tmp_path)
+                                                 '--output', str(folder / 'res.png'), '--overwrite'], 200, tmp_path)
     assert done.returncode == 2, done.stderr
     assert 'error: cannot write %s (File too large); nothing was changed there' % (folder / 'res.png') in done.stderr
     assert _tree(folder) == {'res.png': b'an earlier result'}
@@ -136,7 +146,7 @@ def test_output_equal_to_an_input_is_refused(tmp_path, trained_model, photo, cap
                  ['--image_file', str(tmp_path / 'a.png'), '--output', str(tmp_path / 'link.png')],
                  ['--image_file', str(tmp_path), '--output', str(tmp_path)]):
         err = usage_error(eval_py.main, ['--model_file', trained_model, *argv], capsys)
-        assert 'is the input' in err and 'writing it would replace that file' in err
+        assert 'is the input' in err and 'writing it would replace that' in err
     assert _tree(tmp_path) == before
 
 
@@ -156,7 +166,7 @@ def test_a_failed_video_write_leaves_the_old_video(tmp_path, trained_model):
                   '--output', str(tmp_path / 'whole.mp4')])
     (tmp_path / 'out.mp4').write_bytes(b'an earlier video')
     before = _tree(tmp_path)
-    done = _run_with_file_size_limit('eval.py', ['--model_file', trained_model, '--video', 'clip.mp4',
+    done = _run_with_file_size_limit('eval.py', ['--model_file', trained_model, '--video', 'clip.mp4', '--overwrite',
                                                  '--output', 'out.mp4'], os.path.getsize(tmp_path / 'whole.mp4') // 2,
                                      tmp_path)
     assert done.returncode == 2, done.stderr

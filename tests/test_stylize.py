@@ -67,7 +67,7 @@ def test_loss_falls(images, vgg_checkpoint, optimizer, tmp_path):
     content = stylize.resize(stylize.read_image(args.content), 24, 32)
     features = LossNetwork('vgg_16', args.content_layers + args.style_layers, args.loss_model_file, 'vgg_16/fc')
     targets = stylize.compute_targets(features, content, [stylize.read_image(args.style[0])], stylize.recipe_of(args))
-    progress = RecordingProgress(args.iterations, str(tmp_path), 0)
+    progress = RecordingProgress(args.iterations, {}, None)
     start = stylize.initial_image('noise', content, content, seed=0)
     result, final = stylize.optimize(features, start, targets, stylize.recipe_of(args), progress, args.optimizer,
                                      args.iterations, args.learning_rate)

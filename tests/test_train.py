@@ -209,7 +209,7 @@ def test_training_takes_a_vgg16_npy(workspace, vgg16_npy, caplog):
     configs = {name: load_config(write_config(name + '.yml', loss_model_file=path))
                for name, path in (('ckpt', 'vgg/vgg_16.ckpt'), ('npy', vgg16_npy))}
     style = read_image('style.jpg')
-    grams = {name: train.get_style_features(config, style, train.loss_network_for(config), None)
+    grams = {name: train.get_style_features(config, style, train.loss_network_for(config))[0]
              for name, config in configs.items()}
     prefix = checkpoints.save_random_model(str(workspace / 'start.ckpt'))
     values = {name: _losses_and_gradients(config, ['train/img0.jpg', 'train/img1.jpg'], grams[name], prefix,

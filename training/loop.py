@@ -8,11 +8,19 @@ import checkpoints as checkpoint_files
 import distribute
 import model
 import reader
+from files import Outputs
 from training.graph import build_graph
 from training.progress import ProgressLog, StopRequest
 from utils import UsageError, log, style_list, tf
 
-CHECKPOINT_NAME = 'fast-style-model.ckpt'
+CHECKPOINT_NAME = checkpoint_files.CHECKPOINT_NAME
+_TRAINING_ENTRIES = (CHECKPOINT_NAME, 'checkpoint', 'events.out.tfevents.')  # what a run writes in its folder
+
+
+def is_training_folder(path):
+    """True when the folder `path` holds nothing but what training writes (checkpoints, their state file,
+    summaries): a run may add to it (resume) without losing anything else."""
+    return os.path.isdir(path) and all(name.startswith(_TRAINING_ENTRIES) for name in os.listdir(path))
 CHECKPOINT_EVERY = 1000
 SUMMARY_EVERY = 25
 
@@ -67,9 +75,13 @@ def train(config, filenames, styles, loss_net, max_steps=None, placement=None):
 
 
 def _model_folder(config, is_chief):
-    """<model_path>/<naming>, created by the chief."""
+    """<model_path>/<naming>, claimed and created by the chief: TensorFlow writes the checkpoints and summaries
+    into it, so it must not hold an input, the working directory, or anything but an earlier run's files."""
     training_path = os.path.join(config.model_path, config.naming)
     if is_chief:
+        inputs = [config.train_dir, config.loss_model_file] + [image for image, _ in style_list(config)]
+        Outputs(inputs).claim(training_path, option='the model folder (model_path/naming)', folder=True,
+                              resumable=is_training_folder, kind='a model folder of train.py')
         try:
             os.makedirs(training_path, exist_ok=True)
         except OSError as error:

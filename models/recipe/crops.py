@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from files import write_image  # noqa: E402 (after the path the project lives on)
+from files import Outputs  # noqa: E402 (after the path the project lives on)
 from reader import list_images  # noqa: E402
 from utils import ArgumentParser, UsageError, cli_main, load_image, log, run_and_exit, setup_logging  # noqa: E402
 
@@ -61,7 +61,7 @@ def main(argv=None):
     if os.path.exists(args.output) and (not os.path.isdir(args.output) or os.listdir(args.output)):
         raise UsageError('--output %s exists and is not an empty folder; choose a new one (nothing is overwritten)'
                          % args.output)
-    rng, done = np.random.default_rng(args.seed), 0
+    rng, done, outputs = np.random.default_rng(args.seed), 0, Outputs(photos)
     for path in photos:
         try:
             pixels = load_image(path, 'photo')[0]
@@ -70,7 +70,7 @@ def main(argv=None):
             continue
         name = os.path.splitext(os.path.relpath(path, args.photos))[0].replace(os.sep, '_')
         for index, crop in enumerate(random_crops(pixels, args.per_photo, args.size, args.min_scale, rng)):
-            write_image(os.path.join(args.output, '%s_%02d.jpg' % (name, index)), crop, quality=92)
+            outputs.image(os.path.join(args.output, '%s_%02d.jpg' % (name, index)), crop, quality=92)
         done += 1
     log.info('%d crops of %d photos written to %s', done * args.per_photo, done, args.output)
 
