@@ -233,7 +233,10 @@ def conditional(normalize, style_weights):
         styles, channels = style_weights.shape.as_list()[0], x.shape.as_list()[-1]
         scale = tf.get_variable('style_scale', [styles, channels], tf.float32, tf.ones_initializer())
         offset = tf.get_variable('style_offset', [styles, channels], tf.float32, tf.zeros_initializer())
-        mix = tf.expand_dims(tf.cast(style_weights, tf.float32), 0)
+        mix = tf.cast(style_weights, tf.float32)
+        # A non-finite weight (fed to an export by code we do not control) counts as 0, not as NaN pixels. x * 0 == 0
+        # is false only for NaN and Inf, and its ops are TFLite's own.
+        mix = tf.expand_dims(tf.where(tf.equal(mix * 0.0, 0.0), mix, tf.zeros_like(mix)), 0)
         return _activate(normalize(x, None) * tf.matmul(mix, scale)[0] + tf.matmul(mix, offset)[0], activation)
     return conditional_normalize
 

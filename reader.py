@@ -40,8 +40,11 @@ class TooManyBadImages(Exception):
 class ImageLoader:
     """Decodes training images in the tf.data pipeline and keeps count of the ones it cannot read."""
 
-    def __init__(self, num_files, max_bad_fraction, min_side):
+    def __init__(self, num_files, max_bad_fraction, min_side, max_pixels=None):
+        """min_side: the training size (large images decode reduced, see utils.load_image); max_pixels: an image
+        that would still decode to more pixels is skipped, so that one huge PNG cannot take gigabytes."""
         self.num_files, self.max_bad_fraction, self.min_side = num_files, max_bad_fraction, min_side
+        self.max_pixels = max_pixels
         self.lock = threading.Lock()
         self.seen = set()  # files read at least once
         self.bad = {}  # path -> reason, in the order found
@@ -54,7 +57,7 @@ class ImageLoader:
             known_bad = path in self.bad  # not decoded again every epoch
         if not known_bad:
             try:
-                return load_image(path, 'training image', min_side=self.min_side)[0], True
+                return load_image(path, 'training image', min_side=self.min_side, max_pixels=self.max_pixels)[0], True
             except UsageError as error:
                 with self.lock:
                     self.bad[path] = str(error).split(': %s (' % path, 1)[-1].rstrip(')')

@@ -20,6 +20,7 @@ import io
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -318,22 +319,75 @@ async def image_from_multipart(request, body):
     return await chosen.read()
 
 
+MAX_JSON_FIELDS_BYTES = 64 * 1024  # the JSON around the image (its options are a few hundred bytes)
+LONG_STRING_BYTES = 1024  # a JSON string this long is read in place, not parsed: the image's base64
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
 def base64_request(body):
-    """(image bytes, options dict) of a JSON body {"image": "<base64>", ...options}."""
+    """(image bytes, options dict) of a JSON body {"image": "<base64>", ...options}, in memory about the body's
+    size twice over: the long strings (the base64) are found in place and left out of the JSON that is parsed,
+    which must then be under MAX_JSON_FIELDS_BYTES, so that no body of numbers or nesting is ever parsed whole;
+    the image is decoded straight from the body's bytes. Run it off the event loop (a 20 MB body takes tens of ms).
+    """
+    spans = [match.span() for match in _JSON_STRING.finditer(body) if match.end() - match.start() >= LONG_STRING_BYTES]
+    if len(body) - sum(end - start for start, end in spans) > MAX_JSON_FIELDS_BYTES:
+        raise HTTPError(400, 'the JSON body holds more than %d bytes besides the image; send {"image": "<base64>", '
+                             '...options}' % MAX_JSON_FIELDS_BYTES)
+    pieces, last = [], 0
+    for index, (start, end) in enumerate(spans):
+        pieces += [body[last:start], b'"\\u0000%d"' % index]
+        last = end
+    payload = _parse_json(b''.join(pieces + [body[last:]]))
+    image = payload.pop('image', None) if isinstance(payload, dict) else None
+    if not isinstance(image, str):
+        raise HTTPError(400, 'the JSON body needs "image": a base64 string of the image file')
+    for key, value in payload.items():  # another long string: an option no one sends at that length
+        if _placeholder(value) is not None:
+            start, end = spans[_placeholder(value)]
+            payload[key] = 'a string of %d bytes' % (end - start - 2)
+    if _placeholder(image) is None:  # a short one, parsed with the rest
+        encoded = image.encode('ascii', 'replace')
+        return _base64_decode(encoded, 0, len(encoded)), payload
+    return _base64_image(body, *spans[_placeholder(image)]), payload
+
+
+def _placeholder(value):
+    """The index of the long string that base64_request put in the place of `value`, or None."""
+    is_one = isinstance(value, str) and value.startswith('\0') and value[1:].isdigit()
+    return int(value[1:]) if is_one else None
+
+
+def _parse_json(text):
     import json
     try:
-        payload = json.loads(body)
+        return json.loads(text)
     except RecursionError:
         raise HTTPError(400, 'the JSON body is nested too deeply; send {"image": "<base64>", ...options}') from None
     except (ValueError, UnicodeDecodeError):
         raise HTTPError(400, 'the body must be JSON: {"image": "<base64>", ...options}') from None
-    if not isinstance(payload, dict) or not isinstance(payload.get('image'), str):
-        raise HTTPError(400, 'the JSON body needs "image": a base64 string of the image file')
+
+
+def _base64_image(body, start, end):
+    """The bytes of the base64 JSON string at body[start:end] (quotes included), a data URL's prefix dropped."""
+    if body.find(b'\\', start, end) != -1:  # escapes (a "\/" or line breaks): decode the string as JSON
+        text = _parse_json(body[start:end]).encode('ascii', 'replace')
+        start, end, body = 0, len(text), text
+    else:
+        start, end = start + 1, end - 1
+    return _base64_decode(body, start, end)
+
+
+def _base64_decode(data, start, end):
+    """base64 data[start:end], after a data URL's prefix (up to a comma) if there is one, decoded in place
+    (Python 3.10's b64decode copies the text first)."""
+    start = max(start, data.rfind(b',', start, end) + 1)
     try:
-        data = base64.b64decode(payload.pop('image').split(',')[-1], validate=True)
+        if sys.version_info >= (3, 11):
+            return binascii.a2b_base64(memoryview(data)[start:end], strict_mode=True)
+        return base64.b64decode(memoryview(data)[start:end], validate=True)
     except (binascii.Error, ValueError):
         raise HTTPError(400, '"image" is not valid base64') from None
-    return data, payload
 
 
 def create_app(service):
@@ -360,7 +414,7 @@ def create_app(service):
 
     async def stylize_base64(request):
         async def read_request():
-            data, options = base64_request(await read_body(request, limits))
+            data, options = await asyncio.to_thread(base64_request, await read_body(request, limits))
             return data, parse_options(options)
         result, media, width, height, ms = await service.stylize(request.path_params['model'], read_request)
         return JSONResponse({'image': base64.b64encode(result).decode('ascii'), 'format': media.split('/')[1],
@@ -408,6 +462,8 @@ def guarded_protocol(header_timeout, max_connections):
     refusal = b'{"error": "the service has too many open connections; retry shortly"}'
     busy = (b'HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n'
             b'content-length: %d\r\n\r\n%s' % (len(refusal), refusal))
+    malformed = (b'{"error": "malformed HTTP request (its request line, headers, Content-Length or chunked body '
+                 b'could not be parsed)"}')
 
     class GuardedProtocol(H11Protocol):
         refused = False
@@ -442,6 +498,18 @@ def guarded_protocol(header_timeout, max_connections):
         def connection_lost(self, exc):
             if not self.refused:
                 super().connection_lost(exc)
+
+        def send_400_response(self, msg):
+            # uvicorn answers what h11 cannot parse (a bad Content-Length, broken chunking) in plain text.
+            import h11
+            try:
+                for event in (h11.Response(status_code=400, headers=[
+                        (b'content-type', b'application/json'), (b'connection', b'close'),
+                        (b'content-length', b'%d' % len(malformed))]), h11.Data(data=malformed), h11.EndOfMessage()):
+                    self.transport.write(self.conn.send(event))
+            except h11.LocalProtocolError:
+                pass  # the answer was already under way: closing is all that is left
+            self.transport.close()
     return GuardedProtocol
 
 

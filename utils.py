@@ -193,9 +193,14 @@ CONFIG_SCHEMA = {
     'keep_checkpoints': (int, 5),
     'checkpoint_secs': (float, 600.0),
     'max_bad_fraction': (float, 0.05),
+    'max_image_pixels': (int, 50_000_000),  # a training image decoding to more is skipped: bounds the memory
     'mixed_precision': (bool, False),
 }
-_POSITIVE_KEYS = ('image_size', 'batch_size', 'epoch', 'keep_checkpoints')
+_POSITIVE_KEYS = ('image_size', 'batch_size', 'epoch', 'keep_checkpoints', 'max_image_pixels')
+# The largest values that make sense (an image side, a batch, passes, checkpoints kept, a training image's pixels):
+# larger ones overflow TensorFlow's int32 shapes or ask for more memory than any machine has.
+_MAXIMA = {'image_size': 8192, 'batch_size': 4096, 'epoch': 1_000_000, 'keep_checkpoints': 1_000_000,
+           'max_image_pixels': 1_000_000_000, 'checkpoint_secs': 1e9}
 
 
 class Config(dict):
@@ -254,6 +259,8 @@ def _check_range(path, key, value):
         raise UsageError('%s: %s must be positive, got %s' % (path, key, shorten(value)))
     if isinstance(value, float) and not (np.isfinite(value) and value >= 0):
         raise UsageError('%s: %s must be a finite number >= 0, got %r' % (path, key, value))
+    if key in _MAXIMA and value > _MAXIMA[key]:
+        raise UsageError('%s: %s must be at most %s, got %s' % (path, key, _MAXIMA[key], shorten(value)))
     if key == 'max_bad_fraction' and value > 1:
         raise UsageError('%s: max_bad_fraction is a share of the training images, 0..1, got %r' % (path, value))
 
@@ -446,9 +453,10 @@ def load_image(source, what='image', min_side=None, max_pixels=None, formats=Non
     """Read an image (a file path, or a binary file object) as RGB and, where it has one, its alpha channel.
 
     EXIF orientation is applied; grayscale, palette, 16-bit, CMYK and other modes become 8-bit RGB. With
-    min_side, a JPEG much larger than that is decoded at 1/2, 1/4 or 1/8 scale, both sides staying >= min_side.
-    With max_pixels, a larger image is refused from its header, before anything is decoded. With formats (Pillow's
-    names, e.g. ('JPEG', 'PNG')), no other decoder is tried.
+    min_side, a JPEG much larger than that is decoded at 1/2, 1/4 or 1/8 scale, and any other image is shrunk by
+    a whole factor once decoded, both sides staying >= min_side. With max_pixels, an image that would decode to
+    more pixels is refused from its header, before anything is decoded. With formats (Pillow's names, e.g.
+    ('JPEG', 'PNG')), no other decoder is tried.
 
     Returns:
       (rgb, alpha): uint8 (H, W, 3) and uint8 (H, W) or None.
@@ -461,24 +469,30 @@ def load_image(source, what='image', min_side=None, max_pixels=None, formats=Non
         require_file(source, what, 'check the path')
     try:
         with Image.open(source, formats=formats) as image:
+            if min_side:
+                image.draft('RGB', (min_side, min_side))  # a JPEG's size is now the reduced one it decodes to
             if max_pixels and image.width * image.height > max_pixels:
                 raise UsageError('%s is too large: %dx%d is over the limit of %d pixels'
                                  % (what, image.width, image.height, max_pixels))
-            if min_side:
-                image.draft('RGB', (min_side, min_side))
+            factor = min(image.size) // min_side if min_side else 1
             image = ImageOps.exif_transpose(image)
             if image.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'):
                 image = _to_8_bit(image)
             alpha = None
             if 'A' in image.getbands() or 'transparency' in image.info:
                 image = image.convert('RGBA')
-                alpha = np.asarray(image)[..., 3].copy()
-            return np.asarray(image.convert('RGB')), alpha
+                alpha = np.asarray(_reduced(image, factor))[..., 3].copy()
+            return np.asarray(_reduced(image.convert('RGB'), factor)), alpha
     except Image.DecompressionBombError:  # Pillow's own limit, far above any max_pixels we use
         raise UsageError('%s is too large: over the limit of %d pixels'
                          % (what, max_pixels or Image.MAX_IMAGE_PIXELS)) from None
     except _IMAGE_ERRORS as error:
         raise UsageError('%s is not a readable image: %s (%s)' % (what, name, error)) from None
+
+
+def _reduced(image, factor):
+    """The image shrunk by a whole factor (each pixel the mean of a factor x factor box)."""
+    return image.reduce(factor) if factor > 1 else image
 
 
 _TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height

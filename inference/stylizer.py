@@ -17,7 +17,7 @@ import numpy as np
 import checkpoints
 import model
 from inference import tiling
-from utils import UsageError, computing_precision, log, native_logs_muted, require_file, session_config, tf
+from utils import MAX_STYLES, UsageError, computing_precision, log, native_logs_muted, require_file, session_config, tf
 
 # About 0.3 KB of memory per pixel for a whole image on top of 0.6 GB (benchmarks/tiled_inference.py): 2.5 megapixels
 # take about 1.4 GB, and tiles within that budget about 2.2 GB (the statistics passes hold a whole-resolution map of
@@ -38,6 +38,12 @@ UNSAFE_OPS = {'ReadFile', 'WriteFile', 'MatchingFiles', 'Save', 'SaveV2', 'SaveS
 
 def check_safe_graph(graph_def, outputs, path):
     """Refuse a graph whose ops feeding `outputs` read or write files or run Python."""
+    names = {node.name for node in graph_def.node}
+    dangling = sorted({name.lstrip('^').split(':')[0] for node in graph_def.node for name in node.input}
+                      - names)
+    if dangling:
+        raise UsageError('%s is a broken graph (its ops read %s, which it does not hold); pass a model written by '
+                         'export.py' % (path, ', '.join(dangling[:3])))
     needed = tf.graph_util.extract_sub_graph(graph_def, [name.split(':')[0] for name in outputs])
     unsafe = sorted({node.op for node in needed.node if node.op in UNSAFE_OPS})
     if unsafe:
@@ -60,7 +66,27 @@ def read_frozen_graph(path):
         raise UsageError('%s is a graph without the stylizer interface (no %s); pass a .pb written by export.py'
                          % (path, ', '.join(missing)))
     check_safe_graph(graph_def, [FROZEN_OUTPUT], path)
+    _check_frozen_interface(graph_def, path)
     return graph_def
+
+
+def _check_frozen_interface(graph_def, path):
+    """Raise UsageError unless the graph's inputs are the placeholders export.py writes: int32 input_image,
+    height and width, and for several styles a float32 style_weights of one known dimension of 2 to MAX_STYLES."""
+    nodes = {node.name: node for node in graph_def.node}
+    wanted = [(name.split(':')[0], tf.int32) for name in FROZEN_INPUTS]
+    if STYLE_INPUT in nodes:
+        wanted.append((STYLE_INPUT, tf.float32))
+        shape = nodes[STYLE_INPUT].attr['shape'].shape
+        if shape.unknown_rank or len(shape.dim) != 1 or not 2 <= shape.dim[0].size <= MAX_STYLES:
+            raise UsageError('%s has a %s input of shape %s, not (styles,) with 2 to %d styles; pass a .pb written '
+                             'by export.py' % (path, STYLE_INPUT, 'unknown' if shape.unknown_rank else
+                                               [d.size for d in shape.dim], MAX_STYLES))
+    for name, dtype in wanted:
+        node = nodes[name]
+        if node.op != 'Placeholder' or node.attr['dtype'].type != dtype.as_datatype_enum:
+            raise UsageError('%s has an input %s that is not a %s placeholder; pass a .pb written by export.py'
+                             % (path, name, dtype.name))
 
 
 def check_saved_model(path):
@@ -195,7 +221,11 @@ class Stylizer:
         if style_input is not None:
             self.styles = style_input.attr['shape'].shape.dim[0].size
         with self.graph.as_default():
-            tf.import_graph_def(graph_def, name='')
+            try:
+                tf.import_graph_def(graph_def, name='')
+            except (ValueError, tf.errors.OpError) as error:  # a dangling input, an unknown op, wrong types
+                raise UsageError('%s is a broken graph (%s); pass a .pb written by export.py'
+                                 % (path, str(error).strip().splitlines()[0][:200])) from None
             self.session = tf.Session(config=self.session_config)
         log.info('frozen model loaded from %s%s', path, self._styles_note())
 

@@ -57,6 +57,10 @@ def test_defaults_fill_optional_keys(tmp_path):
     (BASE + 'tv_weight: -1\n', r'tv_weight must be a finite number >= 0'),
     (BASE + 'naming: 7\n', 'naming must be a string'),
     (BASE + 'mixed_precision: yes please\n', r"mixed_precision must be true or false, got 'yes please'"),
+    (BASE + 'image_size: 2147483648\n', 'image_size must be at most 8192, got 2147483648'),
+    (BASE + 'batch_size: 99999999999999999999\n', 'batch_size must be at most 4096, got 99999999999999999999'),
+    (BASE + 'checkpoint_secs: 1.0e+300\n', r'checkpoint_secs must be at most 1000000000.0, got 1e\+300'),
+    (BASE + 'max_image_pixels: 0\n', 'max_image_pixels must be positive'),
 ])
 def test_bad_configs_get_their_own_message(tmp_path, text, message):
     with pytest.raises(UsageError, match=message):

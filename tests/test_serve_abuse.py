@@ -140,6 +140,24 @@ def small_server(trained_model):
     assert 'Traceback' not in log
 
 
+@pytest.mark.parametrize('raw', [
+    b'POST /v1/stylize/tiny HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n',
+    b'POST /v1/stylize/tiny HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello',
+    b'POST /v1/stylize/tiny HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nhello\r\n0\r\n\r\n',
+    b'GARBAGE\r\n\r\n',
+])
+def test_malformed_http_gets_a_json_400(small_server, raw):
+    host, port = small_server.split('//')[1].split(':')
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(raw)
+        answer = b''
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b'\r\n\r\n')
+    assert head.startswith(b'HTTP/1.1 400') and b'content-type: application/json' in head.lower()
+    assert json.loads(body)['error'].startswith('malformed HTTP request')
+
+
 @pytest.mark.parametrize('path,data,status,message', [
     ('/v1/stylize/tiny/base64', b'{"image": ' + b'[' * 100000 + b']' * 100000 + b'}', 400, 'nested too deeply'),
     ('/v1/stylize/tiny/base64', _base64_json('"max_size": 1e400'), 400, 'must be a finite whole number, got inf'),

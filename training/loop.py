@@ -44,7 +44,7 @@ def train(config, filenames, styles, loss_net, max_steps=None, placement=None):
     placement = placement or distribute.place('none', None, config.batch_size, config.mixed_precision)
     training_path = _model_folder(config, placement.is_chief)
     end_step, stop_step = _run_length(config, len(filenames), max_steps)
-    loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size)
+    loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size, config.max_image_pixels)
     with tf.Graph().as_default():
         ops = build_graph(config, filenames, styles, loss_net, loader, strategy=placement.strategy)
         init_loss_network = loss_net.init_fn()
