@@ -32,7 +32,7 @@ from inference import color
 from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer, style_choice
 from inference.tiling import Cancelled
 from utils import (MAX_STYLES, ArgumentParser, UsageError, add_precision_option, cli_main, encode_image, load_image,
-                   log, setup_logging, shorten)
+                   log, setup_logging, shorten, too_large_for)
 
 FORMATS = {'png': 'PNG', 'jpeg': 'JPEG', 'jpg': 'JPEG', 'webp': 'WEBP'}
 MEDIA_TYPES = {'PNG': 'image/png', 'JPEG': 'image/jpeg', 'WEBP': 'image/webp'}
@@ -155,6 +155,10 @@ class Service:
             return time.monotonic() > deadline
         rgb, alpha, input_format = self._decode(data)
         rgb, alpha = _limit_size(rgb, alpha, options['max_size'])
+        fmt = options['format'] or (input_format if input_format in MEDIA_TYPES else 'PNG')
+        reason = too_large_for(fmt, *rgb.shape[:2])
+        if reason:
+            raise HTTPError(400, '%s; ask for format=png, or a smaller max_size' % reason)
         pixels = rgb.shape[0] * rgb.shape[1]
         if not stylizer.can_tile and pixels > stylizer.max_pixels:
             raise HTTPError(413, 'this model is a .tflite, which stylizes at most %d pixels at once (tiling needs the '
@@ -164,7 +168,6 @@ class Service:
         stylized = self.budget.run(pixels, lambda: stylizer(rgb, progress=False, should_stop=too_late, style=style),
                                    deadline)
         result = color.finish(stylized, rgb, options['preserve_colors'], options['strength'])
-        fmt = options['format'] or (input_format if input_format in MEDIA_TYPES else 'PNG')
         return encode_image(result, fmt, alpha), fmt, result.shape[1], result.shape[0]
 
     def _decode(self, data):

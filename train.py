@@ -46,8 +46,8 @@ def parse_args(argv):
     for name in ('epoch', 'max_steps'):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error('--%s must be positive' % name)
-    if args.worker_timeout is not None and args.worker_timeout <= 0:
-        parser.error('--worker_timeout must be positive')
+    if args.worker_timeout is not None and not 0 < args.worker_timeout < float('inf'):
+        parser.error('--worker_timeout must be a positive number of seconds, got %s' % args.worker_timeout)
     return args
 
 

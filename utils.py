@@ -533,14 +533,20 @@ def output_format(path):
 ENCODER_MAX_SIDE = {'JPEG': 65500, 'WEBP': 16383}  # libjpeg's and libwebp's largest side; PNG, BMP, TIFF: far more
 
 
+def too_large_for(fmt, height, width):
+    """Why a height x width image cannot be encoded as `fmt` (Pillow's name), or None if it can."""
+    limit = ENCODER_MAX_SIDE.get(fmt)
+    if limit and max(height, width) > limit:
+        return 'a %dx%d result is larger than %s can hold (%d pixels a side)' % (width, height, fmt, limit)
+    return None
+
+
 def check_encodable(path, height, width, option='--output'):
     """Raise UsageError, before any work, when a height x width image cannot be written in the format that
     `path`'s extension names (unknown extension, or a side over the encoder's limit)."""
-    fmt = output_format(path)
-    limit = ENCODER_MAX_SIDE.get(fmt)
-    if limit and max(height, width) > limit:
-        raise UsageError('%s %s: a %dx%d result is larger than %s can hold (%d pixels a side); write it as .png or '
-                         '.tif, or make it smaller' % (option, path, width, height, fmt, limit))
+    reason = too_large_for(output_format(path), height, width)
+    if reason:
+        raise UsageError('%s %s: %s; write it as .png or .tif, or make it smaller' % (option, path, reason))
 
 
 def _pil_image(pixels, alpha, fmt):

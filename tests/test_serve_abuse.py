@@ -159,7 +159,9 @@ def test_malformed_http_gets_a_json_400(small_server, raw):
 
 
 @pytest.mark.parametrize('path,data,status,message', [
-    ('/v1/stylize/tiny/base64', b'{"image": ' + b'[' * 100000 + b']' * 100000 + b'}', 400, 'nested too deeply'),
+    ('/v1/stylize/tiny/base64', b'{"image": ' + b'[' * 100000 + b']' * 100000 + b'}', 400,
+     'holds more than 65536 bytes besides the image'),
+    ('/v1/stylize/tiny/base64', b'{"image": ' + b'[' * 30000 + b']' * 30000 + b'}', 400, 'nested too deeply'),
     ('/v1/stylize/tiny/base64', _base64_json('"max_size": 1e400'), 400, 'must be a finite whole number, got inf'),
     ('/v1/stylize/tiny/base64', _base64_json('"max_size": Infinity'), 400, 'max_size must be a finite whole number'),
     ('/v1/stylize/tiny/base64', _base64_json('"strength": NaN'), 400, 'strength must be between 0 and 1'),
@@ -171,6 +173,7 @@ def test_malformed_http_gets_a_json_400(small_server, raw):
     ('/v1/stylize/tiny', _png_header(15000, 15000), 413, 'too large: over the limit of 100000000'),  # Pillow's limit
     ('/v1/stylize/tiny', _image('WEBP'), 200, None),
     ('/v1/stylize/tiny', _image('JPEG'), 200, None),
+    ('/v1/stylize/tiny?format=webp', png(2, 16400)[0], 400, 'a 16400x2 result is larger than WEBP can hold'),
 ])
 def test_hostile_bodies_get_json_4xx_and_never_reach_a_decoder(small_server, path, data, status, message):
     started = time.time()
