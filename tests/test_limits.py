@@ -11,8 +11,9 @@ from PIL import Image
 import checkpoints
 import export
 import reader
-import serve
 from inference.stylizer import Stylizer
+from service.requests import base64_request
+from service.work import HTTPError
 from utils import UsageError, load_image, tf
 
 
@@ -51,8 +52,8 @@ def _png_bytes(side=64):
 def test_a_json_body_of_numbers_is_refused_before_it_is_parsed():
     body = b'{"image": "AAAA", "x": [' + b'0,' * 5_000_000 + b'0]}'
     tracemalloc.start()
-    with pytest.raises(serve.HTTPError, match='holds more than 65536 bytes besides the image'):
-        serve.base64_request(body)
+    with pytest.raises(HTTPError, match='holds more than 65536 bytes besides the image'):
+        base64_request(body)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 0.1 * len(body)  # json.loads would have built 5 million int objects
@@ -63,7 +64,7 @@ def test_a_json_image_costs_about_twice_the_body():
     body = json.dumps({'image': 'data:image/png;base64,' + base64.b64encode(image).decode(), 'max_size': 64,
                        'format': 'x' * 2000}).encode()
     tracemalloc.start()
-    data, options = serve.base64_request(body)
+    data, options = base64_request(body)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert data == image and options == {'max_size': 64, 'format': 'a string of 2000 bytes'}
@@ -78,14 +79,14 @@ def test_a_json_image_costs_about_twice_the_body():
     (b'', 'must be JSON'),
 ])
 def test_broken_json_bodies_get_one_line(body, message):
-    with pytest.raises(serve.HTTPError, match=message):
-        serve.base64_request(body)
+    with pytest.raises(HTTPError, match=message):
+        base64_request(body)
 
 
 def test_escaped_base64_is_read_too():
     image = _png_bytes(40)
     text = json.dumps({'image': base64.b64encode(image).decode()}).replace('/', '\\/').encode()
-    assert serve.base64_request(text)[0] == image
+    assert base64_request(text)[0] == image
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def test_preserve_colors_and_strength_give_evals_pixels(server, trained_model):
 
 
 def test_the_pixel_budget_never_runs_two_large_images_at_once():
-    from serve import PixelBudget
+    from service.work import PixelBudget
     budget, lock, running, peak = PixelBudget(100), threading.Lock(), [0], [0]
     together = threading.Barrier(3, timeout=30)
 

@@ -1,0 +1,100 @@
+"""The Starlette application: the routes, JSON errors, and the page with its security headers."""
+import asyncio
+import base64
+import os
+import re
+
+from service.requests import base64_request, image_from_multipart, parse_options, read_body
+from service.work import HTTPError
+
+
+PAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'docs', 'service.html')
+
+
+def page_headers(html):
+    """Security headers for the page: a Content-Security-Policy allowing only its own inline script and style (by
+    their hashes) and requests to this server."""
+    import hashlib
+
+    def hashes(tag):
+        return ' '.join("'sha256-%s'" % base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+                        for body in re.findall(r'<%s>(.*?)</%s>' % (tag, tag), html, re.S))
+    policy = ("default-src 'none'; script-src %s; style-src %s; img-src blob: data:; connect-src 'self'; "
+              "base-uri 'none'; form-action 'none'; frame-ancestors 'none'" % (hashes('script'), hashes('style')))
+    return {'Content-Security-Policy': policy, 'X-Frame-Options': 'DENY'}
+
+
+def with_headers(app, headers):
+    """An ASGI app that adds `headers` to every response of `app`."""
+    encoded = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+
+    async def wrapped(scope, receive, send):
+        async def send_with_headers(message):
+            if message['type'] == 'http.response.start':
+                message = {**message, 'headers': [*message.get('headers', []), *encoded]}
+            await send(message)
+        await app(scope, receive, send_with_headers)
+    return wrapped
+
+
+def create_app(service):
+    """The Starlette application around a Service: the model, the options, the declared length and the queue are
+    checked before any of the body is read."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse, JSONResponse, Response
+    from starlette.routing import Route
+    limits = service.limits
+    with open(PAGE, encoding='utf-8') as f:
+        html = f.read()
+
+    async def stylize_bytes(request):
+        options = parse_options(dict(request.query_params), request.headers.get('accept', ''))
+
+        async def read_request():
+            body = await read_body(request, limits)
+            if request.headers.get('content-type', '').startswith('multipart/form-data'):
+                return await image_from_multipart(request, body), options
+            return body, options
+        data, media, width, height, ms = await service.stylize(request.path_params['model'], read_request)
+        return Response(data, media_type=media, headers={'X-Stylize-Ms': '%.0f' % ms,
+                                                         'X-Image-Size': '%dx%d' % (width, height)})
+
+    async def stylize_base64(request):
+        async def read_request():
+            data, options = await asyncio.to_thread(base64_request, await read_body(request, limits))
+            return data, parse_options(options)
+        result, media, width, height, ms = await service.stylize(request.path_params['model'], read_request)
+        return JSONResponse({'image': base64.b64encode(result).decode('ascii'), 'format': media.split('/')[1],
+                             'width': width, 'height': height, 'ms': round(ms, 1)})
+
+    async def models(_request):
+        return JSONResponse({'models': [
+            {'name': name, 'kind': stylizer.kind, 'styles': stylizer.styles, 'precision': stylizer.precision,
+             'max_pixels': None if stylizer.can_tile else stylizer.max_pixels}
+            for name, stylizer in sorted(service.models.items())]})
+
+    async def health(_request):
+        return JSONResponse({'status': 'ok', 'models': len(service.models), 'in_progress': service.pending})
+
+    async def page(_request):
+        return HTMLResponse(html, headers=page_headers(html))
+
+    async def http_error(_request, error):
+        return JSONResponse({'error': str(error)}, status_code=error.status)
+
+    async def no_route(_request, exc):
+        if exc.status_code == 405:
+            return JSONResponse({'error': 'method not allowed here; this endpoint takes %s' % exc.headers['Allow']},
+                                status_code=405, headers=exc.headers)
+        return JSONResponse({'error': 'no such endpoint; see GET /v1/models, POST /v1/stylize/{model}'},
+                            status_code=exc.status_code)
+
+    async def server_fault(_request, _exc):  # the traceback goes to the server's log, not to the client
+        return JSONResponse({'error': 'internal server error; the server log has the details'}, status_code=500)
+
+    routes = [Route('/', page), Route('/healthz', health), Route('/v1/models', models),
+              Route('/v1/stylize/{model}', stylize_bytes, methods=['POST']),
+              Route('/v1/stylize/{model}/base64', stylize_base64, methods=['POST'])]
+    app = Starlette(routes=routes, exception_handlers={HTTPError: http_error, 404: no_route, 405: no_route,
+                                                       Exception: server_fault})
+    return with_headers(app, {'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store'})

@@ -1,0 +1,172 @@
+"""Reading a request: its options (query or JSON), its body within the limits, multipart uploads, and JSON bodies
+read in bounded memory."""
+import asyncio
+import base64
+import binascii
+import re
+import sys
+
+from service.work import FORMATS, HTTPError
+from utils import MAX_STYLES, shorten
+
+
+def parse_options(values, accept=''):
+    """max_size, strength, preserve_colors, format, style and mix from query parameters or JSON; HTTPError 400 if
+    bad (whether style and mix fit the model is checked with the model: _style_of)."""
+    def number(key, kind, default):
+        raw = values.get(key, default)
+        try:
+            if isinstance(raw, bool) or (kind is int and isinstance(raw, float) and not raw.is_integer()):
+                raise TypeError(raw)  # int() would take JSON's true as 1 and 1.7 as 1
+            return kind(raw)
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int() of 1e400 or Infinity
+            raise HTTPError(400, '%s must be a finite %s, got %s'
+                            % (key, 'whole number' if kind is int else 'number', shorten(raw))) from None
+
+    max_size = number('max_size', int, 0)
+    strength = number('strength', float, 1.0)
+    if max_size < 0:
+        raise HTTPError(400, 'max_size must be positive, got %d' % max_size)
+    if not 0 <= strength <= 1:
+        raise HTTPError(400, 'strength must be between 0 and 1, got %g' % strength)
+    preserve = str(values.get('preserve_colors', 'false')).lower()
+    if preserve not in ('true', '1', 'yes', 'false', '0', 'no'):
+        raise HTTPError(400, 'preserve_colors must be true or false, got %s' % shorten(preserve))
+    fmt = values.get('format')
+    if fmt is None:
+        fmt = next((key for key, media in (('png', 'image/png'), ('jpeg', 'image/jpeg'), ('webp', 'image/webp'))
+                    if media in accept), None)
+    if fmt is not None and str(fmt).lower() not in FORMATS:
+        raise HTTPError(400, 'format must be one of png, jpeg, webp; got %s' % shorten(fmt))
+    return {'max_size': max_size, 'strength': strength, 'preserve_colors': preserve in ('true', '1', 'yes'),
+            'format': FORMATS[str(fmt).lower()] if fmt else None,
+            'style': number('style', int, None) if values.get('style') is not None else None,
+            'mix': _mix(values.get('mix'))}
+
+
+def _mix(raw):
+    """A style mix given as "0.3,0.7" (query) or [0.3, 0.7] (JSON), as a list of numbers; None if not given."""
+    if raw is None:
+        return None
+    items = raw.split(',') if isinstance(raw, str) else raw
+    try:
+        if not isinstance(items, list) or len(items) > MAX_STYLES or any(isinstance(x, bool) for x in items):
+            raise TypeError(raw)
+        return [float(item) for item in items]
+    except (TypeError, ValueError, OverflowError):
+        raise HTTPError(400, 'mix must be comma-separated numbers, one per style (at most %d), got %s'
+                        % (MAX_STYLES, shorten(raw))) from None
+
+
+async def read_body(request, limits):
+    """The request body, refused early when its declared length is over the limit (413), cut off when it grows
+    over it, and given up on (408) when it does not arrive within limits.body_timeout."""
+    from starlette.requests import ClientDisconnect
+    declared = request.headers.get('content-length', '')
+    if declared.isdigit() and int(declared) > limits.max_request_bytes:
+        raise HTTPError(413, 'the request is %s bytes, over the limit of %d' % (declared, limits.max_request_bytes))
+
+    async def receive_all():
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.max_request_bytes:
+                raise HTTPError(413, 'the request is over the limit of %d bytes' % limits.max_request_bytes)
+            chunks.append(chunk)
+        return b''.join(chunks)
+    try:
+        return await asyncio.wait_for(receive_all(), limits.body_timeout)
+    except asyncio.TimeoutError:
+        raise HTTPError(408, 'the request body did not arrive within %g s' % limits.body_timeout) from None
+    except ClientDisconnect:
+        raise HTTPError(400, 'the client closed the connection') from None
+
+
+async def image_from_multipart(request, body):
+    """The file of a multipart body (the field named "image", else the first file)."""
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    async def replay():
+        yield body
+    try:
+        form = await MultiPartParser(request.headers, replay()).parse()
+    except MultiPartException as error:
+        raise HTTPError(400, 'malformed multipart body (%s)' % error) from None
+    files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+    if not files:
+        raise HTTPError(400, 'the multipart body has no file; send the image as a file field named "image"')
+    chosen = next((f for key, f in form.multi_items() if key == 'image' and isinstance(f, UploadFile)), files[0])
+    return await chosen.read()
+
+MAX_JSON_FIELDS_BYTES = 64 * 1024  # the JSON around the image (its options are a few hundred bytes)
+
+LONG_STRING_BYTES = 1024  # a JSON string this long is read in place, not parsed: the image's base64
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def base64_request(body):
+    """(image bytes, options dict) of a JSON body {"image": "<base64>", ...options}, in memory about the body's
+    size twice over: the long strings (the base64) are found in place and left out of the JSON that is parsed,
+    which must then be under MAX_JSON_FIELDS_BYTES, so that no body of numbers or nesting is ever parsed whole;
+    the image is decoded straight from the body's bytes. Run it off the event loop (a 20 MB body takes tens of ms).
+    """
+    spans = [match.span() for match in _JSON_STRING.finditer(body) if match.end() - match.start() >= LONG_STRING_BYTES]
+    if len(body) - sum(end - start for start, end in spans) > MAX_JSON_FIELDS_BYTES:
+        raise HTTPError(400, 'the JSON body holds more than %d bytes besides the image; send {"image": "<base64>", '
+                             '...options}' % MAX_JSON_FIELDS_BYTES)
+    pieces, last = [], 0
+    for index, (start, end) in enumerate(spans):
+        pieces += [body[last:start], b'"\\u0000%d"' % index]
+        last = end
+    payload = _parse_json(b''.join(pieces + [body[last:]]))
+    image = payload.pop('image', None) if isinstance(payload, dict) else None
+    if not isinstance(image, str):
+        raise HTTPError(400, 'the JSON body needs "image": a base64 string of the image file')
+    for key, value in payload.items():  # another long string: an option no one sends at that length
+        if _placeholder(value) is not None:
+            start, end = spans[_placeholder(value)]
+            payload[key] = 'a string of %d bytes' % (end - start - 2)
+    if _placeholder(image) is None:  # a short one, parsed with the rest
+        encoded = image.encode('ascii', 'replace')
+        return _base64_decode(encoded, 0, len(encoded)), payload
+    return _base64_image(body, *spans[_placeholder(image)]), payload
+
+
+def _placeholder(value):
+    """The index of the long string that base64_request put in the place of `value`, or None."""
+    is_one = isinstance(value, str) and value.startswith('\0') and value[1:].isdigit()
+    return int(value[1:]) if is_one else None
+
+
+def _parse_json(text):
+    import json
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise HTTPError(400, 'the JSON body is nested too deeply; send {"image": "<base64>", ...options}') from None
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPError(400, 'the body must be JSON: {"image": "<base64>", ...options}') from None
+
+
+def _base64_image(body, start, end):
+    """The bytes of the base64 JSON string at body[start:end] (quotes included), a data URL's prefix dropped."""
+    if body.find(b'\\', start, end) != -1:  # escapes (a "\/" or line breaks): decode the string as JSON
+        text = _parse_json(body[start:end]).encode('ascii', 'replace')
+        start, end, body = 0, len(text), text
+    else:
+        start, end = start + 1, end - 1
+    return _base64_decode(body, start, end)
+
+
+def _base64_decode(data, start, end):
+    """base64 data[start:end], after a data URL's prefix (up to a comma) if there is one, decoded in place
+    (Python 3.10's b64decode copies the text first)."""
+    start = max(start, data.rfind(b',', start, end) + 1)
+    try:
+        if sys.version_info >= (3, 11):
+            return binascii.a2b_base64(memoryview(data)[start:end], strict_mode=True)
+        return base64.b64decode(memoryview(data)[start:end], validate=True)
+    except (binascii.Error, ValueError):
+        raise HTTPError(400, '"image" is not valid base64') from None

@@ -1,0 +1,188 @@
+"""The service's work: the models, the queue, the memory budget and the deadline; decoding, stylizing and encoding
+one request's image in a worker thread."""
+import asyncio
+import dataclasses
+import io
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image
+
+from inference import color
+from inference.stylizer import DEFAULT_MAX_PIXELS, style_choice
+from inference.tiling import Cancelled
+from utils import UsageError, encode_image, load_image, log, too_large_for
+
+
+FORMATS = {'png': 'PNG', 'jpeg': 'JPEG', 'jpg': 'JPEG', 'webp': 'WEBP'}
+
+MEDIA_TYPES = {'PNG': 'image/png', 'JPEG': 'image/jpeg', 'WEBP': 'image/webp'}
+
+
+class HTTPError(Exception):
+    """An error answered as JSON {"error": message} with this status."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclasses.dataclass(frozen=True)
+
+
+class Limits:
+    """What one request and all of them together may take; see parse_args for each."""
+    max_request_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 25000000
+    memory_pixels: int = DEFAULT_MAX_PIXELS
+    workers: int = 2
+    queue: int = 16
+    timeout: float = 120.0
+    body_timeout: float = 60.0
+
+
+class PixelBudget:
+    """Lets inference runs start only while the pixels in flight stay within a budget (memory)."""
+
+    def __init__(self, budget):
+        self.budget, self.in_use = budget, 0
+        self.condition = threading.Condition()
+
+    def run(self, pixels, work, deadline):
+        """work() once `pixels` fit the budget; Cancelled if they do not before `deadline` (time.monotonic)."""
+        pixels = min(pixels, self.budget)  # larger images are tiled within the Stylizer's own budget
+        with self.condition:
+            if not self.condition.wait_for(lambda: self.in_use + pixels <= self.budget,
+                                           max(deadline - time.monotonic(), 0)):
+                raise Cancelled('the deadline passed while waiting for memory')
+            self.in_use += pixels
+        try:
+            return work()
+        finally:
+            with self.condition:
+                self.in_use -= pixels
+                self.condition.notify_all()
+
+
+def sniff_format(data):
+    """'JPEG', 'PNG' or 'WEBP' from a file's first bytes, or None: only these formats reach a decoder."""
+    if data.startswith(b'\xff\xd8\xff'):
+        return 'JPEG'
+    if data.startswith(b'\x89PNG\r\n\x1a\n'):
+        return 'PNG'
+    if data[:4] == b'RIFF' and data[8:12] == b'WEBP':
+        return 'WEBP'
+    return None
+
+
+class Service:
+    """The models and the limits that keep the service alive under load."""
+
+    def __init__(self, models, limits):
+        self.models, self.limits = models, limits
+        self.executor = ThreadPoolExecutor(max_workers=limits.workers)
+        self.budget = PixelBudget(limits.memory_pixels)
+        self.lock = threading.Lock()
+        self.pending = 0  # requests admitted and not finished: reading their body, waiting or stylizing
+
+    def model(self, name):
+        if name not in self.models:
+            raise HTTPError(404, 'unknown model %r (available: %s)' % (name[:100], ', '.join(sorted(self.models))))
+        return self.models[name]
+
+    def admit(self):
+        with self.lock:
+            if self.pending >= self.limits.queue:
+                raise HTTPError(429, 'the service is busy (%d requests in progress); retry shortly' % self.pending)
+            self.pending += 1
+
+    def release(self, future=None):
+        with self.lock:
+            self.pending -= 1
+        if future is not None and isinstance(future.exception(), Cancelled):
+            log.info('stopped a request past its %g s deadline (%s)', self.limits.timeout, future.exception())
+
+    async def stylize(self, name, read_request):
+        """Check the model, admit the request, read it (read_request() is awaited for (image bytes, options), so
+        that no body is read before the first two), then decode, stylize and encode its image.
+
+        Returns:
+          (bytes, media type, width, height, milliseconds).
+        """
+        stylizer = self.model(name)
+        self.admit()
+        try:
+            data, options = await read_request()
+            style = _style_of(stylizer, name, options)
+        except BaseException:
+            self.release()
+            raise
+        start = time.monotonic()
+        deadline = start + self.limits.timeout
+        future = self.executor.submit(self._work, stylizer, data, options, style, deadline)
+        future.add_done_callback(self.release)
+        try:
+            body, fmt, width, height = await asyncio.wait_for(asyncio.wrap_future(future), self.limits.timeout)
+        except (asyncio.TimeoutError, Cancelled):
+            raise HTTPError(504, 'stylizing took longer than the %g s limit; send a smaller image or use max_size'
+                            % self.limits.timeout) from None
+        return body, MEDIA_TYPES[fmt], width, height, (time.monotonic() - start) * 1000
+
+    def _work(self, stylizer, data, options, style, deadline):
+        """In a worker thread: decode, stylize (in `style`, for a model of several styles) and encode; stops
+        (Cancelled) once the deadline has passed."""
+        def too_late():
+            return time.monotonic() > deadline
+        rgb, alpha, input_format = self._decode(data)
+        rgb, alpha = _limit_size(rgb, alpha, options['max_size'])
+        fmt = options['format'] or (input_format if input_format in MEDIA_TYPES else 'PNG')
+        reason = too_large_for(fmt, *rgb.shape[:2])
+        if reason:
+            raise HTTPError(400, '%s; ask for format=png, or a smaller max_size' % reason)
+        pixels = rgb.shape[0] * rgb.shape[1]
+        if not stylizer.can_tile and pixels > stylizer.max_pixels:
+            raise HTTPError(413, 'this model is a .tflite, which stylizes at most %d pixels at once (tiling needs the '
+                                 'checkpoint); send a smaller image or use max_size' % stylizer.max_pixels)
+        if too_late():
+            raise Cancelled('the deadline passed before the work started')
+        stylized = self.budget.run(pixels, lambda: stylizer(rgb, progress=False, should_stop=too_late, style=style),
+                                   deadline)
+        result = color.finish(stylized, rgb, options['preserve_colors'], options['strength'])
+        return encode_image(result, fmt, alpha), fmt, result.shape[1], result.shape[0]
+
+    def _decode(self, data):
+        """(rgb, alpha, format) of a JPEG, PNG or WebP body; other formats never reach a decoder."""
+        if not data:
+            raise HTTPError(400, 'the request body is empty; send a JPEG, PNG or WebP image')
+        fmt = sniff_format(data)
+        if fmt is None:
+            raise HTTPError(415, 'the request body is not a JPEG, PNG or WebP image (the formats this service '
+                                 'accepts)')
+        try:
+            rgb, alpha = load_image(io.BytesIO(data), 'the request body', max_pixels=self.limits.max_image_pixels,
+                                    formats=(fmt,))
+        except UsageError as error:
+            raise HTTPError(413 if 'too large' in str(error) else 400, str(error)) from None
+        return rgb, alpha, fmt
+
+
+def _style_of(stylizer, name, options):
+    """The style weights that the options' style (an index) or mix ask of the model; HTTPError 400 if they do not
+    fit it."""
+    try:
+        return style_choice(stylizer.styles, options['style'], options['mix'], 'model %s' % name, ('style', 'mix'))
+    except UsageError as error:
+        raise HTTPError(400, str(error)) from None
+
+
+def _limit_size(rgb, alpha, max_size):
+    """Shrink an image (and its alpha) so that its long side is at most max_size."""
+    height, width = rgb.shape[:2]
+    if not max_size or max(height, width) <= max_size:
+        return rgb, alpha
+    scale = max_size / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.LANCZOS))
+    return rgb, None if alpha is None else np.asarray(Image.fromarray(alpha).resize(size, Image.LANCZOS))
