@@ -12,7 +12,8 @@ import time
 import numpy as np
 
 import model
-from utils import IMAGE_FORMATS, UsageError, log, slim, tf
+from images import IMAGE_FORMATS
+from utils import UsageError, log, slim, tf
 
 CHECKPOINT_NAME = 'fast-style-model.ckpt'  # train.py's checkpoints: <model folder>/<this>-<step or done>
 CHECKPOINT_FIX = 'pass a model trained by train.py, e.g. models/candy/fast-style-model.ckpt-done or models/candy'

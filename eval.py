@@ -19,11 +19,11 @@ import time
 from tqdm import tqdm
 
 from files import Outputs
+from images import IMAGE_FORMATS, check_encodable, image_size, load_image, output_format
 from inference import color, consistency
 from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer, style_choice
-from utils import (IMAGE_FORMATS, ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main,
-                   check_encodable, float_list, image_size, load_image, log, output_format, run_and_exit,
-                   setup_logging)
+from utils import (ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main, float_list, log,
+                   run_and_exit, setup_logging)
 
 INPUT_EXTENSIONS = tuple(IMAGE_FORMATS)
 

@@ -13,7 +13,8 @@ import os
 import shutil
 import tempfile
 
-from utils import UsageError, check_encodable, encode_image, output_format, tf
+from images import check_encodable, encode_image, output_format
+from utils import UsageError, tf
 
 
 def _missing_folders(folder):

@@ -10,7 +10,8 @@ import threading
 
 import numpy as np
 
-from utils import UsageError, load_image, tf
+from images import load_image
+from utils import UsageError, tf
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 MIN_FILES_BEFORE_JUDGING = 20

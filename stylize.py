@@ -15,13 +15,14 @@ from PIL import Image
 from tqdm import tqdm
 
 import losses
+from config import CONFIG_SCHEMA
 from files import Outputs
+from images import check_encodable, image_size, output_format, read_image
 from inference import color
 from nets import pretrained
 from nets.loss_network import LossNetwork
-from utils import (CONFIG_SCHEMA, ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main,
-                   check_encodable, float_list, image_size, log, output_format, read_image, run_and_exit,
-                   session_config, setup_logging, tf)
+from utils import (ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main, float_list, log,
+                   run_and_exit, session_config, setup_logging, tf)
 
 LOSS_MODEL = 'vgg_16'
 VGG_URL = CONFIG_SCHEMA['loss_model_url'][1]  # slim's archive, as train.py downloads it

@@ -14,12 +14,14 @@ import numpy as np
 import distribute
 import losses
 import reader
+from config import load_config, style_list
 from files import Outputs
+from images import read_image
 from nets import pretrained
 from nets.loss_network import LossNetwork
 from preprocessing import preprocessing_factory
 from training.loop import total_steps, train
-from utils import ArgumentParser, UsageError, cli_main, load_config, log, read_image, setup_logging, style_list, tf
+from utils import ArgumentParser, UsageError, cli_main, log, setup_logging, tf
 
 
 def parse_args(argv):

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import stylize  # noqa: E402  (after the path: the benchmark runs from a checkout)
 from nets.loss_network import LossNetwork  # noqa: E402
-from utils import read_image  # noqa: E402
+from images import read_image  # noqa: E402
 
 ITERATIONS = {'adam': 100, 'lbfgs': 50}
 

@@ -17,7 +17,8 @@ sys.path.insert(0, ROOT)
 import reader  # noqa: E402
 import train  # noqa: E402
 import training.graph  # noqa: E402
-from utils import computing_precision, load_config, session_config, tf  # noqa: E402
+from config import load_config
+from utils import computing_precision, session_config, tf  # noqa: E402
 
 
 def loss_curve(config, filenames, styles, loss_net, reduced_precision, steps, every):

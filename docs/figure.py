@@ -15,7 +15,8 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from files import Outputs  # noqa: E402 (after the path it lives on)
-from utils import ArgumentParser, cli_main, read_image  # noqa: E402
+from images import read_image
+from utils import ArgumentParser, cli_main  # noqa: E402
 
 
 def side_by_side(images, height, gap):

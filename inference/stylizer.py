@@ -16,8 +16,9 @@ import numpy as np
 
 import checkpoints
 import model
+from config import MAX_STYLES
 from inference import tiling
-from utils import MAX_STYLES, UsageError, computing_precision, log, native_logs_muted, require_file, session_config, tf
+from utils import UsageError, computing_precision, log, native_logs_muted, require_file, session_config, tf
 
 # About 0.3 KB of memory per pixel for a whole image on top of 0.6 GB (benchmarks/tiled_inference.py): 2.5 megapixels
 # take about 1.4 GB, and tiles within that budget about 2.2 GB (the statistics passes hold a whole-resolution map of

@@ -6,8 +6,9 @@ import binascii
 import re
 import sys
 
+from config import MAX_STYLES
 from service.work import FORMATS, HTTPError
-from utils import MAX_STYLES, shorten
+from utils import shorten
 
 
 def parse_options(values, accept=''):

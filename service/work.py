@@ -10,10 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
+from images import encode_image, load_image, too_large_for
 from inference import color
 from inference.stylizer import DEFAULT_MAX_PIXELS, style_choice
 from inference.tiling import Cancelled
-from utils import UsageError, encode_image, load_image, log, too_large_for
+from utils import UsageError, log
 
 
 FORMATS = {'png': 'PNG', 'jpeg': 'JPEG', 'jpg': 'JPEG', 'webp': 'WEBP'}

@@ -4,8 +4,9 @@ import os
 
 import pytest
 
+from config import load_config
 from helpers import ROOT
-from utils import UsageError, load_config
+from utils import UsageError
 
 SPEC_STYLE_WEIGHTS = {'candy': 50, 'cubist': 180, 'denoised_starry': 250, 'feathers': 220, 'mosaic': 100,
                       'scream': 250, 'udnie': 200, 'wave': 220}

@@ -19,8 +19,9 @@ import losses
 import train
 import training.loop
 import training.progress
+from config import Config
 from helpers import ROOT, write_config, write_image_file
-from utils import Config, UsageError, tf
+from utils import UsageError, tf
 
 STEP_LINE = re.compile(r'resumed from \S+ at step (\d+)')
 

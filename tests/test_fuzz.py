@@ -12,9 +12,11 @@ from PIL import Image
 
 import checkpoints
 import reader
+from config import CONFIG_SCHEMA, load_config
+from images import load_image
 from inference.stylizer import Stylizer
 from nets import pretrained
-from utils import CONFIG_SCHEMA, UsageError, load_config, load_image
+from utils import UsageError
 
 # Derandomized: CI runs the same examples every time (set FUZZ_EXAMPLES higher and derandomize off to explore).
 FUZZ = settings(max_examples=int(os.environ.get('FUZZ_EXAMPLES', 150)), deadline=None,

@@ -15,9 +15,10 @@ import eval as eval_py
 import export
 import model
 from helpers import CPU_HAS_BF16, make_video, write_image_file
+from images import load_image
 from inference import color, tiling
 from inference.stylizer import Stylizer
-from utils import UsageError, load_image, session_config, tf
+from utils import UsageError, session_config, tf
 
 
 @pytest.fixture(scope='module')

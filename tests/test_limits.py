@@ -11,10 +11,11 @@ from PIL import Image
 import checkpoints
 import export
 import reader
+from images import load_image
 from inference.stylizer import Stylizer
 from service.requests import base64_request
 from service.work import HTTPError
-from utils import UsageError, load_image, tf
+from utils import UsageError, tf
 
 
 def test_a_training_image_over_the_pixel_budget_is_skipped_from_its_header(tmp_path):

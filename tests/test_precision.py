@@ -10,6 +10,7 @@ import pytest
 import eval as eval_py
 import utils
 from helpers import BF16_FALLBACK, CPU_HAS_BF16, NO_BF16, write_image_file
+from images import load_image
 from inference.stylizer import Stylizer
 
 ON = 1  # RewriterConfig.ON
@@ -68,7 +69,7 @@ def test_a_cpu_with_bfloat16_runs_it_and_says_so(monkeypatch, caplog):
 
 
 def test_the_stylizer_told_the_cpu_lacks_bfloat16_gives_float32s_pixels(no_bf16, tmp_path, trained_model):
-    image = utils.load_image(write_image_file(str(tmp_path / 'photo.png'), 40, 52, seed=3))[0]
+    image = load_image(write_image_file(str(tmp_path / 'photo.png'), 40, 52, seed=3))[0]
     stylizers = [Stylizer(trained_model, precision=precision) for precision in ('bf16', 'fp32')]
     try:
         assert [stylizer.precision for stylizer in stylizers] == ['float32', 'float32']

@@ -294,7 +294,7 @@ def test_stylize_output_equal_to_an_input_is_refused(tmp_path, vgg_checkpoint, c
 
 
 def test_image_size_from_the_header_applies_exif_orientation(tmp_path):
-    from utils import image_size, load_image
+    from images import image_size, load_image
     path = str(tmp_path / 'rotated.jpg')
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display

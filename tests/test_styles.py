@@ -14,11 +14,12 @@ import export
 import model
 import train
 import training.loop
+from config import load_config, style_list
 from helpers import (NEEDS_CHROMIUM, browser_page, png, request, start_server, usage_error, write_config,
                      write_image_file)
 from inference.stylizer import Stylizer, style_choice
 from training.progress import ProgressLog
-from utils import UsageError, load_config, style_list, tf
+from utils import UsageError, tf
 
 
 @pytest.fixture(scope='module')

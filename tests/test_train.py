@@ -17,8 +17,10 @@ import training.graph
 import training.loop
 import training.progress
 import utils
+from config import load_config
 from helpers import BF16_FALLBACK, CPU_HAS_BF16, NO_BF16, usage_error, write_config
-from utils import load_config, read_image, tf
+from images import read_image
+from utils import tf
 
 
 def _event_tags(folder):

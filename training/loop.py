@@ -8,10 +8,11 @@ import checkpoints as checkpoint_files
 import distribute
 import model
 import reader
+from config import style_list
 from files import Outputs
 from training.graph import build_graph
 from training.progress import ProgressLog, StopRequest
-from utils import UsageError, log, style_list, tf
+from utils import UsageError, log, tf
 
 CHECKPOINT_NAME = checkpoint_files.CHECKPOINT_NAME
 _TRAINING_ENTRIES = (CHECKPOINT_NAME, 'checkpoint', 'events.out.tfevents.')  # what a run writes in its folder

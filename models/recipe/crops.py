@@ -18,7 +18,8 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from files import Outputs  # noqa: E402 (after the path the project lives on)
 from reader import list_images  # noqa: E402
-from utils import ArgumentParser, UsageError, cli_main, load_image, log, run_and_exit, setup_logging  # noqa: E402
+from images import load_image
+from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging  # noqa: E402
 
 
 def random_crops(pixels, count, size, min_scale, rng):
