@@ -12,7 +12,7 @@ import eval as eval_py
 import export
 import files
 import stylize
-from helpers import make_video, usage_error, write_image_file
+from helpers import usage_error, write_image_file
 from utils import UsageError
 
 
@@ -105,7 +105,8 @@ def test_stylize_frames_never_replace_an_input_or_an_existing_frame(tmp_path, ga
     err = usage_error(stylize.main, ['--content', str(photo), *common], capsys)
     assert '--frames_dir %s is the input %s' % (photo, photo) in err
     err = usage_error(stylize.main, ['--content', gatys_images['content'], *common], capsys)
-    assert err == 'error: --frames_dir %s exists; pass --overwrite to replace it, or choose another --frames_dir' % photo
+    assert err == ('error: --frames_dir %s exists; pass --overwrite to replace it, or choose another --frames_dir'
+                   % photo)
     assert _tree(tmp_path) == before  # refused before any work
 
 

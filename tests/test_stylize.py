@@ -178,7 +178,7 @@ def test_errors(images, vgg_checkpoint, trained_model, tmp_path, capsys):
         (['--style_blend', '0.5,0.5'], '--style_blend needs 1 non-negative weights'),
         (['--max_size', '12'], 'the result (12x9) is too small for vgg_16/conv5/conv5_3: it needs at least 16 pixels'),
         (['--style_scale', '0.3'], 'the resized style image (7x10) is too small'),
-        (['--style_blend', 'a,b'], "expected comma-separated numbers, got 'a,b'"),
+        (['--style_blend', 'a,b'], "expected comma-separated finite numbers, got 'a,b'"),
         (['--style_layer_weights', '1,2'], '--style_layer_weights needs 5 non-negative weights'),
         (['--save_every', '-1'], '--save_every must be 0 (off) or positive'),
         (['--output', 'x.docx'], "unknown image extension '.docx'"),

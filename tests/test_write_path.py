@@ -140,7 +140,8 @@ def _assert_through_outputs(claimed, recorded):
 
 
 def test_eval_writes_images_and_videos_through_outputs(tmp_path, trained_model, monkeypatch):
-    photos = [write_image_file(str(tmp_path / 'in' / name), 16, 20, seed=i) for i, name in enumerate(('a.png', 'b.jpg'))]
+    photos = [write_image_file(str(tmp_path / 'in' / name), 16, 20, seed=i)
+              for i, name in enumerate(('a.png', 'b.jpg'))]
     for argv in (['--image_file', photos[0], '--output', str(tmp_path / 'one.png')],
                  ['--image_file', str(tmp_path / 'in'), '--output', str(tmp_path / 'many') + '/']):
         _assert_through_outputs(*_run_audited(monkeypatch, eval_py.main, ['--model_file', trained_model, *argv]))
