@@ -129,10 +129,10 @@ def test_style_options_that_do_not_fit_the_model(two_styles, trained_model, phot
             (two_styles, ['--style_index', '2'], '--style_index 2 is out of range: %s holds 2 styles' % two_styles),
             (two_styles, ['--style_mix', '1,2,3'], '--style_mix gives 3 weights, but %s holds 2 styles' % two_styles),
             (two_styles, ['--style_mix', '1,-1'], '--style_mix takes non-negative weights with a positive, finite'),
-            (two_styles, ['--style_mix', 'nan,1'], '--style_mix takes non-negative weights'),
+            (two_styles, ['--style_mix', 'nan,1'], 'expected comma-separated finite numbers'),
             (two_styles, ['--style_mix', '0,0'], '--style_mix takes non-negative weights'),
             (two_styles, ['--style_mix', '1e308,1e308'], '--style_mix takes non-negative weights'),  # sum: inf
-            (two_styles, ['--style_mix', 'a,b'], "expected comma-separated numbers, got 'a,b'"),
+            (two_styles, ['--style_mix', 'a,b'], "expected comma-separated finite numbers, got 'a,b'"),
             (two_styles, ['--style_index', '0', '--style_mix', '1,0'], 'not allowed with argument'),
             (trained_model, ['--style_index', '0'], 'holds one style: --style_index and --style_mix apply to models '
                                                     'of several styles')]:
