@@ -46,6 +46,25 @@ def _new_file_mode(path):
         return 0o666 & ~umask
 
 
+STAGING_NAME_CHARS = 64
+NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
+
+
+def _check_place(path, option):
+    """Raise UsageError, before any work, when `path` could never be written: its name is too long, or what
+    stands where its folders would be is a file."""
+    name = os.path.basename(os.path.abspath(path))
+    if len(os.fsencode(name)) > NAME_MAX:
+        raise UsageError('%s %s...: the name is %d bytes, over the %d a file name may have; choose a shorter one'
+                         % (option, name[:40], len(os.fsencode(name)), NAME_MAX))
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise UsageError('%s %s: %s is a file, so no folder can be made there; choose another %s'
+                         % (option, path, folder, option))
+
+
 @contextlib.contextmanager
 def _staged(path, make):
     """Make the parent folders and a temporary entry beside `path` with make(folder, prefix); yield its path; on
@@ -55,7 +74,8 @@ def _staged(path, make):
     staging = None
     try:
         os.makedirs(folder, exist_ok=True)
-        staging = make(folder, '.%s.' % os.path.basename(path))
+        # The temporary name adds a prefix and suffix: a shortened base keeps it within the file system's limit.
+        staging = make(folder, '.%s.' % os.path.basename(path)[:STAGING_NAME_CHARS])
         yield staging
     except BaseException as error:
         if staging is not None:
@@ -184,6 +204,7 @@ class Outputs:
           resumable: for a folder the run adds to (training's): whether what is there is an earlier run's, to
             which it may add without overwrite; anything else there is refused.
         """
+        _check_place(path, option)
         keys = _identities(path)
         folder = folder or os.path.isdir(path)  # replacing a folder replaces all it holds
         for input_path, input_keys in self._inputs:

@@ -215,7 +215,8 @@ def mean_squared(a, b):
 
 
 def build_losses(end_points, image, targets, recipe):
-    """Content, style and total-variation losses of the image, and their weighted sum; a dict of tensors."""
+    """The weighted content, style and total-variation losses of the image, and their sum (the total): a dict of
+    tensors whose terms add up to the total, as the progress bar and the last line show them."""
     content_targets, grams = targets
     layer_weights = recipe.style_layer_weights or [1.0] * len(recipe.style_layers)
     content = tf.add_n([mean_squared(end_points[layer], target)
@@ -223,8 +224,9 @@ def build_losses(end_points, image, targets, recipe):
     style = tf.add_n([weight * mean_squared(losses.gram(end_points[layer])[0], target)
                       for layer, target, weight in zip(recipe.style_layers, grams, layer_weights)])
     tv = losses.total_variation_loss(image)
-    total = recipe.content_weight * content + recipe.style_weight * style + recipe.tv_weight * tv
-    return {'total': total, 'content': content, 'style': style, 'tv': tv}
+    terms = {'content': recipe.content_weight * content, 'style': recipe.style_weight * style,
+             'tv': recipe.tv_weight * tv}
+    return {'total': tf.add_n(list(terms.values())), **terms}
 
 
 def initial_image(kind, content, style, seed):
@@ -262,7 +264,7 @@ class Progress:
         return step in self.frames
 
     def update(self, step, values, pixels=None):
-        self.bar.set_postfix_str('total %.4g | content %.4g | style %.4g | tv %.4g'
+        self.bar.set_postfix_str('total %.4g = content %.4g + style %.4g + tv %.4g'
                                  % (values['total'], values['content'], values['style'], values['tv']))
         self.bar.update(step - self.bar.n)
         if pixels is not None:
@@ -421,8 +423,8 @@ def main(argv=None):
     start = time.time()
     result, final, outputs = stylize(args)
     outputs.image(args.output, result)
-    log.info('result (%dx%d) written to %s after %d %s iterations in %.1f s; loss %.4g (content %.4g, style %.4g, '
-             'tv %.4g)', result.shape[1], result.shape[0], args.output, args.iterations, args.optimizer,
+    log.info('result (%dx%d) written to %s after %d %s iterations in %.1f s; loss %.4g = content %.4g + style %.4g '
+             '+ tv %.4g (weighted)', result.shape[1], result.shape[0], args.output, args.iterations, args.optimizer,
              time.time() - start, final['total'], final['content'], final['style'], final['tv'])
 
 

@@ -7,6 +7,7 @@ Checkpoints and TensorBoard summaries go to <model_path>/<naming>/; a new run re
 checkpoint there, with its global step and Adam state.
 """
 import argparse
+import glob
 import os
 
 import numpy as np
@@ -17,9 +18,11 @@ import reader
 from config import load_config, style_list
 from files import Outputs
 from images import read_image
+from inference.stylizer import model_weights
 from nets import pretrained
 from nets.loss_network import LossNetwork
 from preprocessing import preprocessing_factory
+from training.init_from import starting_weights
 from training.loop import total_steps, train
 from utils import ArgumentParser, UsageError, cli_main, log, setup_logging, tf
 
@@ -33,6 +36,10 @@ def parse_args(argv):
                                                   "(default: the config's epoch)")
     parser.add_argument('--max_steps', type=int, help='stop at this global step and save a checkpoint '
                                                       '(default: train for the config\'s epochs)')
+    parser.add_argument('--init_from', metavar='MODEL',
+                        help='start from a trained model (a checkpoint, .pb or SavedModel; any number of styles): a '
+                             'network that keeps a photo\'s shapes learns a new style in far fewer steps. A new '
+                             'model folder only; the global step and Adam start afresh')
     parser.add_argument('--no_download', action='store_true',
                         help='fail instead of downloading the VGG weights when loss_model_file is missing')
     parser.add_argument('--distribute', choices=distribute.MODES, default='none',
@@ -106,10 +113,20 @@ def target_outputs(config):
     return Outputs([image for image, _ in style_list(config)], overwrite=True)
 
 
-def check_prerequisites(config, download):
+def start_from(model_file, styles):
+    """(weights for a network of `styles` styles, the source) read from a trained model for --init_from."""
+    weights, note = starting_weights(model_weights(model_file), styles)
+    log.info('starting from %s: %s', model_file, note)
+    return weights, model_file
+
+
+def check_prerequisites(config, download, init_from=None):
     """Raise one UsageError naming every missing prerequisite with its fix (the training folder, the style image,
-    the VGG weights unless they will be downloaded), rather than one per run."""
+    the VGG weights unless they will be downloaded, the model to start from), rather than one per run."""
     missing = []
+    if init_from and not (os.path.exists(init_from) or glob.glob(glob.escape(init_from) + '.*')):
+        missing.append('model to start from not found: %s (--init_from takes a checkpoint, .pb or SavedModel, e.g. '
+                       'models/wave.ckpt)' % init_from)
     if not os.path.isdir(config.train_dir):
         missing.append('training folder not found: %s (%s)' % (config.train_dir, reader.TRAIN_DIR_FIX))
     missing += ['style image not found: %s (see img/README.md, or point style_image at an image)' % image
@@ -136,7 +153,8 @@ def main(argv=None):
         config['epoch'] = args.epoch
     loss_net = loss_network_for(config)
     download = not args.no_download and pretrained.downloadable(config.loss_model_file, config.loss_model)
-    check_prerequisites(config, download)
+    check_prerequisites(config, download, args.init_from)
+    init_from = start_from(args.init_from, len(style_list(config))) if args.init_from else None
     filenames = reader.list_images(config.train_dir)
     total_steps(config, len(filenames))
     placement = distribute.place(args.distribute, args.devices, config.batch_size, config.mixed_precision,
@@ -146,7 +164,7 @@ def main(argv=None):
     log.info('loss network %s up to %s, weights from %s', config.loss_model, loss_net.final_endpoint,
              config.loss_model_file)
     styles = style_targets(config, loss_net, target_outputs(config) if placement.is_chief else None)
-    train(config, filenames, styles, loss_net, args.max_steps, placement)
+    train(config, filenames, styles, loss_net, args.max_steps, placement, init_from)
 
 
 if __name__ == '__main__':

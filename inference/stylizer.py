@@ -119,15 +119,40 @@ def _saved_model_weights(path):
         raise UsageError('%s is not a usable SavedModel from export.py: %s' % (path, error)) from None
 
 
-def _frozen_weights(graph_def, path, styles):
+def frozen_styles(graph_def):
+    """How many styles the network of a frozen graph from export.py holds (its style_weights input's size)."""
+    style_input = next((node for node in graph_def.node if node.name == STYLE_INPUT), None)
+    return style_input.attr['shape'].shape.dim[0].size if style_input is not None else 1
+
+
+def _frozen_weights(graph_def, path, styles, needs='tiled inference needs; pass the checkpoint, or raise '
+                                                  '--max_pixels'):
     """The transform weights folded into a frozen graph as constants of the same names."""
     expected = model.expected_transform_variables(styles)
     weights = {node.name: tf.make_ndarray(node.attr['value'].tensor) for node in graph_def.node
                if node.op == 'Const' and node.name in expected}
     if len(weights) != len(expected):
-        raise UsageError('%s does not hold the transform network\'s weights, which tiled inference needs; pass the '
-                         'checkpoint, or raise --max_pixels' % path)
+        raise UsageError('%s does not hold the transform network\'s weights, which %s' % (path, needs))
     return weights
+
+
+def model_weights(model_file):
+    """The transform network's weights (variable name -> array) of a model in any form that holds them: a
+    checkpoint (prefix or folder), a frozen .pb or a SavedModel from export.py.
+
+    Raises:
+      UsageError: a .tflite (its weights are not readable by name), or a model that is missing or broken.
+    """
+    if model_file.endswith('.tflite'):
+        raise UsageError('%s is a TFLite model, whose weights cannot be read back; pass its checkpoint, .pb or '
+                         'SavedModel' % model_file)
+    if model_file.endswith('.pb'):
+        graph_def = read_frozen_graph(model_file)
+        return _frozen_weights(graph_def, model_file, frozen_styles(graph_def), 'training from it needs')
+    if os.path.isfile(os.path.join(model_file, 'saved_model.pb')):
+        check_saved_model(model_file)
+        return _saved_model_weights(model_file)
+    return checkpoints.check_transform_checkpoint(checkpoints.find_checkpoint(model_file))
 
 
 def style_choice(styles, index, mix, source, names=('--style_index', '--style_mix')):
@@ -218,9 +243,7 @@ class Stylizer:
 
     def _load_frozen(self, path):
         graph_def = read_frozen_graph(path)
-        style_input = next((node for node in graph_def.node if node.name == STYLE_INPUT), None)
-        if style_input is not None:
-            self.styles = style_input.attr['shape'].shape.dim[0].size
+        self.styles = frozen_styles(graph_def)
         with self.graph.as_default():
             try:
                 tf.import_graph_def(graph_def, name='')

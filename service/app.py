@@ -3,10 +3,11 @@ import asyncio
 import base64
 import os
 import re
+import time
 
 from service.requests import base64_request, image_from_multipart, parse_options, read_body
 from service.work import HTTPError
-
+from utils import log
 
 PAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'docs', 'service.html')
 
@@ -35,6 +36,27 @@ def with_headers(app, headers):
             await send(message)
         await app(scope, receive, send_with_headers)
     return wrapped
+
+
+def with_request_log(app):
+    """An ASGI app that logs one line per request of `app`: method, path, status, response bytes and time."""
+    async def logged(scope, receive, send):
+        if scope['type'] != 'http':
+            return await app(scope, receive, send)
+        start, answer = time.monotonic(), {'status': 0, 'bytes': 0}
+
+        async def counting_send(message):
+            if message['type'] == 'http.response.start':
+                answer['status'] = message['status']
+            elif message['type'] == 'http.response.body':
+                answer['bytes'] += len(message.get('body', b''))
+            await send(message)
+        try:
+            await app(scope, receive, counting_send)
+        finally:
+            log.info('%s %s %d %d bytes %.0f ms', scope['method'], scope['path'][:200], answer['status'],
+                     answer['bytes'], 1000 * (time.monotonic() - start))
+    return logged
 
 
 def create_app(service):
@@ -97,4 +119,4 @@ def create_app(service):
               Route('/v1/stylize/{model}/base64', stylize_base64, methods=['POST'])]
     app = Starlette(routes=routes, exception_handlers={HTTPError: http_error, 404: no_route, 405: no_route,
                                                        Exception: server_fault})
-    return with_headers(app, {'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store'})
+    return with_request_log(with_headers(app, {'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store'}))

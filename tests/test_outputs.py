@@ -217,3 +217,15 @@ def test_flow_consistency_runs_on_frames_too_thin_for_opencvs_flow(tmp_path, tra
     eval_py.main(['--model_file', trained_model, '--video', source, '--output', str(tmp_path / 'out.mp4'),
                   '--smooth', '0.5', '--consistency', 'flow'])
     assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / 'out.mp4'))[0] == 10
+
+
+def test_an_output_that_could_never_be_written_is_refused_before_any_work(tmp_path):
+    (tmp_path / 'a_file').write_bytes(b'mine')
+    with pytest.raises(UsageError, match='a_file is a file, so no folder can be made there; choose another '
+                                         '--frames_dir'):
+        files.Outputs().claim(str(tmp_path / 'a_file' / 'deeper' / 'res_1.jpg'), option='--frames_dir')
+    with pytest.raises(UsageError, match='the name is 256 bytes, over the 255 a file name may have'):
+        files.Outputs().claim(str(tmp_path / ('x' * 252 + '.jpg')))
+    long_name = str(tmp_path / ('y' * 247 + '.jpg'))  # fits, though its staging file's name would not in full
+    files.Outputs().image(long_name, np.zeros((4, 4, 3), np.uint8))
+    assert sorted(os.listdir(tmp_path)) == sorted(['a_file', os.path.basename(long_name)])

@@ -129,7 +129,7 @@ def test_precision_bf16_reaches_the_served_model_or_the_log_says_float32(trained
         process.wait(30)
     log = process.stderr.read()
     difference = np.abs(np.asarray(Image.open(io.BytesIO(body))).astype(int) - Stylizer(trained_model)(pixels))
-    assert status == 200
+    assert status == 200 and re.search(r'POST /v1/stylize/tiny 200 \d+ bytes \d+ ms', log)  # a line per request
     if CPU_HAS_BF16 and not told_no_bf16:
         assert 0 < difference.mean() < 3  # bfloat16 convolutions: close, not the same
         assert models[0]['precision'] == 'bfloat16' and 'precision: bfloat16 convolutions' in log

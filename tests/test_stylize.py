@@ -58,6 +58,8 @@ class RecordingProgress(stylize.Progress):
 
     def update(self, step, values, pixels=None):
         self.totals.append(float(values['total']))
+        # The weighted terms shown add up to the total.
+        assert abs(values['content'] + values['style'] + values['tv'] - values['total']) <= 1e-5 * values['total']
         super().update(step, values, pixels)
 
 

@@ -11,6 +11,7 @@ import reader
 from config import style_list
 from files import Outputs
 from training.graph import build_graph
+from training.init_from import Initializer
 from training.progress import ProgressLog, StopRequest
 from utils import UsageError, log, tf
 
@@ -35,12 +36,15 @@ def total_steps(config, num_images):
     return steps
 
 
-def train(config, filenames, styles, loss_net, max_steps=None, placement=None):
+def train(config, filenames, styles, loss_net, max_steps=None, placement=None, init_from=None):
     """Run (or resume) training until the config's epochs are done or the global step reaches max_steps.
 
     styles: (Gram matrices, style weight) of each style (train.style_targets).
 
     placement (distribute.place) says where: one device by default. Only its chief writes to the model folder.
+
+    init_from: (weights of every transform variable, their source) to start a new model folder from
+    (training.init_from); a folder that holds a checkpoint resumes from it instead.
     """
     placement = placement or distribute.place('none', None, config.batch_size, config.mixed_precision)
     training_path = _model_folder(config, placement.is_chief)
@@ -52,8 +56,14 @@ def train(config, filenames, styles, loss_net, max_steps=None, placement=None):
         # Everything but the loss network is saved: the transform weights, the global step and Adam's state.
         saver = tf.train.Saver([v for v in tf.global_variables() if not v.op.name.startswith(config.loss_model)],
                                max_to_keep=config.keep_checkpoints)
+        initializer = Initializer(*init_from) if init_from else None
         with placement.session() as sess:
             step, restored = _start(sess, ops, init_loss_network, saver, training_path, placement, len(styles))
+            if initializer and restored:
+                log.info('--init_from %s left out: the model folder holds a checkpoint, which the run resumes',
+                         initializer.source)
+            elif initializer:
+                initializer.run(sess)
             if step >= stop_step:
                 log.info('nothing to do: the model is already at step %d of %d%s', step, stop_step,
                          '; to train on, raise --max_steps or leave it out (the run ends at step %d)' % end_step
