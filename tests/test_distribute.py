@@ -49,9 +49,10 @@ def _assert_same_step(single_prefix, distributed_prefix, before_prefix):
     weights = model.expected_transform_variables()
     for name, value in single.items():
         # Adam's moments scale with the gradient, so they also catch a sum over replicas taken for a mean (a factor
-        # of 2); the replicas' summation order and oneDNN's threaded reductions round the gradients differently,
-        # up to about 2e-6 of their largest value.
-        atol = 1e-5 * np.abs(value).max()
+        # of 2, a difference as large as the values); the replicas' summation order and oneDNN's threaded
+        # reductions round the gradients differently: up to about 2e-6 of their largest value with AVX-512
+        # kernels, 7e-5 seen with AVX2 ones on a loaded machine.
+        atol = 1e-3 * np.abs(value).max()
         if name in weights:
             # A weight moves by Adam's normalized step, about the learning rate whatever the gradient's size.
             # Where a gradient is near zero that rounding can change the step by a few percent (seen: 2 %).
