@@ -50,6 +50,11 @@ STAGING_NAME_CHARS = 64
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
 
 
+def _what(option):
+    """What a message asks the user to choose again: the option itself, or for an output a config names, a path."""
+    return option if option.startswith('--') else 'path'
+
+
 def _check_place(path, option):
     """Raise UsageError, before any work, when `path` could never be written: its name is too long, or what
     stands where its folders would be is a file."""
@@ -62,7 +67,7 @@ def _check_place(path, option):
         folder = os.path.dirname(folder)
     if not os.path.isdir(folder):
         raise UsageError('%s %s: %s is a file, so no folder can be made there; choose another %s'
-                         % (option, path, folder, option))
+                         % (option, path, folder, _what(option)))
 
 
 @contextlib.contextmanager
@@ -210,7 +215,8 @@ class Outputs:
         for input_path, input_keys in self._inputs:
             if keys & input_keys or (folder and contains(path, input_path)):
                 raise UsageError('%s %s %s the input %s: writing it would replace that; choose another %s'
-                                 % (option, path, 'is' if keys & input_keys else 'holds', input_path, option))
+                                 % (option, path, 'is' if keys & input_keys else 'holds', input_path,
+                                    _what(option)))
         if folder and contains(path, os.getcwd()):
             raise UsageError('%s %s is or holds the working directory; choose a new path' % (option, path))
         for other, other_keys, other_source in self._claimed:
@@ -226,7 +232,7 @@ class Outputs:
                                  'a new path, or move it away yourself)' % (option, path, kind))
             if not self.overwrite:
                 raise UsageError('%s %s exists; pass --overwrite to replace it, or choose another %s'
-                                 % (option, path, option))
+                                 % (option, path, _what(option)))
         self._claimed.append((path, keys, source))
 
     def _ensure(self, path, **claim_options):

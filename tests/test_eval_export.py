@@ -174,4 +174,5 @@ def test_export_errors(tmp_path, trained_model, vgg_checkpoint, capsys):
     blocker = tmp_path / 'file'
     blocker.write_text('')
     argv = ['--model_file', trained_model, '--output', str(blocker / 'x.pb')]
-    assert 'cannot write' in usage_error(export.main, argv, capsys)
+    assert 'file is a file, so no folder can be made there; choose another --output' in usage_error(
+        export.main, argv, capsys)  # refused before the export is built

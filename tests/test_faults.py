@@ -264,7 +264,8 @@ def test_unwritable_model_folder(workspace, capsys):
     open('blocker', 'w').close()
     with pytest.raises(SystemExit):
         train.main(['-c', write_config('tiny.yml', model_path='blocker/models')])
-    assert 'cannot create the model folder blocker/models/tiny' in capsys.readouterr().err
+    assert ('the model folder (model_path/naming) blocker/models/tiny: %s is a file, so no folder can be made there; '
+            'choose another path' % os.path.realpath('blocker')) in capsys.readouterr().err
 
 
 def make_bad_data(folder):
