@@ -51,13 +51,14 @@ def _assert_same_step(single_prefix, distributed_prefix, before_prefix):
         # Adam's moments scale with the gradient, so they also catch a sum over replicas taken for a mean (a factor
         # of 2, a difference as large as the values); the replicas' summation order and oneDNN's threaded
         # reductions round the gradients differently: up to about 2e-6 of their largest value with AVX-512
-        # kernels, 7e-5 seen with AVX2 ones on a loaded machine.
+        # kernels, 7e-5 seen with AVX2 ones on a loaded machine, and there single elements of the second moment
+        # (a square, so twice the gradient's relative error) 0.5 % apart. 2 % relative is far from a factor of 2.
         atol = 1e-3 * np.abs(value).max()
         if name in weights:
             # A weight moves by Adam's normalized step, about the learning rate whatever the gradient's size.
             # Where a gradient is near zero that rounding can change the step by a few percent (seen: 2 %).
             atol = max(atol, 0.1 * training.graph.LEARNING_RATE)
-        np.testing.assert_allclose(distributed[name], value, rtol=1e-4, atol=atol, err_msg=name)
+        np.testing.assert_allclose(distributed[name], value, rtol=2e-2, atol=atol, err_msg=name)
     assert not np.allclose(single['conv1/conv/weight'], _checkpoint(before_prefix)['conv1/conv/weight'])
 
 
