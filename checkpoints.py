@@ -261,7 +261,7 @@ def restore_newest_complete(sess, saver, training_path, global_step, trim=True, 
     if candidates:
         raise UsageError('no checkpoint in %s can be restored (see the lines above); move them away to train from '
                          'scratch' % training_path)
-    log.info('no checkpoint in %s: starting from scratch', training_path)
+    log.info('no checkpoint in %s: training a new model', training_path)
     return 0, None
 
 

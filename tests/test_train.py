@@ -58,6 +58,9 @@ def test_train_stop_and_resume(workspace, monkeypatch, caplog):
                                capture_output=True, text=True, timeout=300)
     assert inspected.returncode == 0 and 'total_loss' in inspected.stdout, inspected.stderr[-2000:]
     assert 'step 3/3' in caplog.text and 's/step' in caplog.text and 'img/s' in caplog.text and 'left' in caplog.text
+    # The first line comes after the run's first step (its time includes warming up), the next after its third.
+    assert re.search(r'step 1/3 .* s/step .*\(the first step includes warming up\)', caplog.text)
+    assert 'step 2/3' not in caplog.text
     # The loss line shows the weighted terms, which add up to the loss.
     total, *terms = map(float, re.search(r'loss (\S+) = content (\S+) \+ style (\S+) \+ tv (\S+) ',
                                          caplog.text).groups())
@@ -75,6 +78,7 @@ def test_train_stop_and_resume(workspace, monkeypatch, caplog):
     train.main(['-c', config, '--max_steps', '60'])
     assert '--max_steps 60 is past the end of this run: 6 steps (epoch 2 x 6 images // batch 2)' in caplog.text
     assert 'resumed from models/tiny/fast-style-model.ckpt-3 at step 3' in caplog.text
+    assert 'step 4/6' in caplog.text and 'step 5/6' not in caplog.text  # a resumed run's own first step
     done = folder + '/fast-style-model.ckpt-done'
     assert _checkpoint_value(done, 'global_step') == 6
     # Adam's beta1 power (0.9 at the start, times 0.9 per step) continued from step 3 instead of restarting.
