@@ -1,0 +1,179 @@
+"""Training from a trained network against training from scratch: content and style distance by step.
+
+  python benchmarks/init_from_curve.py [--config conf/udnie.yml] [--init_from models/wave.ckpt]
+                                       [--photos img/photos/] [--test img/test.jpg] [--steps 25,50,100,300,1000]
+                                       [--work init-from-curve/] [--output docs/INIT_FROM.md]
+
+Two runs of train.py learn the config's style on --photos: one started with --init_from, one from random weights
+(the config as it is, but its model folder under --work). At each of --steps both stop, and each stylizes the
+--test photos, which neither trains on, at the config's image_size (cover-resized and centrally cropped as training
+crops its images). On those results the table gives the config's own loss terms, unweighted:
+  content distance: the content loss between the stylized photo and the photo (mean squared difference of their
+    VGG features at the content layers);
+  style distance: the style loss against the style image's Gram matrices (summed over the style layers).
+Lower is closer. Step 0 of the first run is the trained network itself; the photo row is the photo unchanged.
+The results are kept in <work>/results.json and every stylized --test photo (at its own size, as eval.py makes it)
+in <work>/<run>-<step>.jpg; a stopped benchmark resumes where it was, training included.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+import losses  # noqa: E402 (after the path it lives on)
+import reader  # noqa: E402
+import train  # noqa: E402
+from config import load_config  # noqa: E402
+from files import Outputs  # noqa: E402
+from images import read_image  # noqa: E402
+from inference.stylizer import Stylizer  # noqa: E402
+from preprocessing import preprocessing_factory  # noqa: E402
+from utils import setup_logging, tf  # noqa: E402
+
+RUNS = ('init_from', 'scratch')
+
+
+class Distances:
+    """The config's content and style loss terms of stylized photos against the photos and the style image."""
+
+    def __init__(self, config):
+        self.config = config
+        self.loss_net = train.loss_network_for(config)
+        style_grams, _ = train.get_style_features(config, read_image(config.style_image, 'style image'),
+                                                  self.loss_net)
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.pair = tf.placeholder(tf.float32, [2, None, None, 3])  # (stylized, photo), RGB 0..255
+            points = self.loss_net.end_points(self.pair)
+            stylized, photo = losses.split_halves(points)
+            self.content = losses.content_loss(stylized, photo, config.content_layers)
+            self.style, _ = losses.style_loss(stylized, style_grams, config.style_layers)
+            init = self.loss_net.init_fn()
+            self.sess = tf.Session()
+            init(self.sess)
+
+    def __call__(self, stylized, photo):
+        """(content distance, style distance) of one stylized crop, both uint8 (S, S, 3)."""
+        return self.sess.run([self.content, self.style], {self.pair: [stylized, photo]})
+
+
+def training_crop(pixels, config):
+    """The photo as training sees it: cover-resized to image_size and centrally cropped, uint8."""
+    preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        crop = unprocess(preprocess(tf.constant(pixels), config.image_size, config.image_size))
+        return sess.run(tf.cast(tf.clip_by_value(tf.round(crop), 0, 255), tf.uint8))
+
+
+def train_to(run_config, step, photos, init_from, epoch):
+    """Run train.py up to the global step (resuming the run's model folder); its log goes to the console."""
+    command = [sys.executable, os.path.join(ROOT, 'train.py'), '-c', run_config, '--train_dir', photos,
+               '--epoch', str(epoch), '--max_steps', str(step)]
+    subprocess.run(command + (['--init_from', init_from] if init_from else []), check=True)
+
+
+def measure(model_file, tests, crops, distances, outputs, picture):
+    """Mean (content, style) distance of a model over the test crops; the first test photo stylized whole is
+    written to `picture`."""
+    stylizer = Stylizer(model_file)
+    try:
+        pairs = [distances(stylizer(crop, progress=False), crop) for crop in crops]
+        outputs.image(picture, stylizer(tests[0], progress=False))
+    finally:
+        stylizer.close()
+    return [float(sum(values) / len(values)) for values in zip(*pairs)]
+
+
+def run_config(config_path, work, run, outputs):
+    """A copy of the config whose model folder is <work>/<run>/<naming>; returns its path."""
+    with open(config_path) as f:
+        values = yaml.safe_load(f)
+    values['model_path'] = os.path.join(work, run)
+    path = os.path.join(work, run + '.yml')
+    outputs.data(path, yaml.safe_dump(values, sort_keys=False).encode())
+    return path
+
+
+def curve(args, config, outputs):
+    """Train both runs milestone by milestone and measure them; returns the results, also kept in results.json."""
+    results_path = os.path.join(args.work, 'results.json')
+    results = json.load(open(results_path)) if os.path.isfile(results_path) else {}
+    photos = reader.list_images(args.photos)
+    epoch = math.ceil((max(args.steps) + 1) * config.batch_size / len(photos))  # the runs never end early
+    tests = [read_image(path, 'test photo') for path in args.test]
+    crops = [training_crop(pixels, config) for pixels in tests]
+    distances = Distances(config)
+
+    def record(key, model_file):
+        if key not in results:
+            picture = os.path.join(args.work, key + '.jpg')
+            results[key] = measure(model_file, tests, crops, distances, outputs, picture)
+            outputs.data(results_path, json.dumps(results, indent=1).encode())
+        print('%s: content %.4g, style %.4g' % (key, *results[key]), flush=True)
+
+    if 'photo' not in results:
+        results['photo'] = [0.0, float(sum(distances(crop, crop)[1] for crop in crops) / len(crops))]
+    record('init_from-0', args.init_from)
+    configs = {run: run_config(args.config, args.work, run, outputs) for run in RUNS}
+    for step in args.steps:
+        for run in RUNS:
+            key = '%s-%d' % (run, step)
+            if key not in results:
+                train_to(configs[run], step, args.photos, args.init_from if run == 'init_from' else None, epoch)
+            record(key, os.path.join(args.work, run, config.naming, 'fast-style-model.ckpt-%d' % step))
+    return results
+
+
+def report(args, config, results):
+    """The markdown table of the results."""
+    lines = ['# Training from a trained network: how fast a new style is learned', '',
+             'Written by `python benchmarks/init_from_curve.py --config %s --init_from %s --photos %s --test %s '
+             '--steps %s`.' % (args.config, args.init_from, args.photos, ' '.join(args.test),
+                               ','.join(map(str, args.steps))), '',
+             __doc__.split('\n\n', 1)[1].split('The results are kept')[0].strip(), '',
+             '| steps | from %s: content | style | from scratch: content | style |' % args.init_from,
+             '|---|---|---|---|---|',
+             '| the photo unchanged | 0 | %.4g | | |' % results['photo'][1]]
+    for step in [0] + args.steps:
+        cells = ['%.4g | %.4g' % tuple(results[key]) if key in results else 'not measured | not measured'
+                 for key in ('init_from-%d' % step, 'scratch-%d' % step)]
+        lines.append('| %d | %s | %s |' % (step, cells[0], cells[1] if step else 'random weights | -'))
+    return '\n'.join(lines) + '\n'
+
+
+def steps_list(text):
+    steps = sorted({int(value) for value in text.split(',')})
+    if not steps or steps[0] <= 0:
+        raise argparse.ArgumentTypeError('steps must be positive integers, e.g. 25,50,100')
+    return steps
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--config', default='conf/udnie.yml', help='the style to learn (default: %(default)s)')
+    parser.add_argument('--init_from', default='models/wave.ckpt', help='the trained model (default: %(default)s)')
+    parser.add_argument('--photos', default='img/photos/', help='training photos (default: %(default)s)')
+    parser.add_argument('--test', nargs='+', default=['img/test.jpg'], help='held-out photos (default: %(default)s)')
+    parser.add_argument('--steps', type=steps_list, default=[25, 50, 100, 300, 1000],
+                        help='global steps to measure at, comma-separated (default: 25,50,100,300,1000)')
+    parser.add_argument('--work', default='init-from-curve', help='model folders and results (default: %(default)s)')
+    parser.add_argument('--output', default=os.path.join(ROOT, 'docs', 'INIT_FROM.md'),
+                        help='where the table is written (default: docs/INIT_FROM.md)')
+    args = parser.parse_args()
+    setup_logging()
+    config = load_config(args.config)
+    outputs = Outputs([args.config, args.init_from, args.photos] + args.test, overwrite=True)
+    results = curve(args, config, outputs)
+    text = report(args, config, results)
+    outputs.data(args.output, text.encode())
+    print('\n' + text + '\nwritten to %s' % args.output)
+
+
+if __name__ == '__main__':
+    main()
