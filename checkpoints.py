@@ -86,7 +86,9 @@ def find_checkpoint(model_file):
     if os.path.isdir(model_file):
         if os.path.isfile(os.path.join(model_file, 'saved_model.pb')):
             raise UsageError('%s is a SavedModel, not a checkpoint (%s)' % (model_file, EXPORTED_FIX))
-        prefix = tf.train.latest_checkpoint(model_file) or next(iter(checkpoint_candidates(model_file)), None)
+        state = os.path.isfile(os.path.join(model_file, 'checkpoint'))  # else no TensorFlow needed to say so
+        prefix = (state and tf.train.latest_checkpoint(model_file)) or next(iter(checkpoint_candidates(model_file)),
+                                                                            None)
         if prefix is None:
             raise UsageError('no checkpoint in model folder %s (train one with train.py, or pass a checkpoint '
                              'prefix such as %s/fast-style-model.ckpt-done)' % (model_file, model_file.rstrip('/')))
@@ -216,7 +218,8 @@ def checkpoint_candidates(training_path):
     """
     if not os.path.isdir(training_path):  # a worker that does not see the chief's folder
         return []
-    state = tf.train.get_checkpoint_state(training_path)  # its paths come joined to the folder
+    has_state = os.path.isfile(os.path.join(training_path, 'checkpoint'))  # else no TensorFlow needed to say so
+    state = tf.train.get_checkpoint_state(training_path) if has_state else None  # its paths come joined to the folder
     listed = [state.model_checkpoint_path, *state.all_model_checkpoint_paths] if state else []
     found = [os.path.join(training_path, name[:-len('.index')]) for name in os.listdir(training_path)
              if name.endswith('.index')]

@@ -113,6 +113,10 @@ def instance_norm(x, activation=None, epsilon=INSTANCE_NORM_EPSILON, centered=Fa
     return tf.transpose(tf.reshape(normalized, [height, width, batch, channels]), [2, 0, 1, 3])
 
 
+def relu(x):
+    return tf.nn.relu(x)
+
+
 def _activate(x, activation):
     return x if activation is None else activation(x)
 
@@ -282,7 +286,7 @@ class _Layers:
         gathers."""
         return gather_reflect_pad_for(x) if self.formulation.gather_pad and x.shape[-1] > 3 else reflect_pad
 
-    def conv(self, scope, x, inputs, outputs, kernel, stride=1, activation=tf.nn.relu):
+    def conv(self, scope, x, inputs, outputs, kernel, stride=1, activation=relu):
         """A convolution, then normalization and `activation`."""
         center, pad = self.formulation.center, self._pad_for(x)
         with tf.variable_scope(scope):

@@ -6,6 +6,7 @@ start-up banners. Set TF_CPP_MIN_LOG_LEVEL yourself to see TensorFlow's own logs
 import argparse
 import contextlib
 import functools
+import importlib
 import logging
 import os
 import sys
@@ -52,9 +53,33 @@ def _import_tensorflow():
     return tf1, slim_module
 
 
-# Import TensorFlow and TF-Slim from here (`from utils import slim, tf`), never directly: the first import
-# decides whether the banners are muted.
-tf, slim = _import_tensorflow()
+_import_tensorflow = functools.lru_cache(maxsize=None)(_import_tensorflow)
+
+
+class _Imported:
+    """A stand-in for TensorFlow or TF-Slim that imports them at the first attribute used: a command answers
+    --help, a mistake in its arguments or a missing file in a fraction of a second, before TensorFlow's import
+    (several seconds) starts."""
+
+    def __init__(self, index, name):
+        self._index, self._name = index, name
+
+    def __getattr__(self, attribute):
+        return getattr(_import_tensorflow()[self._index], attribute)
+
+    def __repr__(self):
+        return '<%s, imported at its first use>' % self._name
+
+
+# Import TensorFlow and TF-Slim from here (`from utils import slim, tf`), never directly: the first use decides
+# whether the banners are muted.
+tf, slim = _Imported(0, 'tensorflow.compat.v1'), _Imported(1, 'tf_slim')
+
+
+def tensorflow_module(name):
+    """A module of TensorFlow's own (its protocol buffers, say), imported after TensorFlow's quiet import."""
+    _import_tensorflow()
+    return importlib.import_module(name)
 
 log = logging.getLogger('fast_style')
 
@@ -234,7 +259,7 @@ def session_config(reduced_precision=False, inference=False):
     on CPUs with AVX512_BF16 or AMX, float16 on GPUs. inference: Grappler runs its passes once instead of twice;
     on the transform network the second round finds nothing more, and costs a cold eval.py about a fifth of a
     second before its first image."""
-    from tensorflow.core.protobuf import rewriter_config_pb2
+    rewriter_config_pb2 = tensorflow_module('tensorflow.core.protobuf.rewriter_config_pb2')
     config = tf.ConfigProto()
     options = config.graph_options.rewrite_options
     if inference:

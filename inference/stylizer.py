@@ -8,6 +8,7 @@ model's weights in our own graph (which a .tflite does not give).
 A .pb or SavedModel can hold any TensorFlow op. Graphs whose inference part reads or writes files or calls
 Python (ReadFile, WriteFile, Save, Restore, PyFunc and the like) are refused.
 """
+import functools
 import math
 import os
 import threading
@@ -18,7 +19,8 @@ import checkpoints
 import model
 from config import MAX_STYLES
 from inference import tiling
-from utils import UsageError, computing_precision, log, native_logs_muted, require_file, session_config, tf
+from utils import (UsageError, computing_precision, log, native_logs_muted, require_file, session_config,
+                   tensorflow_module, tf)
 
 # About 0.3 KB of memory per pixel for a whole image on top of 0.6 GB (benchmarks/tiled_inference.py): 2.5 megapixels
 # take about 1.4 GB, and tiles within that budget about 2.2 GB (the statistics passes hold a whole-resolution map of
@@ -92,8 +94,7 @@ def _check_frozen_interface(graph_def, path):
 
 def check_saved_model(path):
     """Refuse a SavedModel that runs ops at load time or whose serving graph is unsafe, before loading it."""
-    from tensorflow.core.protobuf import saved_model_pb2  # after utils: TensorFlow is already loaded quietly
-    proto = saved_model_pb2.SavedModel()
+    proto = tensorflow_module('tensorflow.core.protobuf.saved_model_pb2').SavedModel()
     try:
         with open(os.path.join(path, 'saved_model.pb'), 'rb') as f:
             proto.ParseFromString(f.read())
@@ -207,8 +208,6 @@ class Stylizer:
         self.styles = 1  # how many styles the model holds; the loaders say
         self.can_tile = not model_file.endswith('.tflite')  # tiling needs the weights, which a .tflite hides
         self.precision = computing_precision(precision == 'bf16' and self.can_tile)
-        self.session_config = session_config(self.precision != 'float32', inference=True)
-        self.graph = tf.Graph()
         self._tiled = None
         if model_file.endswith('.pb'):
             self.kind, (self._run, self._weights) = 'frozen graph', self._load_frozen(model_file)
@@ -220,6 +219,16 @@ class Stylizer:
             self.kind, (self._run, self._weights) = 'checkpoint', self._load_checkpoint(
                 checkpoints.find_checkpoint(model_file))
         self.graph.finalize()
+
+    # The graph and the session options are made at their first use, after the loaders have checked the model
+    # file: a missing one is reported before TensorFlow's import.
+    @functools.cached_property
+    def graph(self):
+        return tf.Graph()
+
+    @functools.cached_property
+    def session_config(self):
+        return session_config(self.precision != 'float32', inference=True)
 
     def _load_checkpoint(self, prefix):
         weights = checkpoints.check_transform_checkpoint(prefix)

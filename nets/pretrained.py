@@ -255,13 +255,15 @@ def vgg_weights(path, loss_model='vgg_16', exclude_scopes=''):
     return (lambda: get_init_fn(path, exclude_scopes)), vgg_preprocessing.MEANS
 
 
-def save_random_vgg(prefix, loss_model='vgg_16', seed=0, write_version=tf.train.SaverDef.V2):
+def save_random_vgg(prefix, loss_model='vgg_16', seed=0, write_version=None):
     """A checkpoint of the network's convolution layers with random weights and slim's names: a stand-in
-    for the real one in tests and benchmarks (same names and shapes, so the same speed)."""
+    for the real one in tests and benchmarks (same names and shapes, so the same speed). write_version: a
+    tf.train.SaverDef version (default: V2)."""
     network_fn = nets_factory.get_network_fn(loss_model, num_classes=1)
     with tf.Graph().as_default():
         tf.set_random_seed(seed)
         network_fn(tf.placeholder(tf.float32, [1, 32, 32, 3]), final_endpoint='%s/pool5' % loss_model)
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
-            return tf.train.Saver(write_version=write_version).save(sess, prefix, write_meta_graph=False)
+            saver = tf.train.Saver(write_version=write_version or tf.train.SaverDef.V2)
+            return saver.save(sess, prefix, write_meta_graph=False)

@@ -91,11 +91,11 @@ def usage_error(main, argv, capsys):
     return err
 
 
-def run_command(script, *args, cwd, limits=None, timeout=600, root=ROOT):
+def run_command(script, *args, cwd, limits=None, timeout=600, root=ROOT, env=None):
     """Run one of our commands as a user would, in a child process with TensorFlow's logging left to the command
     (as in a shell); `limits` maps resource.RLIMIT_* to a value set in the child; `root` is the copy of the project
-    whose script runs. Returns the CompletedProcess."""
-    return subprocess.run([sys.executable, os.path.join(root, script), *args], cwd=str(cwd), env=_user_environment(),
+    whose script runs; `env` adds environment variables. Returns the CompletedProcess."""
+    return subprocess.run([sys.executable, os.path.join(root, script), *args], cwd=str(cwd), env=_user_environment(env),
                           preexec_fn=_limits_setter(limits), capture_output=True, text=True, timeout=timeout)
 
 

@@ -53,3 +53,33 @@ def test_bad_arguments_are_one_line_too(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: argument --max_steps: invalid int value: 'ten' "
                                      "(see train.py --help)")
+
+
+QUICK_ANSWERS = [  # (command, arguments, exit status, the start of what it says)
+    ('train.py', ['--help'], 0, 'usage: train.py'),
+    ('train.py', ['-c', 'missing.yml'], 2, 'error: config file not found: missing.yml'),
+    ('train.py', ['-c', 'x.yml', '--epoch', '0'], 2, 'error: --epoch must be positive'),
+    ('eval.py', ['--help'], 0, 'usage: eval.py'),
+    ('eval.py', ['--model_file', 'none.ckpt', '--image_file', 'img.jpg'], 2, 'error: content image not found'),
+    ('eval.py', ['--model_file', 'none.pb', '--image_file', 'photo.jpg'], 2, 'error: model file not found: none.pb'),
+    ('eval.py', ['--model_file', 'none.ckpt', '--image_file', 'photo.jpg'], 2, 'error: model file not found'),
+    ('eval.py', ['--model_file', 'empty', '--image_file', 'photo.jpg'], 2, 'error: no checkpoint in model folder'),
+    ('export.py', ['--help'], 0, 'usage: export.py'),
+    ('export.py', ['--model_file', 'none'], 2, 'error: model file not found: none'),
+    ('stylize.py', ['--help'], 0, 'usage: stylize.py'),
+    ('stylize.py', ['--content', 'photo.jpg', '--style', 'none.jpg'], 2, 'error: style image not found: none.jpg'),
+    ('serve.py', ['--help'], 0, 'usage: serve.py'),
+    ('serve.py', ['--model', 'x=none.ckpt'], 2, 'error: model file not found: none.ckpt'),
+]
+
+
+@pytest.mark.parametrize('script,args,code,answer', QUICK_ANSWERS)
+def test_help_mistakes_and_missing_files_answer_before_tensorflow_is_imported(tmp_path, script, args, code, answer):
+    # A TensorFlow that cannot be imported stands first on the path: the command must answer without it.
+    (tmp_path / 'tensorflow').mkdir()
+    (tmp_path / 'tensorflow' / '__init__.py').write_text('raise ImportError("TensorFlow was imported")\n')
+    (tmp_path / 'empty').mkdir()
+    write_image_file(str(tmp_path / 'photo.jpg'), 8, 8)
+    result = run_command(script, *args, cwd=tmp_path, timeout=60, env={'PYTHONPATH': str(tmp_path)})
+    assert result.returncode == code, result.stderr
+    assert (result.stdout if code == 0 else result.stderr).startswith(answer), result.stdout + result.stderr

@@ -1,4 +1,5 @@
 """The training graph: transform network, loss network on generated and content images, losses, Adam."""
+from __future__ import annotations  # the NamedTuples name TensorFlow types without importing it
 import typing
 
 import numpy as np
