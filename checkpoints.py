@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 import model
+import style_names
 from images import IMAGE_FORMATS
 from utils import UsageError, log, slim, tf
 
@@ -143,25 +144,26 @@ def check_transform_checkpoint(prefix):
     return weights
 
 
-def transform_saver(**kwargs):
-    """A Saver of the transform network's variables alone, by their checkpoint names."""
-    return tf.train.Saver({v.op.name: v for v in model.transform_variables()}, **kwargs)
+def transform_saver(extra=(), **kwargs):
+    """A Saver of the transform network's variables (and `extra` variables) alone, by their checkpoint names."""
+    return tf.train.Saver({v.op.name: v for v in [*model.transform_variables(), *extra]}, **kwargs)
 
 
-def save_random_model(prefix, seed=0, styles=1):
+def save_random_model(prefix, seed=0, styles=1, names=None):
     """A checkpoint of the untrained network (truncated-normal weights, and for several styles random per-style
-    scales and offsets, so that the styles differ): a test fixture."""
+    scales and offsets, so that the styles differ), with the style names `names` if given: a test fixture."""
     with tf.Graph().as_default():
         tf.set_random_seed(seed)
         model.net(tf.placeholder(tf.float32, [1, None, None, 3]),
                   style_weights=tf.placeholder(tf.float32, [styles]) if styles > 1 else None)
+        extra = [style_names.variable(names)] if names else []
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             rng = np.random.default_rng(seed)
             for variable in model.transform_variables():
                 if variable.op.name.rsplit('/', 1)[1] in model.STYLE_VARIABLES:
                     variable.load(sess.run(variable) + rng.normal(0, 0.3, variable.shape.as_list()), sess)
-            return transform_saver().save(sess, prefix)
+            return transform_saver(extra).save(sess, prefix)
 
 
 class Checkpoints:
@@ -233,9 +235,10 @@ def checkpoint_candidates(training_path):
     return sorted(prefixes, key=written, reverse=True)
 
 
-def restore_newest_complete(sess, saver, training_path, global_step, trim=True, styles=1):
+def restore_newest_complete(sess, saver, training_path, global_step, trim=True, styles=1, restorer=None):
     """Restore the newest checkpoint that loads; returns (global step to go on from, its path or None).
-    `trim` deletes old checkpoints beyond keep_checkpoints (the chief's job).
+    `trim` deletes old checkpoints beyond `saver`'s max_to_keep (the chief's job); `restorer` (default: `saver`)
+    restores, when what is saved and what is restored differ.
 
     Raises:
       UsageError: a checkpoint holds another number of styles than the network being trained, or none loads.
@@ -252,7 +255,7 @@ def restore_newest_complete(sess, saver, training_path, global_step, trim=True, 
             raise UsageError('%s holds a network of %d style%s, and the config lists %d: train into a new model folder '
                              '(change naming or model_path)' % (prefix, found, 's' * (found > 1), styles))
         try:
-            saver.restore(sess, prefix)
+            (restorer or saver).restore(sess, prefix)
         except (tf.errors.OpError, ValueError) as error:
             _skipping(prefix, error)
             continue

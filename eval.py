@@ -3,7 +3,7 @@
   python eval.py --model_file models/candy --image_file img/test.jpg
   python eval.py --model_file models/candy.pb --image_file photos/ 'more/*.png' --output stylized/
   python eval.py --model_file models/candy --video clip.mp4 --output clip-candy.mp4 [--smooth 0.5 --consistency flow]
-  python eval.py --model_file models/wave_scream.ckpt --image_file img/test.jpg --style_index 1  # or --style_mix 1,1
+  python eval.py --model_file models/wave_scream.ckpt --image_file img/test.jpg --style scream  # or --style_mix 1,1
 
 The model is a checkpoint prefix (V1 or V2 format, the original project's too), a model folder (its latest
 checkpoint), or from export.py a frozen .pb, a SavedModel folder or a .tflite; it is loaded once for the whole run.
@@ -56,8 +56,9 @@ def parse_args(argv):
                         help='video: blend each output frame with this share of the previous one to reduce '
                              'flicker, 0..1 (default: %(default)s)')
     styles = parser.add_mutually_exclusive_group()
-    styles.add_argument('--style_index', type=int, metavar='K',
-                        help='a model of several styles: stylize in style K (0 is the first of its config)')
+    styles.add_argument('--style', '--style_index', dest='style', metavar='NAME',
+                        help="a model of several styles: stylize in this style, by name (its style image's file "
+                             "name in the config, e.g. scream) or index (0 is the first)")
     styles.add_argument('--style_mix', type=float_list, metavar='W1,W2,...',
                         help="a model of several styles: blend the styles' parameters in these shares, one per style")
     parser.add_argument('--consistency', choices=consistency.MODES, default='blend',
@@ -207,7 +208,8 @@ def main(argv=None):
 
     def load_model():  # one construction for every kind of input, so that no option is dropped on one path
         stylizer = Stylizer(args.model_file, args.max_pixels, args.precision)
-        return stylizer, style_choice(stylizer.styles, args.style_index, args.style_mix, args.model_file)
+        return stylizer, style_choice(stylizer.styles, args.style, args.style_mix, args.model_file,
+                                      names=stylizer.style_names)
 
     def finish(stylized, original):
         return color.finish(stylized, original, args.preserve_colors, args.strength)

@@ -21,6 +21,7 @@ import os
 
 import checkpoints
 import model
+import style_names
 from files import Outputs
 from inference import stylizer
 from preprocessing import vgg_preprocessing
@@ -63,13 +64,28 @@ def build_tflite_interface(styles=1, formulation=model.INFERENCE):
     return tf.floor(tf.clip_by_value(generated, 0, 255), name='stylized')
 
 
+def names_of(prefix):
+    """The names of the checkpoint's styles (style_names), or None."""
+    return style_names.from_checkpoint(prefix, styles_of(prefix))
+
+
+def names_variable(prefix):
+    """[the style_names variable, made in the current graph] for a checkpoint with style names, else []."""
+    names = names_of(prefix)
+    return [style_names.variable(names)] if names else []
+
+
 def freeze(prefix, build):
-    """A GraphDef of build(styles)'s graph with the checkpoint's weights folded in as constants."""
+    """A GraphDef of build(styles)'s graph with the checkpoint's weights folded in as constants, and its style
+    names, if it has them, as the constant style_names."""
+    names = names_of(prefix)
     with tf.Graph().as_default() as graph:
-        output = build(styles_of(prefix))
+        kept = [build(styles_of(prefix)).op.name]
+        if names:
+            kept.append(tf.constant(names, name=style_names.NAME).op.name)
         with tf.Session() as sess:
             checkpoints.transform_saver().restore(sess, prefix)
-            return tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), [output.op.name])
+            return tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), kept)
 
 
 # Each export_* writes the model at checkpoint `prefix` to `output` through `outputs` (files.Outputs), which
@@ -87,7 +103,9 @@ def export_saved_model(prefix, output, outputs, formulation=model.INFERENCE):
         images = tf.placeholder(tf.uint8, [None, None, None, 3], name='image')
         mix = style_input(styles_of(prefix))
         stylized = tf.identity(model.stylize_uint8(images, formulation, mix), name='stylized')
+        names = names_variable(prefix)
         with tf.Session() as sess:
+            sess.run(tf.variables_initializer(names))
             checkpoints.transform_saver().restore(sess, prefix)
             builder = tf.saved_model.builder.SavedModelBuilder(staging)
             inputs = {'image': images, **({stylizer.STYLE_INPUT: mix} if mix is not None else {})}
@@ -116,9 +134,11 @@ def export_checkpoint(prefix, output, outputs):
     """The transform network's variables alone, restored from `prefix` and saved as the checkpoint `output`."""
     with tf.Graph().as_default():
         model.net(tf.placeholder(tf.float32, [1, None, None, 3]), style_weights=style_input(styles_of(prefix)))
-        saver = checkpoints.transform_saver()
+        names = names_variable(prefix)
+        restorer, saver = checkpoints.transform_saver(), checkpoints.transform_saver(names)
         with tf.Session() as sess:
-            saver.restore(sess, prefix)
+            sess.run(tf.variables_initializer(names))
+            restorer.restore(sess, prefix)
             with outputs.checkpoint(output, **replaceable_export('ckpt')) as staged:
                 saver.save(sess, staged, write_meta_graph=False, write_state=False)
 
@@ -154,7 +174,8 @@ def is_earlier_export(path, fmt):
             files = {name[len(path):] for name in glob.glob(glob.escape(path) + '.*')}
             names = tf.train.load_checkpoint(path).get_variable_to_shape_map()
             return (not os.path.lexists(path) and files == {'.index', '.data-00000-of-00001'}
-                    and set(names) == set(model.expected_transform_variables(model.styles_in(names))))
+                    and set(names) - {style_names.NAME} == set(model.expected_transform_variables(
+                        model.styles_in(names))))
         stylizer.check_saved_model(path)
         return (set(os.listdir(path)) <= _SAVED_MODEL_ENTRIES
                 and all(name.startswith('variables.') for name in os.listdir(os.path.join(path, 'variables'))))

@@ -17,6 +17,7 @@ import numpy as np
 
 import checkpoints
 import model
+import style_names
 from config import MAX_STYLES
 from inference import tiling
 from utils import (UsageError, computing_precision, log, native_logs_muted, require_file, session_config,
@@ -156,39 +157,40 @@ def model_weights(model_file):
     return checkpoints.check_transform_checkpoint(checkpoints.find_checkpoint(model_file))
 
 
-def style_choice(styles, index, mix, source, names=('--style_index', '--style_mix')):
-    """The style weights, float32 (styles,), that a style index or a mix asks of a model of `styles` styles; None
+def style_choice(styles, choice, mix, source, options=('--style', '--style_mix'), names=None):
+    """The style weights, float32 (styles,), that a chosen style or a mix asks of a model of `styles` styles; None
     for a model of one style, which takes neither.
 
     Args:
-      styles: how many styles the model holds; index: an int or None; mix: a list of non-negative weights or None.
-      source: the model, for messages; names: what the index and the mix are called where the user gives them.
+      styles: how many styles the model holds; choice: a style's name or index (str or int), or None; mix: a list
+      of non-negative weights, one per style in order, or None.
+      source: the model, for messages; options: what the choice and the mix are called where the user gives them;
+      names: the model's style names (style_names), or None.
 
     Raises:
       UsageError: a choice the model cannot take, or none for a model of several styles.
     """
     if styles == 1:
-        if index is not None or mix is not None:
-            raise UsageError('%s holds one style: %s and %s apply to models of several styles' % (source, *names))
+        if choice is not None or mix is not None:
+            raise UsageError('%s holds one style: %s and %s apply to models of several styles' % (source, *options))
         return None
-    if index is None and mix is None:
+    listed = style_names.describe(names, styles)
+    if choice is None and mix is None:
         weights = 'w1,w2' if styles == 2 else 'w1,...,w%d' % styles
-        raise UsageError('%s holds %d styles: choose one with %s 0..%d, or blend them with %s %s'
-                         % (source, styles, names[0], styles - 1, names[1], weights))
-    if index is not None and mix is not None:
-        raise UsageError('give %s or %s, not both' % names)
-    if index is not None:
-        if not 0 <= index < styles:
-            raise UsageError('%s %d is out of range: %s holds %d styles (0..%d)' % (names[0], index, source, styles,
-                                                                                  styles - 1))
-        return np.eye(styles, dtype=np.float32)[index]
+        raise UsageError('%s holds %d styles (%s): choose one with %s %s, or blend them with %s %s'
+                         % (source, styles, listed, options[0], 'NAME' if names else 'INDEX', options[1], weights))
+    if choice is not None and mix is not None:
+        raise UsageError('give %s or %s, not both' % options)
+    if choice is not None:
+        return np.eye(styles, dtype=np.float32)[style_names.index_of(choice, names, styles, source, options[0])]
+    if len(mix) != styles:
+        raise UsageError('%s gives %d weights, but %s holds %d styles (%s, in that order)'
+                         % (options[1], len(mix), source, styles, listed))
     weights = np.asarray(mix, np.float64)
-    if weights.shape != (styles,):
-        raise UsageError('%s gives %d weights, but %s holds %d styles' % (names[1], weights.size, source, styles))
     with np.errstate(over='ignore'):
         total = weights.sum()  # inf for weights near the float limit, which would divide to zeros
     if not ((weights >= 0).all() and 0 < total < np.inf):
-        raise UsageError('%s takes non-negative weights with a positive, finite sum, got %s' % (names[1], list(mix)))
+        raise UsageError('%s takes non-negative weights with a positive, finite sum, got %s' % (options[1], list(mix)))
     return (weights / total).astype(np.float32)
 
 
@@ -206,6 +208,7 @@ class Stylizer:
         'bfloat16' or 'float16' (a TFLite model computes in the float types it was exported with)."""
         self.source, self.max_pixels = model_file, max_pixels
         self.styles = 1  # how many styles the model holds; the loaders say
+        self.style_names = None  # their names, where the model carries them (style_names)
         self.can_tile = not model_file.endswith('.tflite')  # tiling needs the weights, which a .tflite hides
         self.precision = computing_precision(precision == 'bf16' and self.can_tile)
         self._tiled = None
@@ -233,6 +236,7 @@ class Stylizer:
     def _load_checkpoint(self, prefix):
         weights = checkpoints.check_transform_checkpoint(prefix)
         self.styles = model.styles_in({name: value.shape for name, value in weights.items()})
+        self.style_names = style_names.from_checkpoint(prefix, self.styles)
         with self.graph.as_default():
             images = tf.placeholder(tf.uint8, [None, None, None, 3], name='images')
             mix = tf.placeholder(tf.float32, [self.styles], name=STYLE_INPUT) if self.styles > 1 else None
@@ -248,11 +252,14 @@ class Stylizer:
         return run, lambda: weights
 
     def _styles_note(self):
-        return ' (%d styles)' % self.styles if self.styles > 1 else ''
+        if self.styles == 1:
+            return ''
+        return ' (%d styles%s)' % (self.styles, ': ' + ', '.join(self.style_names) if self.style_names else '')
 
     def _load_frozen(self, path):
         graph_def = read_frozen_graph(path)
         self.styles = frozen_styles(graph_def)
+        self.style_names = style_names.from_graph_def(graph_def, self.styles, path)
         with self.graph.as_default():
             try:
                 tf.import_graph_def(graph_def, name='')
@@ -285,6 +292,7 @@ class Stylizer:
                                  % (path, type(error).__name__, error)) from None
         self.styles = model.styles_in({name: value.shape for name, value in weights.items()})
         style_name = signature.inputs[STYLE_INPUT].name if self.styles > 1 else None
+        self.style_names = style_names.from_checkpoint(os.path.join(path, 'variables', 'variables'), self.styles)
         log.info('SavedModel loaded from %s%s', path, self._styles_note())
 
         def run(batch, style):

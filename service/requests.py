@@ -6,6 +6,7 @@ import binascii
 import re
 import sys
 
+import style_names
 from config import MAX_STYLES
 from service.work import FORMATS, HTTPError
 from utils import shorten
@@ -41,8 +42,19 @@ def parse_options(values, accept=''):
         raise HTTPError(400, 'format must be one of png, jpeg, webp; got %s' % shorten(fmt))
     return {'max_size': max_size, 'strength': strength, 'preserve_colors': preserve in ('true', '1', 'yes'),
             'format': FORMATS[str(fmt).lower()] if fmt else None,
-            'style': number('style', int, None) if values.get('style') is not None else None,
-            'mix': _mix(values.get('mix'))}
+            'style': _style(values.get('style')), 'mix': _mix(values.get('mix'))}
+
+
+def _style(raw):
+    """A style chosen by name or index (str or JSON whole number), as a str; None if not given."""
+    if raw is None:
+        return None
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)  # JSON's 1.0; but 1.7 is no style
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)) or not 0 < len(str(raw)) <= style_names.MAX_LENGTH:
+        raise HTTPError(400, 'style must be a style name or index of the model (see /v1/models), got %s'
+                        % shorten(raw))
+    return str(raw)
 
 
 def _mix(raw):

@@ -170,10 +170,11 @@ class Service:
 
 
 def _style_of(stylizer, name, options):
-    """The style weights that the options' style (an index) or mix ask of the model; HTTPError 400 if they do not
-    fit it."""
+    """The style weights that the options' style (a name or an index) or mix ask of the model; HTTPError 400 if
+    they do not fit it."""
     try:
-        return style_choice(stylizer.styles, options['style'], options['mix'], 'model %s' % name, ('style', 'mix'))
+        return style_choice(stylizer.styles, options['style'], options['mix'], 'model %s' % name, ('style', 'mix'),
+                            stylizer.style_names)
     except UsageError as error:
         raise HTTPError(400, str(error)) from None
 

@@ -9,6 +9,8 @@ from PIL import Image
 import export
 import model
 import serve
+import style_names
+from config import load_config, style_list
 from helpers import ROOT, png, request, run_command, start_server, write_image_file
 from inference.stylizer import Stylizer
 from utils import tf
@@ -22,8 +24,13 @@ def test_models_are_shipped_with_a_recipe_each():
     assert SHIPPED, 'no models/<style>.ckpt in the repository'
     for name, prefix in SHIPPED.items():
         shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+        names = shapes.pop(style_names.NAME, None)
         assert shapes == model.expected_transform_variables(model.styles_in(shapes))  # weights only, no Adam
-        assert os.path.isfile(os.path.join(ROOT, 'models', 'recipe', name + '.yml'))  # how it was trained
+        recipe = os.path.join(ROOT, 'models', 'recipe', name + '.yml')  # how it was trained
+        images = [image for image, _ in style_list(load_config(recipe))]
+        assert len(images) == STYLES[name] and (names is not None) == (STYLES[name] > 1)
+        if names is not None:  # a model of several styles knows them by their names in its recipe
+            assert Stylizer(prefix).style_names == style_names.from_images(images)
 
 
 @pytest.fixture(scope='module')
@@ -34,7 +41,7 @@ def photo(tmp_path_factory):
 @pytest.mark.parametrize('name,style', [(name, style) for name in sorted(SHIPPED)
                                         for style in (range(STYLES[name]) if STYLES[name] > 1 else [None])])
 def test_eval_and_export_take_a_shipped_model(name, style, photo, tmp_path):
-    choice = [] if style is None else ['--style_index', str(style)]
+    choice = [] if style is None else ['--style', Stylizer(SHIPPED[name]).style_names[style]]
     done = run_command('eval.py', '--model_file', 'models/%s.ckpt' % name, '--image_file', photo, '--output',
                        str(tmp_path / 'eval.png'), *choice, cwd=ROOT)
     assert done.returncode == 0, done.stderr

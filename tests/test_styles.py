@@ -12,6 +12,7 @@ import checkpoints
 import eval as eval_py
 import export
 import model
+import style_names
 import train
 import training.loop
 from config import load_config, style_list
@@ -24,8 +25,15 @@ from utils import UsageError, tf
 
 @pytest.fixture(scope='module')
 def two_styles(tmp_path_factory):
-    """A random network of two styles whose per-style scales and offsets differ."""
-    return checkpoints.save_random_model(str(tmp_path_factory.mktemp('two') / 'two.ckpt'), seed=4, styles=2)
+    """A random network of two styles whose per-style scales and offsets differ, named as a config would."""
+    return checkpoints.save_random_model(str(tmp_path_factory.mktemp('two') / 'two.ckpt'), seed=4, styles=2,
+                                         names=['wave', 'scream'])
+
+
+@pytest.fixture(scope='module')
+def unnamed(tmp_path_factory):
+    """The same network as written before models carried their style names."""
+    return checkpoints.save_random_model(str(tmp_path_factory.mktemp('unnamed') / 'two.ckpt'), seed=4, styles=2)
 
 
 @pytest.fixture(scope='module')
@@ -74,7 +82,8 @@ def test_training_two_styles_trains_one_style_a_step_in_turn(workspace, caplog, 
     scale = tf.train.load_checkpoint('models/two/fast-style-model.ckpt-1').get_tensor('conv1/style_scale')
     assert scale.shape == (2, 32)
     assert not np.all(scale[0] == 1) and np.all(scale[1] == 1)  # step 1 trained the first style alone
-    train.main(['-c', config, '--max_steps', '2'])
+    _drop_tensor('models/two/fast-style-model.ckpt-1', 'style_names')  # as written before names were saved
+    train.main(['-c', config, '--max_steps', '2'])  # resumes all the same
     scale = tf.train.load_checkpoint('models/two/fast-style-model.ckpt-2').get_tensor('conv1/style_scale')
     assert not np.all(scale[1] == 1)  # and step 2 the second
     assert sorted(glob.glob('generated/target_style_two_*.jpg')) == ['generated/target_style_two_0.jpg',
@@ -84,6 +93,35 @@ def test_training_two_styles_trains_one_style_a_step_in_turn(workspace, caplog, 
     assert {'style_index', 'style_loss_by_style/0_style', 'style_loss_by_style/1_style2'} <= tags
     assert 'each term weighted (1, 50/20, 1)' in caplog.text
     assert '(style2; latest style loss of each: style2 ' in caplog.text
+    # The checkpoints carry the styles' names, from the style images' file names.
+    assert list(tf.train.load_checkpoint('models/two/fast-style-model.ckpt-2').get_tensor('style_names')) == \
+        [b'style', b'style2']
+    assert Stylizer('models/two').style_names == ['style', 'style2']
+
+
+def _drop_tensor(prefix, name):
+    """Rewrite a checkpoint without one of its tensors."""
+    reader = tf.train.load_checkpoint(prefix)
+    with tf.Graph().as_default():
+        kept = [tf.Variable(reader.get_tensor(key), name=key) for key in reader.get_variable_to_shape_map()
+                if key != name]
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            tf.train.Saver({v.op.name: v for v in kept}).save(sess, prefix, write_meta_graph=False,
+                                                               write_state=False)
+    assert not tf.train.load_checkpoint(prefix).has_tensor(name)
+
+
+def test_style_names_come_from_the_style_images_and_bad_ones_are_left_out(caplog):
+    caplog.set_level('INFO')
+    assert style_names.from_images(['img/wave.jpg', 'other/wave.png', 'a/scream.jpg']) == ['wave', 'wave_1', 'scream']
+    assert style_names.usable([b'wave', b'scream'], 2, 'm') == ['wave', 'scream']
+    for values in ([b'wave'], [b'wave', b'wave'], [b'wave', b''], [b'wave', b'x' * 65], [b'wave', b'\xff'],
+                   [b'wave', b'a\nb']):
+        assert style_names.usable(values, 2, 'm') is None
+    assert 'm: its style names cannot name its 2 styles; they go by index' in caplog.text
+    assert style_names.index_of('2019', ['wave', '2019'], 2, 'm', '--style') == 1  # a name before an index
+    assert style_names.index_of(' 0 ', None, 2, 'm', '--style') == 0
 
 
 def test_another_number_of_styles_in_the_model_folder_is_refused(workspace, capsys):
@@ -94,10 +132,13 @@ def test_another_number_of_styles_in_the_model_folder_is_refused(workspace, caps
     assert 'holds a network of 2 styles, and the config lists 1: train into a new model folder' in err
 
 
-def test_style_index_and_mix(two_styles, photo, tmp_path):
-    first = _eval(two_styles, photo, tmp_path / 'first.png', '--style_index', '0')
-    second = _eval(two_styles, photo, tmp_path / 'second.png', '--style_index', '1')
+def test_a_style_by_name_or_index_and_a_mix(two_styles, unnamed, photo, tmp_path):
+    first = _eval(two_styles, photo, tmp_path / 'first.png', '--style', 'wave')
+    second = _eval(two_styles, photo, tmp_path / 'second.png', '--style', 'scream')
     assert np.abs(first - second).mean() > 10
+    np.testing.assert_array_equal(_eval(two_styles, photo, tmp_path / 'one.png', '--style', '1'), second)
+    np.testing.assert_array_equal(_eval(two_styles, photo, tmp_path / 'index.png', '--style_index', '1'), second)
+    np.testing.assert_array_equal(_eval(unnamed, photo, tmp_path / 'unnamed.png', '--style', '0'), first)
     np.testing.assert_array_equal(_eval(two_styles, photo, tmp_path / 'mix10.png', '--style_mix', '1,0'), first)
     half = _eval(two_styles, photo, tmp_path / 'half.png', '--style_mix', '2,2')  # shares are normalized
     apart = np.abs(first - second).mean()
@@ -111,6 +152,8 @@ def test_exports_take_style_weights_and_equal_eval(two_styles, photo, tmp_path, 
     reference = _eval(two_styles, photo, tmp_path / 'reference.png', '--style_mix', '0.3,0.7')
     exported = _eval(str(tmp_path / name), photo, tmp_path / 'exported.png', '--style_mix', '0.3,0.7')
     assert np.abs(exported - reference).max() <= tolerance
+    # Exports carry the style names, but for TFLite's, which holds numbers alone.
+    assert Stylizer(str(tmp_path / name)).style_names == (None if fmt == 'tflite' else ['wave', 'scream'])
 
 
 def test_tiled_inference_of_several_styles_equals_the_whole_image(two_styles):
@@ -121,21 +164,26 @@ def test_tiled_inference_of_several_styles_equals_the_whole_image(two_styles):
     assert np.abs(tiled - whole).max() <= 1
 
 
-def test_style_options_that_do_not_fit_the_model(two_styles, trained_model, photo, tmp_path, capsys):
+def test_style_options_that_do_not_fit_the_model(two_styles, unnamed, trained_model, photo, tmp_path, capsys):
     out = str(tmp_path / 'o.png')
     for model_file, options, message in [
-            (two_styles, [], 'holds 2 styles: choose one with --style_index 0..1, or blend them with '
+            (two_styles, [], 'holds 2 styles (0 wave, 1 scream): choose one with --style NAME, or blend them with '
                              '--style_mix w1,w2'),
-            (two_styles, ['--style_index', '2'], '--style_index 2 is out of range: %s holds 2 styles' % two_styles),
-            (two_styles, ['--style_mix', '1,2,3'], '--style_mix gives 3 weights, but %s holds 2 styles' % two_styles),
+            (unnamed, [], 'holds 2 styles (0..1): choose one with --style INDEX, or blend them with --style_mix'),
+            (two_styles, ['--style', '2'], '--style 2 is not a style of %s: it holds 2 styles (0 wave, 1 scream)'
+             % two_styles),
+            (two_styles, ['--style', 'Wave'], '--style Wave is not a style of %s' % two_styles),
+            (unnamed, ['--style', 'wave'], '--style wave is not a style of %s: it holds 2 styles (0..1)' % unnamed),
+            (two_styles, ['--style_mix', '1,2,3'], '--style_mix gives 3 weights, but %s holds 2 styles (0 wave, '
+                                                   '1 scream, in that order)' % two_styles),
             (two_styles, ['--style_mix', '1,-1'], '--style_mix takes non-negative weights with a positive, finite'),
             (two_styles, ['--style_mix', 'nan,1'], 'expected comma-separated finite numbers'),
             (two_styles, ['--style_mix', '0,0'], '--style_mix takes non-negative weights'),
             (two_styles, ['--style_mix', '1e308,1e308'], '--style_mix takes non-negative weights'),  # sum: inf
             (two_styles, ['--style_mix', 'a,b'], "expected comma-separated finite numbers, got 'a,b'"),
-            (two_styles, ['--style_index', '0', '--style_mix', '1,0'], 'not allowed with argument'),
-            (trained_model, ['--style_index', '0'], 'holds one style: --style_index and --style_mix apply to models '
-                                                    'of several styles')]:
+            (two_styles, ['--style', '0', '--style_mix', '1,0'], 'not allowed with argument'),
+            (trained_model, ['--style', '0'], 'holds one style: --style and --style_mix apply to models of several '
+                                              'styles')]:
         err = usage_error(eval_py.main, ['--model_file', model_file, '--image_file', photo, '--output', out,
                                          *options], capsys)
         assert message in err, (options, err)
@@ -154,22 +202,27 @@ def test_the_service_takes_a_style_or_a_mix(service):
     url = service
     status, _, body = request(url + '/v1/models')
     assert json.loads(body)['models'][0]['styles'] == 2
+    assert json.loads(body)['models'][0]['style_names'] == ['wave', 'scream']
     image = png(24, 32, seed=2)[0]
     first = request(url + '/v1/stylize/two?style=0&format=png', image)
     assert first[0] == 200
+    assert request(url + '/v1/stylize/two?style=wave&format=png', image)[2] == first[2]
     assert request(url + '/v1/stylize/two?mix=1,0&format=png', image)[2] == first[2]
     assert request(url + '/v1/stylize/two?style=1&format=png', image)[2] != first[2]
     payload = json.dumps({'image': base64.b64encode(image).decode(), 'mix': [1, 0], 'format': 'png'}).encode()
     status, _, body = request(url + '/v1/stylize/two/base64', payload, {'Content-Type': 'application/json'})
     assert status == 200 and base64.b64decode(json.loads(body)['image']) == first[2]
-    for style, expected in [(0.0, 200), (1.7, 400), (True, 400)]:  # int() would make 1.7 style 1 and true style 1
+    for style, expected in [(0.0, 200), ('wave', 200), (1.7, 400), (True, 400), ({}, 400), ('x' * 65, 400)]:
         payload = json.dumps({'image': base64.b64encode(image).decode(), 'style': style, 'format': 'png'}).encode()
         status, _, body = request(url + '/v1/stylize/two/base64', payload, {'Content-Type': 'application/json'})
         assert status == expected, (style, body[:200])
         assert expected == 400 or base64.b64decode(json.loads(body)['image']) == first[2]
-        assert expected == 200 or 'style must be a finite whole number' in json.loads(body)['error']
-    for query, message in [('', 'model two holds 2 styles: choose one with style 0..1, or blend them with mix'),
-                           ('?style=5', 'style 5 is out of range'), ('?mix=1,x', 'mix must be comma-separated'),
+        assert expected == 200 or 'style must be a style name or index of the model' in json.loads(body)['error']
+    for query, message in [('', 'model two holds 2 styles (0 wave, 1 scream): choose one with style NAME, or blend '
+                                'them with mix'),
+                           ('?style=5', 'style 5 is not a style of model two: it holds 2 styles (0 wave, 1 scream)'),
+                           ('?style=Scream', 'style Scream is not a style of model two'),
+                           ('?mix=1,x', 'mix must be comma-separated'),
                            ('?mix=1,2,3', 'mix gives 3 weights, but model two holds 2 styles')]:
         status, _, body = request(url + '/v1/stylize/two' + query, image)
         assert status == 400 and message in json.loads(body)['error'], (query, body)
@@ -182,6 +235,7 @@ def test_the_page_offers_the_styles_of_a_model(service, tmp_path):
     with browser_page() as (playwright_api, page):
         page.goto(service + '/')
         playwright_api.expect(page.locator('#style option')).to_have_count(2)
+        assert page.locator('#style option').all_text_contents() == ['wave', 'scream']
         page.set_input_files('#file', str(photo))
         for choose in (lambda: page.select_option('#style', '1'), lambda: page.fill('#mix', '0.5,0.5'),
                        lambda: page.fill('#mix', '1,2,3')):

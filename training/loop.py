@@ -8,6 +8,7 @@ import checkpoints as checkpoint_files
 import distribute
 import model
 import reader
+import style_names
 from config import style_list
 from files import Outputs
 from training.graph import build_graph
@@ -53,12 +54,18 @@ def train(config, filenames, styles, loss_net, max_steps=None, placement=None, i
     with tf.Graph().as_default():
         ops = build_graph(config, filenames, styles, loss_net, loader, strategy=placement.strategy)
         init_loss_network = loss_net.init_fn()
-        # Everything but the loss network is saved: the transform weights, the global step and Adam's state.
-        saver = tf.train.Saver([v for v in tf.global_variables() if not v.op.name.startswith(config.loss_model)],
-                               max_to_keep=config.keep_checkpoints)
+        names = style_names.from_images([image for image, _ in style_list(config)])
+        # Everything but the loss network is saved: the transform weights, the global step and Adam's state, and the
+        # names of several styles. The names always come from the config, so a restore leaves them out (and a
+        # checkpoint written before they were saved still resumes).
+        restored_variables = [v for v in tf.global_variables() if not v.op.name.startswith(config.loss_model)]
+        saved = restored_variables + ([style_names.variable(names)] if len(styles) > 1 else [])
+        saver = tf.train.Saver(saved, max_to_keep=config.keep_checkpoints)
+        restorer = tf.train.Saver(restored_variables) if len(styles) > 1 else saver
         initializer = Initializer(*init_from) if init_from else None
         with placement.session() as sess:
-            step, restored = _start(sess, ops, init_loss_network, saver, training_path, placement, len(styles))
+            step, restored = _start(sess, ops, init_loss_network, saver, restorer, training_path, placement,
+                                    len(styles))
             if initializer and restored:
                 log.info('--init_from %s left out: the model folder holds a checkpoint, which the run resumes',
                          initializer.source)
@@ -79,8 +86,8 @@ def train(config, filenames, styles, loss_net, max_steps=None, placement=None, i
             checkpoints.last_saved = restored
             with StopRequest() as stop:
                 progress = ProgressLog(stop_step, config.batch_size, config.content_weight,
-                                       [(os.path.splitext(os.path.basename(image))[0], weight)
-                                        for image, weight in style_list(config)], config.tv_weight)
+                                       list(zip(names, [weight for _, weight in style_list(config)])),
+                                       config.tv_weight)
                 step = _run_steps(sess, ops, checkpoints, step, progress, loader, stop, placement.deadline)
             _finish(checkpoints, step, stop, stop_step, end_step)
 
@@ -110,16 +117,16 @@ def _run_length(config, num_images, max_steps):
     return end_step, min(end_step, max_steps) if max_steps else end_step
 
 
-def _start(sess, ops, init_loss_network, saver, training_path, placement, styles):
-    """Initialize every variable, load the loss network and restore the newest complete checkpoint of a network of
-    `styles` styles; returns (global step, the checkpoint restored or None)."""
+def _start(sess, ops, init_loss_network, saver, restorer, training_path, placement, styles):
+    """Initialize every variable, load the loss network and restore (with `restorer`) the newest complete
+    checkpoint of a network of `styles` styles; returns (global step, the checkpoint restored or None)."""
     if placement.deadline:
         log.info('waiting for every worker to join (the start blocks until all of them have started)')
     sess.run(tf.global_variables_initializer())
     sess.run(ops.init)
     init_loss_network(sess)
     step, restored = checkpoint_files.restore_newest_complete(sess, saver, training_path, ops.global_step,
-                                                              placement.is_chief, styles)
+                                                              placement.is_chief, styles, restorer)
     if ops.sync:
         _check_replicas_agree(sess, ops.sync, step, placement)
     return step, restored
