@@ -1,6 +1,7 @@
 """Train a fast style transfer model, for one style or several (a list of style images in the config).
 
-  python train.py -c conf/candy.yml [--train_dir DIR] [--epoch N] [--max_steps N] [--no_download]
+  python train.py -c conf/candy.yml [--train_dir DIR] [--epoch N] [--max_steps N] [--init_from MODEL]
+                   [--frozen_styles N] [--no_download]
                    [--distribute mirrored|multi_worker] [--devices gpu:0,gpu:1]
 
 Checkpoints and TensorBoard summaries go to <model_path>/<naming>/; a new run resumes from the latest
@@ -14,7 +15,9 @@ import numpy as np
 
 import distribute
 import losses
+import model
 import reader
+from checkpoints import checkpoint_candidates
 from config import load_config, style_list
 from files import Outputs
 from images import read_image
@@ -40,6 +43,10 @@ def parse_args(argv):
                         help='start from a trained model (a checkpoint, .pb or SavedModel; any number of styles): a '
                              'network that keeps a photo\'s shapes learns a new style in far fewer steps. A new '
                              'model folder only; the global step and Adam start afresh')
+    parser.add_argument('--frozen_styles', type=int, metavar='N', default=0,
+                        help='a network of several styles: keep its shared weights and its first N styles exactly as '
+                             'they are, and train only the other styles\' scales and offsets (a style added to a '
+                             'trained network with --init_from); give it again to resume (default: 0, train all)')
     parser.add_argument('--no_download', action='store_true',
                         help='fail instead of downloading the VGG weights when loss_model_file is missing')
     parser.add_argument('--distribute', choices=distribute.MODES, default='none',
@@ -55,6 +62,8 @@ def parse_args(argv):
     for name in ('epoch', 'max_steps'):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error('--%s must be positive' % name)
+    if args.frozen_styles < 0:
+        parser.error('--frozen_styles must be 0 or more, got %d' % args.frozen_styles)
     if args.worker_timeout is not None and not 0 < args.worker_timeout < float('inf'):
         parser.error('--worker_timeout must be a positive number of seconds, got %s' % args.worker_timeout)
     return args
@@ -113,11 +122,30 @@ def target_outputs(config):
     return Outputs([image for image, _ in style_list(config)], overwrite=True)
 
 
-def start_from(model_file, styles):
-    """(weights for a network of `styles` styles, the source) read from a trained model for --init_from."""
-    weights, note = starting_weights(model_weights(model_file), styles)
+def start_from(model_file, styles, frozen_styles=0):
+    """(weights for a network of `styles` styles, the source) read from a trained model for --init_from; its
+    styles must cover the frozen ones."""
+    source = model_weights(model_file)
+    held = model.styles_in({name: value.shape for name, value in source.items()})
+    if frozen_styles > held:
+        raise UsageError('--frozen_styles %d keeps styles that %s does not have: it holds %d style%s'
+                         % (frozen_styles, model_file, held, 's' * (held > 1)))
+    weights, note = starting_weights(source, styles)
     log.info('starting from %s: %s', model_file, note)
     return weights, model_file
+
+
+def check_frozen_styles(frozen_styles, styles, init_from, training_path):
+    """Raise UsageError unless --frozen_styles leaves a style to train and keeps a trained network's styles."""
+    if not frozen_styles:
+        return
+    if frozen_styles >= styles:
+        raise UsageError('--frozen_styles %d leaves no style to train: the config lists %d style%s (add the new '
+                         'style images to its style_image list, after the kept ones)'
+                         % (frozen_styles, styles, 's' * (styles > 1)))
+    if not init_from and not checkpoint_candidates(training_path):
+        raise UsageError('--frozen_styles keeps the styles of a trained network, and %s holds no checkpoint: start '
+                         'from one with --init_from MODEL' % training_path)
 
 
 def check_prerequisites(config, download, init_from=None):
@@ -154,7 +182,9 @@ def main(argv=None):
     loss_net = loss_network_for(config)
     download = not args.no_download and pretrained.downloadable(config.loss_model_file, config.loss_model)
     check_prerequisites(config, download, args.init_from)
-    init_from = start_from(args.init_from, len(style_list(config))) if args.init_from else None
+    styles = len(style_list(config))
+    check_frozen_styles(args.frozen_styles, styles, args.init_from, os.path.join(config.model_path, config.naming))
+    init_from = start_from(args.init_from, styles, args.frozen_styles) if args.init_from else None
     filenames = reader.list_images(config.train_dir)
     total_steps(config, len(filenames))
     placement = distribute.place(args.distribute, args.devices, config.batch_size, config.mixed_precision,
@@ -163,8 +193,8 @@ def main(argv=None):
     loss_net.load_weights()
     log.info('loss network %s up to %s, weights from %s', config.loss_model, loss_net.final_endpoint,
              config.loss_model_file)
-    styles = style_targets(config, loss_net, target_outputs(config) if placement.is_chief else None)
-    train(config, filenames, styles, loss_net, args.max_steps, placement, init_from)
+    targets = style_targets(config, loss_net, target_outputs(config) if placement.is_chief else None)
+    train(config, filenames, targets, loss_net, args.max_steps, placement, init_from, args.frozen_styles)
 
 
 if __name__ == '__main__':

@@ -3,11 +3,12 @@ of styles; the global step and Adam start afresh, and a folder with a checkpoint
 import numpy as np
 import pytest
 
+import checkpoints
 import export
 import model
 import train
 from helpers import usage_error, write_config, write_image_file
-from inference.stylizer import model_weights
+from inference.stylizer import Stylizer, model_weights
 from training.init_from import starting_weights
 from utils import tf
 
@@ -95,3 +96,43 @@ def test_mirrored_training_starts_from_the_model_on_every_replica(workspace, tra
     after = _variables('models/mirrored/fast-style-model.ckpt-1')
     for name, value in model_weights(trained_model).items():
         assert np.abs(after[name] - value).max() < 0.01
+
+
+def test_a_style_added_with_frozen_styles_leaves_the_others_exactly_as_they_were(workspace, caplog):
+    caplog.set_level('INFO')
+    source = checkpoints.save_random_model('two.ckpt', seed=6, styles=2, names=['wave', 'scream'])
+    write_image_file('style2.jpg', 44, 36, seed=9)
+    write_image_file('udnie.jpg', 40, 40, seed=10)
+    config = write_config('three.yml', naming='three', style_image=['style.jpg', 'style2.jpg', 'udnie.jpg'])
+    command = ['-c', config, '--init_from', source, '--frozen_styles', '2']
+    train.main(command + ['--max_steps', '2'])
+    assert 'the shared weights and styles style, style2 are kept as they are: the steps train udnie alone' \
+        in caplog.text
+    train.main(command + ['--max_steps', '3'])  # the same command resumes, still frozen
+    before, after = model_weights(source), _variables('models/three/fast-style-model.ckpt-done')  # step 3
+    for name, value in model.expected_transform_variables(3).items():
+        if name.endswith(model.STYLE_VARIABLES):
+            np.testing.assert_array_equal(after[name][:2], before[name])
+            untrained = 1.0 if name.endswith('style_scale') else 0.0
+            assert not np.all(after[name][2] == untrained), name  # the new style learned
+        else:
+            np.testing.assert_array_equal(after[name], before[name])
+    photo = np.random.default_rng(1).integers(0, 256, (36, 44, 3), np.uint8)
+    for index in (0, 1):  # so the old styles paint exactly as before
+        np.testing.assert_array_equal(Stylizer('models/three')(photo, style=np.eye(3, dtype=np.float32)[index]),
+                                      Stylizer(source)(photo, style=np.eye(2, dtype=np.float32)[index]))
+
+
+def test_frozen_styles_errors(workspace, trained_model, capsys):
+    write_image_file('style2.jpg', 44, 36, seed=9)
+    two = write_config('two.yml', naming='two', style_image=['style.jpg', 'style2.jpg'])
+    for options, message in [
+            (['--frozen_styles', '2', '--init_from', trained_model], '--frozen_styles 2 leaves no style to train: '
+                                                                     'the config lists 2 styles'),
+            (['--frozen_styles', '1'], '--frozen_styles keeps the styles of a trained network, and models/two holds '
+                                       'no checkpoint: start from one with --init_from MODEL'),
+            (['--frozen_styles', '-1'], '--frozen_styles must be 0 or more')]:
+        assert message in usage_error(train.main, ['-c', two, *options], capsys), options
+    three = write_config('three.yml', naming='three', style_image=['style.jpg', 'style2.jpg', 'style.jpg'])
+    err = usage_error(train.main, ['-c', three, '--frozen_styles', '2', '--init_from', trained_model], capsys)
+    assert '--frozen_styles 2 keeps styles that %s does not have: it holds 1 style' % trained_model in err

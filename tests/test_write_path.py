@@ -45,6 +45,7 @@ OPTIONS = {
         'model_file': READS, 'output': WRITES, 'overwrite': None, 'format': None, 'fp16': None, 'name': None}),
     'train': (train.parse_args, {  # the config's paths: model_path/naming WRITES, style_image, train_dir READ
         'conf': READS, 'train_dir': READS, 'init_from': READS, 'epoch': None, 'max_steps': None, 'no_download': None,
+        'frozen_styles': None,
         'distribute': None, 'devices': None, 'worker_timeout': None}),
     'serve': (serve.parse_args, {  # writes no file
         'model': READS, 'demo': None, 'host': None, 'port': None, 'precision': None, 'workers': None,

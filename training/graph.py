@@ -32,12 +32,13 @@ class TrainingOps(typing.NamedTuple):
     sync: ReplicaSync = None  # distributed training only
 
 
-def build_graph(config, filenames, styles, loss_net, loader, reference=False, strategy=None):
+def build_graph(config, filenames, styles, loss_net, loader, reference=False, strategy=None, frozen_styles=0):
     """The training graph: transform network, loss network on generated and content images, losses, Adam.
 
     `styles` lists (Gram matrices per style layer, style weight) for each style: with several, the network has
     conditional instance normalization and each step trains one style, in turn (the global step modulo their
-    number). `reference` builds the original's formulation instead of the faster one with the same values (the
+    number). `frozen_styles` N keeps the shared weights and the first N styles as they are: the steps take the
+    other styles in turn and train their scales and offsets alone. `reference` builds the original's formulation instead of the faster one with the same values (the
     benchmarks and tests compare the two). `strategy`, a tf.distribute strategy, replicates the step over its
     devices (see distribute.py).
 
@@ -45,20 +46,20 @@ def build_graph(config, filenames, styles, loss_net, loader, reference=False, st
       The TrainingOps.
     """
     if strategy:
-        return _build_distributed_graph(config, filenames, styles, loss_net, loader, strategy)
+        return _build_distributed_graph(config, filenames, styles, loss_net, loader, strategy, frozen_styles)
     preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
     size = config.image_size
     content = reader.image_batches(filenames, config.batch_size, size, size, preprocess, loader)
     global_step = tf.train.get_or_create_global_step()
-    terms = _losses(config, content, styles, loss_net, global_step, reference)
-    minimize = _optimizer(config).minimize(terms['total'], var_list=model.transform_variables())
+    terms = _losses(config, content, styles, loss_net, global_step, reference, frozen_styles)
+    minimize = _optimizer(config).minimize(terms['total'], var_list=trained_variables(frozen_styles))
     with tf.control_dependencies([minimize]):
         train_step = tf.assign_add(global_step, 1)
     _add_summaries(config, terms, terms['generated'], unprocess(content), len(styles))
     return TrainingOps(train_step, _fetched(terms), global_step, tf.summary.merge_all(), init=[])
 
 
-def _build_distributed_graph(config, filenames, styles, loss_net, loader, strategy):
+def _build_distributed_graph(config, filenames, styles, loss_net, loader, strategy, frozen_styles):
     """build_graph over a strategy's replicas: each takes its share of the global batch, the gradients are
     all-reduced, and the losses fetched are the global batch's means. The TrainingOps have a ReplicaSync."""
     preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
@@ -73,11 +74,11 @@ def _build_distributed_graph(config, filenames, styles, loss_net, loader, strate
                                                                           preprocess, loader))
 
         def replica_step(content):
-            terms = _losses(config, content, styles, loss_net, global_step)
+            terms = _losses(config, content, styles, loss_net, global_step, frozen_styles=frozen_styles)
             replicas = tf.distribute.get_replica_context().num_replicas_in_sync
             # The optimizer sums the replicas' gradients: scaling each replica's loss (the mean over its images)
             # by 1/replicas makes that sum the gradient of the global batch's mean, as on one device.
-            minimize = optimizer.minimize(terms['total'] / replicas, var_list=model.transform_variables(),
+            minimize = optimizer.minimize(terms['total'] / replicas, var_list=trained_variables(frozen_styles),
                                           global_step=global_step)
             with tf.control_dependencies([minimize]):
                 return tf.nest.map_structure(tf.identity, dict(terms, origin=unprocess(content), stop=stop_flag))
@@ -97,22 +98,31 @@ def _build_distributed_graph(config, filenames, styles, loss_net, loader, strate
                        ReplicaSync(stop_flag, stop, restored_steps))
 
 
-def _style_of_step(styles, global_step):
+def trained_variables(frozen_styles=0):
+    """The variables the optimizer changes: the whole transform network, or with frozen styles only the per-style
+    scales and offsets (the frozen styles' rows get no gradient, so Adam leaves them exactly as they were)."""
+    variables = model.transform_variables()
+    if not frozen_styles:
+        return variables
+    return [v for v in variables if v.op.name.rsplit('/', 1)[1] in model.STYLE_VARIABLES]
+
+
+def _style_of_step(styles, global_step, frozen_styles=0):
     """(style weights for model.net or None, Gram targets per layer, style weight, index) of the style this step
-    trains: the only one, or with several the global step's turn."""
+    trains: the only one, or with several the global step's turn among those not frozen."""
     if len(styles) == 1:
         grams, weight = styles[0]
         return None, grams, tf.constant(weight, tf.float32), tf.constant(0.0)
-    index = tf.cast(tf.math.floormod(global_step, len(styles)), tf.int32)
+    index = frozen_styles + tf.cast(tf.math.floormod(global_step, len(styles) - frozen_styles), tf.int32)
     grams = [tf.gather(tf.constant(np.stack([style[0][layer] for style in styles]), tf.float32), index)
              for layer in range(len(styles[0][0]))]
     weight = tf.gather(tf.constant([style[1] for style in styles], tf.float32), index)
     return tf.one_hot(index, len(styles)), grams, weight, tf.cast(index, tf.float32)
 
 
-def _losses(config, content, styles, loss_net, global_step, reference=False):
+def _losses(config, content, styles, loss_net, global_step, reference=False, frozen_styles=0):
     """The generated images and the loss terms on a batch of preprocessed content images (nets.LossNetwork)."""
-    mix, style_grams, style_weight, style_index = _style_of_step(styles, global_step)
+    mix, style_grams, style_weight, style_index = _style_of_step(styles, global_step, frozen_styles)
     generated = model.net(content, model.ORIGINAL if reference else model.TRAINING, style_weights=mix)
     if reference:
         # The original: each generated image preprocessed like a training image, the loss network run on both

@@ -37,7 +37,7 @@ def total_steps(config, num_images):
     return steps
 
 
-def train(config, filenames, styles, loss_net, max_steps=None, placement=None, init_from=None):
+def train(config, filenames, styles, loss_net, max_steps=None, placement=None, init_from=None, frozen_styles=0):
     """Run (or resume) training until the config's epochs are done or the global step reaches max_steps.
 
     styles: (Gram matrices, style weight) of each style (train.style_targets).
@@ -46,13 +46,16 @@ def train(config, filenames, styles, loss_net, max_steps=None, placement=None, i
 
     init_from: (weights of every transform variable, their source) to start a new model folder from
     (training.init_from); a folder that holds a checkpoint resumes from it instead.
+
+    frozen_styles: N keeps the shared weights and the first N styles exactly as they are (build_graph).
     """
     placement = placement or distribute.place('none', None, config.batch_size, config.mixed_precision)
     training_path = _model_folder(config, placement.is_chief)
     end_step, stop_step = _run_length(config, len(filenames), max_steps)
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size, config.max_image_pixels)
     with tf.Graph().as_default():
-        ops = build_graph(config, filenames, styles, loss_net, loader, strategy=placement.strategy)
+        ops = build_graph(config, filenames, styles, loss_net, loader, strategy=placement.strategy,
+                          frozen_styles=frozen_styles)
         init_loss_network = loss_net.init_fn()
         names = style_names.from_images([image for image, _ in style_list(config)])
         # Everything but the loss network is saved: the transform weights, the global step and Adam's state, and the
@@ -80,6 +83,9 @@ def train(config, filenames, styles, loss_net, max_steps=None, placement=None, i
             log.info('training steps %d to %d of %d (%d images, batch %d); checkpoints and summaries %s %s',
                      step + 1, stop_step, end_step, len(filenames), config.batch_size,
                      'in' if placement.is_chief else 'written by the chief in', training_path)
+            if frozen_styles:
+                log.info('the shared weights and styles %s are kept as they are: the steps train %s alone, their '
+                         'scales and offsets', ', '.join(names[:frozen_styles]), ', '.join(names[frozen_styles:]))
             checkpoints = checkpoint_files.Checkpoints(
                 sess, saver, os.path.join(training_path, CHECKPOINT_NAME), config, model.transform_variables(),
                 placement.is_chief, CHECKPOINT_EVERY)
