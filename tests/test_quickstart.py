@@ -48,16 +48,16 @@ def test_the_quick_start_runs_on_a_fresh_clone(clone):
         if command[1] == 'train.py':
             if '--train_dir' not in args:
                 continue  # the full run needs COCO, which a test cannot download
-            args += ['--max_steps', '2']  # the toy run, cut short
+            args += ['--max_steps', '2']  # the quick start's run, cut short
         if command[1] == 'stylize.py':
             args += ['--max_size', '64', '--iterations', '1']
         done = run_command(command[1], *args, cwd=clone, timeout=900, root=str(clone))
         assert done.returncode == 0, (command, done.stderr[-3000:])
-    for result in ('generated/res.jpg', 'scream-test.jpg', 'wave-test.jpg'):  # the shipped models', the toy's
+    for result in ('generated/res.jpg', 'scream-test.jpg', 'udnie-test.jpg'):  # the shipped models', the new one's
         pixels = np.asarray(Image.open(clone / result))
         assert pixels.shape == photo.shape and np.abs(pixels.astype(int) - photo).mean() > 5
-    assert os.path.getsize(clone / 'models' / 'wave.pb') > 1000000
-    assert Image.open(clone / 'generated' / 'target_style_wave.jpg').size == (256, 256)
+    assert os.path.getsize(clone / 'models' / 'udnie.pb') > 1000000
+    assert Image.open(clone / 'generated' / 'target_style_udnie.jpg').size == (256, 256)
     assert max(Image.open(clone / 'wave-gatys.jpg').size) == 64
 
 
@@ -68,8 +68,13 @@ def test_the_shipped_images_are_the_ones_the_configs_and_the_readme_name(clone):
         assert Image.open(clone / 'img' / ('%s.jpg' % style)).size > (400, 400)
     with open(clone / 'img' / 'README.md') as f:
         listed = f.read()
-    for name in os.listdir(clone / 'img'):
+    shipped = [os.path.relpath(os.path.join(folder, name), clone / 'img')
+               for folder, _, names in os.walk(clone / 'img') for name in names]
+    assert 'photos/chelsea.jpg' in shipped and 'test.jpg' in shipped
+    for name in shipped:
         assert name == 'README.md' or '`%s`' % name in listed  # every shipped file has its source and licence
+    photos = sorted(os.listdir(clone / 'img' / 'photos'))  # the quick start trains on photos alone
+    assert len(photos) >= 4 and 'test.jpg' not in photos
 
 
 def test_the_several_styles_section_runs_on_the_shipped_network_of_two_styles(clone):
