@@ -29,10 +29,14 @@ def stderr_to_devnull():
         os.close(devnull)
 
 
+_MUTED_BY_US = 'FAST_STYLE_MUTED_TF'  # set beside TF_CPP_MIN_LOG_LEVEL, so that our child processes mute too
+
+
 def _import_tensorflow():
-    quiet = 'TF_CPP_MIN_LOG_LEVEL' not in os.environ
+    level = os.environ.get('TF_CPP_MIN_LOG_LEVEL')
+    quiet = level is None or (level == '2' and os.environ.get(_MUTED_BY_US) == '1')
     if quiet:
-        os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'
+        os.environ['TF_CPP_MIN_LOG_LEVEL'], os.environ[_MUTED_BY_US] = '2', '1'
         warnings.filterwarnings('ignore', category=DeprecationWarning)
         warnings.filterwarnings('ignore', category=FutureWarning)
         warnings.filterwarnings('ignore', message='`layer.apply` is deprecated')  # tf_slim's layers

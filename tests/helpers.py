@@ -102,7 +102,8 @@ def run_command(script, *args, cwd, limits=None, timeout=600, root=ROOT, env=Non
 def _user_environment(extra=None):
     """The environment a user's shell gives our commands: without the TF_CPP_MIN_LOG_LEVEL that importing utils set
     in this process, so that the command mutes TensorFlow itself."""
-    env = {key: value for key, value in os.environ.items() if key != 'TF_CPP_MIN_LOG_LEVEL'}
+    env = {key: value for key, value in os.environ.items()
+           if key not in ('TF_CPP_MIN_LOG_LEVEL', 'FAST_STYLE_MUTED_TF')}
     return {**env, **(extra or {})}
 
 
