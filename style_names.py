@@ -7,7 +7,7 @@ duplicates, empty or overlong), is used by index as before.
 """
 import os
 
-from utils import UsageError, log, tf
+from utils import UsageError, log, shorten, tf
 
 NAME = 'style_names'
 MAX_LENGTH = 64
@@ -28,8 +28,8 @@ def usable(values, styles, source):
     if values is None or styles < 2:
         return None
     try:
-        names = [value.decode('utf-8') if isinstance(value, bytes) else str(value) for value in values]
-    except UnicodeDecodeError:
+        names = [value.decode('utf-8') for value in values]  # strings are bytes; anything else names nothing
+    except (AttributeError, TypeError, UnicodeDecodeError):
         names = []
     if (len(names) != styles or len(set(names)) != styles
             or not all(0 < len(name) <= MAX_LENGTH and name.isprintable() for name in names)):
@@ -76,5 +76,5 @@ def index_of(choice, names, styles, source, option):
         index = None
     if index is None or not 0 <= index < styles:
         raise UsageError('%s %s is not a style of %s: it holds %d styles (%s)'
-                         % (option, choice, source, styles, describe(names, styles)))
+                         % (option, shorten(choice)[1:-1], source, styles, describe(names, styles)))
     return index

@@ -90,12 +90,15 @@ def test_init_from_errors(workspace, trained_model, tmp_path, capsys):
 
 
 def test_mirrored_training_starts_from_the_model_on_every_replica(workspace, trained_model):
-    config = write_config('mirrored.yml', naming='mirrored')
-    train.main(['-c', config, '--max_steps', '1', '--init_from', trained_model, '--distribute', 'mirrored',
-                '--devices', 'cpu:0,cpu:1'])
+    # A style added to the trained network, the shared weights frozen: on every replica too.
+    write_image_file('style2.jpg', 44, 36, seed=9)
+    config = write_config('mirrored.yml', naming='mirrored', style_image=['style.jpg', 'style2.jpg'])
+    train.main(['-c', config, '--max_steps', '1', '--init_from', trained_model, '--frozen_styles', '1',
+                '--distribute', 'mirrored', '--devices', 'cpu:0,cpu:1'])
     after = _variables('models/mirrored/fast-style-model.ckpt-1')
     for name, value in model_weights(trained_model).items():
-        assert np.abs(after[name] - value).max() < 0.01
+        np.testing.assert_array_equal(after[name], value)
+    assert np.all(after['conv1/style_scale'][0] == 1) and not np.all(after['conv1/style_scale'][1] == 1)
 
 
 def test_a_style_added_with_frozen_styles_leaves_the_others_exactly_as_they_were(workspace, caplog):

@@ -117,7 +117,7 @@ def test_style_names_come_from_the_style_images_and_bad_ones_are_left_out(caplog
     assert style_names.from_images(['img/wave.jpg', 'other/wave.png', 'a/scream.jpg']) == ['wave', 'wave_1', 'scream']
     assert style_names.usable([b'wave', b'scream'], 2, 'm') == ['wave', 'scream']
     for values in ([b'wave'], [b'wave', b'wave'], [b'wave', b''], [b'wave', b'x' * 65], [b'wave', b'\xff'],
-                   [b'wave', b'a\nb']):
+                   [b'wave', b'a\nb'], np.float32([1, 2]), np.array([[b'a', b'b'], [b'c', b'd']])):
         assert style_names.usable(values, 2, 'm') is None
     assert 'm: its style names cannot name its 2 styles; they go by index' in caplog.text
     assert style_names.index_of('2019', ['wave', '2019'], 2, 'm', '--style') == 1  # a name before an index

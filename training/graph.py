@@ -104,7 +104,8 @@ def trained_variables(frozen_styles=0):
     variables = model.transform_variables()
     if not frozen_styles:
         return variables
-    return [v for v in variables if v.op.name.rsplit('/', 1)[1] in model.STYLE_VARIABLES]
+    # By name (model.transform_variables says why): in a replica a variable's op is that replica's copy.
+    return [v for v in variables if v.name.rsplit(':', 1)[0].rsplit('/', 1)[1] in model.STYLE_VARIABLES]
 
 
 def _style_of_step(styles, global_step, frozen_styles=0):
