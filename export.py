@@ -127,7 +127,10 @@ def export_tflite(prefix, output, outputs, fp16=False, formulation=model.INFEREN
             if fp16:
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
                 converter.target_spec.supported_types = [tf.float16]
-            outputs.data(output, converter.convert(), **replaceable_export('tflite'))
+            converted, names = converter.convert(), names_of(prefix)
+            if names:
+                converted = style_names.tflite_with_names(converted, names)
+            outputs.data(output, converted, **replaceable_export('tflite'))
 
 
 def export_checkpoint(prefix, output, outputs):

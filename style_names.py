@@ -1,13 +1,16 @@
 """The names of the styles of a network of several: `scream` rather than style 1.
 
 They come from the config's style images (their file names), and travel with the weights: a string variable
-`style_names` in checkpoints and SavedModels, a constant of that name in frozen graphs (a .tflite holds numbers
-alone, so its styles go by index). A model without them, or with names that cannot serve (another count,
+`style_names` in checkpoints and SavedModels, a constant of that name in frozen graphs, a metadata entry of that
+name (a JSON list) in a .tflite. A model without them, or with names that cannot serve (another count,
 duplicates, empty or overlong), is used by index as before.
 """
+import json
 import os
 
-from utils import UsageError, log, shorten, tf
+import numpy as np
+
+from utils import UsageError, log, shorten, tensorflow_module, tf
 
 NAME = 'style_names'
 MAX_LENGTH = 64
@@ -54,6 +57,41 @@ def from_graph_def(graph_def, styles, source):
     """The usable names a frozen graph holds as its `style_names` constant, or None."""
     node = next((node for node in graph_def.node if node.name == NAME and node.op == 'Const'), None)
     return usable(tf.make_ndarray(node.attr['value'].tensor) if node is not None else None, styles, source)
+
+
+_TFLITE_SCHEMA = 'tensorflow.lite.python.schema_py_generated'
+
+
+def tflite_with_names(model, names):
+    """A .tflite model's bytes with the names as its metadata entry `style_names`, replacing any earlier one (the
+    interpreter passes over metadata it does not know)."""
+    flatbuffers = tensorflow_module('tensorflow.lite.tools.flatbuffer_utils')
+    schema = tensorflow_module(_TFLITE_SCHEMA)
+    tree = flatbuffers.read_model_from_bytearray(bytearray(model))
+    buffer, entry = schema.BufferT(), schema.MetadataT()
+    buffer.data = np.frombuffer(json.dumps(names).encode('utf-8'), np.uint8)
+    tree.buffers.append(buffer)
+    entry.name, entry.buffer = NAME.encode(), len(tree.buffers) - 1
+    tree.metadata = [old for old in tree.metadata or [] if old.name != entry.name] + [entry]  # one entry of ours
+    return bytes(flatbuffers.convert_object_to_bytearray(tree))
+
+
+def from_tflite(path, styles):
+    """The usable names a .tflite holds in its metadata, or None (also for a file whose metadata cannot be read:
+    the interpreter has already accepted the model itself)."""
+    schema = tensorflow_module(_TFLITE_SCHEMA)
+    with open(path, 'rb') as f:
+        data = f.read()
+    try:
+        tree = schema.Model.GetRootAsModel(data, 0)
+        entries = [tree.Metadata(i) for i in range(tree.MetadataLength())]
+        entry = next((entry for entry in entries if entry.Name() == NAME.encode()), None)
+        values = json.loads(tree.Buffers(entry.Buffer()).DataAsNumpy().tobytes()) if entry else None
+    except Exception:  # a crafted file's offsets, bytes or JSON: flatbuffers and json raise assorted errors
+        values = None
+    if isinstance(values, list):
+        values = [value.encode('utf-8') if isinstance(value, str) else value for value in values]
+    return usable(values, styles, path)
 
 
 def describe(names, styles):

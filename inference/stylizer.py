@@ -315,6 +315,7 @@ class Stylizer:
                              'out); pass a .tflite written by export.py' % path)
         if style_input is not None:
             self.styles = int(style_input['shape'][0])
+            self.style_names = style_names.from_tflite(path, self.styles)
         with native_logs_muted():  # the first allocation announces the XNNPACK delegate
             interpreter.allocate_tensors()
         log.info('TFLite model loaded from %s%s', path, self._styles_note())

@@ -152,8 +152,13 @@ def test_exports_take_style_weights_and_equal_eval(two_styles, photo, tmp_path, 
     reference = _eval(two_styles, photo, tmp_path / 'reference.png', '--style_mix', '0.3,0.7')
     exported = _eval(str(tmp_path / name), photo, tmp_path / 'exported.png', '--style_mix', '0.3,0.7')
     assert np.abs(exported - reference).max() <= tolerance
-    # Exports carry the style names, but for TFLite's, which holds numbers alone.
-    assert Stylizer(str(tmp_path / name)).style_names == (None if fmt == 'tflite' else ['wave', 'scream'])
+    assert Stylizer(str(tmp_path / name)).style_names == ['wave', 'scream']  # every export carries the names
+    if fmt == 'tflite':  # in its metadata; names that cannot serve there are left out
+        with open(tmp_path / name, 'rb') as f:
+            model_bytes = f.read()
+        for names in ([1, 2], ['a'], {'a': 1}):
+            (tmp_path / 'odd.tflite').write_bytes(style_names.tflite_with_names(model_bytes, names))
+            assert Stylizer(str(tmp_path / 'odd.tflite')).style_names is None
 
 
 def test_tiled_inference_of_several_styles_equals_the_whole_image(two_styles):
