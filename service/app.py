@@ -92,7 +92,8 @@ def create_app(service):
     async def models(_request):
         return JSONResponse({'models': [
             {'name': name, 'kind': stylizer.kind, 'styles': stylizer.styles,
-             'style_names': stylizer.style_names or [str(k) for k in range(stylizer.styles)],
+             'style_names': (stylizer.style_names or [str(k) for k in range(stylizer.styles)]
+                             if stylizer.styles > 1 else []),
              'precision': stylizer.precision,
              'max_pixels': None if stylizer.can_tile else stylizer.max_pixels}
             for name, stylizer in sorted(service.models.items())]})
