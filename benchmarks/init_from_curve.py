@@ -13,7 +13,8 @@ crops its images). On those results the table gives the config's own loss terms,
   style distance: the style loss against the style image's Gram matrices (summed over the style layers).
 Lower is closer. Step 0 of the first run is the trained network itself; the photo row is the photo unchanged.
 The results are kept in <work>/results.json and every stylized --test photo (at its own size, as eval.py makes it)
-in <work>/<run>-<step>.jpg; a stopped benchmark resumes where it was, training included.
+in <work>/<run>-<step>.jpg; a stopped benchmark resumes where it was, training included, and --report_only writes
+the table of what is measured so far (the rest marked not measured).
 """
 import argparse
 import json
@@ -28,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import losses  # noqa: E402 (after the path it lives on)
 import reader  # noqa: E402
+from benchmarks.performance import machine_description  # noqa: E402
 import train  # noqa: E402
 from config import load_config  # noqa: E402
 from files import Outputs  # noqa: E402
@@ -136,6 +138,7 @@ def report(args, config, results):
              'Written by `python benchmarks/init_from_curve.py --config %s --init_from %s --photos %s --test %s '
              '--steps %s`.' % (args.config, args.init_from, args.photos, ' '.join(args.test),
                                ','.join(map(str, args.steps))), '',
+             'Machine: %s (train.py logs its seconds per step).' % machine_description(), '',
              __doc__.split('\n\n', 1)[1].split('The results are kept')[0].strip(), '',
              '| steps | from %s: content | style | from scratch: content | style |' % args.init_from,
              '|---|---|---|---|---|',
@@ -165,11 +168,17 @@ def main():
     parser.add_argument('--work', default='init-from-curve', help='model folders and results (default: %(default)s)')
     parser.add_argument('--output', default=os.path.join(ROOT, 'docs', 'INIT_FROM.md'),
                         help='where the table is written (default: docs/INIT_FROM.md)')
+    parser.add_argument('--report_only', action='store_true',
+                        help="write the table of <work>/results.json as it is, without training or measuring")
     args = parser.parse_args()
     setup_logging()
     config = load_config(args.config)
     outputs = Outputs([args.config, args.init_from, args.photos] + args.test, overwrite=True)
-    results = curve(args, config, outputs)
+    if args.report_only:
+        with open(os.path.join(args.work, 'results.json')) as f:
+            results = json.load(f)
+    else:
+        results = curve(args, config, outputs)
     text = report(args, config, results)
     outputs.data(args.output, text.encode())
     print('\n' + text + '\nwritten to %s' % args.output)
