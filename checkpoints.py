@@ -235,10 +235,11 @@ def checkpoint_candidates(training_path):
     return sorted(prefixes, key=written, reverse=True)
 
 
-def restore_newest_complete(sess, saver, training_path, global_step, trim=True, styles=1, restorer=None):
+def restore_newest_complete(sess, saver, training_path, global_step, trim=True, styles=1, restorers=None):
     """Restore the newest checkpoint that loads; returns (global step to go on from, its path or None).
-    `trim` deletes old checkpoints beyond `saver`'s max_to_keep (the chief's job); `restorer` (default: `saver`)
-    restores, when what is saved and what is restored differ.
+    `trim` deletes old checkpoints beyond `saver`'s max_to_keep (the chief's job); `restorers` (default: `saver`)
+    restore, the first that can, when what is saved and what is restored differ: the later ones leave some
+    optimizer state out, which then starts afresh.
 
     Raises:
       UsageError: a checkpoint holds another number of styles than the network being trained, or none loads.
@@ -254,11 +255,12 @@ def restore_newest_complete(sess, saver, training_path, global_step, trim=True, 
         if found != styles:
             raise UsageError('%s holds a network of %d style%s, and the config lists %d: train into a new model folder '
                              '(change naming or model_path)' % (prefix, found, 's' * (found > 1), styles))
-        try:
-            (restorer or saver).restore(sess, prefix)
-        except (tf.errors.OpError, ValueError) as error:
-            _skipping(prefix, error)
+        used = _restore_with(sess, restorers or [saver], prefix)
+        if isinstance(used, Exception):
+            _skipping(prefix, used)
             continue
+        if used:
+            log.info('%s holds no optimizer state for the weights its run kept frozen: theirs starts afresh', prefix)
         step = int(sess.run(global_step))
         log.info('resumed from %s at step %d', prefix, step)
         if trim:
@@ -269,6 +271,18 @@ def restore_newest_complete(sess, saver, training_path, global_step, trim=True, 
                          'scratch' % training_path)
     log.info('no checkpoint in %s: training a new model', training_path)
     return 0, None
+
+
+def _restore_with(sess, restorers, prefix):
+    """The index of the first restorer that restored the checkpoint, or the first one's error."""
+    errors = []
+    for index, restorer in enumerate(restorers):
+        try:
+            restorer.restore(sess, prefix)
+            return index
+        except (tf.errors.OpError, ValueError) as error:
+            errors.append(error)
+    return errors[0]
 
 
 def _skipping(prefix, error):

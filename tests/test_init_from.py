@@ -124,6 +124,12 @@ def test_a_style_added_with_frozen_styles_leaves_the_others_exactly_as_they_were
     for index in (0, 1):  # so the old styles paint exactly as before
         np.testing.assert_array_equal(Stylizer('models/three')(photo, style=np.eye(3, dtype=np.float32)[index]),
                                       Stylizer(source)(photo, style=np.eye(2, dtype=np.float32)[index]))
+    caplog.clear()  # training on without --frozen_styles: the shared weights' Adam state starts afresh
+    train.main(['-c', config, '--epoch', '2', '--max_steps', '4'])
+    assert 'holds no optimizer state for the weights its run kept frozen: theirs starts afresh' in caplog.text
+    moved = _variables('models/three/fast-style-model.ckpt-4')
+    assert not np.array_equal(moved['conv1/conv/weight'], before['conv1/conv/weight'])
+    assert 'conv1/conv/weight/Adam' in moved
 
 
 def test_frozen_styles_errors(workspace, trained_model, capsys):

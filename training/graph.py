@@ -38,8 +38,8 @@ def build_graph(config, filenames, styles, loss_net, loader, reference=False, st
     `styles` lists (Gram matrices per style layer, style weight) for each style: with several, the network has
     conditional instance normalization and each step trains one style, in turn (the global step modulo their
     number). `frozen_styles` N keeps the shared weights and the first N styles as they are: the steps take the
-    other styles in turn and train their scales and offsets alone. `reference` builds the original's formulation instead of the faster one with the same values (the
-    benchmarks and tests compare the two). `strategy`, a tf.distribute strategy, replicates the step over its
+    other styles in turn and train their scales and offsets alone. `reference` builds the original's formulation
+    instead of the faster one with the same values (the benchmarks and tests compare the two). `strategy`, a tf.distribute strategy, replicates the step over its
     devices (see distribute.py).
 
     Returns:

@@ -64,10 +64,10 @@ def train(config, filenames, styles, loss_net, max_steps=None, placement=None, i
         restored_variables = [v for v in tf.global_variables() if not v.op.name.startswith(config.loss_model)]
         saved = restored_variables + ([style_names.variable(names)] if len(styles) > 1 else [])
         saver = tf.train.Saver(saved, max_to_keep=config.keep_checkpoints)
-        restorer = tf.train.Saver(restored_variables) if len(styles) > 1 else saver
+        restorers = _restorers(restored_variables, saver if len(styles) == 1 else None)
         initializer = Initializer(*init_from) if init_from else None
         with placement.session() as sess:
-            step, restored = _start(sess, ops, init_loss_network, saver, restorer, training_path, placement,
+            step, restored = _start(sess, ops, init_loss_network, saver, restorers, training_path, placement,
                                     len(styles))
             if initializer and restored:
                 log.info('--init_from %s left out: the model folder holds a checkpoint, which the run resumes',
@@ -123,16 +123,27 @@ def _run_length(config, num_images, max_steps):
     return end_step, min(end_step, max_steps) if max_steps else end_step
 
 
-def _start(sess, ops, init_loss_network, saver, restorer, training_path, placement, styles):
-    """Initialize every variable, load the loss network and restore (with `restorer`) the newest complete
-    checkpoint of a network of `styles` styles; returns (global step, the checkpoint restored or None)."""
+def _restorers(variables, saver=None):
+    """Savers that restore a checkpoint into `variables`, to be tried in order: all of them (`saver` if it saves
+    just those), then all but the Adam state of the shared weights, which a run with --frozen_styles did not
+    train and so did not save."""
+    shared = {v.name.rsplit(':', 1)[0] for v in model.transform_variables()
+              if v.name.rsplit(':', 1)[0].rsplit('/', 1)[1] not in model.STYLE_VARIABLES}
+    without = [v for v in variables if v.name.rsplit(':', 1)[0].rsplit('/', 1)[0] not in shared]
+    return [saver or tf.train.Saver(variables)] + ([tf.train.Saver(without)] if len(without) < len(variables) else [])
+
+
+def _start(sess, ops, init_loss_network, saver, restorers, training_path, placement, styles):
+    """Initialize every variable, load the loss network and restore (with the first of `restorers` that can) the
+    newest complete checkpoint of a network of `styles` styles; returns (global step, the checkpoint restored or
+    None)."""
     if placement.deadline:
         log.info('waiting for every worker to join (the start blocks until all of them have started)')
     sess.run(tf.global_variables_initializer())
     sess.run(ops.init)
     init_loss_network(sess)
     step, restored = checkpoint_files.restore_newest_complete(sess, saver, training_path, ops.global_step,
-                                                              placement.is_chief, styles, restorer)
+                                                              placement.is_chief, styles, restorers)
     if ops.sync:
         _check_replicas_agree(sess, ops.sync, step, placement)
     return step, restored
