@@ -114,5 +114,6 @@ def index_of(choice, names, styles, source, option):
         index = None
     if index is None or not 0 <= index < styles:
         raise UsageError('%s %s is not a style of %s: it holds %d styles (%s)'
-                         % (option, shorten(choice)[1:-1], source, styles, describe(names, styles)))
+                         % (option, shorten(choice) if not choice else shorten(choice)[1:-1], source, styles,
+                            describe(names, styles)))
     return index
