@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,6 +31,7 @@ sys.path.insert(0, ROOT)
 import losses  # noqa: E402 (after the path it lives on)
 import reader  # noqa: E402
 from benchmarks.performance import machine_description  # noqa: E402
+from docs.figure import grid  # noqa: E402
 import train  # noqa: E402
 from config import load_config  # noqa: E402
 from files import Outputs  # noqa: E402
@@ -132,14 +134,24 @@ def curve(args, config, outputs):
     return results
 
 
-def report(args, config, results):
-    """The markdown table of the results."""
+def figure(args, results):
+    """The first test photo stylized by both runs at each step measured for both, a row a run, as uint8 pixels;
+    None if no step is."""
+    steps = [step for step in args.steps if all('%s-%d' % (run, step) in results for run in RUNS)]
+    if not steps:
+        return None, steps
+    pictures = [read_image(os.path.join(args.work, '%s-%d.jpg' % (run, step))) for run in RUNS for step in steps]
+    return np.asarray(grid(pictures, len(steps), 200, 8)), steps
+
+
+def report(args, config, results, figure_steps=()):
+    """The markdown table of the results, and the figure's caption if it has one."""
     lines = ['# Training from a trained network: how fast a new style is learned', '',
              'Written by `python benchmarks/init_from_curve.py --config %s --init_from %s --photos %s --test %s '
              '--steps %s`.' % (args.config, args.init_from, args.photos, ' '.join(args.test),
                                ','.join(map(str, args.steps))), '',
              'Machine: %s (train.py logs its seconds per step).' % machine_description(), '',
-             __doc__.split('\n\n', 1)[1].split('The results are kept')[0].strip(), '',
+             __doc__.split('\n\n', 2)[2].split('The results are kept')[0].strip(), '',
              '| steps | from %s: content | style | from scratch: content | style |' % args.init_from,
              '|---|---|---|---|---|',
              '| the photo unchanged | 0 | %.4g | | |' % results['photo'][1]]
@@ -147,6 +159,10 @@ def report(args, config, results):
         cells = ['%.4g | %.4g' % tuple(results[key]) if key in results else 'not measured | not measured'
                  for key in ('init_from-%d' % step, 'scratch-%d' % step)]
         lines.append('| %d | %s | %s |' % (step, cells[0], cells[1] if step else 'random weights | -'))
+    if figure_steps:
+        lines += ['', '![%s stylized by both runs](%s)' % (args.test[0], os.path.relpath(args.figure, os.path.dirname(
+            args.output))), '', '*%s after %s steps (left to right), from %s (top) and from scratch (bottom).*'
+                  % (args.test[0], ', '.join(map(str, figure_steps)), args.init_from)]
     return '\n'.join(lines) + '\n'
 
 
@@ -168,6 +184,8 @@ def main():
     parser.add_argument('--work', default='init-from-curve', help='model folders and results (default: %(default)s)')
     parser.add_argument('--output', default=os.path.join(ROOT, 'docs', 'INIT_FROM.md'),
                         help='where the table is written (default: docs/INIT_FROM.md)')
+    parser.add_argument('--figure', default=os.path.join(ROOT, 'docs', 'images', 'init_from_curve.jpg'),
+                        help='the picture of both runs at each step (default: docs/images/init_from_curve.jpg)')
     parser.add_argument('--report_only', action='store_true',
                         help="write the table of <work>/results.json as it is, without training or measuring")
     args = parser.parse_args()
@@ -179,7 +197,10 @@ def main():
             results = json.load(f)
     else:
         results = curve(args, config, outputs)
-    text = report(args, config, results)
+    pixels, steps = figure(args, results)
+    if pixels is not None:
+        outputs.image(args.figure, pixels, quality=90)
+    text = report(args, config, results, steps)
     outputs.data(args.output, text.encode())
     print('\n' + text + '\nwritten to %s' % args.output)
 
