@@ -64,15 +64,15 @@ def gather_reflect_pad_for(like):
 
     A pixel's C values lie together in memory, so the gather copies blocks: about twice as fast as tf.pad's
     REFLECT mode on the network's wide maps (its gradient, though, is slower than MirrorPad's). The index is
-    built once per pad size and shared by every map of that shape: the residual stage pads ten.
+    built once per pad size and shared by every map of that shape: the residual stage pads ten. Like mirror_pad,
+    it takes maps of any size.
     """
     batch, height, width, channels = _shape(like)
     indices = {}
 
     def pad_by_gather(x, pad):
         if pad not in indices:
-            rows = tf.pad(tf.range(height), [[pad, pad]], mode='REFLECT')
-            columns = tf.pad(tf.range(width), [[pad, pad]], mode='REFLECT')
+            rows, columns = _mirror_indices(height, pad), _mirror_indices(width, pad)
             indices[pad] = tf.reshape(rows[:, None] * width + columns, [-1])
         pixels = tf.gather(tf.reshape(x, [batch, -1, channels]), indices[pad], axis=1)
         return tf.reshape(pixels, [batch, height + 2 * pad, width + 2 * pad, channels])
@@ -165,18 +165,23 @@ def conv2d_few_outputs(x, input_filters, output_filters, kernel, scope='conv', c
     """
     with tf.variable_scope(scope):
         weight = _weight(kernel, input_filters, output_filters)
-        # (ky, kx, in, out) -> (1, kx, in, ky * out): one output map per kernel row and output channel.
-        rows = tf.reshape(tf.transpose(weight, [1, 2, 0, 3]), [1, kernel, input_filters, kernel * output_filters])
-        padded = pad(x, kernel // 2)
-        partial = _convolve(padded, rows, center=center, name='conv_rows')
-        # Output row y sums map (row r, channel c) of partial row y + r.
-        shift = np.zeros([kernel, 1, kernel * output_filters, 1], np.float32)
-        for row in range(kernel):
-            shift[row, 0, row * output_filters:(row + 1) * output_filters] = 1
-        shifted = tf.nn.depthwise_conv2d(partial, tf.constant(shift, x.dtype), [1, 1, 1, 1], 'VALID')
-        batch, height, width, _ = _shape(shifted)
-        by_row = tf.reshape(shifted, [batch, height, width, kernel, output_filters])
-        return tf.reduce_sum(by_row, 3, name='conv')
+        return convolve_few_outputs(pad(x, kernel // 2), weight, center)
+
+
+def convolve_few_outputs(padded, weight, center=False):
+    """A VALID stride-1 convolution of `padded` with `weight` (k, k, in, out), computed as conv2d_few_outputs says."""
+    kernel, _, input_filters, output_filters = weight.shape.as_list()
+    # (ky, kx, in, out) -> (1, kx, in, ky * out): one output map per kernel row and output channel.
+    rows = tf.reshape(tf.transpose(weight, [1, 2, 0, 3]), [1, kernel, input_filters, kernel * output_filters])
+    partial = _convolve(padded, rows, center=center, name='conv_rows')
+    # Output row y sums map (row r, channel c) of partial row y + r.
+    shift = np.zeros([kernel, 1, kernel * output_filters, 1], np.float32)
+    for row in range(kernel):
+        shift[row, 0, row * output_filters:(row + 1) * output_filters] = 1
+    shifted = tf.nn.depthwise_conv2d(partial, tf.constant(shift, padded.dtype), [1, 1, 1, 1], 'VALID')
+    batch, height, width, _ = _shape(shifted)
+    by_row = tf.reshape(shifted, [batch, height, width, kernel, output_filters])
+    return tf.reduce_sum(by_row, 3, name='conv')
 
 
 def resize_conv2d(x, input_filters, output_filters, kernel, strides):
