@@ -13,6 +13,7 @@ import numpy as np
 
 import model
 import style_names
+from nets import arbitrary
 from images import IMAGE_FORMATS
 from utils import UsageError, log, slim, tf
 
@@ -128,8 +129,20 @@ def check_transform_checkpoint(prefix):
     finite weights; return the weights, name -> array (model.styles_in tells how many styles they hold)."""
     what = 'transform-network checkpoint'
     shapes = read_checkpoint_shapes(prefix, what)
+    if arbitrary.is_arbitrary(shapes):
+        raise UsageError("%s is a checkpoint of Magenta's arbitrary-style network, which takes a style image and "
+                         "cannot be trained or exported by this command (%s)" % (prefix, CHECKPOINT_FIX))
     expected = model.expected_transform_variables(model.styles_in(shapes))
     check_variable_shapes(shapes, expected, prefix, what, CHECKPOINT_FIX)
+    return read_weights(prefix, expected)
+
+
+def read_weights(prefix, expected):
+    """The variables `expected` names (its keys), read from a checkpoint that holds them, name -> array.
+
+    Raises:
+      UsageError: a variable's data cannot be read, or is not finite.
+    """
     reader = tf.train.load_checkpoint(prefix)
     weights = {}
     for name in sorted(expected):

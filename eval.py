@@ -4,6 +4,8 @@
   python eval.py --model_file models/candy.pb --image_file photos/ 'more/*.png' --output stylized/
   python eval.py --model_file models/candy --video clip.mp4 --output clip-candy.mp4 [--smooth 0.5 --consistency flow]
   python eval.py --model_file models/wave_scream.ckpt --image_file img/test.jpg --style scream  # or --style_mix 1,1
+  python eval.py --model_file pretrained/arbitrary_style_transfer/model.ckpt --image_file img/test.jpg \
+                 --style_image img/udnie.jpg [--style_strength 0.7]
 
 The model is a checkpoint prefix (V1 or V2 format, the original project's too), a model folder (its latest
 checkpoint), or from export.py a frozen .pb, a SavedModel folder or a .tflite; it is loaded once for the whole run.
@@ -20,8 +22,10 @@ from tqdm import tqdm
 
 from files import Outputs
 from images import IMAGE_FORMATS, check_encodable, image_size, load_image, output_format
-from inference import color, consistency
+from inference import arbitrary, color, consistency
+from inference.arbitrary import STYLE_MAX_PIXELS
 from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer, style_choice
+from nets.arbitrary import STYLE_SIZE, STYLE_SIZES
 from utils import (ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main, float_list, log,
                    run_and_exit, setup_logging)
 
@@ -61,6 +65,15 @@ def parse_args(argv):
                              "name in the config, e.g. scream) or index (0 is the first)")
     styles.add_argument('--style_mix', type=float_list, metavar='W1,W2,...',
                         help="a model of several styles: blend the styles' parameters in these shares, one per style")
+    arbitrary = parser.add_argument_group("Magenta's arbitrary-style network (a checkpoint of it as --model_file)")
+    arbitrary.add_argument('--style_image', nargs='+', metavar='PATH',
+                           help='the style: any image (several, with --style_mix giving their shares)')
+    arbitrary.add_argument('--style_strength', type=float, default=1.0,
+                           help="1 is the style image's style, 0 the photo's own (the photo taken as its style), "
+                                "between them a blend of the two (default: %(default)s)")
+    arbitrary.add_argument('--style_size', type=int, default=STYLE_SIZE,
+                           help="the style image's smaller side, resized to, before its style is predicted: larger "
+                                "gives finer strokes (default: %(default)s, as Magenta's)")
     parser.add_argument('--consistency', choices=consistency.MODES, default='blend',
                         help='video, with --smooth: blend the previous output frame in place, or moved along the '
                              'optical flow where it is reliable, which leaves no ghosts behind moving things '
@@ -71,6 +84,15 @@ def parse_args(argv):
     for name in ('strength', 'smooth'):
         if not 0 <= getattr(args, name) <= 1:
             parser.error('--%s must be between 0 and 1, got %s' % (name, getattr(args, name)))
+    if not 0 <= args.style_strength <= 1:
+        parser.error('--style_strength must be between 0 and 1, got %s' % args.style_strength)
+    if not STYLE_SIZES[0] <= args.style_size <= STYLE_SIZES[1]:
+        parser.error('--style_size must be between %d and %d, got %d' % (*STYLE_SIZES, args.style_size))
+    if not args.style_image and (args.style_strength != 1 or args.style_size != STYLE_SIZE):
+        parser.error('--style_strength and --style_size apply to --style_image')
+    if args.style_image and args.style:
+        parser.error('--style picks a style of a model of several styles; an arbitrary-style model takes '
+                     '--style_image alone')
     if args.max_pixels < 4096:
         parser.error('--max_pixels must be at least 4096, got %d' % args.max_pixels)
     if args.batch_size <= 0:
@@ -201,15 +223,40 @@ def stylize_one(stylize, path, rgb, alpha, output, quality, outputs):
              output)
 
 
+def style_of(stylizer, style_images, choice, mix, strength, side):
+    """What the model is asked for, as a function of the photo: style_for(pixels) -> the style argument of
+    Stylizer (see style_choice); for an arbitrary-style network, the style images' embedding (each predicted once,
+    mixed in the shares `mix`) blended with the photo's own by `strength`.
+
+    Raises:
+      UsageError: style images for another model, none for an arbitrary-style one, a choice the model cannot take.
+    """
+    if stylizer.arbitrary is None:
+        if style_images:
+            raise UsageError("--style_image needs a checkpoint of Magenta's arbitrary-style network; %s is a network "
+                             "trained on its own style%s" % (stylizer.source, 's' if stylizer.styles > 1 else ''))
+        style = style_choice(stylizer.styles, choice, mix, stylizer.source, names=stylizer.style_names)
+        return lambda pixels: style
+    if not style_images:
+        raise UsageError("%s is Magenta's arbitrary-style network: give the style with --style_image PATH"
+                         % stylizer.source)
+    embedding = arbitrary.mixed_embedding([stylizer.embed(pixels, side) for pixels in style_images], mix)
+    return lambda pixels: arbitrary.with_strength(embedding, strength, lambda: stylizer.embed(
+        pixels, side, "the photo (its own style, which --style_strength below 1 blends in)"))
+
+
 @cli_main
 def main(argv=None):
     setup_logging()
     args = parse_args(argv)
 
+    style_images = [load_image(path, 'style image', max_pixels=STYLE_MAX_PIXELS)[0]
+                    for path in args.style_image or ()]  # before the model loads: fail fast
+
     def load_model():  # one construction for every kind of input, so that no option is dropped on one path
         stylizer = Stylizer(args.model_file, args.max_pixels, args.precision)
-        return stylizer, style_choice(stylizer.styles, args.style, args.style_mix, args.model_file,
-                                      names=stylizer.style_names)
+        return stylizer, style_of(stylizer, style_images, args.style, args.style_mix, args.style_strength,
+                                  args.style_size)
 
     def finish(stylized, original):
         return color.finish(stylized, original, args.preserve_colors, args.strength)
@@ -217,26 +264,31 @@ def main(argv=None):
         from inference import video
         video.check_available(args.consistency)
         output = args.output or os.path.join('generated', 'res.mp4')
-        outputs = Outputs([args.video, args.model_file], args.overwrite)
+        outputs = Outputs([args.video, args.model_file] + (args.style_image or []), args.overwrite)
         outputs.claim(output, source=args.video)
-        stylizer, style = load_model()
-        video.stylize_video(lambda batch: stylizer.stylize_batch(batch, style), args.video, output, outputs,
+        stylizer, style_for = load_model()
+        first = []  # the video's style: from its first frame where --style_strength needs the photo's own
+
+        def stylize_batch(batch):
+            first[:] = first or [style_for(batch[0])]
+            return stylizer.stylize_batch(batch, first[0])
+        video.stylize_video(stylize_batch, args.video, output, outputs,
                             args.batch_size, args.smooth,
                             lambda frames, originals: [finish(f, o) for f, o in zip(frames, originals)],
                             args.consistency)
         return
     inputs = collect_inputs(args.image_file)
-    outputs = Outputs([path for path, _ in inputs] + [args.model_file], args.overwrite)
+    outputs = Outputs([path for path, _ in inputs] + [args.model_file] + (args.style_image or []), args.overwrite)
     paths = output_paths(inputs, args.image_file, args.output, args.format, outputs)
     if len(inputs) == 1:
         rgb, alpha = load_image(inputs[0][0], 'content image')  # before the model loads: fail fast
-        stylizer, style = load_model()
-        stylize_one(lambda pixels: finish(stylizer(pixels, style=style), pixels), inputs[0][0], rgb, alpha,
-                    paths[0], args.quality, outputs)
+        stylizer, style_for = load_model()
+        stylize_one(lambda pixels: finish(stylizer(pixels, style=style_for(pixels)), pixels), inputs[0][0], rgb,
+                    alpha, paths[0], args.quality, outputs)
         return
-    stylizer, style = load_model()
-    failures = stylize_images(lambda pixels: finish(stylizer(pixels, style=style), pixels), inputs, paths,
-                              args.quality, outputs)
+    stylizer, style_for = load_model()
+    failures = stylize_images(lambda pixels: finish(stylizer(pixels, style=style_for(pixels)), pixels), inputs,
+                              paths, args.quality, outputs)
     stylizer.close()
     if failures:
         print('error: %d of %d images could not be stylized (see the lines above)' % (failures, len(inputs)),

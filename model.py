@@ -409,7 +409,10 @@ def fed_weights():
     """
     placeholders = {}
 
-    def placeholder_getter(name, shape, dtype, **unused):  # get_variable calls it outside any name scope
-        placeholders[name] = tf.placeholder(dtype, shape, name=name)
+    def placeholder_getter(*args, **kwargs):  # get_variable calls it outside any name scope
+        # As the scope's own getter it gets keywords; under another custom getter (slim's layers have one),
+        # TensorFlow passes (getter, name) first.
+        name = kwargs['name'] if 'name' in kwargs else args[1]
+        placeholders[name] = tf.placeholder(kwargs.get('dtype') or tf.float32, kwargs['shape'], name=name)
         return placeholders[name]
     return tf.variable_scope(tf.get_variable_scope(), custom_getter=placeholder_getter), placeholders

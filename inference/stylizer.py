@@ -1,7 +1,9 @@
 """A trained transform network, loaded once from any of its forms, stylizing images of any size.
 
 Forms: a checkpoint prefix (V1 or V2), a model folder (its latest checkpoint), or from export.py a frozen GraphDef
-(.pb), a SavedModel folder or a TFLite model (.tflite, run by TensorFlow's TFLite interpreter). Images above a
+(.pb), a SavedModel folder or a TFLite model (.tflite, run by TensorFlow's TFLite interpreter); or a checkpoint of
+Magenta's arbitrary-style network, which stylizes in the style of an embedding it predicts from any style image
+(inference/arbitrary.py). Images above a
 pixel budget are stylized in tiles with the whole image's normalization statistics (inference/tiling.py), using the
 model's weights in our own graph (which a .tflite does not give).
 
@@ -19,7 +21,8 @@ import checkpoints
 import model
 import style_names
 from config import MAX_STYLES
-from inference import tiling
+from inference import arbitrary, tiling
+from nets import arbitrary as arbitrary_net
 from utils import (UsageError, computing_precision, log, native_logs_muted, require_file, session_config,
                    tensorflow_module, tf)
 
@@ -209,6 +212,7 @@ class Stylizer:
         self.source, self.max_pixels = model_file, max_pixels
         self.styles = 1  # how many styles the model holds; the loaders say
         self.style_names = None  # their names, where the model carries them (style_names)
+        self.arbitrary = None  # for Magenta's arbitrary-style network, its inference.arbitrary.ArbitraryNetwork
         self.can_tile = not model_file.endswith('.tflite')  # tiling needs the weights, which a .tflite hides
         self.precision = computing_precision(precision == 'bf16' and self.can_tile)
         self._tiled = None
@@ -219,8 +223,13 @@ class Stylizer:
         elif os.path.isfile(os.path.join(model_file, 'saved_model.pb')):
             self.kind, (self._run, self._weights) = 'SavedModel', self._load_saved_model(model_file)
         else:
-            self.kind, (self._run, self._weights) = 'checkpoint', self._load_checkpoint(
-                checkpoints.find_checkpoint(model_file))
+            prefix = checkpoints.find_checkpoint(model_file)
+            shapes = checkpoints.read_checkpoint_shapes(prefix, 'checkpoint')
+            if arbitrary_net.is_arbitrary(shapes):
+                self.kind, (self._run, self._weights) = 'arbitrary-style checkpoint', self._load_arbitrary(prefix,
+                                                                                                          shapes)
+            else:
+                self.kind, (self._run, self._weights) = 'checkpoint', self._load_checkpoint(prefix)
         self.graph.finalize()
 
     # The graph and the session options are made at their first use, after the loaders have checked the model
@@ -250,6 +259,21 @@ class Stylizer:
         def run(batch, style):
             return self.session.run(output, {images: batch, **feed, **({mix: style} if mix is not None else {})})
         return run, lambda: weights
+
+    def _load_arbitrary(self, prefix, shapes):
+        weights = arbitrary.check_checkpoint(prefix, shapes)
+        self.arbitrary = arbitrary.ArbitraryNetwork(weights, self.graph)
+        with self.graph.as_default():
+            self.session = tf.Session(config=self.session_config)
+        log.info("Magenta's arbitrary-style network loaded from %s", prefix)
+        return (lambda batch, embedding: self.arbitrary.stylize(self.session, batch, embedding)), lambda: weights
+
+    def embed(self, pixels, side=arbitrary_net.STYLE_SIZE, what='style image'):
+        """For an arbitrary-style network: the style embedding, float32 (EMBEDDING,), of a uint8 RGB image (h, w, 3)
+        whose smaller side is resized to `side`; `what` names the image in errors."""
+        if self.arbitrary is None:
+            raise UsageError('%s is not an arbitrary-style network: it takes no style image' % self.source)
+        return self.arbitrary.embed(self.session, np.ascontiguousarray(pixels, dtype=np.uint8), side, what)
 
     def _styles_note(self):
         if self.styles == 1:
@@ -343,14 +367,22 @@ class Stylizer:
         return run, weights
 
     def check_style(self, style):
-        """Raise UsageError unless `style` (float32 (N,) from style_choice, or None) fits the model."""
+        """Raise UsageError unless `style` (float32 (N,) from style_choice, or None; an embedding (EMBEDDING,) for
+        an arbitrary-style network) fits the model."""
+        if self.arbitrary is not None:
+            if np.shape(style) != (arbitrary_net.EMBEDDING,) or not np.isfinite(style).all():
+                raise UsageError('%s is an arbitrary-style network: it takes a style embedding of %d finite values '
+                                 '(Stylizer.embed), got %s' % (self.source, arbitrary_net.EMBEDDING,
+                                                                np.shape(style)))
+            return
         if (style is None) != (self.styles == 1) or (style is not None and np.shape(style) != (self.styles,)):
             raise UsageError('%s holds %d style%s; style weights %s do not fit it (see style_choice)'
                              % (self.source, self.styles, 's' if self.styles > 1 else '', style))
 
     def stylize_batch(self, batch, style=None):
         """Stylize same-sized images: uint8 (N, H, W, 3) in and out; in one run when within max_pixels. style:
-        for a model of several styles, each style's share, float32 (N,) (see style_choice)."""
+        for a model of several styles, each style's share, float32 (N,) (see style_choice); for an arbitrary-style
+        network, the style's embedding (see embed)."""
         self.check_style(style)
         batch = np.ascontiguousarray(batch, dtype=np.uint8)
         if batch.shape[0] * batch.shape[1] * batch.shape[2] > self.max_pixels:
@@ -365,14 +397,16 @@ class Stylizer:
           progress: show tiled inference's progress bar.
           should_stop: for tiled inference, a function asked after every tile run; when it returns True,
             tiling.Cancelled is raised.
-          style: for a model of several styles, each style's share, float32 (N,) (see style_choice).
+          style: for a model of several styles, each style's share, float32 (N,) (see style_choice); for an
+            arbitrary-style network, the style's embedding (see embed).
         """
         self.check_style(style)
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         if pixels.shape[0] * pixels.shape[1] <= self.max_pixels:
             return self._run(pixels[None], style)[0]
         if self._tiled is None:
-            self._tiled = tiling.TiledTransform(self._weights(), tile_side(self.max_pixels), self.session_config)
+            self._tiled = tiling.TiledTransform(self._weights(), tile_side(self.max_pixels), self.session_config,
+                                                network=arbitrary.network() if self.arbitrary else None)
         return self._tiled(pixels, progress, should_stop, style)
 
     def close(self):

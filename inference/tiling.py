@@ -9,6 +9,8 @@ Each tile computes a margin of real context around the part it owns, wider than 
 (about 53 pixels), and tiles start on multiples of 4 pixels so that their stride-2 grids line up with the whole
 image's. The owned parts then equal the whole-image result up to float rounding: there is no seam to blend.
 """
+import typing
+
 import numpy as np
 from tqdm import tqdm
 
@@ -36,13 +38,14 @@ class _GivenStatistics:
         return normalized if activation is None else activation(normalized)
 
 
-def split_axis(length, tile, margin=MARGIN):
+def split_axis(length, tile, margin=MARGIN, padding=model.INPUT_PADDING):
     """Cut an axis into tiles: [(own_start, own_end, context_start, context_end)] in image pixels.
 
-    Inner boundaries lie 2 pixels past a multiple of 4, which puts them on multiples of 4 in the network's
-    padded coordinates (10 pixels of padding): every layer's map, down to a quarter of the size, splits there.
+    Inner boundaries lie on multiples of 4 in the network's padded coordinates (`padding` pixels on each side: 2
+    pixels past a multiple of 4 in the image for ours): every layer's map, down to a quarter of the size, splits
+    there.
     """
-    bounds = [0] + list(range(tile + 2, length, tile)) + [length]
+    bounds = [0] + list(range(tile + -padding % _ALIGN, length, tile)) + [length]
     tiles = []
     for own_start, own_end in zip(bounds[:-1], bounds[1:]):
         context_start = max(0, (own_start - margin) // _ALIGN * _ALIGN)
@@ -50,11 +53,11 @@ def split_axis(length, tile, margin=MARGIN):
     return tiles
 
 
-def _owned_slice(own_start, own_end, context_start, length, stride):
+def _owned_slice(own_start, own_end, context_start, length, stride, padding):
     """The rows (or columns) of a normalized layer's map that a tile owns, in the tile's coordinates."""
-    padded_start = 0 if own_start == 0 else own_start + model.INPUT_PADDING
+    padded_start = 0 if own_start == 0 else own_start + padding
     start = (padded_start - context_start) // stride
-    stop = None if own_end == length else (own_end + model.INPUT_PADDING - context_start) // stride
+    stop = None if own_end == length else (own_end + padding - context_start) // stride
     return slice(start, stop)
 
 
@@ -75,35 +78,58 @@ class Cancelled(Exception):
     """Raised when a tiled run is asked to stop (its caller gave up on it)."""
 
 
-class TiledTransform:
-    """The transform network run tile by tile on uint8 RGB images of any size."""
+class Network(typing.NamedTuple):
+    """What tiling needs to know of a network.
 
-    def __init__(self, weights, tile, session_config=None, margin=MARGIN):
-        """Args: weights, name -> array of every transform variable (of one style or several); tile, the owned tile
-        side (multiple of 4); session_config, the session's options (utils.session_config)."""
+    Attributes:
+      build: build(image, normalize) -> (output, style): from a uint8 image (1, h, w, 3), the stylized float32
+        (1, h, w, 3) in 0..255 with `normalize(x, activation)` at every instance-normalized layer, and the
+        placeholder its style is fed to (None for a network of one style); variables from tf.get_variable.
+      padding: the pixels the network pads its input by before its first layer.
+      strides: how many times smaller than the padded input each normalized layer's map is, in order.
+    """
+    build: typing.Callable
+    padding: int
+    strides: tuple
+
+
+def transform_network(styles=1):
+    """Our transform network (model.net) of `styles` styles, as tiling runs it."""
+    def build(image, normalize):
+        style = tf.placeholder(tf.float32, [styles]) if styles > 1 else None
+        return model.net(vgg_preprocessing.mean_image_subtraction(image), model.TILED, normalize=normalize,
+                         style_weights=style), style
+    return Network(build, model.INPUT_PADDING, model.NORMALIZED_LAYER_STRIDES)
+
+
+class TiledTransform:
+    """A transform network run tile by tile on uint8 RGB images of any size."""
+
+    def __init__(self, weights, tile, session_config=None, margin=MARGIN, network=None):
+        """Args: weights, name -> array of (at least) every variable the network reads; tile, the owned tile side
+        (multiple of 4); session_config, the session's options (utils.session_config); network, a Network (by
+        default ours, of as many styles as the weights hold)."""
         self.tile, self.margin = tile, margin
+        self.network = network or transform_network(model.styles_in({n: v.shape for n, v in weights.items()}))
         self.graph = tf.Graph()
-        styles = model.styles_in({name: value.shape for name, value in weights.items()})
         with self.graph.as_default():
             self.image = tf.placeholder(tf.uint8, [1, None, None, 3])
-            self.style_weights = tf.placeholder(tf.float32, [styles]) if styles > 1 else None
             self.statistics = _GivenStatistics()
             scope, placeholders = model.fed_weights()
             with scope:
-                self.output = model.net(vgg_preprocessing.mean_image_subtraction(self.image), model.TILED,
-                                        normalize=self.statistics, style_weights=self.style_weights)
+                self.output, self.style = self.network.build(self.image, self.statistics)
             self.session = tf.Session(config=session_config)
-        self.weight_feed = {placeholders[name]: value for name, value in weights.items()}
+        self.weight_feed = {placeholder: weights[name] for name, placeholder in placeholders.items()}
         self.graph.finalize()
 
     def _tiles(self, height, width):
-        return [(rows, cols) for rows in split_axis(height, self.tile, self.margin)
-                for cols in split_axis(width, self.tile, self.margin)]
+        return [(rows, cols) for rows in split_axis(height, self.tile, self.margin, self.network.padding)
+                for cols in split_axis(width, self.tile, self.margin, self.network.padding)]
 
     def _feed(self, pixels, style, rows, cols, statistics):
         feed = {self.image: pixels[None, rows[2]:rows[3], cols[2]:cols[3]], **self.weight_feed}
-        if self.style_weights is not None:
-            feed[self.style_weights] = style
+        if self.style is not None:
+            feed[self.style] = style
         for (mean, variance), (mean_value, variance_value) in zip(self.statistics.feeds, statistics):
             feed[mean], feed[variance] = mean_value, variance_value
         return feed
@@ -111,13 +137,13 @@ class TiledTransform:
     def _layer_statistics(self, pixels, style, tiles, layer, statistics, step):
         """Mean and variance over the whole image of a normalized layer's input, summed tile by tile."""
         height, width = pixels.shape[:2]
-        stride = model.NORMALIZED_LAYER_STRIDES[layer]
+        stride, padding = self.network.strides[layer], self.network.padding
         total = total_squares = count = 0
         for rows, cols in tiles:
             values = self.session.run(self.statistics.inputs[layer],
                                       self._feed(pixels, style, rows, cols, statistics))[0]
-            owned = values[_owned_slice(rows[0], rows[1], rows[2], height, stride),
-                           _owned_slice(cols[0], cols[1], cols[2], width, stride)]
+            owned = values[_owned_slice(rows[0], rows[1], rows[2], height, stride, padding),
+                           _owned_slice(cols[0], cols[1], cols[2], width, stride, padding)]
             tile_total, tile_squares = _sums(owned)
             total, total_squares = total + tile_total, total_squares + tile_squares
             count += owned.shape[0] * owned.shape[1]
@@ -132,7 +158,7 @@ class TiledTransform:
           pixels: the image.
           progress: show a progress bar (on stderr).
           should_stop: a function asked after every tile run; when it returns True, Cancelled is raised.
-          style: for a network of several styles, each style's share, float (N,).
+          style: what the network's style placeholder takes (for ours of several styles, each style's share).
         """
         height, width = pixels.shape[:2]
         tiles = self._tiles(height, width)

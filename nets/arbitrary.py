@@ -38,7 +38,6 @@ STYLE_NORM_LAYERS = (tuple(('residual/residual%d/conv%d' % (block, conv), 128)
                      + (('expand/conv1/conv', 64), ('expand/conv2/conv', 32), ('expand/conv3/conv', 3)))
 # How many times smaller than the content image each style-normalized layer's map is (tiled inference needs it).
 NORMALIZED_LAYER_STRIDES = (4,) * 10 + (2, 1, 1)
-SCOPES = ('InceptionV3/', 'Conv/', 'style_params/', 'transformer/')  # every variable lies under one of these
 MAX_STYLE_ASPECT = 16  # longer / shorter side of a style image: a 1 x 10000 strip would resize to 2.6 gigapixels
 
 
