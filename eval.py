@@ -23,7 +23,6 @@ from tqdm import tqdm
 from files import Outputs
 from images import IMAGE_FORMATS, check_encodable, image_size, load_image, output_format
 from inference import arbitrary, color, consistency
-from inference.arbitrary import STYLE_MAX_PIXELS
 from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer, style_choice
 from nets.arbitrary import STYLE_SIZE, STYLE_SIZES
 from utils import (ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main, float_list, log,
@@ -90,6 +89,11 @@ def parse_args(argv):
         parser.error('--style_size must be between %d and %d, got %d' % (*STYLE_SIZES, args.style_size))
     if not args.style_image and (args.style_strength != 1 or args.style_size != STYLE_SIZE):
         parser.error('--style_strength and --style_size apply to --style_image')
+    count = len(args.style_image or ())
+    if count and (count > 1 or args.style_mix is not None) and len(args.style_mix or ()) != count:
+        parser.error('%d style image%s take%s %d share%s: --style_mix %s'
+                     % (count, 's' if count > 1 else '', '' if count > 1 else 's', count, 's' if count > 1 else '',
+                        ','.join('w%d' % i for i in range(1, count + 1))))
     if args.style_image and args.style:
         parser.error('--style picks a style of a model of several styles; an arbitrary-style model takes '
                      '--style_image alone')
@@ -223,6 +227,13 @@ def stylize_one(stylize, path, rgb, alpha, output, quality, outputs):
              output)
 
 
+def load_style_image(path, side):
+    """A style image's pixels, checked for what its style can be predicted from."""
+    pixels = load_image(path, 'style image', max_pixels=arbitrary.STYLE_MAX_PIXELS)[0]
+    arbitrary.check_style_shape(pixels.shape[0], pixels.shape[1], side, 'style image %s' % path)
+    return pixels
+
+
 def style_of(stylizer, style_images, choice, mix, strength, side):
     """What the model is asked for, as a function of the photo: style_for(pixels) -> the style argument of
     Stylizer (see style_choice); for an arbitrary-style network, the style images' embedding (each predicted once,
@@ -250,8 +261,7 @@ def main(argv=None):
     setup_logging()
     args = parse_args(argv)
 
-    style_images = [load_image(path, 'style image', max_pixels=STYLE_MAX_PIXELS)[0]
-                    for path in args.style_image or ()]  # before the model loads: fail fast
+    style_images = [load_style_image(path, args.style_size) for path in args.style_image or ()]  # fail fast
 
     def load_model():  # one construction for every kind of input, so that no option is dropped on one path
         stylizer = Stylizer(args.model_file, args.max_pixels, args.precision)

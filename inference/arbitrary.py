@@ -20,14 +20,14 @@ STYLE_MAX_PIXELS = 40000000  # style images are decoded whole (as Magenta resize
 _PREDICTOR = ('InceptionV3/', 'Conv/')  # the style predictor's variables; the rest are the transformer's
 
 
-def check_checkpoint(prefix, shapes):
+def check_checkpoint(prefix, shapes, expected):
     """The network's weights (name -> array) from a checkpoint in Magenta's layout, whose variables are `shapes`
-    (name -> shape); variables the network does not use (a global step, optimizer slots) are ignored.
+    (name -> shape); `expected` (name -> shape) are the ones the network reads, the others (a global step,
+    optimizer slots) are ignored.
 
     Raises:
       UsageError: variables missing (naming them) or of other shapes, unreadable or not finite.
     """
-    expected = arbitrary.expected_variables()
     missing = sorted(name for name in expected if name not in shapes)
     if missing:
         raise UsageError('%s is not a complete %s: %d of its %d variables are missing: %s%s (%s)'
@@ -49,9 +49,10 @@ def network():
 
 
 class ArbitraryNetwork:
-    """The two networks, built in `graph` on weights fed from memory (see model.fed_weights)."""
+    """The two networks, built in `graph` on the weights of a checkpoint, fed from memory (see model.fed_weights)."""
 
-    def __init__(self, weights, graph):
+    def __init__(self, prefix, shapes, graph):
+        """prefix: the checkpoint; shapes: its variables' shapes (name -> shape)."""
         with graph.as_default():
             scope, placeholders = model.fed_weights()
             self.style_image = tf.placeholder(tf.uint8, [1, None, None, 3], name='style_image')
@@ -62,6 +63,9 @@ class ArbitraryNetwork:
                 predicted = arbitrary.style_embedding(arbitrary.style_input(self.style_image, self.style_size))
                 self.predicted = predicted[0]
                 self.output = arbitrary.stylize_uint8(self.images, arbitrary.style_parameters(self.embedding[None]))
+        # The graph's placeholders are the variables the network reads: no scratch graph of Inception to build.
+        self.weights = weights = check_checkpoint(prefix, shapes, {name: placeholder.shape.as_list()
+                                                                   for name, placeholder in placeholders.items()})
         self.predictor_feed = {placeholder: weights[name] for name, placeholder in placeholders.items()
                                if name.startswith(_PREDICTOR)}
         self.transformer_feed = {placeholder: weights[name] for name, placeholder in placeholders.items()

@@ -261,12 +261,12 @@ class Stylizer:
         return run, lambda: weights
 
     def _load_arbitrary(self, prefix, shapes):
-        weights = arbitrary.check_checkpoint(prefix, shapes)
-        self.arbitrary = arbitrary.ArbitraryNetwork(weights, self.graph)
+        self.arbitrary = arbitrary.ArbitraryNetwork(prefix, shapes, self.graph)
         with self.graph.as_default():
             self.session = tf.Session(config=self.session_config)
         log.info("Magenta's arbitrary-style network loaded from %s", prefix)
-        return (lambda batch, embedding: self.arbitrary.stylize(self.session, batch, embedding)), lambda: weights
+        return ((lambda batch, embedding: self.arbitrary.stylize(self.session, batch, embedding)),
+                lambda: self.arbitrary.weights)
 
     def embed(self, pixels, side=arbitrary_net.STYLE_SIZE, what='style image'):
         """For an arbitrary-style network: the style embedding, float32 (EMBEDDING,), of a uint8 RGB image (h, w, 3)

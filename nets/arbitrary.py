@@ -19,8 +19,6 @@ and scaled and offset by the style's parameters. Every convolution reflect-pads 
 transform_reference() is Magenta's formulation, kept as the reference that tests compare with; transform()
 computes the same function faster (see its docstring).
 """
-import functools
-
 import numpy as np
 
 import model
@@ -247,16 +245,12 @@ def stylize_uint8(images, parameters, transform_fn=transform, **kwargs):
     return tf.cast(tf.clip_by_value(stylized[:, :height, :width] * 255.0, 0, 255), tf.uint8)
 
 
-def build_all(content, style):
-    """The whole network with variables, for expected_variables and save_random_checkpoint."""
-    return transform(content, style_parameters(style_embedding(style)))
-
-
-def expected_variables():
-    """Name -> shape of every variable the network reads, found in a scratch graph (Inception's are many)."""
-    with tf.Graph().as_default():
-        build_all(tf.placeholder(tf.float32, [1, None, None, 3]), tf.placeholder(tf.float32, [1, None, None, 3]))
-        return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+def build_all():
+    """The whole network with variables, on placeholders: returns the style image's placeholder and embedding."""
+    style = tf.placeholder(tf.float32, [1, None, None, 3])
+    embedding = style_embedding(style)
+    transform(tf.placeholder(tf.float32, [1, None, None, 3]), style_parameters(embedding))
+    return style, embedding
 
 
 def is_arbitrary(shapes):
@@ -268,8 +262,13 @@ def _random_value(rng, name, shape):
     if name.endswith('moving_variance'):
         return rng.uniform(0.2, 2.0, shape)
     if name.endswith(('moving_mean', 'beta', 'biases')):
-        return rng.normal(0, 0.3, shape) + (1.0 if '/Conv_1/' in name else 0.0)
-    return rng.normal(0, 1.0 / np.sqrt(np.prod(shape[:-1])), shape)
+        # Inception's offsets small against its features' spread, else the embedding hardly depends on the image.
+        spread = 0.02 if name.startswith('InceptionV3/') else 0.3
+        return rng.normal(0, spread, shape) + (1.0 if '/Conv_1/' in name else 0.0)
+    # Spatial means of random features vary little from image to image: the embedding's layers amplify them, so
+    # that different style images give visibly different results.
+    gain = 10.0 if name.startswith('Conv/') else 0.2 if name.startswith('style_params/') else 1.5
+    return rng.normal(0, gain / np.sqrt(np.prod(shape[:-1])), shape)
 
 
 def save_random_checkpoint(prefix, seed=0):
@@ -281,7 +280,11 @@ def save_random_checkpoint(prefix, seed=0):
         value = _random_value(rng, name, shape).astype(np.float32)
         return getter(name, shape, dtype, **dict(kwargs, initializer=tf.constant_initializer(value)))
     with tf.Graph().as_default(), tf.variable_scope('', custom_getter=random_getter):
-        build_all(tf.placeholder(tf.float32, [1, None, None, 3]), tf.placeholder(tf.float32, [1, None, None, 3]))
+        style, embedding = build_all()
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
+            # Random features share a large part whatever the image: the embedding's biases cancel it (a grey
+            # image's embedding is 0), so that what is left differs from style to style.
+            biases = tf.global_variables('Conv/biases')[0]
+            biases.load(sess.run(biases) - sess.run(embedding, {style: np.full([1, 256, 256, 3], 0.5)})[0], sess)
             return tf.train.Saver().save(sess, prefix, write_meta_graph=False)

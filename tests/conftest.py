@@ -68,3 +68,10 @@ def fresh_announcements(monkeypatch):
     """Each test sees the once-per-process precision line again (utils.computing_precision)."""
     import utils
     monkeypatch.setattr(utils, '_announced', set())
+
+
+@pytest.fixture(scope='session')
+def arbitrary_checkpoint(tmp_path_factory):
+    """Prefix of a random-weight checkpoint in the layout of Magenta's arbitrary-style network."""
+    from nets import arbitrary
+    return arbitrary.save_random_checkpoint(str(tmp_path_factory.mktemp('arbitrary') / 'model.ckpt'))
