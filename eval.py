@@ -24,7 +24,9 @@ from files import Outputs
 from images import IMAGE_FORMATS, check_encodable, image_size, load_image, output_format
 from inference import arbitrary, color, consistency
 from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer, style_choice
+from nets import pretrained
 from nets.arbitrary import STYLE_SIZE, STYLE_SIZES
+from nets.pretrained import ARBITRARY_CHECKPOINT
 from utils import (ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main, float_list, log,
                    run_and_exit, setup_logging)
 
@@ -33,8 +35,10 @@ INPUT_EXTENSIONS = tuple(IMAGE_FORMATS)
 
 def parse_args(argv):
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--model_file', required=True,
-                        help='checkpoint prefix, model folder, frozen .pb, SavedModel folder or .tflite')
+    parser.add_argument('--model_file',
+                        help='checkpoint prefix, model folder, frozen .pb, SavedModel folder or .tflite; with '
+                             "--style_image, by default Magenta's arbitrary-style network at %s, downloaded on "
+                             'first use' % ARBITRARY_CHECKPOINT)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--image_file', nargs='+', metavar='PATH',
                         help='images, folders (searched recursively) or quoted globs')
@@ -70,6 +74,8 @@ def parse_args(argv):
     arbitrary.add_argument('--style_strength', type=float, default=1.0,
                            help="1 is the style image's style, 0 the photo's own (the photo taken as its style), "
                                 "between them a blend of the two (default: %(default)s)")
+    arbitrary.add_argument('--no_download', action='store_true',
+                           help="do not download Magenta's checkpoint to %s when it is missing" % ARBITRARY_CHECKPOINT)
     arbitrary.add_argument('--style_size', type=int, default=STYLE_SIZE,
                            help="the style image's smaller side, resized to, before its style is predicted: larger "
                                 "gives finer strokes (default: %(default)s, as Magenta's)")
@@ -89,6 +95,11 @@ def parse_args(argv):
         parser.error('--style_size must be between %d and %d, got %d' % (*STYLE_SIZES, args.style_size))
     if not args.style_image and (args.style_strength != 1 or args.style_size != STYLE_SIZE):
         parser.error('--style_strength and --style_size apply to --style_image')
+    if args.model_file is None:
+        if not args.style_image:
+            parser.error("--model_file is required (or --style_image, which takes Magenta's arbitrary-style network "
+                         "from %s by default)" % ARBITRARY_CHECKPOINT)
+        args.model_file = ARBITRARY_CHECKPOINT
     count = len(args.style_image or ())
     if count and (count > 1 or args.style_mix is not None) and len(args.style_mix or ()) != count:
         parser.error('%d style image%s take%s %d share%s: --style_mix %s'
@@ -264,6 +275,8 @@ def main(argv=None):
     style_images = [load_style_image(path, args.style_size) for path in args.style_image or ()]  # fail fast
 
     def load_model():  # one construction for every kind of input, so that no option is dropped on one path
+        if args.style_image:
+            pretrained.ensure_arbitrary_checkpoint(args.model_file, not args.no_download)
         stylizer = Stylizer(args.model_file, args.max_pixels, args.precision)
         return stylizer, style_of(stylizer, style_images, args.style, args.style_mix, args.style_strength,
                                   args.style_size)

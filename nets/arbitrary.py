@@ -99,14 +99,14 @@ def _moments_style_norm(parameters):
     return style_norm
 
 
-def _padded_conv(x, kernel, stride, outputs, scope, activation_fn=tf.nn.relu):
+def _padded_conv(x, kernel, stride, outputs, scope, activation_fn):
     pad = kernel // 2
     padded = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode='REFLECT')
     return slim.conv2d(padded, outputs, kernel, stride=stride, padding='VALID', activation_fn=activation_fn,
                        scope=scope)
 
 
-def _resize_conv(x, kernel, stride, outputs, scope, activation_fn=tf.nn.relu):
+def _resize_conv(x, kernel, stride, outputs, scope, activation_fn):
     with tf.variable_scope(scope):
         size = tf.shape(x)[1:3] * stride
         return _padded_conv(tf.image.resize_nearest_neighbor(x, size), kernel, 1, outputs, 'conv', activation_fn)
@@ -119,19 +119,19 @@ def transform_reference(content, parameters):
     with tf.variable_scope('transformer'):
         with slim.arg_scope([slim.conv2d], normalizer_fn=batch_norm):
             with tf.variable_scope('contract'):
-                h = _padded_conv(content, 9, 1, 32, 'conv1')
-                h = _padded_conv(h, 3, 2, 64, 'conv2')
-                h = _padded_conv(h, 3, 2, 128, 'conv3')
+                h = _padded_conv(content, 9, 1, 32, 'conv1', tf.nn.relu)
+                h = _padded_conv(h, 3, 2, 64, 'conv2', tf.nn.relu)
+                h = _padded_conv(h, 3, 2, 128, 'conv3', tf.nn.relu)
         with slim.arg_scope([slim.conv2d], normalizer_fn=_moments_style_norm(parameters)):
             with tf.variable_scope('residual'):
                 for block in range(1, 6):
                     with tf.variable_scope('residual%d' % block):
-                        hidden = _padded_conv(h, 3, 1, 128, 'conv1')
-                        h = h + _padded_conv(hidden, 3, 1, 128, 'conv2', activation_fn=None)
+                        hidden = _padded_conv(h, 3, 1, 128, 'conv1', tf.nn.relu)
+                        h = h + _padded_conv(hidden, 3, 1, 128, 'conv2', None)
             with tf.variable_scope('expand'):
-                h = _resize_conv(h, 3, 2, 64, 'conv1')
-                h = _resize_conv(h, 3, 2, 32, 'conv2')
-                return _resize_conv(h, 9, 1, 3, 'conv3', activation_fn=tf.nn.sigmoid)
+                h = _resize_conv(h, 3, 2, 64, 'conv1', tf.nn.relu)
+                h = _resize_conv(h, 3, 2, 32, 'conv2', tf.nn.relu)
+                return _resize_conv(h, 9, 1, 3, 'conv3', tf.nn.sigmoid)
 
 
 # Along one axis, a nearest-neighbour x2 resize, a reflect pad of 1 and a 3-tap convolution give output row 2m from

@@ -1,4 +1,5 @@
-"""Pretrained VGG weights: slim's checkpoints (checked, downloaded on first use) and `vgg16.npy` dicts.
+"""Pretrained weights: slim's VGG checkpoints (checked, downloaded on first use), `vgg16.npy` dicts, and Magenta's
+arbitrary-style checkpoint (downloaded on first use).
 
 Slim publishes `vgg_16_2016_08_28.tar.gz` (about 490 MB), holding the single-file (V1) checkpoint
 `vgg_16.ckpt`. The download resumes where a broken one stopped (HTTP Range), shows a progress bar and is
@@ -25,6 +26,9 @@ from files import Outputs
 from utils import UsageError, log, require_file, slim, tf
 
 CHUNK_BYTES = 1 << 20
+# Magenta's published arbitrary-style network (about 80 MB), and where eval.py keeps it.
+ARBITRARY_URL = 'https://storage.googleapis.com/download.magenta.tensorflow.org/models/arbitrary_style_transfer.tar.gz'
+ARBITRARY_CHECKPOINT = os.path.join('pretrained', 'arbitrary_style_transfer', 'model.ckpt')
 # vgg16.npy's BGR means, in our RGB order.
 NPY_MEANS = (123.68, 116.779, 103.939)
 
@@ -91,24 +95,51 @@ def ensure_vgg_checkpoint(path, url, loss_model, download=True):
         if not download:
             raise UsageError('VGG checkpoint not found: %s (download %s, extract %s.ckpt to that path, see '
                              'pretrained/README.md; or run without --no_download)' % (path, url, loss_model))
-        archive = os.path.join(os.path.dirname(path) or '.', os.path.basename(url))
-        outputs = Outputs()
-        by_hand = os.path.isfile(archive)  # put there by the user: used as it is, and kept
-        if by_hand:
-            log.info('%s not found: extracting it from %s', path, archive)
-        else:
-            log.info('%s not found: downloading %s', path, url)
-            download_file(url, archive, outputs)
-        extract_checkpoint(archive, '%s.ckpt' % loss_model, path, outputs, remove_broken=not by_hand)
-        if not by_hand:
-            os.remove(archive)  # this run's own download
+        fetch_checkpoint(path, url, '%s.ckpt' % loss_model, 'loss_model_url in the config')
         log.info('%s weights extracted to %s', loss_model, path)
     check_vgg_checkpoint(path, loss_model)
 
 
-def download_file(url, destination, outputs):
+def ensure_arbitrary_checkpoint(path, download=True):
+    """Make sure Magenta's arbitrary-style checkpoint is at `path`: downloaded when missing, at the default path
+    only (a mistyped path is reported, not a reason to download 80 MB elsewhere) and if `download`.
+
+    Raises:
+      UsageError: missing and not to be downloaded, or the download failed.
+    """
+    if checkpoint_exists(path) or os.path.isdir(path):
+        return
+    if os.path.abspath(path) != os.path.abspath(ARBITRARY_CHECKPOINT):
+        return  # not ours to fetch: the model loader reports it missing
+    if not download:
+        raise UsageError("Magenta's arbitrary-style checkpoint not found: %s (download %s and extract "
+                         "arbitrary_style_transfer/ into pretrained/, see pretrained/README.md; or run without "
+                         "--no_download)" % (path, ARBITRARY_URL))
+    fetch_checkpoint(path, ARBITRARY_URL, 'model.ckpt', 'the URL')
+    log.info("Magenta's arbitrary-style network extracted to %s", path)
+
+
+def fetch_checkpoint(path, url, checkpoint_name, url_source):
+    """Download the .tar.gz archive `url` beside `path` and extract its checkpoint `checkpoint_name` to `path`, then
+    delete the archive; an archive of that name already there (put by the user) is used instead, and kept.
+    url_source: where the URL came from, for the message when it is wrong."""
+    archive = os.path.join(os.path.dirname(path) or '.', os.path.basename(url))
+    outputs = Outputs()
+    by_hand = os.path.isfile(archive)  # put there by the user: used as it is, and kept
+    if by_hand:
+        log.info('%s not found: extracting it from %s', path, archive)
+    else:
+        log.info('%s not found: downloading %s', path, url)
+        download_file(url, archive, outputs, url_source)
+    extract_checkpoint(archive, checkpoint_name, path, outputs, remove_broken=not by_hand, url_source=url_source)
+    if not by_hand:
+        os.remove(archive)  # this run's own download
+
+
+def download_file(url, destination, outputs, url_source='loss_model_url in the config'):
     """Download `url` to `destination` with a progress bar, resuming from `destination`.part if present (the
-    download's own staging file, kept between runs); `outputs` (files.Outputs) moves it into place when complete."""
+    download's own staging file, kept between runs); `outputs` (files.Outputs) moves it into place when complete.
+    url_source: where the URL came from, for the message when it is wrong."""
     os.makedirs(os.path.dirname(destination) or '.', exist_ok=True)
     partial = destination + '.part'
     have = os.path.getsize(partial) if os.path.exists(partial) else 0
@@ -127,8 +158,8 @@ def download_file(url, destination, outputs):
                     bar.update(len(chunk))
     except urllib.error.HTTPError as error:
         if not (error.code == 416 and have):  # 416 with a partial file: it is already complete
-            raise UsageError('cannot download %s: HTTP %d %s (check loss_model_url in the config, or download it '
-                             'by hand, see pretrained/README.md)' % (url, error.code, error.reason)) from None
+            raise UsageError('cannot download %s: HTTP %d %s (check %s, or download it by hand, see '
+                             'pretrained/README.md)' % (url, error.code, error.reason, url_source)) from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, 'reason', error)
         again = ('run again to resume from %s' % partial if os.path.exists(partial) and os.path.getsize(partial)
@@ -138,18 +169,20 @@ def download_file(url, destination, outputs):
     outputs.move(partial, destination)
 
 
-def extract_checkpoint(archive, checkpoint_name, path, outputs, remove_broken=True):
+def extract_checkpoint(archive, checkpoint_name, path, outputs, remove_broken=True,
+                       url_source='loss_model_url in the config'):
     """Extract the checkpoint `checkpoint_name` (single file, or V2 .index/.data files) to `path` through
     `outputs` (files.Outputs); a broken archive is deleted with remove_broken (a download of this run's).
 
-    Only those members are read, by our own names, so an archive cannot write anywhere else.
+    Only those members are read, by our own names, so an archive cannot write anywhere else; a .meta graph beside
+    the checkpoint is left out (nothing here reads one).
     """
     try:
         with tarfile.open(archive) as tar:
             members = [m for m in tar.getmembers() if m.isfile()
-                       and os.path.basename(m.name).startswith(checkpoint_name)]
+                       and os.path.basename(m.name).startswith(checkpoint_name) and not m.name.endswith('.meta')]
             if not members:
-                raise UsageError('%s holds no %s (check loss_model_url in the config)' % (archive, checkpoint_name))
+                raise UsageError('%s holds no %s (check %s)' % (archive, checkpoint_name, url_source))
             for member in members:
                 target = path + os.path.basename(member.name)[len(checkpoint_name):]
                 with tar.extractfile(member) as source, outputs.file(target) as temporary, \
@@ -158,7 +191,7 @@ def extract_checkpoint(archive, checkpoint_name, path, outputs, remove_broken=Tr
                         out.write(chunk)
     except (tarfile.TarError, EOFError, OSError) as error:
         if not remove_broken:
-            raise UsageError('%s is not a readable .tar.gz archive (%s); replace it with slim\'s archive'
+            raise UsageError('%s is not a readable .tar.gz archive (%s); replace it with the published archive'
                              % (archive, error)) from None
         os.remove(archive)
         raise UsageError('%s is not a readable .tar.gz archive (%s); it was deleted, run again to download it anew'

@@ -124,3 +124,25 @@ def test_stylize_downloads_the_default_weights_and_only_those(tmp_path, server, 
     stylize.main(['--content', photo, '--style', photo, '--loss_model_url', url, '--max_size', '32',
                   '--iterations', '1', '--output', 'out.jpg'])
     assert 'vgg_16 weights extracted to pretrained/vgg_16.ckpt' in caplog.text and os.path.isfile('out.jpg')
+
+
+def test_eval_downloads_magentas_arbitrary_style_network_to_the_default_path_only(
+        tmp_path, server, arbitrary_checkpoint, monkeypatch, capsys, caplog):
+    import eval as eval_py
+    from helpers import usage_error, write_image_file
+    folder = 'arbitrary_style_transfer/'
+    members = {folder + 'model.ckpt' + suffix: open(arbitrary_checkpoint + suffix, 'rb').read()
+               for suffix in ('.index', '.data-00000-of-00001')}
+    _ArchiveHandler.files['/arbitrary_style_transfer.tar.gz'] = _tar_gz({**members, folder + 'model.ckpt.meta': b''})
+    monkeypatch.setattr(pretrained, 'ARBITRARY_URL', server + '/arbitrary_style_transfer.tar.gz')
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level('INFO')
+    photo = write_image_file('photo.jpg', 40, 48)
+    err = usage_error(eval_py.main, ['--model_file', 'pretrianed/model.ckpt', '--image_file', photo,
+                                     '--style_image', photo], capsys)
+    assert 'model file not found: pretrianed/model.ckpt' in err and not os.path.exists('pretrianed')
+    eval_py.main(['--image_file', photo, '--style_image', photo, '--output', 'out.jpg'])
+    assert "Magenta's arbitrary-style network extracted to pretrained/arbitrary_style_transfer/model.ckpt" \
+        in caplog.text and os.path.isfile('out.jpg')
+    assert sorted(os.listdir('pretrained/arbitrary_style_transfer')) == ['model.ckpt.data-00000-of-00001',
+                                                                        'model.ckpt.index']
