@@ -26,7 +26,7 @@ from files import Outputs
 from utils import UsageError, log, require_file, slim, tf
 
 CHUNK_BYTES = 1 << 20
-# Magenta's published arbitrary-style network (about 80 MB), and where eval.py keeps it.
+# Magenta's published arbitrary-style network, and where eval.py keeps it.
 ARBITRARY_URL = 'https://storage.googleapis.com/download.magenta.tensorflow.org/models/arbitrary_style_transfer.tar.gz'
 ARBITRARY_CHECKPOINT = os.path.join('pretrained', 'arbitrary_style_transfer', 'model.ckpt')
 # vgg16.npy's BGR means, in our RGB order.
@@ -102,7 +102,7 @@ def ensure_vgg_checkpoint(path, url, loss_model, download=True):
 
 def ensure_arbitrary_checkpoint(path, download=True):
     """Make sure Magenta's arbitrary-style checkpoint is at `path`: downloaded when missing, at the default path
-    only (a mistyped path is reported, not a reason to download 80 MB elsewhere) and if `download`.
+    only (a mistyped path is reported, not a reason to download elsewhere) and if `download`.
 
     Raises:
       UsageError: missing and not to be downloaded, or the download failed.

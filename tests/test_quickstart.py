@@ -28,20 +28,23 @@ def _readme_commands(title):
 
 
 @pytest.fixture(scope='module')
-def clone(tmp_path_factory, vgg_checkpoint):
+def clone(tmp_path_factory, vgg_checkpoint, arbitrary_checkpoint):
     folder = tmp_path_factory.mktemp('clone')
     for name in _tracked_files():
         os.makedirs(folder / os.path.dirname(name), exist_ok=True)
         shutil.copy2(os.path.join(ROOT, name), folder / name)
-    for suffix in ('.index', '.data-00000-of-00001'):  # what the first run would download
+    os.makedirs(folder / 'pretrained' / 'arbitrary_style_transfer')
+    for suffix in ('.index', '.data-00000-of-00001'):  # what the first runs would download
         shutil.copy(vgg_checkpoint + suffix, folder / 'pretrained' / ('vgg_16.ckpt' + suffix))
+        shutil.copy(arbitrary_checkpoint + suffix, folder / 'pretrained' / 'arbitrary_style_transfer' /
+                    ('model.ckpt' + suffix))
     return folder
 
 
 def test_the_quick_start_runs_on_a_fresh_clone(clone):
     commands = _readme_commands('Quick start')
     assert [command[1] for command in commands] == ['eval.py', 'eval.py', 'train.py', 'eval.py', 'train.py',
-                                                    'export.py', 'stylize.py']
+                                                    'export.py', 'eval.py', 'stylize.py']
     photo = np.asarray(Image.open(clone / 'img' / 'test.jpg').convert('RGB'))
     for command in commands:
         args = command[2:]
@@ -53,7 +56,8 @@ def test_the_quick_start_runs_on_a_fresh_clone(clone):
             args += ['--max_size', '64', '--iterations', '1']
         done = run_command(command[1], *args, cwd=clone, timeout=900, root=str(clone))
         assert done.returncode == 0, (command, done.stderr[-3000:])
-    for result in ('generated/res.jpg', 'scream-test.jpg', 'udnie-test.jpg'):  # the shipped models', the new one's
+    # the shipped models', the new one's, Magenta's network's
+    for result in ('generated/res.jpg', 'scream-test.jpg', 'udnie-test.jpg', 'udnie-any.jpg'):
         pixels = np.asarray(Image.open(clone / result))
         assert pixels.shape == photo.shape and np.abs(pixels.astype(int) - photo).mean() > 5
     assert os.path.getsize(clone / 'models' / 'udnie.pb') > 1000000
