@@ -191,3 +191,19 @@ def test_a_checkpoint_missing_variables_names_them(arbitrary_checkpoint, tmp_pat
     assert ('2 of its %d variables are missing: Conv/biases, transformer/expand/conv3/conv/weights'
             % len(checkpoints.expected_variables(arbitrary.build_all))) in err
     assert arbitrary_inference.FIX in err
+
+
+def test_video_takes_its_own_style_from_the_first_frame(arbitrary_checkpoint, images, tmp_path, monkeypatch):
+    import imageio_ffmpeg
+    from helpers import make_video
+    calls = []
+    embed = Stylizer.embed
+    monkeypatch.setattr(Stylizer, 'embed', lambda self, pixels, *args: calls.append(pixels.shape) or
+                        embed(self, pixels, *args))
+    make_video(tmp_path / 'in.mp4', seconds=1, size=(64, 48))
+    eval_py.main(['--model_file', arbitrary_checkpoint, '--video', str(tmp_path / 'in.mp4'), '--output',
+                  str(tmp_path / 'out.mp4'), '--style_image', images['style'], '--style_strength', '0.5',
+                  '--smooth', '0.5', '--consistency', 'flow', '--preserve_colors', '--batch_size', '4'])
+    assert calls == [(70, 50, 3), (48, 64, 3)]  # the style image, then the first frame: once each
+    reader = imageio_ffmpeg.read_frames(str(tmp_path / 'out.mp4'))
+    assert next(reader)['size'] == (64, 48) and len(list(reader)) == 10
