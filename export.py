@@ -13,6 +13,11 @@ tflite: input float32 (1, H, W, 3) RGB 0..255 of any size (resize the input tens
 whole numbers 0..255; --fp16 stores the weights in float16 (half the size).
 ckpt: a checkpoint of the transform network's weights alone, without the training state (Adam's slots, the global
 step): a third of the size, and it loads wherever a checkpoint does (eval.py, serve.py, export.py).
+
+Magenta's arbitrary-style network (docs/ARBITRARY.md) exports as pb or savedmodel: uint8 `image` (N, H, W, 3) and
+`style_image` (1, h, w, 3), int32 `style_size` (default 256) -> uint8 `stylized`; the predicted `style_embedding`
+(100,) can be fed instead of a style image. The SavedModel has the signatures serving_default, predict_style and
+transfer (its two halves).
 """
 import argparse
 import functools
@@ -23,13 +28,15 @@ import checkpoints
 import model
 import style_names
 from files import Outputs
-from inference import stylizer
+from inference import arbitrary, stylizer
+from nets import arbitrary as arbitrary_net
 from preprocessing import vgg_preprocessing
 from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, tf
 
 # The original export's means; the first instance normalization removes any constant shift of the input,
 # so these and the training means give the same pixels up to float rounding.
 EXPORT_MEANS = (123.68, 116.779, 103.939)
+ARBITRARY_FORMATS = ('pb', 'savedmodel')
 SUFFIXES = {'pb': '.pb', 'savedmodel': '_savedmodel', 'tflite': '.tflite', 'ckpt': '.ckpt'}
 KINDS = {'pb': 'frozen graph', 'savedmodel': 'SavedModel', 'tflite': 'TFLite model', 'ckpt': 'weights-only checkpoint'}
 
@@ -146,6 +153,46 @@ def export_checkpoint(prefix, output, outputs):
                 saver.save(sess, staged, write_meta_graph=False, write_state=False)
 
 
+# Magenta's arbitrary-style network: the same formats, around arbitrary.build_export's interface.
+
+def _restored_arbitrary(sess, prefix):
+    """Restore the network's variables (all of the current graph's) from Magenta's checkpoint, which may hold more."""
+    tf.train.Saver().restore(sess, prefix)
+
+
+def export_arbitrary_frozen(prefix, output, outputs):
+    with tf.Graph().as_default() as graph:
+        arbitrary.build_export()
+        with tf.Session() as sess:
+            _restored_arbitrary(sess, prefix)
+            graph_def = tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(),
+                                                                     ['stylized', 'style_embedding'])
+    outputs.data(output, graph_def.SerializeToString(), **replaceable_export('pb'))
+
+
+def export_arbitrary_saved_model(prefix, output, outputs):
+    """Signatures: serving_default (image, style_image -> stylized), and its two halves, predict_style (style_image,
+    style_size -> style_embedding) and transfer (image, style_embedding -> stylized), so that a client predicts a
+    style once and applies it to many images."""
+    with outputs.folder(output, **replaceable_export('savedmodel')) as staging, tf.Graph().as_default() as graph:
+        stylized = arbitrary.build_export()
+        image, style_image, side, embedding = (graph.get_tensor_by_name(name + ':0')
+                                               for name in ('image', 'style_image', 'style_size', 'style_embedding'))
+        predict = tf.saved_model.signature_def_utils.predict_signature_def
+        signatures = {
+            'serving_default': predict({'image': image, 'style_image': style_image}, {'stylized': stylized}),
+            arbitrary.PREDICT_SIGNATURE: predict({'style_image': style_image, 'style_size': side},
+                                                 {'style_embedding': embedding}),
+            arbitrary.TRANSFER_SIGNATURE: predict({'image': image, 'style_embedding': embedding},
+                                                  {'stylized': stylized})}
+        with tf.Session() as sess:
+            _restored_arbitrary(sess, prefix)
+            builder = tf.saved_model.builder.SavedModelBuilder(staging)
+            builder.add_meta_graph_and_variables(sess, [tf.saved_model.tag_constants.SERVING],
+                                                 signature_def_map=signatures)
+            builder.save()
+
+
 def default_output(prefix, name, fmt, fp16=False):
     """Beside the model: <model folder's parent>/<name><suffix> for a training folder's checkpoint, the name
     defaulting to the folder's (models/candy -> models/candy.pb); <folder>/<name><suffix> for a weights-only
@@ -217,12 +264,22 @@ def main(argv=None):
     setup_logging()
     args = parse_args(argv)
     prefix = checkpoints.find_checkpoint(args.model_file)
-    checkpoints.check_transform_checkpoint(prefix)
+    shapes = checkpoints.read_checkpoint_shapes(prefix, 'checkpoint')
+    is_arbitrary = arbitrary_net.is_arbitrary(shapes)
+    if is_arbitrary and args.format not in ARBITRARY_FORMATS:
+        raise UsageError("%s is Magenta's arbitrary-style network: export it as --format %s"
+                         % (prefix, ' or '.join(ARBITRARY_FORMATS)))
+    if not is_arbitrary:
+        checkpoints.check_transform_checkpoint(prefix)
     output = args.output or default_output(prefix, args.name, args.format, args.fp16)
     outputs = Outputs([args.model_file, prefix], args.overwrite)
     outputs.claim(output, **replaceable_export(args.format), folder=args.format == 'savedmodel',
                   checkpoint=args.format == 'ckpt')
-    if args.format == 'pb':
+    if is_arbitrary:
+        with tf.Graph().as_default():  # checked against the network's own variables before any work
+            arbitrary.from_checkpoint(prefix, shapes, tf.get_default_graph())
+        (export_arbitrary_frozen if args.format == 'pb' else export_arbitrary_saved_model)(prefix, output, outputs)
+    elif args.format == 'pb':
         export_frozen(prefix, output, outputs)
     elif args.format == 'savedmodel':
         export_saved_model(prefix, output, outputs)

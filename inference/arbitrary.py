@@ -5,6 +5,8 @@ A style embedding is computed once per style image: the transformer takes the em
 over many photos or a video's frames predicts each style once. --style_strength blends the embedding with the
 photo's own (the photo taken as its style), Magenta's identity interpolation.
 """
+import os
+
 import numpy as np
 
 import checkpoints
@@ -48,37 +50,94 @@ def network():
     return tiling.Network(build, 0, arbitrary.NORMALIZED_LAYER_STRIDES)
 
 
-class ArbitraryNetwork:
-    """The two networks, built in `graph` on the weights of a checkpoint, fed from memory (see model.fed_weights)."""
+# An exported network's interface (export.py): uint8 `image` (N, H, W, 3) and `style_image` (1, h, w, 3), int32
+# `style_size` (default 256) -> uint8 `stylized`; `style_embedding` (EMBEDDING,) is the predicted embedding, and
+# feeding it skips the prediction.
+EXPORT_TENSORS = ('image', 'style_image', 'style_size', 'style_embedding', 'stylized')
 
-    def __init__(self, prefix, shapes, graph):
-        """prefix: the checkpoint; shapes: its variables' shapes (name -> shape)."""
-        with graph.as_default():
-            scope, placeholders = model.fed_weights()
-            self.style_image = tf.placeholder(tf.uint8, [1, None, None, 3], name='style_image')
-            self.style_size = tf.placeholder(tf.int32, [], name='style_size')
-            self.images = tf.placeholder(tf.uint8, [None, None, None, 3], name='images')
-            self.embedding = tf.placeholder(tf.float32, [arbitrary.EMBEDDING], name='embedding')
-            with scope:
-                predicted = arbitrary.style_embedding(arbitrary.style_input(self.style_image, self.style_size))
-                self.predicted = predicted[0]
-                self.output = arbitrary.stylize_uint8(self.images, arbitrary.style_parameters(self.embedding[None]))
-        # The graph's placeholders are the variables the network reads: no scratch graph of Inception to build.
-        self.weights = weights = check_checkpoint(prefix, shapes, {name: placeholder.shape.as_list()
-                                                                   for name, placeholder in placeholders.items()})
-        self.predictor_feed = {placeholder: weights[name] for name, placeholder in placeholders.items()
-                               if name.startswith(_PREDICTOR)}
-        self.transformer_feed = {placeholder: weights[name] for name, placeholder in placeholders.items()
-                                 if not name.startswith(_PREDICTOR)}
+
+class Network:
+    """The two networks in a graph: embed() predicts a style image's embedding, stylize() applies one.
+
+    Attributes:
+      tensors: the graph's tensors by role: style_image, style_size and predicted (the style predictor's input,
+        size and output); image, embedding and stylized (the transformer's inputs and output).
+      weights: name -> array of the variables (tiled inference builds the transformer again on them).
+    """
+
+    def __init__(self, tensors, weights, predictor_feed=None, transformer_feed=None):
+        self.tensors, self.weights = tensors, weights
+        self.predictor_feed, self.transformer_feed = predictor_feed or {}, transformer_feed or {}
 
     def embed(self, session, pixels, side, what='style image'):
         """The style embedding, float32 (EMBEDDING,), of a uint8 image (h, w, 3) resized to smaller side `side`."""
         check_style_shape(pixels.shape[0], pixels.shape[1], side, what)
-        return session.run(self.predicted, {self.style_image: pixels[None], self.style_size: side,
-                                            **self.predictor_feed})
+        return session.run(self.tensors['predicted'], {self.tensors['style_image']: pixels[None],
+                                                       self.tensors['style_size']: side, **self.predictor_feed})
 
     def stylize(self, session, batch, embedding):
-        return session.run(self.output, {self.images: batch, self.embedding: embedding, **self.transformer_feed})
+        return session.run(self.tensors['stylized'], {self.tensors['image']: batch,
+                                                      self.tensors['embedding']: embedding, **self.transformer_feed})
+
+
+def from_checkpoint(prefix, shapes, graph):
+    """The Network of a checkpoint (prefix, its variables' shapes), built in `graph` on its weights fed from
+    memory (see model.fed_weights)."""
+    with graph.as_default():
+        scope, placeholders = model.fed_weights()
+        tensors = {'style_image': tf.placeholder(tf.uint8, [1, None, None, 3], name='style_image'),
+                   'style_size': tf.placeholder(tf.int32, [], name='style_size'),
+                   'image': tf.placeholder(tf.uint8, [None, None, None, 3], name='images'),
+                   'embedding': tf.placeholder(tf.float32, [arbitrary.EMBEDDING], name='embedding')}
+        with scope:
+            tensors['predicted'] = arbitrary.style_embedding(
+                arbitrary.style_input(tensors['style_image'], tensors['style_size']))[0]
+            tensors['stylized'] = arbitrary.stylize_uint8(tensors['image'],
+                                                          arbitrary.style_parameters(tensors['embedding'][None]))
+    # The graph's placeholders are the variables the network reads: no scratch graph of Inception to build.
+    weights = check_checkpoint(prefix, shapes, {name: placeholder.shape.as_list()
+                                                for name, placeholder in placeholders.items()})
+    feeds = [{placeholder: weights[name] for name, placeholder in placeholders.items()
+              if name.startswith(_PREDICTOR) == predictor} for predictor in (True, False)]
+    return Network(tensors, weights, *feeds)
+
+
+def from_frozen_graph(graph):
+    """The Network of a frozen graph from export.py, imported into `graph` without a prefix."""
+    tensors = {role: graph.get_tensor_by_name(name + ':0') for role, name in (
+        ('image', 'image'), ('style_image', 'style_image'), ('style_size', 'style_size'),
+        ('embedding', 'style_embedding'), ('stylized', 'stylized'))}
+    return Network(dict(tensors, predicted=tensors['embedding']), None)
+
+
+def from_saved_model(graph, signatures, path):
+    """The Network of a SavedModel from export.py loaded into `graph`, by its predict_style and transfer signatures;
+    its transformer's weights are read from its variables, for tiled inference."""
+    try:
+        predict, transfer = signatures[PREDICT_SIGNATURE], signatures[TRANSFER_SIGNATURE]
+        tensors = {'style_image': predict.inputs['style_image'].name, 'style_size': predict.inputs['style_size'].name,
+                   'predicted': predict.outputs['style_embedding'].name, 'image': transfer.inputs['image'].name,
+                   'embedding': transfer.inputs['style_embedding'].name, 'stylized': transfer.outputs['stylized'].name}
+        tensors = {role: graph.get_tensor_by_name(name) for role, name in tensors.items()}
+    except (KeyError, ValueError) as error:
+        raise UsageError('%s is not an arbitrary-style SavedModel from export.py (no %s)' % (path, error)) from None
+    prefix = os.path.join(path, 'variables', 'variables')
+    shapes = checkpoints.read_checkpoint_shapes(prefix, 'SavedModel variables')
+    transformer = {name: shape for name, shape in shapes.items() if not name.startswith(_PREDICTOR)}
+    return Network(tensors, checkpoints.read_weights(prefix, transformer))
+
+
+PREDICT_SIGNATURE, TRANSFER_SIGNATURE = 'predict_style', 'transfer'  # the SavedModel's signatures beside serving
+
+
+def build_export():
+    """The exported interface (EXPORT_TENSORS) around the network, with variables; returns the stylized tensor."""
+    image = tf.placeholder(tf.uint8, [None, None, None, 3], name='image')
+    style_image = tf.placeholder(tf.uint8, [1, None, None, 3], name='style_image')
+    side = tf.placeholder_with_default(arbitrary.STYLE_SIZE, [], name='style_size')
+    embedding = tf.identity(arbitrary.style_embedding(arbitrary.style_input(style_image, side))[0],
+                            name='style_embedding')
+    return tf.identity(arbitrary.stylize_uint8(image, arbitrary.style_parameters(embedding[None])), name='stylized')
 
 
 def check_style_shape(height, width, side, what='style image'):

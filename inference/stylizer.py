@@ -68,6 +68,9 @@ def read_frozen_graph(path):
         raise UsageError('model file is not a frozen TensorFlow graph: %s (pass a .pb written by export.py)'
                          % path) from None
     names = {node.name for node in graph_def.node}
+    if 'style_image' in names:
+        _check_arbitrary_interface(graph_def, path)
+        return graph_def
     missing = [t.split(':')[0] for t in FROZEN_INPUTS + (FROZEN_OUTPUT,) if t.split(':')[0] not in names]
     if missing:
         raise UsageError('%s is a graph without the stylizer interface (no %s); pass a .pb written by export.py'
@@ -96,8 +99,26 @@ def _check_frozen_interface(graph_def, path):
                              % (path, name, dtype.name))
 
 
+def _check_arbitrary_interface(graph_def, path):
+    """Raise UsageError unless the graph has the interface export.py gives Magenta's arbitrary-style network (uint8
+    image and style_image placeholders, an int32 style_size with a default, style_embedding and stylized) and is
+    safe."""
+    nodes = {node.name: node for node in graph_def.node}
+    missing = [name for name in arbitrary.EXPORT_TENSORS if name not in nodes]
+    if missing:
+        raise UsageError('%s is a graph without the arbitrary-style interface (no %s); pass a .pb written by '
+                         'export.py' % (path, ', '.join(missing)))
+    for name, op, dtype in (('image', 'Placeholder', tf.uint8), ('style_image', 'Placeholder', tf.uint8),
+                            ('style_size', 'PlaceholderWithDefault', tf.int32)):
+        if nodes[name].op != op or nodes[name].attr['dtype'].type != dtype.as_datatype_enum:
+            raise UsageError('%s has an input %s that is not a %s %s; pass a .pb written by export.py'
+                             % (path, name, dtype.name, op))
+    check_safe_graph(graph_def, ['stylized', 'style_embedding'], path)
+
+
 def check_saved_model(path):
-    """Refuse a SavedModel that runs ops at load time or whose serving graph is unsafe, before loading it."""
+    """Refuse a SavedModel that runs ops at load time or whose serving graph is unsafe, before loading it; return
+    its serving MetaGraphDef."""
     proto = tensorflow_module('tensorflow.core.protobuf.saved_model_pb2').SavedModel()
     try:
         with open(os.path.join(path, 'saved_model.pb'), 'rb') as f:
@@ -113,6 +134,7 @@ def check_saved_model(path):
     if not os.path.isfile(os.path.join(path, 'variables', 'variables.index')):
         raise UsageError('%s is an incomplete SavedModel: it has no variables/variables.index (export it again with '
                          'export.py)' % path)
+    return meta
 
 
 def _saved_model_weights(path):
@@ -261,12 +283,11 @@ class Stylizer:
         return run, lambda: weights
 
     def _load_arbitrary(self, prefix, shapes):
-        self.arbitrary = arbitrary.ArbitraryNetwork(prefix, shapes, self.graph)
+        self.arbitrary = arbitrary.from_checkpoint(prefix, shapes, self.graph)
         with self.graph.as_default():
             self.session = tf.Session(config=self.session_config)
         log.info("Magenta's arbitrary-style network loaded from %s", prefix)
-        return ((lambda batch, embedding: self.arbitrary.stylize(self.session, batch, embedding)),
-                lambda: self.arbitrary.weights)
+        return self._run_arbitrary, lambda: self.arbitrary.weights
 
     def embed(self, pixels, side=arbitrary_net.STYLE_SIZE, what='style image'):
         """For an arbitrary-style network: the style embedding, float32 (EMBEDDING,), of a uint8 RGB image (h, w, 3)
@@ -282,8 +303,9 @@ class Stylizer:
 
     def _load_frozen(self, path):
         graph_def = read_frozen_graph(path)
-        self.styles = frozen_styles(graph_def)
-        self.style_names = style_names.from_graph_def(graph_def, self.styles, path)
+        is_arbitrary = any(node.name == 'style_image' for node in graph_def.node)
+        self.styles = 1 if is_arbitrary else frozen_styles(graph_def)
+        self.style_names = None if is_arbitrary else style_names.from_graph_def(graph_def, self.styles, path)
         with self.graph.as_default():
             try:
                 tf.import_graph_def(graph_def, name='')
@@ -291,6 +313,11 @@ class Stylizer:
                 raise UsageError('%s is a broken graph (%s); pass a .pb written by export.py'
                                  % (path, str(error).strip().splitlines()[0][:200])) from None
             self.session = tf.Session(config=self.session_config)
+        if is_arbitrary:
+            self.arbitrary = arbitrary.from_frozen_graph(self.graph)
+            log.info("frozen arbitrary-style network (Magenta's) loaded from %s", path)
+            return self._run_arbitrary, lambda: {node.name: tf.make_ndarray(node.attr['value'].tensor)
+                                                 for node in graph_def.node if node.op == 'Const'}
         log.info('frozen model loaded from %s%s', path, self._styles_note())
 
         def run(batch, style):
@@ -301,8 +328,24 @@ class Stylizer:
                              .reshape(height, width, 3).astype(np.uint8) for image in batch])
         return run, lambda: _frozen_weights(graph_def, path, self.styles)
 
+    def _load_arbitrary_saved_model(self, path):
+        with self.graph.as_default():
+            self.session = tf.Session(config=self.session_config)
+            try:
+                meta = tf.saved_model.loader.load(self.session, [tf.saved_model.tag_constants.SERVING], path)
+            except (KeyError, RuntimeError, OSError, tf.errors.OpError) as error:
+                raise UsageError('%s is not a SavedModel from export.py (%s: %s)'
+                                 % (path, type(error).__name__, error)) from None
+        self.arbitrary = arbitrary.from_saved_model(self.graph, meta.signature_def, path)
+        log.info("arbitrary-style SavedModel (Magenta's network) loaded from %s", path)
+        return self._run_arbitrary, lambda: self.arbitrary.weights
+
+    def _run_arbitrary(self, batch, embedding):
+        return self.arbitrary.stylize(self.session, batch, embedding)
+
     def _load_saved_model(self, path):
-        check_saved_model(path)
+        if 'style_image' in check_saved_model(path).signature_def['serving_default'].inputs:
+            return self._load_arbitrary_saved_model(path)
         weights = _saved_model_weights(path)
         with self.graph.as_default():
             self.session = tf.Session(config=self.session_config)

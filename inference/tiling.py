@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 import model
 from preprocessing import vgg_preprocessing
-from utils import tf
+from utils import UsageError, tf
 
 MARGIN = 64
 _ALIGN = 4  # two stride-2 layers
@@ -119,6 +119,10 @@ class TiledTransform:
             with scope:
                 self.output, self.style = self.network.build(self.image, self.statistics)
             self.session = tf.Session(config=session_config)
+        missing = sorted(set(placeholders) - set(weights))
+        if missing:
+            raise UsageError('the model does not hold %s (and %d more weights), which tiled inference needs; pass '
+                             'the checkpoint, or raise --max_pixels' % (missing[0], len(missing) - 1))
         self.weight_feed = {placeholder: weights[name] for name, placeholder in placeholders.items()}
         self.graph.finalize()
 

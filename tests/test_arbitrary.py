@@ -207,3 +207,40 @@ def test_video_takes_its_own_style_from_the_first_frame(arbitrary_checkpoint, im
     assert calls == [(70, 50, 3), (48, 64, 3)]  # the style image, then the first frame: once each
     reader = imageio_ffmpeg.read_frames(str(tmp_path / 'out.mp4'))
     assert next(reader)['size'] == (64, 48) and len(list(reader)) == 10
+
+
+@pytest.mark.parametrize('fmt', ['pb', 'savedmodel'])
+def test_exports_equal_eval_and_tile(arbitrary_checkpoint, stylizer, images, tmp_path, fmt):
+    import export
+    output = str(tmp_path / ('arbitrary.pb' if fmt == 'pb' else 'arbitrary_savedmodel'))
+    export.main(['--model_file', arbitrary_checkpoint, '--format', fmt, '--output', output])
+    photo, style = (np.asarray(Image.open(images[name])) for name in ('other', 'style'))
+    expected = stylizer(photo, style=stylizer.embed(style))
+    for max_pixels in (10 ** 6, 4096):  # whole, and tiled on the export's own weights
+        exported = Stylizer(output, max_pixels=max_pixels)
+        try:
+            embedding = exported.embed(style)
+            np.testing.assert_allclose(embedding, stylizer.embed(style), rtol=1e-4, atol=1e-4)
+            assert np.abs(exported(photo, progress=False, style=embedding).astype(int) - expected).max() <= 1
+        finally:
+            exported.close()
+
+
+def test_the_savedmodel_serves_without_our_code(arbitrary_checkpoint, stylizer, images, tmp_path):
+    import export
+    output = str(tmp_path / 'served_savedmodel')
+    export.main(['--model_file', arbitrary_checkpoint, '--format', 'savedmodel', '--output', output])
+    photo, style = (np.asarray(Image.open(images[name])) for name in ('photo', 'style'))
+    with tf.Graph().as_default(), tf.Session() as sess:
+        meta = tf.saved_model.loader.load(sess, ['serve'], output)
+        signature = meta.signature_def['serving_default']
+        stylized = sess.run(signature.outputs['stylized'].name, {signature.inputs['image'].name: photo[None],
+                                                                signature.inputs['style_image'].name: style[None]})
+    assert np.abs(stylized[0].astype(int) - stylizer(photo, style=stylizer.embed(style))).max() <= 1
+
+
+def test_export_formats_that_do_not_apply_are_refused(arbitrary_checkpoint, tmp_path, capsys):
+    import export
+    err = usage_error(export.main, ['--model_file', arbitrary_checkpoint, '--format', 'ckpt', '--output',
+                                    str(tmp_path / 'x.ckpt')], capsys)
+    assert "is Magenta's arbitrary-style network: export it as --format pb or savedmodel" in err
