@@ -28,7 +28,7 @@ import checkpoints
 import model
 import style_names
 from files import Outputs
-from inference import arbitrary, stylizer
+from inference import arbitrary, model_files, stylizer
 from nets import arbitrary as arbitrary_net
 from preprocessing import vgg_preprocessing
 from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, tf
@@ -216,7 +216,7 @@ def is_earlier_export(path, fmt):
     """True when `path` is what export.py writes in format `fmt` (so replacing it loses nothing else)."""
     try:
         if fmt == 'pb':
-            return os.path.isfile(path) and bool(stylizer.read_frozen_graph(path))
+            return os.path.isfile(path) and bool(model_files.read_frozen_graph(path))
         if fmt == 'tflite':
             with open(path, 'rb') as f:
                 return f.read(8)[4:] == TFLITE_IDENTIFIER
@@ -226,7 +226,7 @@ def is_earlier_export(path, fmt):
             return (not os.path.lexists(path) and files == {'.index', '.data-00000-of-00001'}
                     and set(names) - {style_names.NAME} == set(model.expected_transform_variables(
                         model.styles_in(names))))
-        stylizer.check_saved_model(path)
+        model_files.check_saved_model(path)
         return (set(os.listdir(path)) <= _SAVED_MODEL_ENTRIES
                 and all(name.startswith('variables.') for name in os.listdir(os.path.join(path, 'variables'))))
     except (UsageError, OSError, tf.errors.OpError, ValueError):
