@@ -5,7 +5,7 @@ import os
 import re
 import time
 
-from service.requests import base64_request, image_from_multipart, parse_options, read_body
+from service.requests import base64_request, images_from_multipart, parse_options, read_body
 from service.work import HTTPError
 from utils import log
 
@@ -75,16 +75,17 @@ def create_app(service):
         async def read_request():
             body = await read_body(request, limits)
             if request.headers.get('content-type', '').startswith('multipart/form-data'):
-                return await image_from_multipart(request, body), options
-            return body, options
+                image, style = await images_from_multipart(request, body)
+                return image, dict(options, style_image=style)
+            return body, dict(options, style_image=None)
         data, media, width, height, ms = await service.stylize(request.path_params['model'], read_request)
         return Response(data, media_type=media, headers={'X-Stylize-Ms': '%.0f' % ms,
                                                          'X-Image-Size': '%dx%d' % (width, height)})
 
     async def stylize_base64(request):
         async def read_request():
-            data, options = await asyncio.to_thread(base64_request, await read_body(request, limits))
-            return data, parse_options(options)
+            data, style, options = await asyncio.to_thread(base64_request, await read_body(request, limits))
+            return data, dict(parse_options(options), style_image=style)
         result, media, width, height, ms = await service.stylize(request.path_params['model'], read_request)
         return JSONResponse({'image': base64.b64encode(result).decode('ascii'), 'format': media.split('/')[1],
                              'width': width, 'height': height, 'ms': round(ms, 1)})
@@ -92,6 +93,7 @@ def create_app(service):
     async def models(_request):
         return JSONResponse({'models': [
             {'name': name, 'kind': stylizer.kind, 'styles': stylizer.styles,
+             'style_image': stylizer.arbitrary is not None,  # takes any style image (Magenta's network)
              'style_names': (stylizer.style_names or [str(k) for k in range(stylizer.styles)]
                              if stylizer.styles > 1 else []),
              'precision': stylizer.precision,

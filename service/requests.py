@@ -13,8 +13,8 @@ from utils import shorten
 
 
 def parse_options(values, accept=''):
-    """max_size, strength, preserve_colors, format, style and mix from query parameters or JSON; HTTPError 400 if
-    bad (whether style and mix fit the model is checked with the model: _style_of)."""
+    """max_size, strength, preserve_colors, format, style, mix and style_strength from query parameters or JSON;
+    HTTPError 400 if bad (whether they fit the model is checked with the model: _style_of)."""
     def number(key, kind, default):
         raw = values.get(key, default)
         try:
@@ -27,6 +27,9 @@ def parse_options(values, accept=''):
 
     max_size = number('max_size', int, 0)
     strength = number('strength', float, 1.0)
+    style_strength = number('style_strength', float, 1.0)
+    if not 0 <= style_strength <= 1:
+        raise HTTPError(400, 'style_strength must be between 0 and 1, got %g' % style_strength)
     if max_size < 0:
         raise HTTPError(400, 'max_size must be positive, got %d' % max_size)
     if not 0 <= strength <= 1:
@@ -42,7 +45,7 @@ def parse_options(values, accept=''):
         raise HTTPError(400, 'format must be one of png, jpeg, webp; got %s' % shorten(fmt))
     return {'max_size': max_size, 'strength': strength, 'preserve_colors': preserve in ('true', '1', 'yes'),
             'format': FORMATS[str(fmt).lower()] if fmt else None,
-            'style': _style(values.get('style')), 'mix': _mix(values.get('mix'))}
+            'style': _style(values.get('style')), 'mix': _mix(values.get('mix')), 'style_strength': style_strength}
 
 
 def _style(raw):
@@ -95,8 +98,9 @@ async def read_body(request, limits):
         raise HTTPError(400, 'the client closed the connection') from None
 
 
-async def image_from_multipart(request, body):
-    """The file of a multipart body (the field named "image", else the first file)."""
+async def images_from_multipart(request, body):
+    """(image, style image or None) of a multipart body: the file fields named "image" (else the first file that
+    is not the style image) and "style_image"."""
     from starlette.datastructures import UploadFile
     from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -109,8 +113,13 @@ async def image_from_multipart(request, body):
     files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
     if not files:
         raise HTTPError(400, 'the multipart body has no file; send the image as a file field named "image"')
-    chosen = next((f for key, f in form.multi_items() if key == 'image' and isinstance(f, UploadFile)), files[0])
-    return await chosen.read()
+    named = {key: value for key, value in reversed(form.multi_items()) if isinstance(value, UploadFile)}
+    style = named.get('style_image')
+    image = named.get('image') or next((f for f in files if f is not style), None)
+    if image is None:
+        raise HTTPError(400, 'the multipart body has only a style image; send the photo as a file field named '
+                             '"image"')
+    return await image.read(), (await style.read() if style is not None else None)
 
 MAX_JSON_FIELDS_BYTES = 64 * 1024  # the JSON around the image (its options are a few hundred bytes)
 
@@ -120,7 +129,8 @@ _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 def base64_request(body):
-    """(image bytes, options dict) of a JSON body {"image": "<base64>", ...options}, in memory about the body's
+    """(image bytes, style image bytes or None, options dict) of a JSON body {"image": "<base64>",
+    "style_image": "<base64>" (for an arbitrary-style model), ...options}, in memory about the body's
     size twice over: the long strings (the base64) are found in place and left out of the JSON that is parsed,
     which must then be under MAX_JSON_FIELDS_BYTES, so that no body of numbers or nesting is ever parsed whole;
     the image is decoded straight from the body's bytes. Run it off the event loop (a 20 MB body takes tens of ms).
@@ -137,14 +147,24 @@ def base64_request(body):
     image = payload.pop('image', None) if isinstance(payload, dict) else None
     if not isinstance(image, str):
         raise HTTPError(400, 'the JSON body needs "image": a base64 string of the image file')
+    style = payload.pop('style_image', None)
+    if style is not None and not isinstance(style, str):
+        raise HTTPError(400, '"style_image" must be a base64 string of the style image file')
     for key, value in payload.items():  # another long string: an option no one sends at that length
         if _placeholder(value) is not None:
             start, end = spans[_placeholder(value)]
             payload[key] = 'a string of %d bytes' % (end - start - 2)
-    if _placeholder(image) is None:  # a short one, parsed with the rest
-        encoded = image.encode('ascii', 'replace')
-        return _base64_decode(encoded, 0, len(encoded)), payload
-    return _base64_image(body, *spans[_placeholder(image)]), payload
+    return (_decoded(body, image, spans, 'image'), None if style is None else _decoded(body, style, spans,
+                                                                                        'style_image'), payload)
+
+
+def _decoded(body, value, spans, key):
+    """The bytes of the base64 field `key`, whose parsed value is `value` (a long string's placeholder, or a short
+    string parsed with the rest)."""
+    if _placeholder(value) is None:
+        encoded = value.encode('ascii', 'replace')
+        return _base64_decode(encoded, 0, len(encoded), key)
+    return _base64_image(body, *spans[_placeholder(value)], key)
 
 
 def _placeholder(value):
@@ -163,17 +183,17 @@ def _parse_json(text):
         raise HTTPError(400, 'the body must be JSON: {"image": "<base64>", ...options}') from None
 
 
-def _base64_image(body, start, end):
+def _base64_image(body, start, end, key='image'):
     """The bytes of the base64 JSON string at body[start:end] (quotes included), a data URL's prefix dropped."""
     if body.find(b'\\', start, end) != -1:  # escapes (a "\/" or line breaks): decode the string as JSON
         text = _parse_json(body[start:end]).encode('ascii', 'replace')
         start, end, body = 0, len(text), text
     else:
         start, end = start + 1, end - 1
-    return _base64_decode(body, start, end)
+    return _base64_decode(body, start, end, key)
 
 
-def _base64_decode(data, start, end):
+def _base64_decode(data, start, end, key='image'):
     """base64 data[start:end], after a data URL's prefix (up to a comma) if there is one, decoded in place
     (Python 3.10's b64decode copies the text first)."""
     start = max(start, data.rfind(b',', start, end) + 1)
@@ -182,4 +202,4 @@ def _base64_decode(data, start, end):
             return binascii.a2b_base64(memoryview(data)[start:end], strict_mode=True)
         return base64.b64decode(memoryview(data)[start:end], validate=True)
     except (binascii.Error, ValueError):
-        raise HTTPError(400, '"image" is not valid base64') from None
+        raise HTTPError(400, '"%s" is not valid base64' % key) from None

@@ -1,7 +1,9 @@
 """The service's work: the models, the queue, the memory budget and the deadline; decoding, stylizing and encoding
 one request's image in a worker thread."""
 import asyncio
+import collections
 import dataclasses
+import hashlib
 import io
 import threading
 import time
@@ -11,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from images import encode_image, load_image, too_large_for
-from inference import color
+from inference import arbitrary, color
 from inference.stylizer import DEFAULT_MAX_PIXELS, style_choice
 from inference.tiling import Cancelled
 from utils import UsageError, log
@@ -78,11 +80,36 @@ def sniff_format(data):
     return None
 
 
+class EmbeddingCache:
+    """The style embeddings of recently used style images, by model and the image file's SHA-256: at most
+    `entries` of them (each 100 float32 values, so 256 take about 100 KB with their keys), the least recently used
+    dropped first."""
+
+    def __init__(self, entries=256):
+        self.entries, self.embeddings = entries, collections.OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key, compute):
+        """The embedding for `key`, from the cache or compute() (outside the lock: two requests for a new style may
+        both compute it, which is cheaper than making one wait for the other)."""
+        with self.lock:
+            if key in self.embeddings:
+                self.embeddings.move_to_end(key)
+                return self.embeddings[key]
+        embedding = compute()
+        with self.lock:
+            self.embeddings[key] = embedding
+            while len(self.embeddings) > self.entries:
+                self.embeddings.popitem(last=False)
+        return embedding
+
+
 class Service:
     """The models and the limits that keep the service alive under load."""
 
     def __init__(self, models, limits):
         self.models, self.limits = models, limits
+        self.embeddings = EmbeddingCache()
         self.executor = ThreadPoolExecutor(max_workers=limits.workers)
         self.budget = PixelBudget(limits.memory_pixels)
         self.lock = threading.Lock()
@@ -148,21 +175,37 @@ class Service:
                                  'checkpoint); send a smaller image or use max_size' % stylizer.max_pixels)
         if too_late():
             raise Cancelled('the deadline passed before the work started')
+        if stylizer.arbitrary is not None:
+            style = self._embedding(stylizer, options, rgb)
         stylized = self.budget.run(pixels, lambda: stylizer(rgb, progress=False, should_stop=too_late, style=style),
                                    deadline)
         result = color.finish(stylized, rgb, options['preserve_colors'], options['strength'])
         return encode_image(result, fmt, alpha), fmt, result.shape[1], result.shape[0]
 
-    def _decode(self, data):
-        """(rgb, alpha, format) of a JPEG, PNG or WebP body; other formats never reach a decoder."""
+    def _embedding(self, stylizer, options, rgb):
+        """For an arbitrary-style network: the style image's embedding (cached by its bytes), blended with the
+        photo's own by style_strength."""
+        data = options['style_image']
+
+        def predict(pixels, what):
+            try:
+                return stylizer.embed(pixels, what=what)
+            except UsageError as error:  # too small, too elongated
+                raise HTTPError(400, str(error)) from None
+        embedding = self.embeddings.get((id(stylizer), hashlib.sha256(data).digest()),
+                                        lambda: predict(self._decode(data, 'the style image')[0], 'the style image'))
+        return arbitrary.with_strength(embedding, options['style_strength'], lambda: predict(
+            rgb, 'the photo (its own style, which style_strength below 1 blends in)'))
+
+    def _decode(self, data, what='the request body'):
+        """(rgb, alpha, format) of a JPEG, PNG or WebP file; other formats never reach a decoder."""
         if not data:
-            raise HTTPError(400, 'the request body is empty; send a JPEG, PNG or WebP image')
+            raise HTTPError(400, '%s is empty; send a JPEG, PNG or WebP image' % what)
         fmt = sniff_format(data)
         if fmt is None:
-            raise HTTPError(415, 'the request body is not a JPEG, PNG or WebP image (the formats this service '
-                                 'accepts)')
+            raise HTTPError(415, '%s is not a JPEG, PNG or WebP image (the formats this service accepts)' % what)
         try:
-            rgb, alpha = load_image(io.BytesIO(data), 'the request body', max_pixels=self.limits.max_image_pixels,
+            rgb, alpha = load_image(io.BytesIO(data), what, max_pixels=self.limits.max_image_pixels,
                                     formats=(fmt,))
         except UsageError as error:
             raise HTTPError(413 if 'too large' in str(error) else 400, str(error)) from None
@@ -170,8 +213,19 @@ class Service:
 
 
 def _style_of(stylizer, name, options):
-    """The style weights that the options' style (a name or an index) or mix ask of the model; HTTPError 400 if
-    they do not fit it."""
+    """The style weights that the options' style (a name or an index) or mix ask of the model (for an arbitrary-style
+    network, None: its embedding is predicted in the worker); HTTPError 400 if they do not fit it."""
+    if stylizer.arbitrary is not None:
+        if options['style_image'] is None:
+            raise HTTPError(400, "model %s is Magenta's arbitrary-style network: send the style too, as the file field "
+                                 '"style_image" of a multipart body or "style_image" (base64) in JSON' % name)
+        if options['style'] is not None or options['mix'] is not None:
+            raise HTTPError(400, 'model %s takes its style from style_image: style and mix apply to models of several '
+                                 'styles' % name)
+        return None
+    if options['style_image'] is not None or options['style_strength'] != 1:
+        raise HTTPError(400, 'model %s is trained on its own style%s: style_image and style_strength apply to '
+                             "Magenta's arbitrary-style network" % (name, 's' if stylizer.styles > 1 else ''))
     try:
         return style_choice(stylizer.styles, options['style'], options['mix'], 'model %s' % name, ('style', 'mix'),
                             stylizer.style_names)

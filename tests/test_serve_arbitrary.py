@@ -1,0 +1,139 @@
+"""The service with Magenta's arbitrary-style network: a style image with the photo (multipart or base64 JSON),
+the embedding cache, the limits and 4xx answers for style images, and the page's style upload."""
+import base64
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import NEEDS_CHROMIUM, browser_page, png, request, start_server
+from inference.arbitrary import with_strength
+from inference.stylizer import Stylizer
+from service import work
+
+BOUNDARY = 'aRbItRaRy'
+
+
+@pytest.fixture(scope='module')
+def stylizer(arbitrary_checkpoint):
+    loaded = Stylizer(arbitrary_checkpoint)
+    yield loaded
+    loaded.close()
+
+
+@pytest.fixture(scope='module')
+def server(arbitrary_checkpoint, trained_model):
+    process, url = start_server('--model', 'any=' + arbitrary_checkpoint, '--model', 'tiny=' + trained_model,
+                                '--max_request_bytes', '300000', '--max_image_pixels', '40000')
+    yield url
+    process.terminate()
+    process.wait(30)
+
+
+def multipart(**files):
+    """A multipart body of PNG file fields, and its headers."""
+    body = b''.join(('--%s\r\nContent-Disposition: form-data; name="%s"; filename="%s.png"\r\nContent-Type: '
+                     'image/png\r\n\r\n' % (BOUNDARY, name, name)).encode() + data + b'\r\n'
+                    for name, data in files.items())
+    return body + ('--%s--\r\n' % BOUNDARY).encode(), {'Content-Type': 'multipart/form-data; boundary=' + BOUNDARY}
+
+
+def _pixels(body):
+    return np.asarray(Image.open(io.BytesIO(body))).astype(int)
+
+
+def test_a_style_image_with_the_photo_gives_evals_pixels(server, stylizer):
+    (photo, pixels), (style, style_pixels) = png(30, 41, seed=1), png(48, 40, seed=2)
+    expected = stylizer(pixels, style=stylizer.embed(style_pixels))
+    status, headers, body = request(server + '/v1/stylize/any?format=png', *multipart(image=photo, style_image=style))
+    assert status == 200 and headers['x-image-size'] == '41x30'
+    assert np.abs(_pixels(body) - expected).max() <= 1
+    payload = json.dumps({'image': base64.b64encode(photo).decode(), 'format': 'png', 'style_strength': 0.5,
+                          'style_image': base64.b64encode(style).decode()}).encode()
+    status, _, body = request(server + '/v1/stylize/any/base64', payload, {'Content-Type': 'application/json'})
+    half = with_strength(stylizer.embed(style_pixels), 0.5, lambda: stylizer.embed(pixels))
+    assert status == 200
+    assert np.abs(_pixels(base64.b64decode(json.loads(body)['image'])) - stylizer(pixels, style=half)).max() <= 1
+    models = {m['name']: m for m in json.loads(request(server + '/v1/models')[2])['models']}
+    assert models['any']['style_image'] and not models['tiny']['style_image']
+
+
+@pytest.mark.parametrize('model, files, query, status, message', [
+    ('any', {'image': png(20, 20)[0]}, '', 400, "model any is Magenta's arbitrary-style network: send the style"),
+    ('any', {'image': png(20, 20)[0], 'style_image': b'not an image'}, '', 415,
+     'the style image is not a JPEG, PNG or WebP image'),
+    ('any', {'image': png(20, 20)[0], 'style_image': png(150, 150)[0][:100]}, '', 400,
+     'the style image is not a readable image'),
+    ('any', {'image': png(20, 20)[0], 'style_image': png(1, 1)[0]}, '', 400, 'the style image is 1x1: too small'),
+    ('any', {'image': png(20, 20)[0], 'style_image': png(20, 400)[0]}, '', 400, 'sides differ more than 16 times'),
+    ('any', {'image': png(20, 20)[0], 'style_image': png(201, 200)[0]}, '', 413,
+     'the style image is too large: 200x201 is over the limit of 40000 pixels'),
+    ('any', {'image': png(20, 20)[0], 'style_image': png(20, 20)[0]}, '?style=0', 400,
+     'style and mix apply to models of several styles'),
+    ('any', {'image': png(20, 20)[0], 'style_image': png(20, 20)[0]}, '?style_strength=2', 400,
+     'style_strength must be between 0 and 1'),
+    ('any', {'style_image': png(20, 20)[0]}, '', 400, 'the multipart body has only a style image'),
+    ('tiny', {'image': png(20, 20)[0], 'style_image': png(20, 20)[0]}, '', 400,
+     "style_image and style_strength apply to Magenta's arbitrary-style network"),
+])
+def test_style_image_mistakes_are_json_4xx(server, model, files, query, status, message):
+    answer, headers, body = request('%s/v1/stylize/%s%s' % (server, model, query), *multipart(**files))
+    assert answer == status and headers['content-type'] == 'application/json'
+    assert message in json.loads(body)['error'], body
+
+
+def test_a_base64_style_that_is_not_base64_is_400(server):
+    payload = json.dumps({'image': base64.b64encode(png(20, 20)[0]).decode(), 'style_image': '***'}).encode()
+    status, _, body = request(server + '/v1/stylize/any/base64', payload, {'Content-Type': 'application/json'})
+    assert status == 400 and json.loads(body)['error'] == '"style_image" is not valid base64'
+    payload = json.dumps({'image': base64.b64encode(png(20, 20)[0]).decode(), 'style_image': [1, 2]}).encode()
+    status, _, body = request(server + '/v1/stylize/any/base64', payload, {'Content-Type': 'application/json'})
+    assert status == 400 and 'must be a base64 string' in json.loads(body)['error']
+
+
+def test_embeddings_are_cached_by_the_style_images_bytes_within_a_bound(stylizer, monkeypatch):
+    service = work.Service({'any': stylizer}, work.Limits())
+    service.embeddings = work.EmbeddingCache(entries=2)
+    calls = []
+    embed = stylizer.embed
+    monkeypatch.setattr(stylizer, 'embed', lambda pixels, **kwargs: calls.append(pixels.shape) or
+                        embed(pixels, **kwargs))
+    photo = png(24, 24)[1]
+    styles = [png(32, 32 + k, seed=k)[0] for k in range(3)]
+    options = {'style_strength': 1.0}
+    first = service._embedding(stylizer, dict(options, style_image=styles[0]), photo)
+    np.testing.assert_array_equal(service._embedding(stylizer, dict(options, style_image=styles[0]), photo), first)
+    assert len(calls) == 1  # the second request's style came from the cache
+    for style in styles[1:]:
+        service._embedding(stylizer, dict(options, style_image=style), photo)
+    assert len(service.embeddings.embeddings) == 2 and len(calls) == 3
+    service._embedding(stylizer, dict(options, style_image=styles[0]), photo)  # dropped as the least recent
+    assert len(calls) == 4
+
+
+@NEEDS_CHROMIUM
+def test_the_page_uploads_a_style_image(server, tmp_path):
+    photo, style = tmp_path / 'photo.png', tmp_path / 'style.png'
+    photo.write_bytes(png(40, 60, seed=5)[0])
+    style.write_bytes(png(50, 50, seed=6)[0])
+    with browser_page() as (playwright_api, page):
+        violations = []
+        page.on('console', lambda message: violations.append(message.text)
+                if 'Content Security Policy' in message.text else None)
+        page.goto(server + '/')
+        playwright_api.expect(page.locator('#model option')).to_have_count(2)
+        page.select_option('#model', 'any')
+        playwright_api.expect(page.locator('#style_pick')).to_be_visible()
+        page.set_input_files('#file', str(photo))
+        page.click('#go')
+        playwright_api.expect(page.locator('#status')).to_have_text('choose a style image first')
+        page.set_input_files('#style_file', str(style))
+        page.click('#go')
+        playwright_api.expect(page.locator('#status')).to_have_text(re.compile('^done in'))
+        assert page.locator('#result').evaluate('image => image.naturalWidth') == 60
+        page.select_option('#model', 'tiny')
+        playwright_api.expect(page.locator('#style_pick')).to_be_hidden()
+        assert violations == []
