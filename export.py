@@ -14,10 +14,10 @@ whole numbers 0..255; --fp16 stores the weights in float16 (half the size).
 ckpt: a checkpoint of the transform network's weights alone, without the training state (Adam's slots, the global
 step): a third of the size, and it loads wherever a checkpoint does (eval.py, serve.py, export.py).
 
-Magenta's arbitrary-style network (docs/ARBITRARY.md) exports as pb or savedmodel: uint8 `image` (N, H, W, 3) and
-`style_image` (1, h, w, 3), int32 `style_size` (default 256) -> uint8 `stylized`; the predicted `style_embedding`
-(100,) can be fed instead of a style image. The SavedModel has the signatures serving_default, predict_style and
-transfer (its two halves).
+Magenta's arbitrary-style network (docs/ARBITRARY.md) exports as pb, savedmodel or tflite: uint8 `image`
+(N, H, W, 3) and `style_image` (1, h, w, 3), int32 `style_size` (default 256) -> uint8 `stylized`; the predicted
+`style_embedding` (100,) can be fed instead of a style image. The SavedModel has the signatures serving_default,
+predict_style and transfer (its two halves); the .tflite has predict_style and transfer.
 """
 import argparse
 import functools
@@ -31,12 +31,12 @@ from files import Outputs
 from inference import arbitrary, model_files, stylizer
 from nets import arbitrary as arbitrary_net
 from preprocessing import vgg_preprocessing
-from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, tf
+from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, tensorflow_module, tf
 
 # The original export's means; the first instance normalization removes any constant shift of the input,
 # so these and the training means give the same pixels up to float rounding.
 EXPORT_MEANS = (123.68, 116.779, 103.939)
-ARBITRARY_FORMATS = ('pb', 'savedmodel')
+ARBITRARY_FORMATS = ('pb', 'savedmodel', 'tflite')
 SUFFIXES = {'pb': '.pb', 'savedmodel': '_savedmodel', 'tflite': '.tflite', 'ckpt': '.ckpt'}
 KINDS = {'pb': 'frozen graph', 'savedmodel': 'SavedModel', 'tflite': 'TFLite model', 'ckpt': 'weights-only checkpoint'}
 
@@ -171,10 +171,34 @@ def export_arbitrary_frozen(prefix, output, outputs):
 
 
 def export_arbitrary_saved_model(prefix, output, outputs):
+    with outputs.folder(output, **replaceable_export('savedmodel')) as staging:
+        _write_arbitrary_saved_model(prefix, staging)
+
+
+def export_arbitrary_tflite(prefix, output, outputs, fp16=False):
+    """One .tflite holding the SavedModel's predict_style and transfer signatures (two subgraphs sharing nothing):
+    Magenta's mobile split into a style predictor and a transformer, in one file. An app predicts a style once and
+    runs transfer on every photo or frame; one model with both inputs would run Inception on every call."""
+    with outputs.scratch() as scratch:
+        saved_model = os.path.join(scratch, 'savedmodel')
+        _write_arbitrary_saved_model(prefix, saved_model)
+        # TensorFlow 2's converter, which alone takes several signatures, and only while executing eagerly.
+        with tensorflow_module('tensorflow.python.eager.context').eager_mode():
+            converter = tensorflow_module('tensorflow').lite.TFLiteConverter.from_saved_model(
+                saved_model, signature_keys=[arbitrary.PREDICT_SIGNATURE, arbitrary.TRANSFER_SIGNATURE],
+                tags=['serve'])
+            if fp16:
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.target_spec.supported_types = [tf.float16]
+            converted = converter.convert()
+    outputs.data(output, converted, **replaceable_export('tflite'))
+
+
+def _write_arbitrary_saved_model(prefix, folder):
     """Signatures: serving_default (image, style_image -> stylized), and its two halves, predict_style (style_image,
     style_size -> style_embedding) and transfer (image, style_embedding -> stylized), so that a client predicts a
     style once and applies it to many images."""
-    with outputs.folder(output, **replaceable_export('savedmodel')) as staging, tf.Graph().as_default() as graph:
+    with tf.Graph().as_default() as graph:
         stylized = arbitrary.build_export()
         image, style_image, side, embedding = (graph.get_tensor_by_name(name + ':0')
                                                for name in ('image', 'style_image', 'style_size', 'style_embedding'))
@@ -187,7 +211,7 @@ def export_arbitrary_saved_model(prefix, output, outputs):
                                                   {'stylized': stylized})}
         with tf.Session() as sess:
             _restored_arbitrary(sess, prefix)
-            builder = tf.saved_model.builder.SavedModelBuilder(staging)
+            builder = tf.saved_model.builder.SavedModelBuilder(folder)
             builder.add_meta_graph_and_variables(sess, [tf.saved_model.tag_constants.SERVING],
                                                  signature_def_map=signatures)
             builder.save()
@@ -278,7 +302,11 @@ def main(argv=None):
     if is_arbitrary:
         with tf.Graph().as_default():  # checked against the network's own variables before any work
             arbitrary.from_checkpoint(prefix, shapes, tf.get_default_graph())
-        (export_arbitrary_frozen if args.format == 'pb' else export_arbitrary_saved_model)(prefix, output, outputs)
+        if args.format == 'tflite':
+            export_arbitrary_tflite(prefix, output, outputs, args.fp16)
+        else:
+            (export_arbitrary_frozen if args.format == 'pb' else export_arbitrary_saved_model)(prefix, output,
+                                                                                              outputs)
     elif args.format == 'pb':
         export_frozen(prefix, output, outputs)
     elif args.format == 'savedmodel':

@@ -263,6 +263,12 @@ class Outputs:
             os.fsync(written.fileno())
         os.replace(staged, path)
 
+    @staticmethod
+    def scratch():
+        """A context manager yielding a new, empty folder in the system's temporary space for a command's
+        intermediate files (never beside the user's), deleted with everything in it afterwards."""
+        return tempfile.TemporaryDirectory(prefix='fast-style-')
+
     def folder(self, path, **claim_options):
         """A context manager yielding a path at which to make the folder (see _replacing_folder)."""
         self._ensure(path, folder=True, **claim_options)

@@ -6,6 +6,7 @@ over many photos or a video's frames predicts each style once. --style_strength 
 photo's own (the photo taken as its style), Magenta's identity interpolation.
 """
 import os
+import threading
 
 import numpy as np
 
@@ -128,6 +129,26 @@ def from_saved_model(graph, signatures, path):
 
 
 PREDICT_SIGNATURE, TRANSFER_SIGNATURE = 'predict_style', 'transfer'  # the SavedModel's signatures beside serving
+
+
+class TFLiteNetwork:
+    """An exported .tflite of the network: its predict_style and transfer signatures, one call at a time (the
+    interpreter holds one set of inputs; serve.py's workers take turns). Same interface as Network; no session."""
+
+    def __init__(self, interpreter):
+        self.predict = interpreter.get_signature_runner(PREDICT_SIGNATURE)
+        self.transfer = interpreter.get_signature_runner(TRANSFER_SIGNATURE)
+        self.one_at_a_time = threading.Lock()
+
+    def embed(self, _session, pixels, side, what='style image'):
+        check_style_shape(pixels.shape[0], pixels.shape[1], side, what)
+        with self.one_at_a_time:
+            return self.predict(style_image=pixels[None], style_size=np.int32(side))['style_embedding'].copy()
+
+    def stylize(self, _session, batch, embedding):
+        with self.one_at_a_time:  # resized to each image's size
+            return np.stack([self.transfer(image=image[None], style_embedding=embedding)['stylized'][0].copy()
+                             for image in batch])
 
 
 def build_export():

@@ -265,6 +265,12 @@ class Stylizer:
         except ValueError:  # the interpreter's error for a file that is not a TFLite flatbuffer
             raise UsageError('model file is not a TFLite model: %s (pass a .tflite written by export.py)'
                              % path) from None
+        if {arbitrary.PREDICT_SIGNATURE, arbitrary.TRANSFER_SIGNATURE} <= set(interpreter.get_signature_list()):
+            with native_logs_muted():
+                self.arbitrary = arbitrary.TFLiteNetwork(interpreter)
+            self.session = None
+            log.info("TFLite arbitrary-style network (Magenta's) loaded from %s", path)
+            return self._run_arbitrary, self._no_tflite_weights
         image_input = next((item for item in entry if len(item['shape']) == 4), None)
         style_input = next((item for item in entry if len(item['shape']) == 1), None)
         if (len(result) != 1 or image_input is None or list(image_input['shape'][[0, 3]]) != [1, 3]
@@ -295,10 +301,11 @@ class Stylizer:
                 stylized.append(np.clip(output, 0, 255).astype(np.uint8))
             return np.stack(stylized)
 
-        def weights():
-            raise UsageError('%s is a TFLite model, whose weights tiled inference cannot use; pass the checkpoint it '
-                             'was exported from, or raise --max_pixels' % path)
-        return run, weights
+        return run, self._no_tflite_weights
+
+    def _no_tflite_weights(self):
+        raise UsageError('%s is a TFLite model, whose weights tiled inference cannot use; pass the checkpoint it was '
+                         'exported from, or raise --max_pixels' % self.source)
 
     def check_style(self, style):
         """Raise UsageError unless `style` (float32 (N,) from style_choice, or None; an embedding (EMBEDDING,) for

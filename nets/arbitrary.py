@@ -52,7 +52,9 @@ def style_input(images, side=STYLE_SIZE):
     height, width = tf.unstack(tf.cast(tf.shape(images)[1:3], tf.float32))
     scale = tf.cast(side, tf.float32) / tf.where(height > width, width, height)
     size = tf.cast(tf.stack([height * scale, width * scale]), tf.int32)
-    resized = tf.image.resize_bilinear(images, size, align_corners=False, half_pixel_centers=False)
+    # On floats, as the same arithmetic on uint8 is: TFLite resizes uint8 only in quantized models.
+    resized = tf.image.resize_bilinear(tf.cast(images, tf.float32), size, align_corners=False,
+                                       half_pixel_centers=False)
     return resized / 255.0
 
 
