@@ -1,6 +1,7 @@
 """Speed and memory, ours against the original formulation side by side; the table goes to docs/PERFORMANCE.md.
 
-  python benchmarks/performance.py [--repeats 5] [--rounds 1] [--only forward,eval,export,train,gatys] [--output PATH]
+  python benchmarks/performance.py [--repeats 5] [--rounds 1] [--only forward,eval,export,train,gatys,arbitrary]
+                                   [--output PATH]
 
 Every row is measured twice in fresh processes, one after the other (--rounds times, alternating): ours, and the
 baseline, the straightforward faithful formulation of docs/ORIGINAL.md (model.ORIGINAL: moments, x4 resize +
@@ -165,8 +166,30 @@ def measure_gatys(variant, repeats, vgg_prefix):
             return _time_runs(lambda: sess.run(step), repeats), {}
 
 
+def measure_arbitrary(variant, repeats, prefix, height, width):
+    """Magenta's arbitrary-style network, warm, batch 1: for 'predict' the style prediction of a style image (resized
+    to 256 as Magenta does); else the transformer on a photo, as nets/arbitrary.transform computes it ('fast') or
+    as Magenta's code does ('reference')."""
+    import numpy as np
+    from nets import arbitrary
+    from utils import session_config, tf
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (1, int(height), int(width), 3), dtype=np.uint8)
+    with tf.Graph().as_default():
+        pixels = tf.placeholder(tf.uint8, [1, None, None, 3])
+        if variant == 'predict':
+            output = arbitrary.style_embedding(arbitrary.style_input(pixels))
+        else:
+            parameters = arbitrary.style_parameters(tf.constant(rng.normal(size=(1, arbitrary.EMBEDDING)), tf.float32))
+            transform = arbitrary.transform if variant == 'fast' else arbitrary.transform_reference
+            output = arbitrary.stylize_uint8(pixels, parameters, transform)
+        with tf.Session(config=session_config(False)) as sess:
+            tf.train.Saver().restore(sess, prefix)
+            return _time_runs(lambda: sess.run(output, {pixels: image}), repeats), {}
+
+
 MEASUREMENTS = {'forward': measure_forward, 'export': measure_export, 'train': measure_train,
-                'gatys': measure_gatys}
+                'gatys': measure_gatys, 'arbitrary': measure_arbitrary}
 
 
 def child_main(argv):
@@ -269,7 +292,8 @@ def machine_description():
 
 
 def make_inputs(scratch):
-    """A random transform model, a random VGG-16, a 1024 JPEG and training images, all in `scratch`."""
+    """A random transform model, a random VGG-16, a random arbitrary-style network, a 1024 JPEG and training images,
+    all in `scratch`."""
     import numpy as np
     from PIL import Image
     import checkpoints
@@ -279,7 +303,9 @@ def make_inputs(scratch):
     def photo(size):
         small = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
         return Image.fromarray(small).resize((size, size), Image.BICUBIC)
+    from nets import arbitrary
     paths = {'model': checkpoints.save_random_model(os.path.join(scratch, 'model', 'fast-style-model.ckpt-done')),
+             'arbitrary': arbitrary.save_random_checkpoint(os.path.join(scratch, 'arbitrary', 'model.ckpt')),
              'vgg': pretrained.save_random_vgg(os.path.join(scratch, 'vgg_16.ckpt')),
              'jpeg': os.path.join(scratch, 'photo.jpg'), 'train': os.path.join(scratch, 'train')}
     photo(1024).save(paths['jpeg'], quality=90)
@@ -335,6 +361,12 @@ def run_all(bench, paths, only):
             [sys.executable, os.path.abspath(__file__), '--original_eval', paths['model'], paths['jpeg'], output])
         bench.row('TensorFlow import alone (cold, ended without teardown)', import_alone)
         bench.row('eval.py cold, 1024x1024 JPEG to JPEG', ours, original)
+    if 'arbitrary' in only:
+        args = (paths['arbitrary'], 1024, 1024)
+        bench.row("arbitrary-style network: style prediction, 1024x1024 style image (resized to 256)",
+                  bench.measure('arbitrary', 'predict', *args), None, per_second('style'))
+        bench.row("arbitrary-style network: transformer 1024x1024 (baseline: Magenta's formulation)",
+                  *bench.measure_pair('arbitrary', ('fast', 'reference'), *args), per_second('img'))
     if 'export' in only:
         for fmt in ('pb', 'savedmodel', 'tflite'):
             args = (paths['model'], fmt, 1024, 1024)
@@ -394,7 +426,7 @@ def main():
     parser.add_argument('--rounds', type=int, default=1,
                         help='alternate ours and the baseline this many times per row, pooling their runs, on noisy '
                              'machines (default: %(default)s)')
-    parser.add_argument('--only', default='forward,eval,export,train,gatys',
+    parser.add_argument('--only', default='forward,eval,export,train,gatys,arbitrary',
                         help='comma-separated groups to run (default: %(default)s)')
     parser.add_argument('--output', default=os.path.join(ROOT, 'docs', 'PERFORMANCE.md'),
                         help='where the table is written (default: docs/PERFORMANCE.md)')
