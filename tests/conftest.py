@@ -75,3 +75,12 @@ def arbitrary_checkpoint(tmp_path_factory):
     """Prefix of a random-weight checkpoint in the layout of Magenta's arbitrary-style network."""
     from nets import arbitrary
     return arbitrary.save_random_checkpoint(str(tmp_path_factory.mktemp('arbitrary') / 'model.ckpt'))
+
+
+@pytest.fixture(scope='session')
+def arbitrary_stylizer(arbitrary_checkpoint):
+    """The random arbitrary-style checkpoint, loaded once."""
+    from inference.stylizer import Stylizer
+    loaded = Stylizer(arbitrary_checkpoint)
+    yield loaded
+    loaded.close()

@@ -25,13 +25,6 @@ TRANSFORMER = {
 
 
 @pytest.fixture(scope='module')
-def stylizer(arbitrary_checkpoint):
-    loaded = Stylizer(arbitrary_checkpoint)
-    yield loaded
-    loaded.close()
-
-
-@pytest.fixture(scope='module')
 def images(tmp_path_factory):
     folder = tmp_path_factory.mktemp('arbitrary-images')
     return {name: write_image_file(str(folder / ('%s.png' % name)), height, width, seed=seed)
@@ -111,22 +104,23 @@ def test_eval_stylizes_in_the_style_of_any_image_mixed_or_weakened(arbitrary_che
     assert 0 < np.abs(part - one).mean() < np.abs(own - one).mean()
 
 
-def test_the_style_embedding_is_predicted_once_per_style_image(stylizer, images, monkeypatch):
+def test_the_style_embedding_is_predicted_once_per_style_image(arbitrary_stylizer, images, monkeypatch):
     calls = []
-    embed = stylizer.embed
-    monkeypatch.setattr(stylizer, 'embed', lambda *args, **kwargs: calls.append(1) or embed(*args, **kwargs))
-    style_for = eval_py.style_of(stylizer, [np.asarray(Image.open(images['style']))], None, None, 1.0, 256)
+    embed = arbitrary_stylizer.embed
+    monkeypatch.setattr(arbitrary_stylizer, 'embed', lambda *args, **kwargs: calls.append(1) or embed(*args, **kwargs))
+    style_for = eval_py.style_of(arbitrary_stylizer, [np.asarray(Image.open(images['style']))], None, None, 1.0, 256)
     photos = [np.asarray(Image.open(images[name])) for name in ('photo', 'other', 'photo')]
     styles = [style_for(photo) for photo in photos]
     assert len(calls) == 1 and all(np.array_equal(style, styles[0]) for style in styles)
 
 
-def test_tiled_equals_whole_within_one_level(arbitrary_checkpoint, stylizer, images):
+def test_tiled_equals_whole_within_one_level(arbitrary_checkpoint, arbitrary_stylizer, images):
     photo = np.asarray(Image.open(images['other']))
-    style = stylizer.embed(np.asarray(Image.open(images['style'])))
+    style = arbitrary_stylizer.embed(np.asarray(Image.open(images['style'])))
     tiled = Stylizer(arbitrary_checkpoint, max_pixels=4096)
     try:
-        assert np.abs(tiled(photo, progress=False, style=style).astype(int) - stylizer(photo, style=style)).max() <= 1
+        whole = arbitrary_stylizer(photo, style=style)
+        assert np.abs(tiled(photo, progress=False, style=style).astype(int) - whole).max() <= 1
     finally:
         tiled.close()
 
@@ -147,7 +141,8 @@ def test_style_image_mistakes_are_one_line(arbitrary_checkpoint, images, tmp_pat
     Image.new('RGB', (8000, 6000)).save(huge)
     assert 'style image is too large: 8000x6000 is over the limit' in error('--style_image', str(huge))
     assert "is Magenta's arbitrary-style network: give the style with --style_image" in error()
-    assert '2 style images take 2 shares: --style_mix w1,w2' in error('--style_image', photo, photo, '--style_mix', '1,2,3')
+    assert '2 style images take 2 shares: --style_mix w1,w2' in error('--style_image', photo, photo,
+                                                                      '--style_mix', '1,2,3')
     assert '2 style images take 2 shares' in error('--style_image', photo, photo)
     assert '1 style image takes 1 share' in error('--style_image', photo, '--style_mix', '1,2')
     assert '--style_strength must be between 0 and 1' in error('--style_image', photo, '--style_strength', '2')
@@ -173,12 +168,12 @@ def _resaved(prefix, path, drop=(), extra=False):
         return tf.train.Saver(kept).save(sess, path, write_meta_graph=False)
 
 
-def test_variables_the_network_does_not_use_are_ignored(arbitrary_checkpoint, stylizer, images, tmp_path):
+def test_variables_the_network_does_not_use_are_ignored(arbitrary_checkpoint, arbitrary_stylizer, images, tmp_path):
     with_step = Stylizer(_resaved(arbitrary_checkpoint, str(tmp_path / 'step.ckpt'), extra=True))
     try:
         photo, style = (np.asarray(Image.open(images[name])) for name in ('photo', 'style'))
         np.testing.assert_array_equal(with_step(photo, style=with_step.embed(style)),
-                                      stylizer(photo, style=stylizer.embed(style)))
+                                      arbitrary_stylizer(photo, style=arbitrary_stylizer.embed(style)))
     finally:
         with_step.close()
 
@@ -210,25 +205,25 @@ def test_video_takes_its_own_style_from_the_first_frame(arbitrary_checkpoint, im
 
 
 @pytest.mark.parametrize('fmt', ['pb', 'savedmodel', 'tflite'])
-def test_exports_equal_eval_and_tile(arbitrary_checkpoint, stylizer, images, tmp_path, fmt):
+def test_exports_equal_eval_and_tile(arbitrary_checkpoint, arbitrary_stylizer, images, tmp_path, fmt):
     import export
     output = str(tmp_path / {'pb': 'arbitrary.pb', 'savedmodel': 'arbitrary_savedmodel',
                              'tflite': 'arbitrary.tflite'}[fmt])
     export.main(['--model_file', arbitrary_checkpoint, '--format', fmt, '--output', output])
     photo, style = (np.asarray(Image.open(images[name])) for name in ('other', 'style'))
-    expected = stylizer(photo, style=stylizer.embed(style))
+    expected = arbitrary_stylizer(photo, style=arbitrary_stylizer.embed(style))
     # whole, and tiled on the export's own weights (which a .tflite does not give)
     for max_pixels in (10 ** 6,) if fmt == 'tflite' else (10 ** 6, 4096):
         exported = Stylizer(output, max_pixels=max_pixels)
         try:
             embedding = exported.embed(style)
-            np.testing.assert_allclose(embedding, stylizer.embed(style), rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(embedding, arbitrary_stylizer.embed(style), rtol=1e-4, atol=1e-4)
             assert np.abs(exported(photo, progress=False, style=embedding).astype(int) - expected).max() <= 1
         finally:
             exported.close()
 
 
-def test_the_savedmodel_serves_without_our_code(arbitrary_checkpoint, stylizer, images, tmp_path):
+def test_the_savedmodel_serves_without_our_code(arbitrary_checkpoint, arbitrary_stylizer, images, tmp_path):
     import export
     output = str(tmp_path / 'served_savedmodel')
     export.main(['--model_file', arbitrary_checkpoint, '--format', 'savedmodel', '--output', output])
@@ -238,7 +233,7 @@ def test_the_savedmodel_serves_without_our_code(arbitrary_checkpoint, stylizer, 
         signature = meta.signature_def['serving_default']
         stylized = sess.run(signature.outputs['stylized'].name, {signature.inputs['image'].name: photo[None],
                                                                 signature.inputs['style_image'].name: style[None]})
-    assert np.abs(stylized[0].astype(int) - stylizer(photo, style=stylizer.embed(style))).max() <= 1
+    assert np.abs(stylized[0].astype(int) - arbitrary_stylizer(photo, style=arbitrary_stylizer.embed(style))).max() <= 1
 
 
 def test_export_formats_that_do_not_apply_are_refused(arbitrary_checkpoint, tmp_path, capsys):

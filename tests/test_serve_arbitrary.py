@@ -11,17 +11,9 @@ from PIL import Image
 
 from helpers import NEEDS_CHROMIUM, browser_page, png, request, start_server
 from inference.arbitrary import with_strength
-from inference.stylizer import Stylizer
 from service import work
 
 BOUNDARY = 'aRbItRaRy'
-
-
-@pytest.fixture(scope='module')
-def stylizer(arbitrary_checkpoint):
-    loaded = Stylizer(arbitrary_checkpoint)
-    yield loaded
-    loaded.close()
 
 
 @pytest.fixture(scope='module')
@@ -45,18 +37,19 @@ def _pixels(body):
     return np.asarray(Image.open(io.BytesIO(body))).astype(int)
 
 
-def test_a_style_image_with_the_photo_gives_evals_pixels(server, stylizer):
+def test_a_style_image_with_the_photo_gives_evals_pixels(server, arbitrary_stylizer):
     (photo, pixels), (style, style_pixels) = png(30, 41, seed=1), png(48, 40, seed=2)
-    expected = stylizer(pixels, style=stylizer.embed(style_pixels))
+    expected = arbitrary_stylizer(pixels, style=arbitrary_stylizer.embed(style_pixels))
     status, headers, body = request(server + '/v1/stylize/any?format=png', *multipart(image=photo, style_image=style))
     assert status == 200 and headers['x-image-size'] == '41x30'
     assert np.abs(_pixels(body) - expected).max() <= 1
     payload = json.dumps({'image': base64.b64encode(photo).decode(), 'format': 'png', 'style_strength': 0.5,
                           'style_image': base64.b64encode(style).decode()}).encode()
     status, _, body = request(server + '/v1/stylize/any/base64', payload, {'Content-Type': 'application/json'})
-    half = with_strength(stylizer.embed(style_pixels), 0.5, lambda: stylizer.embed(pixels))
+    half = with_strength(arbitrary_stylizer.embed(style_pixels), 0.5, lambda: arbitrary_stylizer.embed(pixels))
     assert status == 200
-    assert np.abs(_pixels(base64.b64decode(json.loads(body)['image'])) - stylizer(pixels, style=half)).max() <= 1
+    result = _pixels(base64.b64decode(json.loads(body)['image']))
+    assert np.abs(result - arbitrary_stylizer(pixels, style=half)).max() <= 1
     models = {m['name']: m for m in json.loads(request(server + '/v1/models')[2])['models']}
     assert models['any']['style_image'] and not models['tiny']['style_image']
 
@@ -94,23 +87,24 @@ def test_a_base64_style_that_is_not_base64_is_400(server):
     assert status == 400 and 'must be a base64 string' in json.loads(body)['error']
 
 
-def test_embeddings_are_cached_by_the_style_images_bytes_within_a_bound(stylizer, monkeypatch):
-    service = work.Service({'any': stylizer}, work.Limits())
+def test_embeddings_are_cached_by_the_style_images_bytes_within_a_bound(arbitrary_stylizer, monkeypatch):
+    service = work.Service({'any': arbitrary_stylizer}, work.Limits())
     service.embeddings = work.EmbeddingCache(entries=2)
     calls = []
-    embed = stylizer.embed
-    monkeypatch.setattr(stylizer, 'embed', lambda pixels, **kwargs: calls.append(pixels.shape) or
+    embed = arbitrary_stylizer.embed
+    monkeypatch.setattr(arbitrary_stylizer, 'embed', lambda pixels, **kwargs: calls.append(pixels.shape) or
                         embed(pixels, **kwargs))
     photo = png(24, 24)[1]
     styles = [png(32, 32 + k, seed=k)[0] for k in range(3)]
     options = {'style_strength': 1.0}
-    first = service._embedding(stylizer, dict(options, style_image=styles[0]), photo)
-    np.testing.assert_array_equal(service._embedding(stylizer, dict(options, style_image=styles[0]), photo), first)
+    first = service._embedding(arbitrary_stylizer, dict(options, style_image=styles[0]), photo)
+    again = service._embedding(arbitrary_stylizer, dict(options, style_image=styles[0]), photo)
+    np.testing.assert_array_equal(again, first)
     assert len(calls) == 1  # the second request's style came from the cache
     for style in styles[1:]:
-        service._embedding(stylizer, dict(options, style_image=style), photo)
+        service._embedding(arbitrary_stylizer, dict(options, style_image=style), photo)
     assert len(service.embeddings.embeddings) == 2 and len(calls) == 3
-    service._embedding(stylizer, dict(options, style_image=styles[0]), photo)  # dropped as the least recent
+    service._embedding(arbitrary_stylizer, dict(options, style_image=styles[0]), photo)  # dropped as the least recent
     assert len(calls) == 4
 
 
