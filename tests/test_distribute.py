@@ -56,8 +56,15 @@ def _assert_same_step(single_prefix, distributed_prefix, before_prefix):
         atol = 1e-3 * np.abs(value).max()
         if name in weights:
             # A weight moves by Adam's normalized step, about the learning rate whatever the gradient's size.
-            # Where a gradient is near zero that rounding can change the step by a few percent (seen: 2 %).
+            # Where a gradient is near zero that rounding can change the step by a few percent (seen: 2 %), and
+            # where it is nearly zero flip its sign: a step of up to twice the learning rate, for a few of the
+            # 150,000 elements (seen: one at 1.4 times). The moments above catch a wrong scale, and the global
+            # step a missing update.
             atol = max(atol, 0.1 * training.graph.LEARNING_RATE)
+            apart = np.abs(distributed[name] - value)
+            assert apart.max() <= 2.5 * training.graph.LEARNING_RATE, name
+            assert (apart > atol + 2e-2 * np.abs(value)).mean() <= 1e-4, name
+            continue
         np.testing.assert_allclose(distributed[name], value, rtol=2e-2, atol=atol, err_msg=name)
     assert not np.allclose(single['conv1/conv/weight'], _checkpoint(before_prefix)['conv1/conv/weight'])
 
