@@ -17,6 +17,7 @@ import os
 import re
 
 from inference.stylizer import Stylizer
+from nets.pretrained import ARBITRARY_CHECKPOINT
 from service.app import create_app
 from service.guard import OutOfDescriptorsOncePerMinute, check_port, connection_limits, guarded_protocol
 from service.work import Limits, Service
@@ -32,7 +33,8 @@ def parse_args(argv):
                         help='a model to serve: checkpoint folder or prefix, frozen .pb, SavedModel folder or .tflite; '
                              'NAME of letters, digits, _ . - (it is a URL path segment)')
     parser.add_argument('--demo', action='store_true',
-                        help='also serve the style models shipped in models/ (models/<style>.ckpt), by style name')
+                        help='also serve the style models shipped in models/ (models/<style>.ckpt), by style name, '
+                             "and as `any` Magenta's arbitrary-style network once eval.py has downloaded it")
     parser.add_argument('--host', default='127.0.0.1', help='(default: %(default)s)')
     parser.add_argument('--port', type=int, default=8000, help='(default: %(default)s)')
     limits = parser.add_argument_group('limits (memory: see the README)')
@@ -62,7 +64,7 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if not args.model and not args.demo:
         parser.error('name at least one --model NAME=PATH (or --demo)')
-    names = [spec.split('=', 1)[0] for spec in args.model] + (list(shipped_models()) if args.demo else [])
+    names = [spec.split('=', 1)[0] for spec in args.model] + (list(demo_models()) if args.demo else [])
     if args.demo and not shipped_models():
         parser.error('--demo serves the style models shipped in %s, and none is there (restore them with git checkout '
                      'models, or name a model with --model NAME=PATH)' % SHIPPED_MODELS)
@@ -89,11 +91,20 @@ def shipped_models():
     return {os.path.basename(index)[:-len('.ckpt.index')]: index[:-len('.index')] for index in indexes}
 
 
+def demo_models():
+    """What --demo serves: the shipped style models, and as `any` Magenta's arbitrary-style network where eval.py
+    has downloaded it (pretrained/arbitrary_style_transfer/)."""
+    models = shipped_models()
+    if os.path.isfile(ARBITRARY_CHECKPOINT + '.index'):
+        models['any'] = ARBITRARY_CHECKPOINT
+    return models
+
+
 def load_models(specs, demo, memory_pixels, precision):
-    """Name -> Stylizer for every NAME=PATH spec, and with `demo` for every shipped model."""
+    """Name -> Stylizer for every NAME=PATH spec, and with `demo` for every demo model."""
     paths = dict(spec.split('=', 1) for spec in specs)
     if demo:
-        paths.update(shipped_models())
+        paths.update(demo_models())
     return {name: Stylizer(path, memory_pixels, precision) for name, path in paths.items()}
 
 

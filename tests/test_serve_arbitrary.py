@@ -131,3 +131,15 @@ def test_the_page_uploads_a_style_image(server, tmp_path):
         page.select_option('#model', 'tiny')
         playwright_api.expect(page.locator('#style_pick')).to_be_hidden()
         assert violations == []
+
+
+def test_demo_serves_the_arbitrary_style_network_once_downloaded(arbitrary_checkpoint, tmp_path, monkeypatch):
+    import os
+    import shutil
+    import serve
+    monkeypatch.chdir(tmp_path)
+    assert 'any' not in serve.demo_models()
+    os.makedirs('pretrained/arbitrary_style_transfer')
+    for suffix in ('.index', '.data-00000-of-00001'):
+        shutil.copy(arbitrary_checkpoint + suffix, 'pretrained/arbitrary_style_transfer/model.ckpt' + suffix)
+    assert serve.demo_models()['any'] == os.path.join('pretrained', 'arbitrary_style_transfer', 'model.ckpt')
