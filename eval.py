@@ -1,14 +1,15 @@
-"""Stylize images or a video with a trained model.
+"""Stylize images or a video with a trained model, or in the style of any image with Magenta's arbitrary-style network.
 
   python eval.py --model_file models/candy --image_file img/test.jpg
   python eval.py --model_file models/candy.pb --image_file photos/ 'more/*.png' --output stylized/
   python eval.py --model_file models/candy --video clip.mp4 --output clip-candy.mp4 [--smooth 0.5 --consistency flow]
   python eval.py --model_file models/wave_scream.ckpt --image_file img/test.jpg --style scream  # or --style_mix 1,1
-  python eval.py --model_file pretrained/arbitrary_style_transfer/model.ckpt --image_file img/test.jpg \
-                 --style_image img/udnie.jpg [--style_strength 0.7]
+  python eval.py --image_file img/test.jpg --style_image img/udnie.jpg [--style_strength 0.7]  # any style
 
 The model is a checkpoint prefix (V1 or V2 format, the original project's too), a model folder (its latest
 checkpoint), or from export.py a frozen .pb, a SavedModel folder or a .tflite; it is loaded once for the whole run.
+With --style_image, it is Magenta's arbitrary-style network (by default its published checkpoint, downloaded on
+first use; docs/ARBITRARY.md), in any of these forms.
 Outputs have exactly the inputs' sizes. Images above --max_pixels are stylized in tiles with the whole image's
 statistics (not from a .tflite, whose weights tiling cannot use).
 """
@@ -67,7 +68,8 @@ def parse_args(argv):
                         help="a model of several styles: stylize in this style, by name (its style image's file "
                              "name in the config, e.g. scream) or index (0 is the first)")
     styles.add_argument('--style_mix', type=float_list, metavar='W1,W2,...',
-                        help="a model of several styles: blend the styles' parameters in these shares, one per style")
+                        help="a model of several styles: blend the styles' parameters in these shares, one per style; "
+                             "several --style_image: blend their styles in these shares, one per image")
     arbitrary = parser.add_argument_group("Magenta's arbitrary-style network (a checkpoint of it as --model_file)")
     arbitrary.add_argument('--style_image', nargs='+', metavar='PATH',
                            help='the style: any image (several, with --style_mix giving their shares)')
