@@ -48,24 +48,22 @@ def _assert_same_step(single_prefix, distributed_prefix, before_prefix):
     assert sorted(single) == sorted(distributed)  # the same names: the Adam slots, the global step
     weights = model.expected_transform_variables()
     for name, value in single.items():
-        # Adam's moments scale with the gradient, so they also catch a sum over replicas taken for a mean (a factor
-        # of 2, a difference as large as the values); the replicas' summation order and oneDNN's threaded
-        # reductions round the gradients differently: up to about 2e-6 of their largest value with AVX-512
-        # kernels, 7e-5 seen with AVX2 ones on a loaded machine, and there single elements of the second moment
-        # (a square, so twice the gradient's relative error) 0.5 % apart. 2 % relative is far from a factor of 2.
+        # Adam's moments scale with the gradient, so they catch a sum over replicas taken for a mean (a factor of 2
+        # on every element). The replicas' summation order and oneDNN's threaded reductions round the gradients
+        # differently: up to about 2e-6 of their largest value with AVX-512 kernels, 7e-5 seen with AVX2 ones on a
+        # loaded machine. There a few elements of 150,000 differ more: single elements of the second moment (a
+        # square) 0.5 % apart, and three of the first moment 1.1e-3 of its largest value, where the rounding
+        # turned a ReLU on or off. So a few elements in ten thousand may differ beyond the tolerance.
+        assert np.isfinite(distributed[name]).all(), name
         atol = 1e-3 * np.abs(value).max()
+        apart = np.abs(distributed[name] - value)
         if name in weights:
-            # A weight moves by Adam's normalized step, about the learning rate whatever the gradient's size.
-            # Where a gradient is near zero that rounding can change the step by a few percent (seen: 2 %), and
-            # where it is nearly zero flip its sign: a step of up to twice the learning rate, for a few of the
-            # 150,000 elements (seen: one at 1.4 times). The moments above catch a wrong scale, and the global
-            # step a missing update.
+            # A weight moves by Adam's normalized step, about the learning rate whatever the gradient's size. Where
+            # a gradient is near zero that rounding can change the step by a few percent (seen: 2 %), and where it
+            # is nearly zero flip its sign: up to twice the learning rate (seen: 1.4 times, on one element).
             atol = max(atol, 0.1 * training.graph.LEARNING_RATE)
-            apart = np.abs(distributed[name] - value)
             assert apart.max() <= 2.5 * training.graph.LEARNING_RATE, name
-            assert (apart > atol + 2e-2 * np.abs(value)).mean() <= 1e-4, name
-            continue
-        np.testing.assert_allclose(distributed[name], value, rtol=2e-2, atol=atol, err_msg=name)
+        assert (apart > atol + 2e-2 * np.abs(value)).mean() <= 1e-4, (name, apart.max(), atol)
     assert not np.allclose(single['conv1/conv/weight'], _checkpoint(before_prefix)['conv1/conv/weight'])
 
 
