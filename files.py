@@ -185,14 +185,17 @@ class Outputs:
     costs nothing) and writes through it; a write to a path not claimed yet claims it first. An output is refused
     when it is one of the inputs or an earlier output of the run through any link (real paths and inodes are
     compared), when it is a folder that holds an input or the working directory, or when something is already
-    there: that is replaced only with overwrite (--overwrite), and only where `replaceable` says it is the kind of
-    file the command writes (a file for images, an earlier export for exports). Every write is complete or nothing
-    (the module's docstring).
+    there: that is replaced only with overwrite (--overwrite) or where the command names the file as its own, and
+    only where `replaceable` says it is the kind of file the command writes (a file for images, an earlier export
+    for exports). Every write is complete or nothing (the module's docstring).
     """
 
-    def __init__(self, inputs=(), overwrite=False):
-        """inputs: the paths the run reads (files, folders, checkpoint prefixes); overwrite: --overwrite."""
+    def __init__(self, inputs=(), overwrite=False, own=()):
+        """inputs: the paths the run reads (files, folders, checkpoint prefixes); overwrite: --overwrite; own: the
+        files this command exists to rewrite, or folders whose files it does (a benchmark's report in docs/, its
+        resumable work folder): replaced without --overwrite."""
         self.overwrite = overwrite
+        self._own = [(path, _identities(path)) for path in own]
         self._inputs = [(path, _identities(path)) for path in inputs]
         self._inputs += [(name, _identities(name)) for path in inputs if not os.path.exists(path)
                          for name in _checkpoint_files(path)]  # a checkpoint prefix: its files
@@ -230,10 +233,13 @@ class Outputs:
             if not replaceable(path):
                 raise UsageError('%s %s exists and is not %s; refusing to replace it, even with --overwrite (choose '
                                  'a new path, or move it away yourself)' % (option, path, kind))
-            if not self.overwrite:
+            if not (self.overwrite or self._is_own(path, keys)):
                 raise UsageError('%s %s exists; pass --overwrite to replace it, or choose another %s'
                                  % (option, path, _what(option)))
         self._claimed.append((path, keys, source))
+
+    def _is_own(self, path, keys):
+        return any(keys & own_keys or (os.path.isdir(own) and contains(own, path)) for own, own_keys in self._own)
 
     def _ensure(self, path, **claim_options):
         keys = _identities(path)

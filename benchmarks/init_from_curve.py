@@ -2,7 +2,7 @@
 
   python benchmarks/init_from_curve.py [--config conf/udnie.yml] [--init_from models/wave.ckpt]
                                        [--photos img/photos/] [--test img/test.jpg] [--steps 25,50,100,300,1000]
-                                       [--work init-from-curve/] [--output docs/INIT_FROM.md]
+                                       [--work init-from-curve/] [--output docs/INIT_FROM.md] [--overwrite]
 
 Two runs of train.py learn the config's style on --photos: one started with --init_from, one from random weights
 (the config as it is, but its model folder under --work). At each of --steps both stop, and each stylizes the
@@ -38,9 +38,10 @@ from files import Outputs  # noqa: E402
 from images import read_image  # noqa: E402
 from inference.stylizer import Stylizer  # noqa: E402
 from preprocessing import preprocessing_factory  # noqa: E402
-from utils import setup_logging, tf  # noqa: E402
+from utils import ArgumentParser, UsageError, cli_main, setup_logging, tf  # noqa: E402
 
 RUNS = ('init_from', 'scratch')
+REPORT, FIGURE = os.path.join(ROOT, 'docs', 'INIT_FROM.md'), os.path.join(ROOT, 'docs', 'images', 'init_from_curve.jpg')
 
 
 class Distances:
@@ -166,6 +167,11 @@ def report(args, config, results, figure_steps=()):
     return '\n'.join(lines) + '\n'
 
 
+def is_work_folder(path):
+    """Whether `path` is a folder this benchmark may write into: empty, or holding its results."""
+    return os.path.isdir(path) and (not os.listdir(path) or os.path.isfile(os.path.join(path, 'results.json')))
+
+
 def steps_list(text):
     steps = sorted({int(value) for value in text.split(',')})
     if not steps or steps[0] <= 0:
@@ -173,8 +179,9 @@ def steps_list(text):
     return steps
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+@cli_main
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--config', default='conf/udnie.yml', help='the style to learn (default: %(default)s)')
     parser.add_argument('--init_from', default='models/wave.ckpt', help='the trained model (default: %(default)s)')
     parser.add_argument('--photos', default='img/photos/', help='training photos (default: %(default)s)')
@@ -182,17 +189,26 @@ def main():
     parser.add_argument('--steps', type=steps_list, default=[25, 50, 100, 300, 1000],
                         help='global steps to measure at, comma-separated (default: 25,50,100,300,1000)')
     parser.add_argument('--work', default='init-from-curve', help='model folders and results (default: %(default)s)')
-    parser.add_argument('--output', default=os.path.join(ROOT, 'docs', 'INIT_FROM.md'),
-                        help='where the table is written (default: docs/INIT_FROM.md)')
-    parser.add_argument('--figure', default=os.path.join(ROOT, 'docs', 'images', 'init_from_curve.jpg'),
+    parser.add_argument('--output', default=REPORT, help='where the table is written (default: docs/INIT_FROM.md)')
+    parser.add_argument('--figure', default=FIGURE,
                         help='the picture of both runs at each step (default: docs/images/init_from_curve.jpg)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing --output or --figure other than the default ones, which this '
+                             'script exists to rewrite')
     parser.add_argument('--report_only', action='store_true',
                         help="write the table of <work>/results.json as it is, without training or measuring")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     setup_logging()
     config = load_config(args.config)
-    outputs = Outputs([args.config, args.init_from, args.photos] + args.test, overwrite=True)
+    outputs = Outputs([args.config, args.init_from, args.photos] + args.test, args.overwrite,
+                      own=(REPORT, FIGURE, args.work))
+    outputs.claim(args.work, '--work', folder=True, resumable=is_work_folder, kind="this benchmark's work folder")
+    outputs.claim(args.output)
+    outputs.claim(args.figure, '--figure')
     if args.report_only:
+        if not is_work_folder(args.work) or not os.listdir(args.work):
+            raise UsageError('--work %s holds no results.json of this benchmark; run it without --report_only first'
+                             % args.work)
         with open(os.path.join(args.work, 'results.json')) as f:
             results = json.load(f)
     else:

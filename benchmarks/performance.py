@@ -1,7 +1,10 @@
 """Speed and memory, ours against the original formulation side by side; the table goes to docs/PERFORMANCE.md.
 
   python benchmarks/performance.py [--repeats 5] [--rounds 1] [--only forward,eval,export,train,gatys,arbitrary]
-                                   [--output PATH]
+                                   [--output PATH] [--overwrite]
+
+With --only some of the groups, the table is printed and written only where --output says: the whole report is
+not replaced by some of its rows.
 
 Every row is measured twice in fresh processes, one after the other (--rounds times, alternating): ours, and the
 baseline, the straightforward faithful formulation of docs/ORIGINAL.md (model.ORIGINAL: moments, x4 resize +
@@ -27,6 +30,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+REPORT = os.path.join(ROOT, 'docs', 'PERFORMANCE.md')
 
 FORWARD_SIZES = ((256, 256), (512, 512), (1024, 1024), (1080, 1920))
 TRAIN_BATCH, TRAIN_SIZE, GATYS_SIZE = 4, 256, 512
@@ -402,7 +406,7 @@ def original_eval(model_prefix, image_path, output):
             f.write(sess.run(encoded))
 
 
-def write_report(path, machine, bench, elapsed):
+def write_report(path, outputs, machine, bench, elapsed):
     lines = ['# Performance', '',
              'Written by `python benchmarks/performance.py --repeats %d --rounds %d` on %s in %.0f minutes.' % (
                  bench.repeats, bench.rounds, datetime.date.today().isoformat(), elapsed / 60), '',
@@ -411,8 +415,54 @@ def write_report(path, machine, bench, elapsed):
     lines += [format_row(*row) for row in bench.rows]
     lines += ['', '## GPU', '', 'Not yet measured: no GPU was available to this run. Run the same command on a '
               'GPU machine to fill this table.', '']
+    outputs.data(path, '\n'.join(lines).encode())
+
+
+GROUPS = ('forward', 'eval', 'export', 'train', 'gatys', 'arbitrary')
+
+
+def groups(text):
+    """--only: comma-separated names from GROUPS."""
+    names = [name.strip() for name in text.split(',')]
+    unknown = [name for name in names if name not in GROUPS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError('unknown group %s; the groups are %s' % (','.join(unknown),
+                                                                                  ','.join(GROUPS)))
+    return names
+
+
+def measure_all(argv=None):
+    """The command: every row of --only, then the report."""
     from files import Outputs
-    Outputs(overwrite=True).data(path, '\n'.join(lines).encode())  # the report is this script's to rewrite
+    from utils import ArgumentParser
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--repeats', type=int, default=5, help='timed runs per row after warm-up (default: '
+                                                               '%(default)s)')
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='alternate ours and the baseline this many times per row, pooling their runs, on noisy '
+                             'machines (default: %(default)s)')
+    parser.add_argument('--only', type=groups, default=GROUPS,
+                        help='comma-separated groups to run (default: %s)' % ','.join(GROUPS))
+    parser.add_argument('--output', help='where the table is written (default: docs/PERFORMANCE.md when every '
+                                         'group runs, else nowhere)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing --output other than the default one, which this script exists to '
+                             'rewrite')
+    args = parser.parse_args(argv)
+    if args.output is None and set(args.only) == set(GROUPS):
+        args.output = REPORT
+    outputs = Outputs(overwrite=args.overwrite, own=[REPORT])
+    if args.output:
+        outputs.claim(args.output)  # before an hour of measuring, not after
+    started = time.time()
+    machine = machine_description()
+    print('Machine: %s\n\n%s' % (machine, HEADER), flush=True)
+    bench = Bench(args.repeats, args.rounds)
+    with tempfile.TemporaryDirectory() as scratch:
+        run_all(bench, make_inputs(scratch), args.only)
+    if args.output:
+        write_report(args.output, outputs, machine, bench, time.time() - started)
+        print('\nwritten to %s' % args.output)
 
 
 def main():
@@ -420,25 +470,8 @@ def main():
         return child_main(sys.argv[2:])
     if len(sys.argv) > 1 and sys.argv[1] == '--original_eval':
         return original_eval(*sys.argv[2:])
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--repeats', type=int, default=5, help='timed runs per row after warm-up (default: '
-                                                               '%(default)s)')
-    parser.add_argument('--rounds', type=int, default=1,
-                        help='alternate ours and the baseline this many times per row, pooling their runs, on noisy '
-                             'machines (default: %(default)s)')
-    parser.add_argument('--only', default='forward,eval,export,train,gatys,arbitrary',
-                        help='comma-separated groups to run (default: %(default)s)')
-    parser.add_argument('--output', default=os.path.join(ROOT, 'docs', 'PERFORMANCE.md'),
-                        help='where the table is written (default: docs/PERFORMANCE.md)')
-    args = parser.parse_args()
-    started = time.time()
-    machine = machine_description()
-    print('Machine: %s\n\n%s' % (machine, HEADER), flush=True)
-    bench = Bench(args.repeats, args.rounds)
-    with tempfile.TemporaryDirectory() as scratch:
-        run_all(bench, make_inputs(scratch), args.only.split(','))
-    write_report(args.output, machine, bench, time.time() - started)
-    print('\nwritten to %s' % args.output)
+    from utils import cli_main
+    return cli_main(measure_all)()
 
 
 if __name__ == '__main__':

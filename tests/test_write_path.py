@@ -19,12 +19,13 @@ import files
 import serve
 import stylize
 import train
-from helpers import ROOT, make_video, write_config, write_image_file
+from helpers import ROOT, make_video, usage_error, write_config, write_image_file
 
 sys.path.insert(0, os.path.join(ROOT, 'models', 'recipe'))
 sys.path.insert(0, os.path.join(ROOT, 'docs'))
 import crops  # noqa: E402
 import figure  # noqa: E402
+from benchmarks import init_from_curve, performance  # noqa: E402
 
 READS, WRITES = 'reads', 'writes'
 # Every option of every command: READS a path, WRITES a path, or a plain value (None).
@@ -56,6 +57,11 @@ OPTIONS = {
     'figure': (figure.main, {
         'images': READS, 'output': WRITES, 'overwrite': None, 'height': None, 'gap': None, 'columns': None,
         'square': None}),
+    'init_from_curve': (init_from_curve.main, {
+        'config': READS, 'init_from': READS, 'photos': READS, 'test': READS, 'work': WRITES, 'output': WRITES,
+        'figure': WRITES, 'overwrite': None, 'steps': None, 'report_only': None}),
+    'performance': (performance.measure_all, {  # writes only its report: the measurements run in a scratch folder
+        'output': WRITES, 'overwrite': None, 'repeats': None, 'rounds': None, 'only': None}),
 }
 
 
@@ -192,3 +198,64 @@ def test_the_tools_write_through_outputs(tmp_path, monkeypatch):
         '--photos', str(tmp_path / 'p'), '--output', str(tmp_path / 'crops'), '--per_photo', '2', '--size', '16']))
     _assert_through_outputs(*_run_audited(monkeypatch, figure.main, [*photos, '--output', str(tmp_path / 'f.jpg'),
                                                                      '--height', '16']))
+
+
+@pytest.fixture
+def curve_work(tmp_path):
+    """init_from_curve's work folder with results at steps 0 and 25, its config and the arguments of a report."""
+    work = tmp_path / 'work'
+    for key in ('init_from-25', 'scratch-25'):
+        write_image_file(str(work / (key + '.jpg')), 24, 32, seed=len(key))
+    (work / 'results.json').write_text('{"photo": [0, 9.5], "init_from-0": [1, 2], "init_from-25": [3, 4], '
+                                       '"scratch-25": [5, 6]}')
+    write_image_file(str(tmp_path / 'style.jpg'), 24, 24)
+    config = write_config(tmp_path / 'c.yml', style_image=str(tmp_path / 'style.jpg'))
+    return ['--report_only', '--work', str(work), '--config', config, '--steps', '25']
+
+
+def test_the_init_from_benchmark_writes_its_report_and_figure_through_outputs(tmp_path, curve_work, monkeypatch):
+    report, picture = tmp_path / 'docs' / 'r.md', tmp_path / 'docs' / 'f.jpg'
+    _assert_through_outputs(*_run_audited(monkeypatch, init_from_curve.main, curve_work + [
+        '--output', str(report), '--figure', str(picture)]))
+    assert '| 25 | 3 | 4 | 5 | 6 |' in report.read_text() and picture.stat().st_size > 0
+
+
+def test_a_benchmark_replaces_only_its_own_report_without_overwrite(tmp_path, curve_work, monkeypatch, capsys):
+    mine = tmp_path / 'notes.md'
+    mine.write_text('my notes')
+    assert 'notes.md exists; pass --overwrite' in usage_error(init_from_curve.main, curve_work + [
+        '--output', str(mine), '--figure', str(tmp_path / 'f.jpg')], capsys)
+    assert mine.read_text() == 'my notes' and not (tmp_path / 'f.jpg').exists()  # refused before any write
+    # The default report and figure are the benchmark's own (docs/INIT_FROM.md): rewritten as they are.
+    report, picture = tmp_path / 'INIT_FROM.md', tmp_path / 'curve.jpg'
+    report.write_text('an earlier table')
+    write_image_file(str(picture), 8, 8)
+    monkeypatch.setattr(init_from_curve, 'REPORT', str(report))
+    monkeypatch.setattr(init_from_curve, 'FIGURE', str(picture))
+    init_from_curve.main(curve_work)
+    assert report.read_text().startswith('# Training from a trained network')
+    init_from_curve.main(curve_work + ['--output', str(mine), '--overwrite'])
+    assert mine.read_text().startswith('# Training from a trained network')
+
+
+def test_a_benchmark_writes_into_no_folder_of_other_files(tmp_path, curve_work, capsys):
+    other = tmp_path / 'other'
+    other.mkdir()
+    (other / 'keep.txt').write_text('mine')
+    work_at = curve_work.index('--work') + 1
+    argv = curve_work[:work_at] + [str(other)] + curve_work[work_at + 1:]
+    assert "is not this benchmark's work folder" in usage_error(
+        init_from_curve.main, argv + ['--output', str(tmp_path / 'r.md'), '--figure', str(tmp_path / 'f.jpg')], capsys)
+    assert os.listdir(other) == ['keep.txt']
+
+
+def test_the_performance_benchmark_writes_a_partial_table_only_where_told(monkeypatch, capsys, tmp_path):
+    ran = []
+    monkeypatch.setattr(performance, 'run_all', lambda bench, paths, only: ran.append(only))
+    monkeypatch.setattr(performance, 'make_inputs', lambda scratch: {})
+    monkeypatch.setattr(performance, 'REPORT', str(tmp_path / 'PERFORMANCE.md'))
+    performance.measure_all(['--only', 'forward,eval'])
+    assert ran == [['forward', 'eval']] and not os.listdir(tmp_path)  # printed only
+    assert 'unknown group forwad' in usage_error(performance.measure_all, ['--only', 'forwad'], capsys)
+    performance.measure_all([])
+    assert (tmp_path / 'PERFORMANCE.md').read_text().startswith('# Performance')
