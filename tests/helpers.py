@@ -172,13 +172,14 @@ def png(height, width, seed=0, mode='RGB'):
 
 
 @contextlib.contextmanager
-def browser_page():
-    """Playwright's API and a fresh page of a headless Chromium, closed afterwards (tests mark NEEDS_CHROMIUM)."""
+def browser_page(*args):
+    """Playwright's API and a fresh page of a headless Chromium started with the extra command-line `args`, closed
+    afterwards (tests mark NEEDS_CHROMIUM)."""
     playwright_api = pytest.importorskip('playwright.sync_api')
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
             '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-            '--no-first-run', '--disable-sync'])
+            '--no-first-run', '--disable-sync', *args])
         try:
             yield playwright_api, browser.new_page()
         finally:

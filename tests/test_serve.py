@@ -212,3 +212,34 @@ def test_the_page_in_a_real_browser(server, tmp_path):
         assert ' ms (60x40)' in page.text_content('#status')
         assert violations == []
         assert page.locator('#max_size').evaluate('input => getComputedStyle(input).width') == '96px'  # style
+
+
+@NEEDS_CHROMIUM
+def test_the_page_stylizes_the_camera_live(server):
+    with browser_page('--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream') as (playwright_api,
+                                                                                                   page):
+        violations = []
+        page.on('console', lambda message: violations.append(message.text)
+                if 'Content Security Policy' in message.text else None)
+        page.goto(server + '/')
+        playwright_api.expect(page.locator('#model option')).to_have_count(2)
+        page.select_option('#model', 'tiny')
+        page.fill('#max_size', '64')  # Chromium's test camera films 640x480
+        page.click('#camera')
+        status = page.locator('#status')
+        playwright_api.expect(status).to_have_text(re.compile(r'^live: [\d.]+ frames/s, last \d+ ms \(64x48\)$'))
+        playwright_api.expect(status).not_to_have_text(status.text_content())  # frame after frame
+        assert page.locator('#live').is_visible() and page.locator('#original').is_hidden()
+        assert page.locator('#result').evaluate('image => image.naturalWidth') == 64
+        assert page.locator('#go').is_disabled()
+        page.click('#camera')
+        playwright_api.expect(status).to_have_text('camera off')
+        assert page.locator('#live').evaluate("video => video.srcObject.getTracks().every(track => "
+                                              "track.readyState === 'ended')")
+        assert page.locator('#live').is_hidden() and page.locator('#camera').text_content() == 'Camera'
+        assert violations == []
+    with browser_page() as (playwright_api, page):  # no camera at all: said, not thrown
+        page.goto(server + '/')
+        page.click('#camera')
+        playwright_api.expect(page.locator('#status')).to_have_text(re.compile('^no camera: '))
+        assert page.locator('#status').get_attribute('class') == 'error'
