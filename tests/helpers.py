@@ -184,3 +184,18 @@ def browser_page(*args):
             yield playwright_api, browser.new_page()
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def service_page(url, models, *args):
+    """browser_page (with `args`) opened at the service's page `url` once its `models` models are listed; yields
+    (Playwright's API, the page). The page runs under its own Content-Security-Policy: on leaving, nothing of it may
+    have been blocked."""
+    with browser_page(*args) as (playwright_api, page):
+        violations = []
+        page.on('console', lambda message: violations.append(message.text)
+                if 'Content Security Policy' in message.text else None)
+        page.goto(url + '/')
+        playwright_api.expect(page.locator('#model option')).to_have_count(models)  # waits without eval, which
+        yield playwright_api, page                                                  # the policy forbids
+        assert violations == []

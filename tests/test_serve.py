@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 import export
-from helpers import BF16_FALLBACK, CPU_HAS_BF16, NEEDS_CHROMIUM, NO_BF16, ROOT, browser_page, png, request, start_server
+from helpers import (BF16_FALLBACK, CPU_HAS_BF16, NEEDS_CHROMIUM, NO_BF16, ROOT, png, request, service_page,
+                     start_server)
 from inference import color
 from inference.stylizer import Stylizer
 
@@ -198,31 +199,20 @@ def test_cli_errors(tmp_path):
 def test_the_page_in_a_real_browser(server, tmp_path):
     photo = tmp_path / 'photo.png'
     photo.write_bytes(png(40, 60, seed=5)[0])
-    with browser_page() as (playwright_api, page):
-        violations = []  # the page runs under its own Content-Security-Policy: nothing of it may be blocked
-        page.on('console', lambda message: violations.append(message.text)
-                if 'Content Security Policy' in message.text else None)
-        page.goto(server + '/')
-        playwright_api.expect(page.locator('#model option')).to_have_count(2)  # waits without eval, which
-        page.select_option('#model', 'tiny')                                  # the policy forbids
+    with service_page(server, 2) as (playwright_api, page):
+        page.select_option('#model', 'tiny')
         page.set_input_files('#file', str(photo))
         page.click('#go')
         playwright_api.expect(page.locator('#status')).to_have_text(re.compile('^done in'))
         assert page.locator('#result').evaluate('image => image.naturalWidth') == 60
         assert ' ms (60x40)' in page.text_content('#status')
-        assert violations == []
         assert page.locator('#max_size').evaluate('input => getComputedStyle(input).width') == '96px'  # style
 
 
 @NEEDS_CHROMIUM
 def test_the_page_stylizes_the_camera_live(server):
-    with browser_page('--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream') as (playwright_api,
-                                                                                                   page):
-        violations = []
-        page.on('console', lambda message: violations.append(message.text)
-                if 'Content Security Policy' in message.text else None)
-        page.goto(server + '/')
-        playwright_api.expect(page.locator('#model option')).to_have_count(2)
+    camera = ('--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream')
+    with service_page(server, 2, *camera) as (playwright_api, page):
         page.select_option('#model', 'tiny')
         page.fill('#max_size', '64')  # Chromium's test camera films 640x480
         page.click('#camera')
@@ -237,9 +227,7 @@ def test_the_page_stylizes_the_camera_live(server):
         assert page.locator('#live').evaluate("video => video.srcObject.getTracks().every(track => "
                                               "track.readyState === 'ended')")
         assert page.locator('#live').is_hidden() and page.locator('#camera').text_content() == 'Camera'
-        assert violations == []
-    with browser_page() as (playwright_api, page):  # no camera at all: said, not thrown
-        page.goto(server + '/')
+    with service_page(server, 2) as (playwright_api, page):  # no camera at all: said, not thrown
         page.click('#camera')
         playwright_api.expect(page.locator('#status')).to_have_text(re.compile('^no camera: '))
         assert page.locator('#status').get_attribute('class') == 'error'

@@ -16,7 +16,7 @@ import style_names
 import train
 import training.loop
 from config import load_config, style_list
-from helpers import (NEEDS_CHROMIUM, browser_page, png, request, start_server, usage_error, write_config,
+from helpers import (NEEDS_CHROMIUM, png, request, service_page, start_server, usage_error, write_config,
                      write_image_file)
 from inference.stylizer import Stylizer, style_choice
 from training.progress import ProgressLog
@@ -237,8 +237,7 @@ def test_the_service_takes_a_style_or_a_mix(service):
 def test_the_page_offers_the_styles_of_a_model(service, tmp_path):
     photo = tmp_path / 'photo.png'
     photo.write_bytes(png(30, 40, seed=5)[0])
-    with browser_page() as (playwright_api, page):
-        page.goto(service + '/')
+    with service_page(service, 1) as (playwright_api, page):
         playwright_api.expect(page.locator('#style option')).to_have_count(2)
         assert page.locator('#style option').all_text_contents() == ['wave', 'scream']
         page.set_input_files('#file', str(photo))
