@@ -87,6 +87,28 @@ class OutOfDescriptorsOncePerMinute(logging.Filter):
         return True
 
 
+MACOS_OPEN_MAX = 10240  # macOS reports an unlimited hard limit, but refuses a soft limit above this
+
+
+def descriptor_limit():
+    """The process's file-descriptor limit, first raised as far as the system allows; None where there is no such
+    limit to read (Windows, where asyncio's proactor has none)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    unlimited = hard == resource.RLIM_INFINITY
+    for target in ((1 << 20, MACOS_OPEN_MAX) if unlimited else (hard,)):
+        if soft < target:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+                return target
+            except (ValueError, OSError):  # above what this system lets a process have: try the next
+                continue
+    return soft
+
+
 def connection_limits(wanted):
     """(connections, listen backlog) that fit the process's file-descriptor limit (raised to its hard limit first),
     keeping 32 descriptors for the process's own files.
@@ -97,19 +119,18 @@ def connection_limits(wanted):
     Raises:
       UsageError: the limit leaves room for fewer than 8 connections.
     """
-    import resource
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        soft = hard
-    room = soft - len(os.listdir('/proc/self/fd' if os.path.isdir('/proc/self/fd') else '/dev/fd')) - 32
+    limit = descriptor_limit()
+    if limit is None:
+        return wanted, 128
+    in_use = len(os.listdir('/proc/self/fd' if os.path.isdir('/proc/self/fd') else '/dev/fd'))
+    room = limit - in_use - 32
     backlog = max(8, min(128, room // 4))
     if room - backlog < 8:
         raise UsageError('the file-descriptor limit (ulimit -n %d) leaves room for %d connections; raise it to at '
-                         'least %d' % (soft, max(room - backlog, 0), soft - room + backlog + 8))
+                         'least %d' % (limit, max(room - backlog, 0), limit - room + backlog + 8))
     if room - backlog < wanted:
         log.info('--max_connections %d lowered to %d to fit the file-descriptor limit (ulimit -n %d)', wanted,
-                 room - backlog, soft)
+                 room - backlog, limit)
     return min(wanted, room - backlog), backlog
 
 

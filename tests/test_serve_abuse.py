@@ -9,6 +9,7 @@ import resource
 import select
 import socket
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -255,3 +256,26 @@ def test_demo_without_shipped_models_says_how_to_restore_them(tmp_path, monkeypa
         serve.parse_args(['--demo'])
     assert exit_info.value.code == 2
     assert 'none is there (restore them with git checkout models' in capsys.readouterr().err
+
+
+def test_the_descriptor_limit_is_raised_as_far_as_each_system_allows(monkeypatch):
+    from service import guard
+    limits, granted = {'soft': 256, 'hard': resource.RLIM_INFINITY}, []
+
+    def set_limit(kind, values):  # as macOS: an unlimited hard limit, but no soft limit above OPEN_MAX
+        if values[0] > guard.MACOS_OPEN_MAX:
+            raise ValueError('current limit exceeds maximum limit')
+        granted.append(values)
+        limits['soft'] = values[0]
+    monkeypatch.setattr(resource, 'getrlimit', lambda kind: (limits['soft'], limits['hard']))
+    monkeypatch.setattr(resource, 'setrlimit', set_limit)
+    assert guard.descriptor_limit() == guard.MACOS_OPEN_MAX
+    assert granted == [(guard.MACOS_OPEN_MAX, resource.RLIM_INFINITY)]  # the hard limit left as it was
+    limits.update(soft=64, hard=4096)  # as Linux: up to the hard limit
+    assert guard.descriptor_limit() == 4096 and limits['soft'] == 4096
+    assert guard.connection_limits(100) == (100, 128)
+    limits.update(soft=40, hard=40)
+    with pytest.raises(serve.UsageError, match=r'ulimit -n 40\) leaves room for 0 connections; raise it to at '):
+        guard.connection_limits(100)
+    monkeypatch.setitem(sys.modules, 'resource', None)  # as Windows: no such limit
+    assert guard.descriptor_limit() is None and guard.connection_limits(100) == (100, 128)
