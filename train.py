@@ -27,7 +27,7 @@ from nets.loss_network import LossNetwork
 from preprocessing import preprocessing_factory
 from training.init_from import starting_weights
 from training.loop import total_steps, train
-from utils import ArgumentParser, UsageError, cli_main, log, setup_logging, tf
+from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, tf
 
 
 def parse_args(argv):
@@ -198,4 +198,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_and_exit(main)  # the checkpoints and summaries are closed by then: no teardown to wait for
