@@ -76,21 +76,34 @@ def get_init_fn(checkpoint, exclude_scopes):
     return slim.assign_from_checkpoint_fn(checkpoint, variables)
 
 
+def _check_one_model(folder, prefixes):
+    """Refuse a folder of checkpoints of several models (models/ holds wave.ckpt and scream.ckpt): the newest is
+    a guess. A model folder's checkpoints differ only by their step (fast-style-model.ckpt-1000, ...-done)."""
+    names = sorted({re.sub(r'-(\d+|done)$', '', os.path.basename(prefix)) for prefix in prefixes})
+    if len(names) > 1:
+        raise UsageError('%s holds %d models (%s): pass one of them, e.g. %s' % (
+            folder, len(names), ', '.join(names[:6]) + (', ...' if len(names) > 6 else ''),
+            os.path.join(folder, names[0])))
+
+
 def find_checkpoint(model_file):
     """Resolve a checkpoint prefix or a model folder to a checkpoint prefix.
 
-    A folder gives its latest checkpoint (by its `checkpoint` file, else the newest checkpoint in it). A
-    path ending in .index, .meta or .data-* is taken as the checkpoint it belongs to.
+    A folder gives its latest checkpoint (by its `checkpoint` file, else the newest checkpoint in it, where all
+    are one model's). A path ending in .index, .meta or .data-* is taken as the checkpoint it belongs to.
 
     Raises:
-      UsageError: nothing there, a folder without checkpoints, or a file of another kind (an export, an image).
+      UsageError: nothing there, a folder without checkpoints or with several models', or a file of another kind
+        (an export, an image).
     """
     if os.path.isdir(model_file):
         if os.path.isfile(os.path.join(model_file, 'saved_model.pb')):
             raise UsageError('%s is a SavedModel, not a checkpoint (%s)' % (model_file, EXPORTED_FIX))
         state = os.path.isfile(os.path.join(model_file, 'checkpoint'))  # else no TensorFlow needed to say so
-        prefix = (state and tf.train.latest_checkpoint(model_file)) or next(iter(checkpoint_candidates(model_file)),
-                                                                            None)
+        candidates = checkpoint_candidates(model_file)
+        if not state:
+            _check_one_model(model_file, candidates)
+        prefix = (state and tf.train.latest_checkpoint(model_file)) or next(iter(candidates), None)
         if prefix is None:
             raise UsageError('no checkpoint in model folder %s (train one with train.py, or pass a checkpoint '
                              'prefix such as %s/fast-style-model.ckpt-done)' % (model_file, model_file.rstrip('/')))

@@ -64,6 +64,8 @@ QUICK_ANSWERS = [  # (command, arguments, exit status, the start of what it says
     ('eval.py', ['--model_file', 'none.pb', '--image_file', 'photo.jpg'], 2, 'error: model file not found: none.pb'),
     ('eval.py', ['--model_file', 'none.ckpt', '--image_file', 'photo.jpg'], 2, 'error: model file not found'),
     ('eval.py', ['--model_file', 'empty', '--image_file', 'photo.jpg'], 2, 'error: no checkpoint in model folder'),
+    ('eval.py', ['--model_file', 'models', '--image_file', 'photo.jpg'], 2,
+     'error: models holds 2 models (scream.ckpt, wave.ckpt): pass one of them, e.g. models/scream.ckpt'),
     ('eval.py', ['--image_file', 'photo.jpg'], 2, 'error: --model_file is required (or --style_image'),
     ('eval.py', ['--image_file', 'photo.jpg', '--style_image', 'photo.jpg', '--no_download'], 2,
      "error: Magenta's arbitrary-style checkpoint not found: pretrained/arbitrary_style_transfer/model.ckpt"),
@@ -84,6 +86,9 @@ def test_help_mistakes_and_missing_files_answer_before_tensorflow_is_imported(tm
     (tmp_path / 'tensorflow').mkdir()
     (tmp_path / 'tensorflow' / '__init__.py').write_text('raise ImportError("TensorFlow was imported")\n')
     (tmp_path / 'empty').mkdir()
+    (tmp_path / 'models').mkdir()  # two models side by side, as in the repository's models/
+    for name in ('wave.ckpt.index', 'scream.ckpt.index'):
+        (tmp_path / 'models' / name).write_bytes(b'')
     write_image_file(str(tmp_path / 'photo.jpg'), 16, 16)
     write_image_file(str(tmp_path / 'tiny.jpg'), 8, 8)
     result = run_command(script, *args, cwd=tmp_path, timeout=60, env={'PYTHONPATH': str(tmp_path)})
