@@ -123,8 +123,11 @@ def parse_args(argv):
     return args
 
 
-def collect_inputs(specs):
+def collect_inputs(specs, output_folder=None):
     """(path, name relative to its folder) for every image the specs name: files, folders, globs.
+
+    output_folder: where results go; when it lies inside a folder searched, it is left out of the search, so that
+    a second run does not take the first one's results for photos.
 
     Raises:
       UsageError: a folder or glob matches no image.
@@ -132,8 +135,8 @@ def collect_inputs(specs):
     found, seen = [], set()
     for spec in specs:
         if os.path.isdir(spec):
-            paths = sorted(os.path.join(root, name) for root, _, names in os.walk(spec) for name in names
-                           if name.lower().endswith(INPUT_EXTENSIONS))
+            paths = sorted(os.path.join(root, name) for root, _, names in _walk_without(spec, output_folder)
+                           for name in names if name.lower().endswith(INPUT_EXTENSIONS))
             matches = [(path, os.path.relpath(path, spec)) for path in paths]
         elif glob.has_magic(spec):
             matches = [(path, os.path.basename(path)) for path in sorted(glob.glob(spec, recursive=True))
@@ -149,8 +152,24 @@ def collect_inputs(specs):
     return found
 
 
+def _walk_without(folder, left_out):
+    """os.walk(folder), without the folder `left_out` (compared by real path) where it lies below `folder`."""
+    left_out = left_out and os.path.realpath(left_out)
+    for root, folders, names in os.walk(folder):
+        for name in [name for name in folders if os.path.realpath(os.path.join(root, name)) == left_out]:
+            log.info('left out of %s: %s, where the results go', folder, os.path.join(root, name))
+            folders.remove(name)
+        yield root, folders, names
+
+
 def _wants_folder(output):
     return output.endswith(('/', os.sep)) or os.path.isdir(output)
+
+
+def _output_folder(output):
+    """The folder results go to: --output as a folder, or without --output generated/ (of res.jpg, or of several
+    results); None for a file --output."""
+    return 'generated' if not output else output if _wants_folder(output) else None
 
 
 def output_paths(inputs, specs, output, fmt, outputs):
@@ -302,7 +321,7 @@ def main(argv=None):
                             lambda frames, originals: [finish(f, o) for f, o in zip(frames, originals)],
                             args.consistency)
         return
-    inputs = collect_inputs(args.image_file)
+    inputs = collect_inputs(args.image_file, _output_folder(args.output))
     outputs = Outputs([path for path, _ in inputs] + [args.model_file] + (args.style_image or []), args.overwrite)
     paths = output_paths(inputs, args.image_file, args.output, args.format, outputs)
     if len(inputs) == 1:

@@ -189,6 +189,23 @@ def test_eval_folder_runs_refuse_existing_results_and_oversized_ones_before_any_
     assert _tree(tmp_path) == {**before, 'out/a.png': b'mine'}
 
 
+def test_results_inside_the_folder_searched_are_not_taken_for_photos(tmp_path, trained_model, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level('INFO')
+    write_image_file('photos/a.png', 16, 16)
+    write_image_file('photos/sub/b.jpg', 16, 12)
+    for output in ('photos/out/', None):  # a folder inside the photos', and the default generated/ (of '.')
+        eval_py.main(['--model_file', trained_model, '--image_file', 'photos' if output else '.']
+                     + (['--output', output] if output else []))
+        eval_py.main(['--model_file', trained_model, '--image_file', 'photos' if output else '.', '--overwrite']
+                     + (['--output', output] if output else []))  # the second run: the same two photos
+    assert sorted(os.path.relpath(os.path.join(root, name)) for root, _, names in os.walk('.') for name in names) \
+        == ['generated/photos/a.png', 'generated/photos/out/a.png', 'generated/photos/out/sub/b.jpg',
+            'generated/photos/sub/b.jpg', 'photos/a.png', 'photos/out/a.png', 'photos/out/sub/b.jpg',
+            'photos/sub/b.jpg']
+    assert 'left out of .: ./generated, where the results go' in caplog.messages
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # Video: odd sizes and thin frames
 # ------------------------------------------------------------------------------------------------------------------
