@@ -102,6 +102,10 @@ def image_batches(filenames, batch_size, height, width, preprocess_fn, loader, s
 def image_dataset(filenames, batch_size, height, width, preprocess_fn, loader, shuffle=True, seed=None):
     """The tf.data.Dataset behind image_batches (same arguments), for the distribution strategies' input
     functions."""
+    plain = tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: nothing for AutoGraph to rewrite (it
+    # would also write each function's converted source to a temporary file)
+
+    @plain
     def load(filename):
         image, ok = tf.py_function(loader, [filename], [tf.uint8, tf.bool])
         image.set_shape([None, None, 3])
@@ -111,7 +115,7 @@ def image_dataset(filenames, batch_size, height, width, preprocess_fn, loader, s
     if shuffle:
         dataset = dataset.shuffle(len(filenames), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.repeat().map(load, num_parallel_calls=tf.data.experimental.AUTOTUNE)
-    dataset = dataset.filter(lambda image, ok: ok).map(lambda image, ok: image)
+    dataset = dataset.filter(plain(lambda image, ok: ok)).map(plain(lambda image, ok: image))
     return dataset.batch(batch_size, drop_remainder=True).prefetch(2)
 
 
