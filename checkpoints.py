@@ -205,6 +205,7 @@ class Checkpoints:
         self.every_secs = config.checkpoint_secs
         self.last_time = time.time()
         self.last_saved = None
+        self.after_save = None  # called with (the checkpoint's prefix, its step) after each save (train.py --preview)
         self.all_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(v)) for v in transform_vars])
 
     def due(self, step):
@@ -229,6 +230,8 @@ class Checkpoints:
                              '%s' % (os.path.dirname(self.prefix), reason.strip().splitlines()[0],
                                      self.kept_message())) from None
         self.last_time, self.last_saved = time.time(), path
+        if self.after_save:
+            self.after_save(path, step)
         return path
 
     def kept_message(self):

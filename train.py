@@ -25,6 +25,7 @@ from inference.stylizer import model_weights
 from nets import pretrained
 from nets.loss_network import LossNetwork
 from preprocessing import preprocessing_factory
+from training import preview
 from training.init_from import starting_weights
 from training.loop import total_steps, train
 from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, tf
@@ -47,6 +48,9 @@ def parse_args(argv):
                         help='a network of several styles: keep its shared weights and its first N styles exactly as '
                              'they are, and train only the other styles\' scales and offsets (a style added to a '
                              'trained network with --init_from); give it again to resume (default: 0, train all)')
+    parser.add_argument('--preview', metavar='PHOTO',
+                        help='at every checkpoint, stylize this photo (one not trained on) into '
+                             'generated/preview_<naming>/step-<N>.jpg, to watch the style take hold')
     parser.add_argument('--no_download', action='store_true',
                         help='fail instead of downloading the VGG weights when loss_model_file is missing')
     parser.add_argument('--distribute', choices=distribute.MODES, default='none',
@@ -148,10 +152,13 @@ def check_frozen_styles(frozen_styles, styles, init_from, training_path):
                          'from one with --init_from MODEL' % training_path)
 
 
-def check_prerequisites(config, download, init_from=None):
+def check_prerequisites(config, download, init_from=None, preview=None):
     """Raise one UsageError naming every missing prerequisite with its fix (the training folder, the style image,
-    the VGG weights unless they will be downloaded, the model to start from), rather than one per run."""
+    the VGG weights unless they will be downloaded, the model to start from, the preview photo), rather than one
+    per run."""
     missing = []
+    if preview and not os.path.isfile(preview):
+        missing.append('preview photo not found: %s (--preview takes a photo, e.g. img/test.jpg)' % preview)
     if init_from and not (os.path.exists(init_from) or glob.glob(glob.escape(init_from) + '.*')):
         missing.append('model to start from not found: %s (--init_from takes a checkpoint, .pb or SavedModel, e.g. '
                        'models/wave.ckpt)' % init_from)
@@ -181,7 +188,8 @@ def main(argv=None):
         config['epoch'] = args.epoch
     loss_net = loss_network_for(config)
     download = not args.no_download and pretrained.downloadable(config.loss_model_file, config.loss_model)
-    check_prerequisites(config, download, args.init_from)
+    check_prerequisites(config, download, args.init_from, args.preview)
+    photo = preview.load_photo(args.preview, config.max_image_pixels) if args.preview else None
     styles = len(style_list(config))
     check_frozen_styles(args.frozen_styles, styles, args.init_from, os.path.join(config.model_path, config.naming))
     init_from = start_from(args.init_from, styles, args.frozen_styles) if args.init_from else None
@@ -194,7 +202,9 @@ def main(argv=None):
     log.info('loss network %s up to %s, weights from %s', config.loss_model, loss_net.final_endpoint,
              config.loss_model_file)
     targets = style_targets(config, loss_net, target_outputs(config) if placement.is_chief else None)
-    train(config, filenames, targets, loss_net, args.max_steps, placement, init_from, args.frozen_styles)
+    previews = (preview.Preview(args.preview, photo, os.path.join('generated', 'preview_' + config.naming))
+                if photo is not None and placement.is_chief else None)
+    train(config, filenames, targets, loss_net, args.max_steps, placement, init_from, args.frozen_styles, previews)
 
 
 if __name__ == '__main__':

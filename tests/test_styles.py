@@ -18,6 +18,7 @@ import training.loop
 from config import load_config, style_list
 from helpers import (NEEDS_CHROMIUM, png, request, service_page, start_server, usage_error, write_config,
                      write_image_file)
+from images import read_image
 from inference.stylizer import Stylizer, style_choice
 from training.progress import ProgressLog
 from utils import UsageError, tf
@@ -83,9 +84,10 @@ def test_training_two_styles_trains_one_style_a_step_in_turn(workspace, caplog, 
     assert scale.shape == (2, 32)
     assert not np.all(scale[0] == 1) and np.all(scale[1] == 1)  # step 1 trained the first style alone
     _drop_tensor('models/two/fast-style-model.ckpt-1', 'style_names')  # as written before names were saved
-    train.main(['-c', config, '--max_steps', '2'])  # resumes all the same
+    train.main(['-c', config, '--max_steps', '2', '--preview', 'style2.jpg'])  # resumes all the same
     scale = tf.train.load_checkpoint('models/two/fast-style-model.ckpt-2').get_tensor('conv1/style_scale')
     assert not np.all(scale[1] == 1)  # and step 2 the second
+    assert read_image('generated/preview_two/step-2.jpg').shape == (44, 2 * 36 + 8, 3)  # the styles side by side
     assert sorted(glob.glob('generated/target_style_two_*.jpg')) == ['generated/target_style_two_0.jpg',
                                                                     'generated/target_style_two_1.jpg']
     tags = {value.tag for path in glob.glob('models/two/events.out.tfevents.*')

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import checkpoints
 import model
@@ -18,8 +19,8 @@ import training.loop
 import training.progress
 import utils
 from config import load_config
-from helpers import BF16_FALLBACK, CPU_HAS_BF16, NO_BF16, usage_error, write_config
-from images import read_image
+from helpers import BF16_FALLBACK, CPU_HAS_BF16, NO_BF16, usage_error, write_config, write_image_file
+from images import encode_image, read_image
 from utils import tf
 
 
@@ -124,6 +125,28 @@ def test_every_missing_prerequisite_is_reported_at_once(workspace, capsys):
     assert 'style image not found: img/candy.jpg (see img/README.md' in err
     assert 'VGG weights not found: pretrianed/vgg_16.ckpt' in err  # a mistyped path: reported, not downloaded into
     assert not os.path.exists('pretrianed') and not os.path.exists('models')
+
+
+def test_a_preview_of_a_held_out_photo_at_every_checkpoint(workspace, capsys):
+    from inference.stylizer import Stylizer
+    write_image_file('held_out.png', 40, 1024, seed=3)  # wider than a preview: made 512 wide
+    config = write_config('tiny.yml')
+    train.main(['-c', config, '--max_steps', '2', '--preview', 'held_out.png'])
+    train.main(['-c', config, '--preview', 'held_out.png'])  # resumed to the end, step 3
+    assert sorted(os.listdir('generated/preview_tiny')) == ['step-2.jpg', 'step-3.jpg']
+    photo = np.asarray(Image.open('held_out.png').resize((512, 20), Image.LANCZOS))
+    stylizer = Stylizer('models/tiny/fast-style-model.ckpt-done')
+    with open('generated/preview_tiny/step-3.jpg', 'rb') as f:  # the last checkpoint's pixels, as JPEG
+        assert f.read() == encode_image(stylizer(photo, progress=False), 'JPEG', quality=90)
+    stylizer.close()
+    with open('generated/preview_tiny/notes.txt', 'w') as f:
+        f.write('mine')
+    assert ('--preview generated/preview_tiny exists and is not a folder of previews of train.py' in
+            usage_error(train.main, ['-c', config, '--preview', 'held_out.png'], capsys))
+    assert 'preview photo not found: gone.jpg (--preview takes a photo' in usage_error(
+        train.main, ['-c', config, '--preview', 'gone.jpg'], capsys)
+    assert 'preview photo' in usage_error(train.main, ['-c', config, '--preview', 'generated/preview_tiny/notes.txt'],
+                                          capsys)
 
 
 def test_training_folder_without_images(workspace, capsys):

@@ -45,7 +45,8 @@ OPTIONS = {
     'export': (export.parse_args, {
         'model_file': READS, 'output': WRITES, 'overwrite': None, 'format': None, 'fp16': None, 'name': None}),
     'train': (train.parse_args, {  # the config's paths: model_path/naming WRITES, style_image, train_dir READ
-        'conf': READS, 'train_dir': READS, 'init_from': READS, 'epoch': None, 'max_steps': None, 'no_download': None,
+        'conf': READS, 'train_dir': READS, 'init_from': READS, 'preview': READS, 'epoch': None, 'max_steps': None,
+        'no_download': None,
         'frozen_styles': None,
         'distribute': None, 'devices': None, 'worker_timeout': None}),
     'serve': (serve.parse_args, {  # writes no file
@@ -175,9 +176,11 @@ def test_export_writes_every_format_through_outputs(tmp_path, trained_model, mon
 
 
 def test_train_claims_its_folder_and_writes_its_target_through_outputs(workspace, monkeypatch):
-    claimed, recorded = _run_audited(monkeypatch, train.main, ['-c', write_config('tiny.yml'), '--max_steps', '1'])
+    claimed, recorded = _run_audited(monkeypatch, train.main, ['-c', write_config('tiny.yml'), '--max_steps', '1',
+                                                               '--preview', 'style.jpg'])
     _assert_through_outputs(claimed, recorded)
     assert os.path.realpath('models/tiny') in claimed and os.path.realpath('generated/target_style_tiny.jpg') in claimed
+    assert os.path.realpath('generated/preview_tiny/step-1.jpg') in claimed
 
 
 def test_train_refuses_a_model_folder_holding_other_files(workspace, capsys):

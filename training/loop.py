@@ -37,7 +37,8 @@ def total_steps(config, num_images):
     return steps
 
 
-def train(config, filenames, styles, loss_net, max_steps=None, placement=None, init_from=None, frozen_styles=0):
+def train(config, filenames, styles, loss_net, max_steps=None, placement=None, init_from=None, frozen_styles=0,
+          preview=None):
     """Run (or resume) training until the config's epochs are done or the global step reaches max_steps.
 
     styles: (Gram matrices, style weight) of each style (train.style_targets).
@@ -48,6 +49,8 @@ def train(config, filenames, styles, loss_net, max_steps=None, placement=None, i
     (training.init_from); a folder that holds a checkpoint resumes from it instead.
 
     frozen_styles: N keeps the shared weights and the first N styles exactly as they are (build_graph).
+
+    preview: called with (checkpoint prefix, step) after each checkpoint the chief writes (training.preview).
     """
     placement = placement or distribute.place('none', None, config.batch_size, config.mixed_precision)
     training_path = _model_folder(config, placement.is_chief)
@@ -89,7 +92,7 @@ def train(config, filenames, styles, loss_net, max_steps=None, placement=None, i
             checkpoints = checkpoint_files.Checkpoints(
                 sess, saver, os.path.join(training_path, CHECKPOINT_NAME), config, model.transform_variables(),
                 placement.is_chief, CHECKPOINT_EVERY)
-            checkpoints.last_saved = restored
+            checkpoints.last_saved, checkpoints.after_save = restored, preview
             with StopRequest() as stop:
                 progress = ProgressLog(stop_step, config.batch_size, config.content_weight,
                                        list(zip(names, [weight for _, weight in style_list(config)])),
