@@ -28,6 +28,7 @@ from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer, style_choice
 from nets import pretrained
 from nets.arbitrary import STYLE_SIZE, STYLE_SIZES
 from nets.pretrained import ARBITRARY_CHECKPOINT
+from reader import walk_without
 from utils import (ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main, float_list, log,
                    run_and_exit, setup_logging)
 
@@ -123,11 +124,11 @@ def parse_args(argv):
     return args
 
 
-def collect_inputs(specs, output_folder=None):
+def collect_inputs(specs, left_out=()):
     """(path, name relative to its folder) for every image the specs name: files, folders, globs.
 
-    output_folder: where results go; when it lies inside a folder searched, it is left out of the search, so that
-    a second run does not take the first one's results for photos.
+    left_out: folders not searched where they lie inside a folder searched (the one the results go to, so that a
+    second run does not take the first one's results for photos).
 
     Raises:
       UsageError: a folder or glob matches no image.
@@ -135,7 +136,7 @@ def collect_inputs(specs, output_folder=None):
     found, seen = [], set()
     for spec in specs:
         if os.path.isdir(spec):
-            paths = sorted(os.path.join(root, name) for root, _, names in _walk_without(spec, output_folder)
+            paths = sorted(os.path.join(root, name) for root, _, names in walk_without(spec, left_out)
                            for name in names if name.lower().endswith(INPUT_EXTENSIONS))
             matches = [(path, os.path.relpath(path, spec)) for path in paths]
         elif glob.has_magic(spec):
@@ -152,24 +153,14 @@ def collect_inputs(specs, output_folder=None):
     return found
 
 
-def _walk_without(folder, left_out):
-    """os.walk(folder), without the folder `left_out` (compared by real path) where it lies below `folder`."""
-    left_out = left_out and os.path.realpath(left_out)
-    for root, folders, names in os.walk(folder):
-        for name in [name for name in folders if os.path.realpath(os.path.join(root, name)) == left_out]:
-            log.info('left out of %s: %s, where the results go', folder, os.path.join(root, name))
-            folders.remove(name)
-        yield root, folders, names
-
-
 def _wants_folder(output):
     return output.endswith(('/', os.sep)) or os.path.isdir(output)
 
 
-def _output_folder(output):
-    """The folder results go to: --output as a folder, or without --output generated/ (of res.jpg, or of several
-    results); None for a file --output."""
-    return 'generated' if not output else output if _wants_folder(output) else None
+def _results_folders(output):
+    """The folder results go to, in a list: --output as a folder, or without --output generated/ (of res.jpg, or
+    of several results); none for a file --output."""
+    return ['generated'] if not output else [output] if _wants_folder(output) else []
 
 
 def output_paths(inputs, specs, output, fmt, outputs):
@@ -321,7 +312,7 @@ def main(argv=None):
                             lambda frames, originals: [finish(f, o) for f, o in zip(frames, originals)],
                             args.consistency)
         return
-    inputs = collect_inputs(args.image_file, _output_folder(args.output))
+    inputs = collect_inputs(args.image_file, _results_folders(args.output))
     outputs = Outputs([path for path, _ in inputs] + [args.model_file] + (args.style_image or []), args.overwrite)
     paths = output_paths(inputs, args.image_file, args.output, args.format, outputs)
     if len(inputs) == 1:

@@ -11,15 +11,26 @@ import threading
 import numpy as np
 
 from images import load_image
-from utils import UsageError, tf
+from utils import UsageError, log, tf
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 MIN_FILES_BEFORE_JUDGING = 20
 TRAIN_DIR_FIX = 'set train_dir in the config or pass --train_dir; COCO 2014 train (train2014/) is the usual choice'
 
 
-def list_images(folder):
-    """Every JPEG and PNG file under `folder` (subfolders included), sorted.
+def walk_without(folder, left_out=()):
+    """os.walk(folder) without the folders `left_out` (compared by real path) that lie below it: where a command
+    writes its results, which a later run must not take for its inputs."""
+    left_out = {os.path.realpath(path) for path in left_out}
+    for root, folders, names in os.walk(folder):
+        for name in [name for name in folders if os.path.realpath(os.path.join(root, name)) in left_out]:
+            log.info('left out of %s: %s, where results go', folder, os.path.join(root, name))
+            folders.remove(name)
+        yield root, folders, names
+
+
+def list_images(folder, left_out=()):
+    """Every JPEG and PNG file under `folder` (subfolders included, but not the folders `left_out`), sorted.
 
     Raises:
       UsageError: the folder is missing or holds no such image.
@@ -27,7 +38,7 @@ def list_images(folder):
     fix = TRAIN_DIR_FIX
     if not os.path.isdir(folder):
         raise UsageError('training folder not found: %s (%s)' % (folder, fix))
-    files = sorted(os.path.join(root, name) for root, _, names in os.walk(folder) for name in names
+    files = sorted(os.path.join(root, name) for root, _, names in walk_without(folder, left_out) for name in names
                    if name.lower().endswith(IMAGE_EXTENSIONS))
     if not files:
         raise UsageError('training folder has no .jpg or .png images: %s (%s)' % (folder, fix))

@@ -1,7 +1,7 @@
 """Train a fast style transfer model, for one style or several (a list of style images in the config).
 
   python train.py -c conf/candy.yml [--train_dir DIR] [--epoch N] [--max_steps N] [--init_from MODEL]
-                   [--frozen_styles N] [--no_download]
+                   [--frozen_styles N] [--preview PHOTO] [--no_download]
                    [--distribute mirrored|multi_worker] [--devices gpu:0,gpu:1]
 
 Checkpoints and TensorBoard summaries go to <model_path>/<naming>/; a new run resumes from the latest
@@ -34,8 +34,8 @@ from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup
 def parse_args(argv):
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-c', '--conf', required=True, help='the style config, e.g. conf/candy.yml')
-    parser.add_argument('--train_dir', help="folder of training images, searched recursively (default: the "
-                                            "config's train_dir, train2014/ if unset)")
+    parser.add_argument('--train_dir', help="folder of training images, searched recursively but for the run's own "
+                                            "outputs (default: the config's train_dir, train2014/ if unset)")
     parser.add_argument('--epoch', type=int, help="passes over the training images in all, for this run's length "
                                                   "(default: the config's epoch)")
     parser.add_argument('--max_steps', type=int, help='stop at this global step and save a checkpoint '
@@ -193,7 +193,7 @@ def main(argv=None):
     styles = len(style_list(config))
     check_frozen_styles(args.frozen_styles, styles, args.init_from, os.path.join(config.model_path, config.naming))
     init_from = start_from(args.init_from, styles, args.frozen_styles) if args.init_from else None
-    filenames = reader.list_images(config.train_dir)
+    filenames = reader.list_images(config.train_dir, [os.path.join(config.model_path, config.naming), 'generated'])
     total_steps(config, len(filenames))
     placement = distribute.place(args.distribute, args.devices, config.batch_size, config.mixed_precision,
                                  args.worker_timeout)

@@ -203,7 +203,7 @@ def test_results_inside_the_folder_searched_are_not_taken_for_photos(tmp_path, t
         == ['generated/photos/a.png', 'generated/photos/out/a.png', 'generated/photos/out/sub/b.jpg',
             'generated/photos/sub/b.jpg', 'photos/a.png', 'photos/out/a.png', 'photos/out/sub/b.jpg',
             'photos/sub/b.jpg']
-    assert 'left out of .: ./generated, where the results go' in caplog.messages
+    assert 'left out of .: ./generated, where results go' in caplog.messages
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -98,6 +98,16 @@ def test_train_dir_override_and_subfolders(workspace, caplog):
     os.rename('train', 'photos')
     train.main(['-c', write_config('tiny.yml', train_dir='missing/'), '--train_dir', 'photos', '--max_steps', '1'])
     assert '6 images' in caplog.text
+    # Training from a folder that holds the run's own outputs leaves them out: previews and style targets are not
+    # photos (the model folder photos/models/tiny, and generated/ of the working directory, photos/ here).
+    os.chdir('photos')
+    config = write_config('tiny.yml', train_dir='.', style_image='../style.jpg', loss_model_file='../vgg/vgg_16.ckpt')
+    for steps in ('1', '2'):
+        train.main(['-c', config, '--max_steps', steps, '--preview', 'img0.jpg'])
+    second = [message for message in caplog.messages if message.startswith('training steps 2 to 2 ')]
+    assert os.path.isfile('generated/preview_tiny/step-1.jpg') and '(6 images, batch 2)' in second[0]
+    assert 'left out of .: ./generated, where results go' in caplog.messages
+    assert 'left out of .: ./models, where results go' not in caplog.messages  # the model folder is ./models/tiny
 
 
 @pytest.mark.parametrize('values,message', [
