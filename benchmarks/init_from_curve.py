@@ -3,6 +3,7 @@
   python benchmarks/init_from_curve.py [--config conf/udnie.yml] [--init_from models/wave.ckpt]
                                        [--photos img/photos/] [--test img/test.jpg] [--steps 25,50,100,300,1000]
                                        [--work init-from-curve/] [--output docs/INIT_FROM.md] [--overwrite]
+                                       [--parallel]
 
 Two runs of train.py learn the config's style on --photos: one started with --init_from, one from random weights
 (the config as it is, but its model folder under --work). At each of --steps both stop, and each stylizes the
@@ -22,6 +23,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import yaml
@@ -76,11 +78,49 @@ def training_crop(pixels, config):
         return sess.run(tf.cast(tf.clip_by_value(tf.round(crop), 0, 255), tf.uint8))
 
 
-def train_to(run_config, step, photos, init_from, epoch):
-    """Run train.py up to the global step (resuming the run's model folder); its log goes to the console."""
+def train_command(run_config, step, photos, init_from, epoch):
+    """The train.py command that trains a run up to the global step (resuming the run's model folder)."""
     command = [sys.executable, os.path.join(ROOT, 'train.py'), '-c', run_config, '--train_dir', photos,
                '--epoch', str(epoch), '--max_steps', str(step)]
-    subprocess.run(command + (['--init_from', init_from] if init_from else []), check=True)
+    return command + (['--init_from', init_from] if init_from else [])
+
+
+def train_runs(commands, parallel):
+    """Run the train.py commands (run name -> command) one after the other, or with `parallel` at once (on 2 cores
+    two runs at once made 1.17 times the steps per second of one alone), each log line marked with its run.
+
+    Ctrl-C reaches the runs too; each then saves a checkpoint, which is waited for, and the next start resumes
+    from it. Raises UsageError for a run that failed.
+    """
+    def start(run, command):
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, bufsize=1)
+
+        def relay_lines():
+            for line in process.stderr:
+                print('[%s] %s' % (run, line), end='', file=sys.stderr, flush=True)
+        relay = threading.Thread(target=relay_lines)
+        relay.start()
+        return run, process, relay, command
+
+    def finish(started):
+        try:
+            for _, process, _, _ in started:
+                process.wait()
+        except KeyboardInterrupt:
+            for _, process, _, _ in started:
+                process.wait(timeout=300)  # each got the signal too and is saving its checkpoint
+            raise
+        for run, process, relay, command in started:
+            relay.join()
+            if process.returncode:
+                raise UsageError('the %s run failed: %s exited with status %d (its error is above)'
+                                 % (run, os.path.basename(command[1]), process.returncode))
+
+    if parallel:
+        finish([start(run, command) for run, command in commands.items()])
+    else:
+        for run, command in commands.items():
+            finish([start(run, command)])
 
 
 def measure(model_file, tests, crops, distances, outputs, picture):
@@ -127,11 +167,11 @@ def curve(args, config, outputs):
     record('init_from-0', args.init_from)
     configs = {run: run_config(args.config, args.work, run, outputs) for run in RUNS}
     for step in args.steps:
+        train_runs({run: train_command(configs[run], step, args.photos, args.init_from if run == 'init_from' else None,
+                                       epoch) for run in RUNS if '%s-%d' % (run, step) not in results}, args.parallel)
         for run in RUNS:
-            key = '%s-%d' % (run, step)
-            if key not in results:
-                train_to(configs[run], step, args.photos, args.init_from if run == 'init_from' else None, epoch)
-            record(key, os.path.join(args.work, run, config.naming, 'fast-style-model.ckpt-%d' % step))
+            prefix = os.path.join(args.work, run, config.naming, 'fast-style-model.ckpt-%d' % step)
+            record('%s-%d' % (run, step), prefix)
     return results
 
 
@@ -195,6 +235,8 @@ def main(argv=None):
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing --output or --figure other than the default ones, which this '
                              'script exists to rewrite')
+    parser.add_argument('--parallel', action='store_true',
+                        help='train both runs at once (more steps a second in all where one run leaves cores idle)')
     parser.add_argument('--report_only', action='store_true',
                         help="write the table of <work>/results.json as it is, without training or measuring")
     args = parser.parse_args(argv)

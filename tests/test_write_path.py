@@ -60,7 +60,7 @@ OPTIONS = {
         'square': None}),
     'init_from_curve': (init_from_curve.main, {
         'config': READS, 'init_from': READS, 'photos': READS, 'test': READS, 'work': WRITES, 'output': WRITES,
-        'figure': WRITES, 'overwrite': None, 'steps': None, 'report_only': None}),
+        'figure': WRITES, 'overwrite': None, 'steps': None, 'parallel': None, 'report_only': None}),
     'performance': (performance.measure_all, {  # writes only its report: the measurements run in a scratch folder
         'output': WRITES, 'overwrite': None, 'repeats': None, 'rounds': None, 'only': None}),
 }
