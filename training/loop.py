@@ -83,8 +83,9 @@ def train(config, filenames, styles, loss_net, max_steps=None, placement=None, i
                          if stop_step < end_step else ' (training is complete; raise epoch in the config to train '
                                                       'on)')
                 return
-            log.info('training steps %d to %d of %d (%d images, batch %d); checkpoints and summaries %s %s',
-                     step + 1, stop_step, end_step, len(filenames), config.batch_size,
+            log.info('training steps %d to %d%s (%d images, batch %d); checkpoints and summaries %s %s',
+                     step + 1, stop_step, ' (--max_steps; the epochs end at step %d)' % end_step
+                     if stop_step < end_step else '', len(filenames), config.batch_size,
                      'in' if placement.is_chief else 'written by the chief in', training_path)
             if frozen_styles:
                 log.info('the shared weights and styles %s are kept as they are: the steps train %s alone, their '
