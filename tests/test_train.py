@@ -147,8 +147,17 @@ def test_a_preview_of_a_held_out_photo_at_every_checkpoint(workspace, capsys):
     photo = np.asarray(Image.open('held_out.png').resize((512, 20), Image.LANCZOS))
     stylizer = Stylizer('models/tiny/fast-style-model.ckpt-done')
     with open('generated/preview_tiny/step-3.jpg', 'rb') as f:  # the last checkpoint's pixels, as JPEG
-        assert f.read() == encode_image(stylizer(photo, progress=False), 'JPEG', quality=90)
+        jpeg = f.read()
+    assert jpeg == encode_image(stylizer(photo, progress=False), 'JPEG', quality=90)
     stylizer.close()
+    events = glob.glob('models/tiny/events.out.tfevents.*')
+    in_tensorboard = {event.step: value.image for path in events for event in tf.train.summary_iterator(path)
+                      for value in event.summary.value if value.tag == 'preview'}  # each run's writer
+    assert sorted(in_tensorboard) == [2, 3] and in_tensorboard[3].encoded_image_string == jpeg
+    assert (in_tensorboard[3].height, in_tensorboard[3].width, in_tensorboard[3].colorspace) == (20, 512, 3)
+    train.main(['-c', config, '--preview', 'held_out.png'])  # nothing to do: no event file, no preview
+    assert len(glob.glob('models/tiny/events.out.tfevents.*')) == len(events) == 2
+    assert sorted(os.listdir('generated/preview_tiny')) == ['step-2.jpg', 'step-3.jpg']
     with open('generated/preview_tiny/notes.txt', 'w') as f:
         f.write('mine')
     assert ('--preview generated/preview_tiny exists and is not a folder of previews of train.py' in

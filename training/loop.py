@@ -1,4 +1,6 @@
 """The training loop: running steps, summaries, checkpoints, and stopping cleanly."""
+import contextlib
+import functools
 import os
 import time
 
@@ -50,7 +52,8 @@ def train(config, filenames, styles, loss_net, max_steps=None, placement=None, i
 
     frozen_styles: N keeps the shared weights and the first N styles exactly as they are (build_graph).
 
-    preview: called with (checkpoint prefix, step) after each checkpoint the chief writes (training.preview).
+    preview: called with (checkpoint prefix, step, summaries=the model folder's summary writer) after each
+    checkpoint the chief writes (training.preview).
     """
     placement = placement or distribute.place('none', None, config.batch_size, config.mixed_precision)
     training_path = _model_folder(config, placement.is_chief)
@@ -90,16 +93,18 @@ def train(config, filenames, styles, loss_net, max_steps=None, placement=None, i
             if frozen_styles:
                 log.info('the shared weights and styles %s are kept as they are: the steps train %s alone, their '
                          'scales and offsets', ', '.join(names[:frozen_styles]), ', '.join(names[frozen_styles:]))
-            checkpoints = checkpoint_files.Checkpoints(
-                sess, saver, os.path.join(training_path, CHECKPOINT_NAME), config, model.transform_variables(),
-                placement.is_chief, CHECKPOINT_EVERY)
-            checkpoints.last_saved, checkpoints.after_save = restored, preview
-            with StopRequest() as stop:
-                progress = ProgressLog(stop_step, config.batch_size, config.content_weight,
-                                       list(zip(names, [weight for _, weight in style_list(config)])),
-                                       config.tv_weight)
-                step = _run_steps(sess, ops, checkpoints, step, progress, loader, stop, placement.deadline)
-            _finish(checkpoints, step, stop, stop_step, end_step)
+            with _summary_writer(training_path, placement.is_chief) as writer:  # opened past 'nothing to do', which writes none
+                checkpoints = checkpoint_files.Checkpoints(
+                    sess, saver, os.path.join(training_path, CHECKPOINT_NAME), config, model.transform_variables(),
+                    placement.is_chief, CHECKPOINT_EVERY)
+                checkpoints.last_saved = restored
+                checkpoints.after_save = functools.partial(preview, summaries=writer) if preview else None
+                with StopRequest() as stop:
+                    progress = ProgressLog(stop_step, config.batch_size, config.content_weight,
+                                           list(zip(names, [weight for _, weight in style_list(config)])),
+                                           config.tv_weight)
+                    step = _run_steps(sess, ops, checkpoints, writer, step, progress, loader, stop, placement.deadline)
+                _finish(checkpoints, step, stop, stop_step, end_step)
 
 
 def _model_folder(config, is_chief):
@@ -194,37 +199,45 @@ def _check_finite(step, values, checkpoints):
                      '%s' % (' and '.join(bad), values[bad[0]], step, checkpoints.kept_message(), causes))
 
 
-def _run_steps(sess, ops, checkpoints, step, progress, loader, stop, deadline=None):
-    """The loop up to progress.last_step or a stop request: train, log, summaries, checkpoints.
+@contextlib.contextmanager
+def _summary_writer(training_path, is_chief):
+    """The model folder's one summary writer (the chief's; None elsewhere), open until the last checkpoint's preview:
+    TensorBoard reads only the newest event file of a folder, so a second writer would hide the first's."""
+    writer = tf.summary.FileWriter(training_path) if is_chief else None
+    try:
+        yield writer
+    finally:
+        if writer:
+            writer.close()
+
+
+def _run_steps(sess, ops, checkpoints, writer, step, progress, loader, stop, deadline=None):
+    """The loop up to progress.last_step or a stop request: train, log, summaries (to `writer`, the chief's),
+    checkpoints.
 
     Distributed, a stop request travels with the next step to every worker (ops.sync.stop_flag), and all stop after
     that step together: a worker that stopped alone would leave the others waiting for it. `deadline`
     (distribute.StepDeadline, multi-worker) ends the wait for a worker that died.
     """
-    writer = tf.summary.FileWriter(os.path.dirname(checkpoints.prefix)) if checkpoints.is_chief else None
     fetches = dict(ops.losses, train_step=ops.train_step, **({'stop': ops.sync.stop} if ops.sync else {}))
     distributed, agreed_stop = ops.sync is not None, False
-    try:
-        while step < progress.last_step and not agreed_stop and not (stop.received and not distributed):
-            # Every worker runs the summaries' ops (they include all-reduces), the chief alone writes them.
-            with_summary = (step + 1) % SUMMARY_EVERY == 0
-            feed = {ops.sync.stop_flag: float(bool(stop.received))} if distributed else None
-            values = _run_step(sess, dict(fetches, summary=ops.summary) if with_summary else fetches, feed,
-                               deadline, loader, checkpoints, step)
-            step = int(values['train_step'])
-            agreed_stop = distributed and values['stop'] > 0
-            if agreed_stop and not stop.received:
-                stop.received = 'a stop request on another worker'
-            _check_finite(step, values, checkpoints)
-            progress.step(step, values, len(loader.bad))
-            if with_summary and writer:
-                writer.add_summary(values['summary'], step)
-                writer.add_summary(_host_summary(len(loader.bad), progress), step)
-            if checkpoints.due(step) and step < progress.last_step:
-                log.info('checkpoint saved to %s', checkpoints.save(step))
-    finally:
-        if writer:
-            writer.close()
+    while step < progress.last_step and not agreed_stop and not (stop.received and not distributed):
+        # Every worker runs the summaries' ops (they include all-reduces), the chief alone writes them.
+        with_summary = (step + 1) % SUMMARY_EVERY == 0
+        feed = {ops.sync.stop_flag: float(bool(stop.received))} if distributed else None
+        values = _run_step(sess, dict(fetches, summary=ops.summary) if with_summary else fetches, feed,
+                           deadline, loader, checkpoints, step)
+        step = int(values['train_step'])
+        agreed_stop = distributed and values['stop'] > 0
+        if agreed_stop and not stop.received:
+            stop.received = 'a stop request on another worker'
+        _check_finite(step, values, checkpoints)
+        progress.step(step, values, len(loader.bad))
+        if with_summary and writer:
+            writer.add_summary(values['summary'], step)
+            writer.add_summary(_host_summary(len(loader.bad), progress), step)
+        if checkpoints.due(step) and step < progress.last_step:
+            log.info('checkpoint saved to %s', checkpoints.save(step))
     return step
 
 

@@ -1,5 +1,6 @@
 """train.py --preview: a photo the run never trains on, stylized at every checkpoint, so that a person sees the
-style take hold as training goes (generated/preview_<naming>/step-<N>.jpg) and can stop when it looks right.
+style take hold as training goes (generated/preview_<naming>/step-<N>.jpg, and TensorBoard's Images tab) and can
+stop when it looks right.
 
 Each preview loads the checkpoint just written into a graph and session of its own (inference.stylizer), so it
 needs nothing of the training graph and works the same under every distribution strategy; at 512 pixels it costs
@@ -13,7 +14,7 @@ from PIL import Image
 from files import Outputs
 from images import load_image
 from inference.stylizer import Stylizer
-from utils import UsageError, log
+from utils import UsageError, log, tf
 
 SIDE = 512  # the preview photo's longer side at most, in pixels
 GAP = 8  # white pixels between the styles of a network of several
@@ -57,11 +58,21 @@ class Preview:
         finally:
             stylizer.close()
 
-    def __call__(self, prefix, step):
+    def __call__(self, prefix, step, summaries=None):
+        """Write the preview of checkpoint `prefix` at `step` to its file and, as the image 'preview', to the
+        tf.summary.FileWriter `summaries` (TensorBoard's Images tab, with a slider over the steps)."""
         path = os.path.join(self.folder, 'step-%d.jpg' % step)
         try:
-            self.outputs.image(path, self.picture(prefix), quality=90)
+            picture = self.picture(prefix)
+            self.outputs.image(path, picture, quality=90)
+            with open(path, 'rb') as f:  # for TensorBoard: the JPEG just written rather than encoding it again
+                jpeg = f.read()
         except (UsageError, OSError, MemoryError) as error:
             log.warning('no preview of step %d: %s', step, error)
             return
         log.info('preview of step %d written to %s', step, path)
+        if summaries:
+            image = tf.Summary.Image(height=picture.shape[0], width=picture.shape[1], colorspace=3,
+                                     encoded_image_string=jpeg)
+            summaries.add_summary(tf.Summary(value=[tf.Summary.Value(tag='preview', image=image)]), step)
+            summaries.flush()
