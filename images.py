@@ -2,6 +2,7 @@
 headers, and encoding results within each format's limits."""
 import io
 import os
+import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -13,6 +14,10 @@ IMAGE_FORMATS = {'.jpg': 'JPEG', '.jpeg': 'JPEG', '.png': 'PNG', '.bmp': 'BMP', 
                  '.tif': 'TIFF', '.tiff': 'TIFF'}
 _ALPHA_FORMATS = ('PNG', 'WEBP', 'TIFF')
 _IMAGE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+# Pillow warns of a "decompression bomb DOS attack" above 89 MP and refuses above twice that. The refusal stays (a
+# one-line error, _unreadable); the warning goes: every command bounds its memory itself (max_pixels checked from the
+# header, or tiling), so a 100 MP panorama that eval.py stylizes in tiles is no attack.
+warnings.filterwarnings('ignore', category=Image.DecompressionBombWarning)
 
 
 def _to_8_bit(image):
@@ -57,11 +62,8 @@ def load_image(source, what='image', min_side=None, max_pixels=None, formats=Non
                 image = image.convert('RGBA')
                 alpha = np.asarray(_reduced(image, factor))[..., 3].copy()
             return np.asarray(_reduced(image.convert('RGB'), factor)), alpha
-    except Image.DecompressionBombError:  # Pillow's own limit, far above any max_pixels we use
-        raise UsageError('%s is too large: over the limit of %d pixels'
-                         % (what, max_pixels or Image.MAX_IMAGE_PIXELS)) from None
     except _IMAGE_ERRORS as error:
-        raise UsageError('%s is not a readable image: %s (%s)' % (what, name, error)) from None
+        raise _unreadable(what, name, error, max_pixels) from None
 
 
 def _reduced(image, factor):
@@ -86,8 +88,17 @@ def image_size(path, what='image'):
             if image.getexif().get(0x0112) in _TRANSPOSING_ORIENTATIONS:
                 width, height = height, width
     except _IMAGE_ERRORS as error:
-        raise UsageError('%s is not a readable image: %s (%s)' % (what, path, error)) from None
+        raise _unreadable(what, path, error) from None
     return height, width
+
+
+def _unreadable(what, name, error, max_pixels=None):
+    """The UsageError for an image Pillow would not open or decode: too large for its guard against decompression
+    bombs (twice Image.MAX_IMAGE_PIXELS, far above any max_pixels we use), or not a readable image."""
+    if isinstance(error, Image.DecompressionBombError):
+        return UsageError('%s is too large: over the limit of %d pixels (shrink it first)' % (
+            what if name == what else '%s %s' % (what, name), max_pixels or 2 * Image.MAX_IMAGE_PIXELS))
+    return UsageError('%s is not a readable image: %s (%s)' % (what, name, error))
 
 
 def read_image(path, what='image'):

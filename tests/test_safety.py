@@ -4,6 +4,8 @@ import os
 import re
 import resource
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,7 +14,9 @@ from PIL import Image
 import eval as eval_py
 import export
 import stylize
-from helpers import make_video, run_command, usage_error, write_image_file
+from helpers import ROOT, make_video, run_command, usage_error, write_image_file
+from images import image_size, load_image
+from utils import UsageError
 
 
 def _tree(folder):
@@ -300,3 +304,18 @@ def test_image_size_from_the_header_applies_exif_orientation(tmp_path):
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     Image.fromarray(np.zeros((20, 50, 3), np.uint8)).save(path, exif=exif)
     assert image_size(path) == (50, 20) == load_image(path)[0].shape[:2]
+
+
+def test_images_past_pillows_limits(tmp_path):
+    """Above Pillow's warning (89 MP) an image reads without its 'decompression bomb' warning (our commands bound
+    memory themselves); above its refusal (179 MP) it is a one-line error naming the file, from the header alone."""
+    warning_size, refused_size = (9500, 9500), (13400, 13400)  # 90 MP and 180 MP of black, small PNGs
+    for size, name in ((warning_size, 'big.png'), (refused_size, 'bomb.png')):
+        Image.new('1', size).save(tmp_path / name)
+    child = subprocess.run([sys.executable, '-c', 'import images; print(images.image_size(%r))'
+                            % str(tmp_path / 'big.png')], cwd=ROOT, capture_output=True, text=True)
+    assert (child.stdout, child.stderr) == ('%s\n' % (warning_size,), '')  # pytest would show the warning
+    for read in (image_size, load_image):
+        with pytest.raises(UsageError, match=r'^content image .*bomb\.png is too large: over the limit of %d pixels '
+                                             r'\(shrink it first\)$' % (2 * Image.MAX_IMAGE_PIXELS)):
+            read(str(tmp_path / 'bomb.png'), 'content image')
