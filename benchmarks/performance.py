@@ -1,10 +1,11 @@
 """Speed and memory, ours against the original formulation side by side; the table goes to docs/PERFORMANCE.md.
 
   python benchmarks/performance.py [--repeats 5] [--rounds 1] [--only forward,eval,export,train,gatys,arbitrary]
-                                   [--output PATH] [--overwrite]
+                                   [--output docs/PERFORMANCE.md] [--overwrite]
 
-With --only some of the groups, the table is printed and written only where --output says: the whole report is
-not replaced by some of its rows.
+The rows are printed as they are measured, then merged into --output: they replace the rows of the groups run
+(--only), the other groups' rows are kept, and each row names the run that measured it (its command, date and
+machine). The results behind the report are kept beside it (docs/PERFORMANCE.json).
 
 Every row is measured twice in fresh processes, one after the other (--rounds times, alternating): ours, and the
 baseline, the straightforward faithful formulation of docs/ORIGINAL.md (model.ORIGINAL: moments, x4 resize +
@@ -14,14 +15,16 @@ after a warm-up run, with the min and max; cold commands run --repeats times in 
 the process's peak resident set (os.wait4). Ratios are ours over the baseline, measured in the same run, since a
 shared machine's speed drifts. Weights are random: same shapes, same speed. The `bf16` rows are opt-in reduced
 precision (eval.py --precision bf16, mixed_precision: true); the inference row's memory includes a float32
-session kept for the pixel difference.
+session kept for the pixel difference. The arbitrary-style transformer's baseline is Magenta's own formulation
+(nets/arbitrary.transform_reference: batch norm and moments as written, x2 nearest-neighbour resizes before the
+expanding convolutions); its style prediction runs once per style image, not per photo.
 """
 import argparse
 import datetime
 import json
 import os
 import platform
-import statistics
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -29,6 +32,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from benchmarks import performance_report as report  # noqa: E402
 from benchmarks.measurements import GATYS_SIZE, TRAIN_BATCH, TRAIN_SIZE, child_main, original_eval  # noqa: E402
 
 REPORT = os.path.join(ROOT, 'docs', 'PERFORMANCE.md')
@@ -39,10 +43,10 @@ FORWARD_SIZES = ((256, 256), (512, 512), (1024, 1024), (1080, 1920))
 # ---- the parent: runs the children, prints and writes the table ----
 
 class Bench:
-    """Runs measurements in child processes and collects table rows."""
+    """Runs measurements in child processes and collects table rows, each of the group being run (self.group)."""
 
     def __init__(self, repeats, rounds=1):
-        self.repeats, self.rounds, self.rows = repeats, rounds, []
+        self.repeats, self.rounds, self.rows, self.group = repeats, rounds, [], None
 
     def measure_pair(self, name, variants, *args):
         """Two variants measured alternately, self.rounds times each, so that a shared machine's drift hits both
@@ -74,8 +78,8 @@ class Bench:
 
     def row(self, what, ours, baseline=None, rate=None):
         """ours, baseline: (result dict, peak GB); rate(seconds) -> text such as '0.63 img/s'."""
-        self.rows.append((what, ours, baseline, rate))
-        print(format_row(*self.rows[-1]), flush=True)
+        self.rows.append({'group': self.group, 'cells': report.cells(what, ours, baseline, rate)})
+        print(report.markdown_row(self.rows[-1]['cells']), flush=True)
 
 
 def run_peak(command):
@@ -89,28 +93,6 @@ def run_peak(command):
     if os.waitstatus_to_exitcode(status):
         raise SystemExit('benchmark step failed: %s\n%s' % (' '.join(command), stderr.decode()[-3000:]))
     return seconds, usage.ru_maxrss / 1024 / 1024, stdout.decode()
-
-
-def _spread(times):
-    return '%.3f (%.3f-%.3f)' % (statistics.median(times), min(times), max(times))
-
-
-HEADER = ('| measurement | ours: s, median (min-max) | ours: peak GB | rate | baseline: s, median (min-max) '
-          '| baseline: peak GB | time ratio | memory ratio |\n|---|---|---|---|---|---|---|---|')
-
-
-def format_row(what, ours, baseline, rate):
-    if ours is None:
-        return '| %s | not measured: this CPU has no native bfloat16 | | | | | | |' % what
-    (result, peak), median = ours, statistics.median(ours[0]['times'])
-    cells = [what, _spread(result['times']), '%.2f' % peak, rate(median, result) if rate else '']
-    if baseline:
-        base_median = statistics.median(baseline[0]['times'])
-        cells += [_spread(baseline[0]['times']), '%.2f' % baseline[1], '%.2f' % (median / base_median),
-                  '%.2f' % (peak / baseline[1])]
-    else:
-        cells += ['', '', '', '']
-    return '| ' + ' | '.join(cells) + ' |'
 
 
 def machine_description():
@@ -180,69 +162,74 @@ def bf16_pair(bench, name, baseline, *args):
     return bench.measure_pair(name, ('bf16', baseline), *args)
 
 
+def run_forward(bench, paths):
+    for height, width in FORWARD_SIZES:
+        args = (paths['model'], height, width)
+        what = 'transform forward %dx%d' % (width, height)
+        bench.row(what, *bench.measure_pair('forward', ('fast', 'reference'), *args), per_second('img'))
+        if (height, width) == (1024, 1024):
+            bench.row(what + ', --precision bf16%s (baseline: ours in float32)' % BF16_NEEDS,
+                      *bf16_pair(bench, 'forward', 'fast', *args), bf16_rate)
+
+
+def run_eval(bench, paths):
+    output = os.path.join(os.path.dirname(paths['jpeg']), 'out.jpg')
+    # Our commands end without the interpreter's teardown (utils.run_and_exit); the import alone ends so too.
+    import_alone, ours, original = bench.cold(
+        [sys.executable, '-c', 'import os, tensorflow; os._exit(0)'],
+        [sys.executable, 'eval.py', '--model_file', paths['model'], '--image_file', paths['jpeg'], '--output', output],
+        [sys.executable, os.path.abspath(__file__), '--original_eval', paths['model'], paths['jpeg'], output])
+    bench.row('TensorFlow import alone (cold, ended without teardown)', import_alone)
+    bench.row('eval.py cold, 1024x1024 JPEG to JPEG', ours, original)
+
+
+def run_arbitrary(bench, paths):
+    args = (paths['arbitrary'], 1024, 1024)
+    bench.row("arbitrary-style network: style prediction, 1024x1024 style image (resized to 256)",
+              bench.measure('arbitrary', 'predict', *args), None, per_second('style'))
+    bench.row("arbitrary-style network: transformer 1024x1024 (baseline: Magenta's formulation)",
+              *bench.measure_pair('arbitrary', ('fast', 'reference'), *args), per_second('img'))
+
+
+def run_export(bench, paths):
+    for fmt in ('pb', 'savedmodel', 'tflite'):
+        args = (paths['model'], fmt, 1024, 1024)
+        bench.row('%s, 1024x1024' % {'pb': 'frozen graph', 'savedmodel': 'SavedModel', 'tflite': 'TFLite'}[fmt],
+                  *bench.measure_pair('export', ('fast', 'reference'), *args), per_second('img'))
+
+
+def run_train(bench, paths):
+    args = (paths['vgg'], paths['train'])
+    what = 'training step, batch %d at %d' % (TRAIN_BATCH, TRAIN_SIZE)
+    bench.row(what, *bench.measure_pair('train', ('fast', 'reference'), *args), train_rate)
+    bench.row(what + ', mixed_precision (bf16)' + BF16_NEEDS, *bf16_pair(bench, 'train', 'reference', *args),
+              train_rate)
+    bench.row(what + ', 8 styles in one network (baseline: ours, 1 style)',
+              *bench.measure_pair('train', ('styles8', 'fast'), *args), train_rate)
+
+
+def run_gatys(bench, paths):
+    what = 'stylize.py (Gatys) Adam iteration at %d' % GATYS_SIZE
+    bench.row(what, *bench.measure_pair('gatys', ('fast', 'reference'), paths['vgg']), per_second('it'))
+    bench.row(what + ', --precision bf16%s (baseline: ours in float32)' % BF16_NEEDS,
+              *bf16_pair(bench, 'gatys', 'fast', paths['vgg']), per_second('it'))
+
+
+GROUPS = {'forward': run_forward, 'eval': run_eval, 'export': run_export, 'train': run_train, 'gatys': run_gatys,
+          'arbitrary': run_arbitrary}  # in the report's order
+
+
 def run_all(bench, paths, only):
-    if 'forward' in only:
-        for height, width in FORWARD_SIZES:
-            args = (paths['model'], height, width)
-            what = 'transform forward %dx%d' % (width, height)
-            bench.row(what, *bench.measure_pair('forward', ('fast', 'reference'), *args), per_second('img'))
-            if (height, width) == (1024, 1024):
-                bench.row(what + ', --precision bf16%s (baseline: ours in float32)' % BF16_NEEDS,
-                          *bf16_pair(bench, 'forward', 'fast', *args), bf16_rate)
-    if 'eval' in only:
-        output = os.path.join(os.path.dirname(paths['jpeg']), 'out.jpg')
-        # Our commands end without the interpreter's teardown (utils.run_and_exit); the import alone ends so too.
-        import_alone, ours, original = bench.cold(
-            [sys.executable, '-c', 'import os, tensorflow; os._exit(0)'],
-            [sys.executable, 'eval.py', '--model_file', paths['model'], '--image_file', paths['jpeg'], '--output',
-             output],
-            [sys.executable, os.path.abspath(__file__), '--original_eval', paths['model'], paths['jpeg'], output])
-        bench.row('TensorFlow import alone (cold, ended without teardown)', import_alone)
-        bench.row('eval.py cold, 1024x1024 JPEG to JPEG', ours, original)
-    if 'arbitrary' in only:
-        args = (paths['arbitrary'], 1024, 1024)
-        bench.row("arbitrary-style network: style prediction, 1024x1024 style image (resized to 256)",
-                  bench.measure('arbitrary', 'predict', *args), None, per_second('style'))
-        bench.row("arbitrary-style network: transformer 1024x1024 (baseline: Magenta's formulation)",
-                  *bench.measure_pair('arbitrary', ('fast', 'reference'), *args), per_second('img'))
-    if 'export' in only:
-        for fmt in ('pb', 'savedmodel', 'tflite'):
-            args = (paths['model'], fmt, 1024, 1024)
-            bench.row('%s, 1024x1024' % {'pb': 'frozen graph', 'savedmodel': 'SavedModel', 'tflite': 'TFLite'}[fmt],
-                      *bench.measure_pair('export', ('fast', 'reference'), *args), per_second('img'))
-    if 'train' in only:
-        args = (paths['vgg'], paths['train'])
-        what = 'training step, batch %d at %d' % (TRAIN_BATCH, TRAIN_SIZE)
-        bench.row(what, *bench.measure_pair('train', ('fast', 'reference'), *args), train_rate)
-        bench.row(what + ', mixed_precision (bf16)' + BF16_NEEDS, *bf16_pair(bench, 'train', 'reference', *args),
-                  train_rate)
-        bench.row(what + ', 8 styles in one network (baseline: ours, 1 style)',
-                  *bench.measure_pair('train', ('styles8', 'fast'), *args), train_rate)
-    if 'gatys' in only:
-        what = 'stylize.py (Gatys) Adam iteration at %d' % GATYS_SIZE
-        bench.row(what, *bench.measure_pair('gatys', ('fast', 'reference'), paths['vgg']), per_second('it'))
-        bench.row(what + ', --precision bf16%s (baseline: ours in float32)' % BF16_NEEDS,
-                  *bf16_pair(bench, 'gatys', 'fast', paths['vgg']), per_second('it'))
-
-
-def write_report(path, outputs, machine, bench, elapsed):
-    lines = ['# Performance', '',
-             'Written by `python benchmarks/performance.py --repeats %d --rounds %d` on %s in %.0f minutes.' % (
-                 bench.repeats, bench.rounds, datetime.date.today().isoformat(), elapsed / 60), '',
-             'Machine: %s. Every figure below was measured on it.' % machine, '', BF16_NOTE, '',
-             __doc__.split('\n\n', 2)[2].strip(), '', HEADER]
-    lines += [format_row(*row) for row in bench.rows]
-    lines += ['', '## GPU', '', 'Not yet measured: no GPU was available to this run. Run the same command on a '
-              'GPU machine to fill this table.', '']
-    outputs.data(path, '\n'.join(lines).encode())
-
-
-GROUPS = ('forward', 'eval', 'export', 'train', 'gatys', 'arbitrary')
+    """The groups `only`, in GROUPS' order."""
+    for name, run in GROUPS.items():
+        if name in only:
+            bench.group = name
+            run(bench, paths)
 
 
 def groups(text):
-    """--only: comma-separated names from GROUPS."""
-    names = [name.strip() for name in text.split(',')]
+    """--only: comma-separated names from GROUPS, each once."""
+    names = list(dict.fromkeys(name.strip() for name in text.split(',')))
     unknown = [name for name in names if name not in GROUPS]
     if unknown or not names:
         raise argparse.ArgumentTypeError('unknown group %s; the groups are %s' % (','.join(unknown),
@@ -250,9 +237,7 @@ def groups(text):
     return names
 
 
-def measure_all(argv=None):
-    """The command: every row of --only, then the report."""
-    from files import Outputs
+def parse_args(argv=None):
     from utils import ArgumentParser
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--repeats', type=int, default=5, help='timed runs per row after warm-up (default: '
@@ -260,28 +245,46 @@ def measure_all(argv=None):
     parser.add_argument('--rounds', type=int, default=1,
                         help='alternate ours and the baseline this many times per row, pooling their runs, on noisy '
                              'machines (default: %(default)s)')
-    parser.add_argument('--only', type=groups, default=GROUPS,
-                        help='comma-separated groups to run (default: %s)' % ','.join(GROUPS))
-    parser.add_argument('--output', help='where the table is written (default: docs/PERFORMANCE.md when every '
-                                         'group runs, else nowhere)')
+    parser.add_argument('--only', type=groups, default=list(GROUPS),
+                        help='comma-separated groups to run, their rows replacing those in the report (default: %s)'
+                             % ','.join(GROUPS))
+    parser.add_argument('--output', default=REPORT,
+                        help='the report the rows are merged into, its results kept beside it as .json (default: '
+                             'docs/PERFORMANCE.md)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing --output other than the default one, which this script exists to '
-                             'rewrite')
-    args = parser.parse_args(argv)
-    if args.output is None and set(args.only) == set(GROUPS):
-        args.output = REPORT
-    outputs = Outputs(overwrite=args.overwrite, own=[REPORT])
-    if args.output:
-        outputs.claim(args.output)  # before an hour of measuring, not after
+                             'rewrite, and start afresh from results it cannot read')
+    return parser.parse_args(argv)
+
+
+def measure_all(argv=None):
+    """The command: every row of --only, printed as measured, then merged into the report."""
+    from files import Outputs
+    from utils import UsageError
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    outputs = Outputs(overwrite=args.overwrite, own=[REPORT, report.results_path(REPORT)])
+    results_path = report.results_path(args.output)
+    for path in (args.output, results_path):
+        outputs.claim(path)  # before an hour of measuring, not after
+    try:
+        results = report.load(results_path, GROUPS)
+    except UsageError:
+        if not args.overwrite:
+            raise
+        results = report.empty()
     started = time.time()
     machine = machine_description()
-    print('Machine: %s\n\n%s' % (machine, HEADER), flush=True)
+    print('Machine: %s\n\n%s' % (machine, report.table_header(report.COLUMNS[1:])), flush=True)
     bench = Bench(args.repeats, args.rounds)
     with tempfile.TemporaryDirectory() as scratch:
         run_all(bench, make_inputs(scratch), args.only)
-    if args.output:
-        write_report(args.output, outputs, machine, bench, time.time() - started)
-        print('\nwritten to %s' % args.output)
+    run = {'command': ' '.join(['python benchmarks/performance.py'] + [shlex.quote(arg) for arg in argv]),
+           'date': datetime.date.today().isoformat(), 'minutes': round((time.time() - started) / 60),
+           'machine': machine}
+    results = report.merged(results, run, args.only, bench.rows, list(GROUPS))
+    report.save(results, '%s\n\n%s' % (BF16_NOTE, __doc__.split('\n\n', 2)[2].strip()), args.output, outputs)
+    print('\nmerged into %s (its results: %s)' % (args.output, results_path))
 
 
 def main():

@@ -61,7 +61,7 @@ OPTIONS = {
     'init_from_curve': (init_from_curve.main, {
         'config': READS, 'init_from': READS, 'photos': READS, 'test': READS, 'work': WRITES, 'output': WRITES,
         'figure': WRITES, 'overwrite': None, 'steps': None, 'parallel': None, 'report_only': None}),
-    'performance': (performance.measure_all, {  # writes only its report: the measurements run in a scratch folder
+    'performance': (performance.measure_all, {  # its report and results only: the measuring runs in a scratch folder
         'output': WRITES, 'overwrite': None, 'repeats': None, 'rounds': None, 'only': None}),
 }
 
@@ -250,15 +250,3 @@ def test_a_benchmark_writes_into_no_folder_of_other_files(tmp_path, curve_work, 
     assert "is not this benchmark's work folder" in usage_error(
         init_from_curve.main, argv + ['--output', str(tmp_path / 'r.md'), '--figure', str(tmp_path / 'f.jpg')], capsys)
     assert os.listdir(other) == ['keep.txt']
-
-
-def test_the_performance_benchmark_writes_a_partial_table_only_where_told(monkeypatch, capsys, tmp_path):
-    ran = []
-    monkeypatch.setattr(performance, 'run_all', lambda bench, paths, only: ran.append(only))
-    monkeypatch.setattr(performance, 'make_inputs', lambda scratch: {})
-    monkeypatch.setattr(performance, 'REPORT', str(tmp_path / 'PERFORMANCE.md'))
-    performance.measure_all(['--only', 'forward,eval'])
-    assert ran == [['forward', 'eval']] and not os.listdir(tmp_path)  # printed only
-    assert 'unknown group forwad' in usage_error(performance.measure_all, ['--only', 'forwad'], capsys)
-    performance.measure_all([])
-    assert (tmp_path / 'PERFORMANCE.md').read_text().startswith('# Performance')
