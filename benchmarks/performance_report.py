@@ -70,7 +70,7 @@ def load(path, groups):
         with open(path, encoding='utf-8') as f:
             results = json.load(f)
         _check(results, groups)
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as error:
         raise UsageError('%s is not the results of benchmarks/performance.py (%s): move it away, or pass --overwrite '
                          'to start the report afresh' % (path, error)) from None
     return results

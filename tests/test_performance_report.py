@@ -63,7 +63,7 @@ def test_results_it_cannot_read_are_refused_before_measuring(monkeypatch, tmp_pa
     monkeypatch.setattr(performance, 'machine_description', lambda: 'machine')
     report.write_text('# Performance\n')
     for broken in ('{', '[]', '{"runs": [], "rows": [{"group": "train", "cells": [], "run": 0}]}',
-                   '{"runs": [{"command": 1}], "rows": []}'):
+                   '{"runs": [{"command": 1}], "rows": []}', '[' * 100000):
         results.write_text(broken)
         assert ('PERFORMANCE.json is not the results of benchmarks/performance.py' in
                 usage_error(cli_main(performance.measure_all), ['--only', 'eval'], capsys))
