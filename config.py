@@ -1,11 +1,10 @@
 """Style configs (conf/*.yml): the schema of their keys, reading the YAML safely, and checking every value."""
-import difflib
 import os
 
 import numpy as np
 import yaml
 
-from utils import UsageError, require_file, shorten
+from utils import UsageError, require_file, shorten, unknown_name_hint
 
 
 REQUIRED = object()
@@ -164,9 +163,7 @@ def load_config(path):
     config = Config()
     for key in raw:
         if key not in CONFIG_SCHEMA:
-            close = difflib.get_close_matches(str(key), CONFIG_SCHEMA, n=1)
-            hint = 'did you mean %r?' % close[0] if close else 'valid keys: %s' % ', '.join(CONFIG_SCHEMA)
-            raise UsageError('%s: unknown key %s (%s)' % (path, shorten(key), hint))
+            raise UsageError('%s: unknown key %s (%s)' % (path, shorten(key), unknown_name_hint(key, CONFIG_SCHEMA)))
     for key, (kind, default) in CONFIG_SCHEMA.items():
         if key not in raw:
             if default is REQUIRED:

@@ -5,6 +5,7 @@ start-up banners. Set TF_CPP_MIN_LOG_LEVEL yourself to see TensorFlow's own logs
 """
 import argparse
 import contextlib
+import difflib
 import functools
 import importlib
 import logging
@@ -190,6 +191,12 @@ def shorten(value, limit=60):
     """repr(value) cut to about `limit` characters, so that an error message stays one readable line."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 5] + '...' + text[-2:]
+
+
+def unknown_name_hint(name, known, listed='valid keys'):
+    """For an unknown key or option `name`: "did you mean 'x'?" when one of `known` is close, else the list."""
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return 'did you mean %r?' % close[0] if close else '%s: %s' % (listed, ', '.join(known))
 
 
 # --------------------------------------------------------------------------------------------------------------

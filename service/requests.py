@@ -9,12 +9,19 @@ import sys
 import style_names
 from config import MAX_STYLES
 from service.work import FORMATS, HTTPError
-from utils import shorten
+from utils import shorten, unknown_name_hint
+
+
+OPTIONS = ('max_size', 'strength', 'preserve_colors', 'format', 'quality', 'style', 'mix', 'style_strength')
 
 
 def parse_options(values, accept=''):
-    """max_size, strength, preserve_colors, format, style, mix and style_strength from query parameters or JSON;
-    HTTPError 400 if bad (whether they fit the model is checked with the model: _style_of)."""
+    """The OPTIONS from query parameters or JSON; HTTPError 400 if one is bad or unknown (a misspelt option would
+    otherwise be ignored without a word). Whether they fit the model is checked with the model: _style_of."""
+    unknown = [key for key in values if key not in OPTIONS]
+    if unknown:
+        raise HTTPError(400, 'unknown option %s (%s)' % (shorten(unknown[0]),
+                                                         unknown_name_hint(unknown[0], OPTIONS, 'the options are')))
     def number(key, kind, default):
         raw = values.get(key, default)
         try:
@@ -26,6 +33,9 @@ def parse_options(values, accept=''):
                             % (key, 'whole number' if kind is int else 'number', shorten(raw))) from None
 
     max_size = number('max_size', int, 0)
+    quality = number('quality', int, 95)
+    if not 1 <= quality <= 100:
+        raise HTTPError(400, 'quality must be between 1 and 100, got %d' % quality)
     strength = number('strength', float, 1.0)
     style_strength = number('style_strength', float, 1.0)
     if not 0 <= style_strength <= 1:
@@ -44,7 +54,7 @@ def parse_options(values, accept=''):
     if fmt is not None and str(fmt).lower() not in FORMATS:
         raise HTTPError(400, 'format must be one of png, jpeg, webp; got %s' % shorten(fmt))
     return {'max_size': max_size, 'strength': strength, 'preserve_colors': preserve in ('true', '1', 'yes'),
-            'format': FORMATS[str(fmt).lower()] if fmt else None,
+            'format': FORMATS[str(fmt).lower()] if fmt else None, 'quality': quality,
             'style': _style(values.get('style')), 'mix': _mix(values.get('mix')), 'style_strength': style_strength}
 
 
@@ -110,16 +120,20 @@ async def images_from_multipart(request, body):
         form = await MultiPartParser(request.headers, replay()).parse()
     except MultiPartException as error:
         raise HTTPError(400, 'malformed multipart body (%s)' % error) from None
-    files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
-    if not files:
-        raise HTTPError(400, 'the multipart body has no file; send the image as a file field named "image"')
-    named = {key: value for key, value in reversed(form.multi_items()) if isinstance(value, UploadFile)}
-    style = named.get('style_image')
-    image = named.get('image') or next((f for f in files if f is not style), None)
-    if image is None:
-        raise HTTPError(400, 'the multipart body has only a style image; send the photo as a file field named '
-                             '"image"')
-    return await image.read(), (await style.read() if style is not None else None)
+    fields = [key for key, value in form.multi_items() if not isinstance(value, UploadFile)]
+    if fields:
+        raise HTTPError(400, 'the multipart body has the text field %s: only files go in it (the photo as "image"), '
+                             'options in the query string (?%s=...)' % (shorten(fields[0]), fields[0][:40]))
+    files = [(key, value) for key, value in form.multi_items() if isinstance(value, UploadFile)]
+    styles = [value for key, value in files if key == 'style_image']
+    photos = [value for key, value in files if key != 'style_image']  # a sole one under any name: curl -F file=@
+    if len(photos) > 1 or len(styles) > 1:
+        raise HTTPError(400, 'the multipart body holds %d photos and %d style images; send one photo (the file field '
+                             '"image") and at most one "style_image"' % (len(photos), len(styles)))
+    if not photos:
+        raise HTTPError(400, 'the multipart body has %s; send the photo as a file field named "image"'
+                        % ('only a style image' if styles else 'no file'))
+    return await photos[0].read(), (await styles[0].read() if styles else None)
 
 MAX_JSON_FIELDS_BYTES = 64 * 1024  # the JSON around the image (its options are a few hundred bytes)
 

@@ -180,7 +180,7 @@ class Service:
         stylized = self.budget.run(pixels, lambda: stylizer(rgb, progress=False, should_stop=too_late, style=style),
                                    deadline)
         result = color.finish(stylized, rgb, options['preserve_colors'], options['strength'])
-        return encode_image(result, fmt, alpha), fmt, result.shape[1], result.shape[0]
+        return encode_image(result, fmt, alpha, options['quality']), fmt, result.shape[1], result.shape[0]
 
     def _embedding(self, stylizer, options, rgb):
         """For an arbitrary-style network: the style image's embedding (cached by its bytes), blended with the

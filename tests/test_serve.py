@@ -16,6 +16,7 @@ from PIL import Image
 import export
 from helpers import (BF16_FALLBACK, CPU_HAS_BF16, NEEDS_CHROMIUM, NO_BF16, ROOT, png, request, service_page,
                      start_server)
+from images import encode_image
 from inference import color
 from inference.stylizer import Stylizer
 
@@ -74,6 +75,11 @@ def test_multipart_formats_and_options(server):
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(body))), pixels)  # alpha kept, photo returned
     status, headers, _ = request(server + '/v1/stylize/tiny?preserve_colors=true&format=jpeg', data)
     assert status == 200 and headers['content-type'] == 'image/jpeg'
+    stylized = np.asarray(Image.open(io.BytesIO(request(server + '/v1/stylize/tiny?format=png', data)[2])))
+    for quality in (20, 95):  # eval.py's --quality, default 95: the same JPEG of the same pixels
+        query = '?format=jpeg' + ('&quality=%d' % quality if quality != 95 else '')
+        status, _, body = request(server + '/v1/stylize/tiny' + query, data)
+        assert status == 200 and body == encode_image(stylized[..., :3], 'JPEG', quality=quality)
 
 
 def test_preserve_colors_and_strength_give_evals_pixels(server, trained_model):
@@ -140,6 +146,15 @@ def test_precision_bf16_reaches_the_served_model_or_the_log_says_float32(trained
         assert re.search(r'serving tiny on http://\S+ in float32 ', log)
 
 
+def _multipart(parts):
+    """A multipart body of (field name, file name or None for a text field, bytes) parts, and its headers."""
+    body = b''
+    for name, filename, data in parts:
+        disposition = 'form-data; name="%s"' % name + ('; filename="%s"' % filename if filename else '')
+        body += ('--B\r\nContent-Disposition: %s\r\n\r\n' % disposition).encode() + data + b'\r\n'
+    return body + b'--B--\r\n', {'Content-Type': 'multipart/form-data; boundary=B'}
+
+
 @pytest.mark.parametrize('path,data,headers,status,message', [
     ('/v1/stylize/nope', b'x', {}, 404, "unknown model 'nope' (available: frozen, tiny)"),
     ('/v1/stylize/tiny', b'not an image', {}, 415, 'the request body is not a JPEG, PNG or WebP image'),
@@ -156,9 +171,21 @@ def test_precision_bf16_reaches_the_served_model_or_the_log_says_float32(trained
     ('/v1/stylize/tiny/base64', b'[1, 2]', {}, 400, 'needs "image": a base64 string'),
     ('/v1/stylize/tiny/base64', b'{not json', {}, 400, 'the body must be JSON'),
     ('/v1/stylize/tiny', b'--b\r\n\r\n', {'Content-Type': 'multipart/form-data; boundary=b'}, 400, 'multipart'),
+    ('/v1/stylize/tiny?qualty=90', 'SMALL', {}, 400, "unknown option 'qualty' (did you mean 'quality'?)"),
+    ('/v1/stylize/tiny?x=1', 'SMALL', {}, 400, "unknown option 'x' (the options are: max_size, strength,"),
+    ('/v1/stylize/tiny?quality=0', 'SMALL', {}, 400, 'quality must be between 1 and 100, got 0'),
+    ('/v1/stylize/tiny/base64', b'{"image": "", "strenght": 0.5}', {}, 400,
+     "unknown option 'strenght' (did you mean 'strength'?)"),
+    ('/v1/stylize/tiny', 'TWO_PHOTOS', {}, 400, 'the multipart body holds 2 photos and 0 style images; send one'),
+    ('/v1/stylize/tiny', 'TEXT_FIELD', {}, 400, "the multipart body has the text field 'strength': only files go in"),
     ('/v1/nothing', None, {}, 404, 'no such endpoint'),
 ])
 def test_errors_are_json_with_the_right_status(server, path, data, headers, status, message):
+    parts = {'TWO_PHOTOS': [('image', 'a.png'), ('file', 'b.png')],
+             'TEXT_FIELD': [('image', 'a.png'), ('strength', None)]}
+    if data in parts:
+        data, headers = _multipart([(name, filename, png(8, 8)[0] if filename else b'0.5')
+                                    for name, filename in parts[data]])
     data = {'BIG': png(250, 200)[0], 'SMALL': png(8, 8)[0]}.get(data, data)
     got, response_headers, body = request(server + path, data, headers)
     assert got == status and response_headers['content-type'] == 'application/json'
