@@ -242,9 +242,12 @@ def test_the_page_stylizes_the_camera_live(server):
     with service_page(server, 2, *camera) as (playwright_api, page):
         page.select_option('#model', 'tiny')
         page.fill('#max_size', '64')  # Chromium's test camera films 640x480
+        answers = []
+        page.on('response', lambda response: answers.append(response.headers.get('content-type')))
         page.click('#camera')
         status = page.locator('#status')
         playwright_api.expect(status).to_have_text(re.compile(r'^live: [\d.]+ frames/s, last \d+ ms \(64x48\)$'))
+        assert answers and set(answers) == {'image/jpeg'}  # frames come back as JPEG, not PNG
         playwright_api.expect(status).not_to_have_text(status.text_content())  # frame after frame
         assert page.locator('#live').is_visible() and page.locator('#original').is_hidden()
         assert page.locator('#result').evaluate('image => image.naturalWidth') == 64
