@@ -298,6 +298,7 @@ def main(argv=None):
     if args.video:
         from inference import video
         video.check_available(args.consistency)
+        video.check_source(args.video)
         output = args.output or os.path.join('generated', 'res.mp4')
         outputs = Outputs([args.video, args.model_file] + (args.style_image or []), args.overwrite)
         outputs.claim(output, source=args.video)

@@ -92,6 +92,16 @@ def image_size(path, what='image'):
     return height, width
 
 
+def still_image_format(path):
+    """Pillow's name of the format (e.g. 'JPEG') of a file that is one still image; None for anything else: a
+    video, an animation of several frames, or not an image Pillow knows."""
+    try:
+        with Image.open(path) as image:
+            return image.format if getattr(image, 'n_frames', 1) == 1 else None
+    except _IMAGE_ERRORS:
+        return None
+
+
 def _unreadable(what, name, error, max_pixels=None):
     """The UsageError for an image Pillow would not open or decode: too large for its guard against decompression
     bombs (twice Image.MAX_IMAGE_PIXELS, far above any max_pixels we use), or not a readable image."""

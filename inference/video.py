@@ -4,6 +4,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from images import still_image_format
 from inference.consistency import consistency_for
 from utils import UsageError, log, require_file
 
@@ -23,6 +24,15 @@ def check_available(consistency='blend'):
         except ImportError:
             raise UsageError('--consistency flow needs OpenCV (opencv-python-headless), which is not installed: %s'
                              % INSTALL_HINT) from None
+
+
+def check_source(path):
+    """Refuse, before any work, a --video that is missing or is a still image: ffmpeg reads a JPEG as a video of one
+    frame, and that is not what anyone passing it meant. Animated GIF and WebP are videos."""
+    require_file(path, 'video', 'check the path')
+    still = still_image_format(path)
+    if still:
+        raise UsageError('--video %s is a still image (%s), not a video: pass it to --image_file' % (path, still))
 
 
 def _read(path):
@@ -94,7 +104,8 @@ def stylize_video(stylize_batch, source, output, outputs, batch_size, smooth, fi
         finally:
             writer.close()
         _check_written(temporary, output, count)
-    log.info('%d frames at %.3g fps stylized in %.1f s%s, written to %s', count, fps, time.time() - start,
+    log.info('%d frame%s at %.3g fps stylized in %.1f s%s, written to %s', count, 's' * (count != 1), fps,
+             time.time() - start,
              ' (audio kept)' if meta.get('audio_codec') else '', output)
 
 

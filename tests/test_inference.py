@@ -14,7 +14,7 @@ import checkpoints
 import eval as eval_py
 import export
 import model
-from helpers import CPU_HAS_BF16, make_video, write_image_file
+from helpers import CPU_HAS_BF16, make_video, usage_error, write_image_file
 from images import load_image
 from inference import color, tiling
 from inference.stylizer import Stylizer
@@ -363,6 +363,20 @@ def test_video_without_imageio_says_how_to_install(tmp_path, trained_model, monk
         _eval('--model_file', trained_model, '--video', 'in.mp4')
     assert exit_info.value.code == 2
     assert 'pip install -r requirements-video.txt' in capsys.readouterr().err
+
+
+def test_a_still_image_or_nothing_as_the_video_is_refused_before_any_work(tmp_path, trained_model, capsys):
+    Image.new('RGB', (32, 32)).save(tmp_path / 'photo.jpg')
+    frames = [Image.new('RGB', (32, 32), (80 * i, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / 'moving.gif', save_all=True, append_images=frames[1:])
+    for video, message in (('photo.jpg', 'photo.jpg is a still image (JPEG), not a video: pass it to --image_file'),
+                           ('gone.mp4', 'video not found:')):
+        assert message in usage_error(eval_py.main, ['--model_file', trained_model, '--video', str(tmp_path / video),
+                                                     '--output', str(tmp_path / 'out.mp4')], capsys)
+    assert sorted(os.listdir(tmp_path)) == ['moving.gif', 'photo.jpg']
+    _eval('--model_file', trained_model, '--video', str(tmp_path / 'moving.gif'), '--output', str(tmp_path / 'a.mp4'))
+    import imageio_ffmpeg
+    assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / 'a.mp4'))[0] == 3  # an animation is a video
 
 
 @pytest.mark.parametrize('argv,message', [
