@@ -23,6 +23,7 @@ import argparse
 import functools
 import glob
 import os
+import re
 
 import checkpoints
 import model
@@ -31,12 +32,14 @@ from files import Outputs
 from inference import arbitrary, model_files, stylizer
 from nets import arbitrary as arbitrary_net
 from preprocessing import vgg_preprocessing
-from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, tensorflow_module, tf
+from utils import (ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, shorten, tensorflow_module,
+                   tf)
 
 # The original export's means; the first instance normalization removes any constant shift of the input,
 # so these and the training means give the same pixels up to float rounding.
 EXPORT_MEANS = (123.68, 116.779, 103.939)
 ARBITRARY_FORMATS = ('pb', 'savedmodel', 'tflite')
+NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')  # --name: a file name beside the model, no path
 SUFFIXES = {'pb': '.pb', 'savedmodel': '_savedmodel', 'tflite': '.tflite', 'ckpt': '.ckpt'}
 KINDS = {'pb': 'frozen graph', 'savedmodel': 'SavedModel', 'tflite': 'TFLite model', 'ckpt': 'weights-only checkpoint'}
 
@@ -280,6 +283,11 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.fp16 and args.format != 'tflite':
         parser.error('--fp16 applies to --format tflite only')
+    if args.name is not None and not NAME.fullmatch(args.name):
+        parser.error('--name %s must be a file name of letters, digits, _ . or -, starting with a letter or digit '
+                     '(it names the export beside the model; --output takes a path)' % shorten(args.name))
+    if args.name and args.output:
+        parser.error('--name names the default output; with --output, the output is the path given there')
     return args
 
 

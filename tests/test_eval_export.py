@@ -125,7 +125,7 @@ def test_weights_only_checkpoint_holds_the_transform_network_alone_and_gives_eva
                                   _stylize(trained_model, photo, str(tmp_path / 'training.png')))
 
 
-def test_export_default_output_is_next_to_the_model_folder(tmp_path, trained_model, monkeypatch, caplog):
+def test_export_default_output_is_next_to_the_model_folder(tmp_path, trained_model, monkeypatch, caplog, capsys):
     caplog.set_level('INFO')
     monkeypatch.chdir(os.path.dirname(trained_model))
     export.main(['--model_file', 'tiny/fast-style-model.ckpt-done'])
@@ -139,6 +139,13 @@ def test_export_default_output_is_next_to_the_model_folder(tmp_path, trained_mod
     assert os.path.isfile('tiny.ckpt.index') and os.path.isfile('tiny.ckpt.data-00000-of-00001')
     assert 'TFLite model (float16 weights) of tiny/fast-style-model.ckpt-done written to tiny_fp16.tflite' \
         in caplog.text
+    before = sorted(os.listdir('.'))
+    for name in ('a/b', '', ' ', '..', '.hidden'):  # a name, not a path: no folder made, no hidden or blank file
+        assert '--name %r must be a file name of letters' % name in usage_error(
+            export.main, ['--model_file', 'tiny', '--name', name], capsys)
+    assert '--name names the default output' in usage_error(
+        export.main, ['--model_file', 'tiny', '--name', 'x', '--output', 'y.pb'], capsys)
+    assert sorted(os.listdir('.')) == before
 
 
 def test_eval_errors(tmp_path, trained_model, vgg_checkpoint, photo, capsys):
