@@ -29,19 +29,24 @@ def walk_without(folder, left_out=()):
         yield root, folders, names
 
 
+def train_dir_missing(folder):
+    """What is wrong with a training folder that is not a folder: missing, or a file."""
+    return 'training folder %s: %s (%s)' % ('is a file, not a folder' if os.path.exists(folder) else 'not found',
+                                            folder, TRAIN_DIR_FIX)
+
+
 def list_images(folder, left_out=()):
     """Every JPEG and PNG file under `folder` (subfolders included, but not the folders `left_out`), sorted.
 
     Raises:
       UsageError: the folder is missing or holds no such image.
     """
-    fix = TRAIN_DIR_FIX
     if not os.path.isdir(folder):
-        raise UsageError('training folder not found: %s (%s)' % (folder, fix))
+        raise UsageError(train_dir_missing(folder))
     files = sorted(os.path.join(root, name) for root, _, names in walk_without(folder, left_out) for name in names
                    if name.lower().endswith(IMAGE_EXTENSIONS))
     if not files:
-        raise UsageError('training folder has no .jpg or .png images: %s (%s)' % (folder, fix))
+        raise UsageError('training folder has no .jpg or .png images: %s (%s)' % (folder, TRAIN_DIR_FIX))
     return files
 
 

@@ -110,8 +110,8 @@ def _check_values(parser, args):
         parser.error('--save_every must be 0 (off) or positive, got %d' % args.save_every)
     if args.style_blend is not None and (len(args.style_blend) != len(args.style) or min(args.style_blend) < 0
                                          or sum(args.style_blend) <= 0):
-        parser.error('--style_blend needs %d non-negative weights, not all zero (one per --style), got %s'
-                     % (len(args.style), args.style_blend))
+        parser.error('--style_blend needs %d non-negative weight%s, not all zero (one per --style), got %s'
+                     % (len(args.style), 's' * (len(args.style) > 1), args.style_blend))
     if args.style_layer_weights is not None and (len(args.style_layer_weights) != len(args.style_layers)
                                                  or min(args.style_layer_weights) < 0):
         parser.error('--style_layer_weights needs %d non-negative weights (one per style layer), got %s'

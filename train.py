@@ -163,7 +163,7 @@ def check_prerequisites(config, download, init_from=None, preview=None):
         missing.append('model to start from not found: %s (--init_from takes a checkpoint, .pb or SavedModel, e.g. '
                        'models/wave.ckpt)' % init_from)
     if not os.path.isdir(config.train_dir):
-        missing.append('training folder not found: %s (%s)' % (config.train_dir, reader.TRAIN_DIR_FIX))
+        missing.append(reader.train_dir_missing(config.train_dir))
     missing += ['style image not found: %s (see img/README.md, or point style_image at an image)' % image
                 for image, _ in style_list(config) if not os.path.isfile(image)]
     vgg = pretrained.missing_vgg(config.loss_model_file, config.loss_model_url, config.loss_model, download)

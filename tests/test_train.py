@@ -115,6 +115,7 @@ def test_train_dir_override_and_subfolders(workspace, caplog):
     ({'style_layers': ['vgg_16/conv9/conv9_1']},
      "unknown layer 'vgg_16/conv9/conv9_1' for loss model vgg_16 (valid: vgg_16/conv1/conv1_1"),
     ({'train_dir': 'nowhere'}, 'training folder not found: nowhere'),
+    ({'train_dir': 'tiny.yml'}, 'training folder is a file, not a folder: tiny.yml (set train_dir'),
     ({'style_image': 'nowhere.jpg'}, 'style image not found: nowhere.jpg'),
     ({'style_image': 'tiny.yml'}, 'style image is not a readable image: tiny.yml'),
     ({'batch_size': 7}, '6 training images make no full batch of batch_size 7'),
