@@ -51,6 +51,9 @@ def parse_args(argv):
                                          'generated/res.mp4). Never one of the inputs')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace results that already exist (default: refuse, naming them)')
+    parser.add_argument('--skip_existing', action='store_true',
+                        help='leave results that already exist as they are and stylize the other inputs: run an '
+                             'interrupted run again with it to finish it')
     parser.add_argument('--format', choices=sorted({ext[1:] for ext in INPUT_EXTENSIONS}),
                         help="the results' format (default: each input's own; generated/res.jpg for one image); "
                              "with a file --output, its extension must agree")
@@ -87,6 +90,8 @@ def parse_args(argv):
                              'optical flow where it is reliable, which leaves no ghosts behind moving things '
                              '(needs OpenCV; default: %(default)s)')
     args = parser.parse_args(argv)
+    if args.overwrite and args.skip_existing:
+        parser.error('--overwrite replaces existing results and --skip_existing keeps them: give one')
     if not 1 <= args.quality <= 100:
         parser.error('--quality must be between 1 and 100, got %d' % args.quality)
     for name in ('strength', 'smooth'):
@@ -163,9 +168,10 @@ def _results_folders(output):
     return ['generated'] if not output else [output] if _wants_folder(output) else []
 
 
-def output_paths(inputs, specs, output, fmt, outputs):
+def output_paths(inputs, specs, output, fmt, outputs, skip_existing=False):
     """Where each input's result goes: `output` itself for one image file, else a folder mirroring the names;
-    each is claimed in `outputs` (files.Outputs) before any work.
+    each is claimed in `outputs` (files.Outputs) before any work, or with skip_existing, where something is there
+    already, left out (None).
 
     Args:
       inputs: (path, relative name) from collect_inputs.
@@ -174,7 +180,7 @@ def output_paths(inputs, specs, output, fmt, outputs):
       fmt: --format (an extension without the dot), or None for each input's own.
 
     Returns:
-      One output path per input.
+      One output path (or None) per input.
 
     Raises:
       UsageError: a file --output for a folder, glob or several inputs; --format against --output's extension;
@@ -198,10 +204,23 @@ def output_paths(inputs, specs, output, fmt, outputs):
                              % (folder, len(inputs), folder))
         paths = [os.path.join(folder, os.path.splitext(name)[0] + (extension or os.path.splitext(name)[1]))
                  for _, name in inputs]
-    for (source, _), path in zip(inputs, paths):
+    for index, ((source, _), path) in enumerate(zip(inputs, paths)):
+        if skip_existing and os.path.lexists(path):
+            outputs.check_not_input(path)  # an input is never "done"
+            paths[index] = None
+            continue
         outputs.claim(path, source=source)
         _check_encodable(source, path, len(inputs) == 1)
     return paths
+
+
+def _left_as_they_are(inputs, paths):
+    """The inputs whose results are to be written, and their paths; says how many --skip_existing left out."""
+    todo = [(source, path) for source, path in zip(inputs, paths) if path]
+    if len(todo) < len(inputs):
+        log.info('%d of %d results exist already and are left as they are (--skip_existing)%s',
+                 len(inputs) - len(todo), len(inputs), '; nothing to do' if not todo else '')
+    return [source for source, _ in todo], [path for _, path in todo]
 
 
 def _check_encodable(source, output, alone):
@@ -301,6 +320,9 @@ def main(argv=None):
         video.check_source(args.video)
         output = args.output or os.path.join('generated', 'res.mp4')
         outputs = Outputs([args.video, args.model_file] + (args.style_image or []), args.overwrite)
+        if args.skip_existing and os.path.lexists(output):
+            outputs.check_not_input(output)
+            return log.info('%s exists already and is left as it is (--skip_existing); nothing to do', output)
         outputs.claim(output, source=args.video)
         stylizer, style_for = load_model()
         first = []  # the video's style: from its first frame where --style_strength needs the photo's own
@@ -315,8 +337,12 @@ def main(argv=None):
         return
     inputs = collect_inputs(args.image_file, _results_folders(args.output))
     outputs = Outputs([path for path, _ in inputs] + [args.model_file] + (args.style_image or []), args.overwrite)
-    paths = output_paths(inputs, args.image_file, args.output, args.format, outputs)
-    if len(inputs) == 1:
+    paths = output_paths(inputs, args.image_file, args.output, args.format, outputs, args.skip_existing)
+    alone = len(inputs) == 1  # an image's problems are the command's error; of several, each is reported and skipped
+    inputs, paths = _left_as_they_are(inputs, paths)
+    if not inputs:
+        return
+    if alone:
         rgb, alpha = load_image(inputs[0][0], 'content image')  # before the model loads: fail fast
         stylizer, style_for = load_model()
         stylize_one(lambda pixels: finish(stylizer(pixels, style=style_for(pixels)), pixels), inputs[0][0], rgb,

@@ -215,11 +215,7 @@ class Outputs:
         _check_place(path, option)
         keys = _identities(path)
         folder = folder or os.path.isdir(path)  # replacing a folder replaces all it holds
-        for input_path, input_keys in self._inputs:
-            if keys & input_keys or (folder and contains(path, input_path)):
-                raise UsageError('%s %s %s the input %s: writing it would replace that; choose another %s'
-                                 % (option, path, 'is' if keys & input_keys else 'holds', input_path,
-                                    _what(option)))
+        self.check_not_input(path, option, folder)
         if folder and contains(path, os.getcwd()):
             raise UsageError('%s %s is or holds the working directory; choose a new path' % (option, path))
         for other, other_keys, other_source in self._claimed:
@@ -237,6 +233,15 @@ class Outputs:
                 raise UsageError('%s %s exists; pass --overwrite to replace it, or choose another %s'
                                  % (option, path, _what(option)))
         self._claimed.append((path, keys, source))
+
+    def check_not_input(self, path, option='--output', folder=False):
+        """Raise UsageError if `path` is one of the inputs (by real path and inode) or, as a folder, holds one."""
+        keys = _identities(path)
+        for input_path, input_keys in self._inputs:
+            if keys & input_keys or (folder and contains(path, input_path)):
+                raise UsageError('%s %s %s the input %s: writing it would replace that; choose another %s'
+                                 % (option, path, 'is' if keys & input_keys else 'holds', input_path,
+                                    _what(option)))
 
     def _is_own(self, path, keys):
         return any(keys & own_keys or (os.path.isdir(own) and contains(own, path)) for own, own_keys in self._own)

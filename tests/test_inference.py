@@ -57,6 +57,36 @@ def test_folder_of_mixed_sizes_and_formats_with_a_broken_file(tmp_path, trained_
     assert not (tmp_path / 'out' / 'broken.jpg').exists()
 
 
+def test_an_interrupted_folder_run_is_finished_with_skip_existing(tmp_path, trained_model, capsys, caplog):
+    caplog.set_level('INFO')
+    for i in range(3):
+        write_image_file(str(tmp_path / 'in' / ('p%d.png' % i)), 20, 24, seed=i)
+    out = tmp_path / 'out'
+    _eval('--model_file', trained_model, '--image_file', str(tmp_path / 'in'), '--output', str(out))
+    done, first = (out / 'p0.png').read_bytes(), (out / 'p1.png').read_bytes()
+    (out / 'p1.png').unlink()  # as if stopped before its turn
+    (out / 'p2.png').write_bytes(b'a file of the user, by that name')
+    capsys.readouterr()  # the progress bar
+    assert 'pass --overwrite to replace it' in usage_error(
+        eval_py.main, ['--model_file', trained_model, '--image_file', str(tmp_path / 'in'), '--output', str(out)],
+        capsys)
+    _eval('--model_file', trained_model, '--image_file', str(tmp_path / 'in'), '--output', str(out),
+          '--skip_existing')
+    assert '2 of 3 results exist already and are left as they are (--skip_existing)' in caplog.text
+    assert (out / 'p0.png').read_bytes() == done and (out / 'p1.png').read_bytes() == first
+    assert (out / 'p2.png').read_bytes() == b'a file of the user, by that name'
+    caplog.clear()
+    _eval('--model_file', trained_model, '--image_file', str(tmp_path / 'in'), '--output', str(out),
+          '--skip_existing')  # all there: the model is not even loaded
+    assert '3 of 3 results exist already and are left as they are (--skip_existing); nothing to do' in caplog.text
+    assert 'model loaded' not in caplog.text
+    capsys.readouterr()
+    for argv, message in ((['--output', str(tmp_path / 'in')], 'is the input'),  # an input is never a result
+                          (['--overwrite'], '--overwrite replaces existing results and --skip_existing keeps them')):
+        assert message in usage_error(eval_py.main, ['--model_file', trained_model, '--image_file',
+                                                     str(tmp_path / 'in'), '--skip_existing', *argv], capsys)
+
+
 def test_globs_and_format(tmp_path, trained_model):
     for i in range(3):
         write_image_file(str(tmp_path / ('p%d.jpg' % i)), 20 + i, 24, seed=i)
@@ -377,6 +407,10 @@ def test_a_still_image_or_nothing_as_the_video_is_refused_before_any_work(tmp_pa
     _eval('--model_file', trained_model, '--video', str(tmp_path / 'moving.gif'), '--output', str(tmp_path / 'a.mp4'))
     import imageio_ffmpeg
     assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / 'a.mp4'))[0] == 3  # an animation is a video
+    written = os.stat(tmp_path / 'a.mp4').st_mtime_ns
+    _eval('--model_file', trained_model, '--video', str(tmp_path / 'moving.gif'), '--output', str(tmp_path / 'a.mp4'),
+          '--skip_existing')
+    assert os.stat(tmp_path / 'a.mp4').st_mtime_ns == written
 
 
 @pytest.mark.parametrize('argv,message', [
