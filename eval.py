@@ -302,7 +302,6 @@ def style_of(stylizer, style_images, choice, mix, strength, side):
 def main(argv=None):
     setup_logging()
     args = parse_args(argv)
-
     style_images = [load_style_image(path, args.style_size) for path in args.style_image or ()]  # fail fast
 
     def load_model():  # one construction for every kind of input, so that no option is dropped on one path
@@ -314,27 +313,34 @@ def main(argv=None):
 
     def finish(stylized, original):
         return color.finish(stylized, original, args.preserve_colors, args.strength)
-    if args.video:
-        from inference import video
-        video.check_available(args.consistency)
-        video.check_source(args.video)
-        output = args.output or os.path.join('generated', 'res.mp4')
-        outputs = Outputs([args.video, args.model_file] + (args.style_image or []), args.overwrite)
-        if args.skip_existing and os.path.lexists(output):
-            outputs.check_not_input(output)
-            return log.info('%s exists already and is left as it is (--skip_existing); nothing to do', output)
-        outputs.claim(output, source=args.video)
-        stylizer, style_for = load_model()
-        first = []  # the video's style: from its first frame where --style_strength needs the photo's own
+    (_video_command if args.video else _images_command)(args, load_model, finish)
 
-        def stylize_batch(batch):
-            first[:] = first or [style_for(batch[0])]
-            return stylizer.stylize_batch(batch, first[0])
-        video.stylize_video(stylize_batch, args.video, output, outputs,
-                            args.batch_size, args.smooth,
-                            lambda frames, originals: [finish(f, o) for f, o in zip(frames, originals)],
-                            args.consistency)
-        return
+
+def _video_command(args, load_model, finish):
+    """--video: its checks, then every frame through load_model()'s stylizer and finish."""
+    from inference import video
+    video.check_available(args.consistency)
+    video.check_source(args.video)
+    output = args.output or os.path.join('generated', 'res.mp4')
+    outputs = Outputs([args.video, args.model_file] + (args.style_image or []), args.overwrite)
+    if args.skip_existing and os.path.lexists(output):
+        outputs.check_not_input(output)
+        return log.info('%s exists already and is left as it is (--skip_existing); nothing to do', output)
+    outputs.claim(output, source=args.video)
+    stylizer, style_for = load_model()
+    first = []  # the video's style: from its first frame where --style_strength needs the photo's own
+
+    def stylize_batch(batch):
+        first[:] = first or [style_for(batch[0])]
+        return stylizer.stylize_batch(batch, first[0])
+    video.stylize_video(stylize_batch, args.video, output, outputs, args.batch_size, args.smooth,
+                        lambda frames, originals: [finish(f, o) for f, o in zip(frames, originals)],
+                        args.consistency)
+
+
+def _images_command(args, load_model, finish):
+    """--image_file: the inputs and their outputs checked, then each image through load_model()'s stylizer and
+    finish; exit status 1 when some of several could not be stylized."""
     inputs = collect_inputs(args.image_file, _results_folders(args.output))
     outputs = Outputs([path for path, _ in inputs] + [args.model_file] + (args.style_image or []), args.overwrite)
     paths = output_paths(inputs, args.image_file, args.output, args.format, outputs, args.skip_existing)
@@ -344,19 +350,18 @@ def main(argv=None):
         return
     if alone:
         rgb, alpha = load_image(inputs[0][0], 'content image')  # before the model loads: fail fast
-        stylizer, style_for = load_model()
-        stylize_one(lambda pixels: finish(stylizer(pixels, style=style_for(pixels)), pixels), inputs[0][0], rgb,
-                    alpha, paths[0], args.quality, outputs)
-        return
     stylizer, style_for = load_model()
-    failures = stylize_images(lambda pixels: finish(stylizer(pixels, style=style_for(pixels)), pixels), inputs,
-                              paths, args.quality, outputs)
+
+    def stylize(pixels):
+        return finish(stylizer(pixels, style=style_for(pixels)), pixels)
+    if alone:
+        return stylize_one(stylize, inputs[0][0], rgb, alpha, paths[0], args.quality, outputs)
+    failures = stylize_images(stylize, inputs, paths, args.quality, outputs)
     stylizer.close()
     if failures:
         print('error: %d of %d images could not be stylized (see the lines above)' % (failures, len(inputs)),
               file=sys.stderr)
         sys.exit(1)
-
 
 if __name__ == '__main__':
     run_and_exit(main)
