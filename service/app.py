@@ -5,7 +5,7 @@ import os
 import re
 import time
 
-from service.requests import base64_request, images_from_multipart, parse_options, read_body
+from service.requests import base64_request, images_from_multipart, parse_options, query_values, read_body
 from service.work import HTTPError
 from utils import log
 
@@ -70,7 +70,7 @@ def create_app(service):
         html = f.read()
 
     async def stylize_bytes(request):
-        options = parse_options(dict(request.query_params), request.headers.get('accept', ''))
+        options = parse_options(query_values(request.query_params), request.headers.get('accept', ''))
 
         async def read_request():
             body = await read_body(request, limits)

@@ -15,6 +15,16 @@ from utils import shorten, unknown_name_hint
 OPTIONS = ('max_size', 'strength', 'preserve_colors', 'format', 'quality', 'style', 'mix', 'style_strength')
 
 
+def query_values(query):
+    """The query string's parameters (starlette's QueryParams) as a dict; HTTPError 400 for one given twice, which
+    would otherwise be read as its last value without a word."""
+    keys = [key for key, _ in query.multi_items()]
+    twice = next((key for key in keys if keys.count(key) > 1), None)
+    if twice is not None:
+        raise HTTPError(400, 'option %s is given %d times; give it once' % (shorten(twice), keys.count(twice)))
+    return dict(query)
+
+
 def parse_options(values, accept=''):
     """The OPTIONS from query parameters or JSON; HTTPError 400 if one is bad or unknown (a misspelt option would
     otherwise be ignored without a word). Whether they fit the model is checked with the model: _style_of."""

@@ -174,6 +174,7 @@ def _multipart(parts):
     ('/v1/stylize/tiny?qualty=90', 'SMALL', {}, 400, "unknown option 'qualty' (did you mean 'quality'?)"),
     ('/v1/stylize/tiny?x=1', 'SMALL', {}, 400, "unknown option 'x' (the options are: max_size, strength,"),
     ('/v1/stylize/tiny?quality=0', 'SMALL', {}, 400, 'quality must be between 1 and 100, got 0'),
+    ('/v1/stylize/tiny?strength=1&strength=0', 'SMALL', {}, 400, "option 'strength' is given 2 times; give it once"),
     ('/v1/stylize/tiny/base64', b'{"image": "", "strenght": 0.5}', {}, 400,
      "unknown option 'strenght' (did you mean 'strength'?)"),
     ('/v1/stylize/tiny', 'TWO_PHOTOS', {}, 400, 'the multipart body holds 2 photos and 0 style images; send one'),
