@@ -16,13 +16,19 @@ OPTIONS = ('max_size', 'strength', 'preserve_colors', 'format', 'quality', 'styl
 
 
 def query_values(query):
-    """The query string's parameters (starlette's QueryParams) as a dict; HTTPError 400 for one given twice, which
-    would otherwise be read as its last value without a word."""
-    keys = [key for key, _ in query.multi_items()]
-    twice = next((key for key in keys if keys.count(key) > 1), None)
-    if twice is not None:
-        raise HTTPError(400, 'option %s is given %d times; give it once' % (shorten(twice), keys.count(twice)))
-    return dict(query)
+    """The query string's parameters (starlette's QueryParams) as a dict (see _once)."""
+    return _once(query.multi_items())
+
+
+def _once(pairs):
+    """(key, value) pairs as a dict; HTTPError 400 for a key given twice, which would otherwise be read as its last
+    value without a word."""
+    values = {}
+    for key, value in pairs:
+        if key in values:
+            raise HTTPError(400, 'option %s is given twice; give it once' % shorten(key))
+        values[key] = value
+    return values
 
 
 def parse_options(values, accept=''):
@@ -200,7 +206,7 @@ def _placeholder(value):
 def _parse_json(text):
     import json
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_once)
     except RecursionError:
         raise HTTPError(400, 'the JSON body is nested too deeply; send {"image": "<base64>", ...options}') from None
     except (ValueError, UnicodeDecodeError):
