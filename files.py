@@ -267,6 +267,24 @@ class Outputs:
         self._ensure(path, **claim_options)
         return _replacing(path)
 
+    @contextlib.contextmanager
+    def resumable(self, path, **claim_options):
+        """Yield `path`.part, the staging file of a download that a later run resumes (the command appends to it),
+        `path` claimed first. When the block fails, a .part it left empty goes, with the folders made for it; one
+        with data stays for the next run. move() puts it in place once complete."""
+        self._ensure(path, **claim_options)
+        partial = path + '.part'
+        created = _missing_folders(os.path.dirname(os.path.abspath(path)))
+        existed = os.path.lexists(partial)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        try:
+            yield partial
+        except BaseException:
+            if not existed and os.path.isfile(partial) and os.path.getsize(partial) == 0:
+                os.remove(partial)
+            _remove_empty(created)
+            raise
+
     def move(self, staged, path, **claim_options):
         """Move a file that a command staged itself beside `path` (a resumable download's .part) into place."""
         self._ensure(path, **claim_options)

@@ -138,35 +138,38 @@ def fetch_checkpoint(path, url, checkpoint_name, url_source):
 
 def download_file(url, destination, outputs, url_source='loss_model_url in the config'):
     """Download `url` to `destination` with a progress bar, resuming from `destination`.part if present (the
-    download's own staging file, kept between runs); `outputs` (files.Outputs) moves it into place when complete.
-    url_source: where the URL came from, for the message when it is wrong."""
-    os.makedirs(os.path.dirname(destination) or '.', exist_ok=True)
-    partial = destination + '.part'
-    have = os.path.getsize(partial) if os.path.exists(partial) else 0
-    request = urllib.request.Request(url, headers={'Range': 'bytes=%d-' % have} if have else {})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            if have and response.status != 206:
-                have = 0  # the server ignored the range: start again
-            size = response.headers.get('Content-Length')
-            total = have + int(size) if size else None
-            with open(partial, 'ab' if have else 'wb') as out, \
-                    tqdm(total=total, initial=have, unit='B', unit_scale=True, unit_divisor=1024,
-                         desc=os.path.basename(destination)) as bar:
-                for chunk in iter(lambda: response.read(CHUNK_BYTES), b''):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-    except urllib.error.HTTPError as error:
-        if not (error.code == 416 and have):  # 416 with a partial file: it is already complete
-            raise UsageError('cannot download %s: HTTP %d %s (check %s, or download it by hand, see '
-                             'pretrained/README.md)' % (url, error.code, error.reason, url_source)) from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, 'reason', error)
-        again = ('run again to resume from %s' % partial if os.path.exists(partial) and os.path.getsize(partial)
-                 else 'check the connection and run again')
-        raise UsageError('download of %s stopped: %s (%s, or download it by hand, see pretrained/README.md)'
-                         % (url, reason, again)) from None
+    download's own staging file, kept between runs: files.Outputs.resumable); `outputs` moves it into place when
+    complete. url_source: where the URL came from, for the message when it is wrong."""
+    with outputs.resumable(destination) as partial:
+        have = os.path.getsize(partial) if os.path.exists(partial) else 0
+        request = urllib.request.Request(url, headers={'Range': 'bytes=%d-' % have} if have else {})
+        try:
+            _fetch(request, partial, have, os.path.basename(destination))
+        except urllib.error.HTTPError as error:
+            if not (error.code == 416 and have):  # 416 with a partial file: it is already complete
+                raise UsageError('cannot download %s: HTTP %d %s (check %s, or download it by hand, see '
+                                 'pretrained/README.md)' % (url, error.code, error.reason, url_source)) from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, 'reason', error)
+            again = ('run again to resume from %s' % partial if os.path.exists(partial) and os.path.getsize(partial)
+                     else 'check the connection and run again')
+            raise UsageError('download of %s stopped: %s (%s, or download it by hand, see pretrained/README.md)'
+                             % (url, reason, again)) from None
     outputs.move(partial, destination)
+
+
+def _fetch(request, partial, have, name):
+    """Append the answer to `request` to the file `partial`, which holds its first `have` bytes."""
+    with urllib.request.urlopen(request, timeout=60) as response:
+        if have and response.status != 206:
+            have = 0  # the server ignored the range: start again
+        size = response.headers.get('Content-Length')
+        total = have + int(size) if size else None
+        with open(partial, 'ab' if have else 'wb') as out, \
+                tqdm(total=total, initial=have, unit='B', unit_scale=True, unit_divisor=1024, desc=name) as bar:
+            for chunk in iter(lambda: response.read(CHUNK_BYTES), b''):
+                out.write(chunk)
+                bar.update(len(chunk))
 
 
 def extract_checkpoint(archive, checkpoint_name, path, outputs, remove_broken=True,

@@ -96,6 +96,11 @@ def test_download_errors(tmp_path, server):
     (tmp_path / 'vgg_16_2016_08_28.tar.gz.part').write_bytes(b'half')
     with pytest.raises(UsageError, match=r'download of .* stopped: .*\(run again to resume from .*\.part'):
         pretrained.ensure_vgg_checkpoint(path, closed, 'vgg_16')
+    assert (tmp_path / 'vgg_16_2016_08_28.tar.gz.part').read_bytes() == b'half'  # kept, to resume from
+    for url in (closed, server + '/missing.tar.gz'):  # a failed first download leaves no folder behind
+        with pytest.raises(UsageError):
+            pretrained.ensure_vgg_checkpoint(str(tmp_path / 'new' / 'deeper' / 'vgg_16.ckpt'), url, 'vgg_16')
+        assert not (tmp_path / 'new').exists()
 
 
 def test_train_downloads_on_first_run(workspace, server, caplog):
