@@ -139,7 +139,7 @@ async def images_from_multipart(request, body):
     fields = [key for key, value in form.multi_items() if not isinstance(value, UploadFile)]
     if fields:
         raise HTTPError(400, 'the multipart body has the text field %s: only files go in it (the photo as "image"), '
-                             'options in the query string (?%s=...)' % (shorten(fields[0]), fields[0][:40]))
+                             'options in the query string (/v1/stylize/NAME?strength=0.5)' % shorten(fields[0]))
     files = [(key, value) for key, value in form.multi_items() if isinstance(value, UploadFile)]
     styles = [value for key, value in files if key == 'style_image']
     photos = [value for key, value in files if key != 'style_image']  # a sole one under any name: curl -F file=@
