@@ -47,8 +47,9 @@ def parse_args(argv):
     source.add_argument('--video', help='a video to stylize frame by frame (needs imageio-ffmpeg)')
     parser.add_argument('--output', help='for one image file: the result file (default: generated/res.jpg), or a '
                                          'folder if it ends in / or exists; for a folder, a glob or several inputs: '
-                                         'a folder (default: generated/); for a video: a file (default: '
-                                         'generated/res.mp4). Never one of the inputs')
+                                         'a folder (default: generated/); for a video: a .mp4, .m4v, .mov, .mkv, '
+                                         '.avi, .webm or .gif file (default: generated/res.mp4). Never one of the '
+                                         'inputs')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace results that already exist (default: refuse, naming them)')
     parser.add_argument('--skip_existing', action='store_true',
@@ -322,6 +323,7 @@ def _video_command(args, load_model, finish):
     video.check_available(args.consistency)
     video.check_source(args.video)
     output = args.output or os.path.join('generated', 'res.mp4')
+    video.check_output(output)
     outputs = Outputs([args.video, args.model_file] + (args.style_image or []), args.overwrite)
     if args.skip_existing and os.path.lexists(output):
         outputs.check_not_input(output)

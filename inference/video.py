@@ -1,4 +1,5 @@
 """Video in and out through imageio-ffmpeg (its wheel ships an ffmpeg binary): frames, frame rate and audio."""
+import os
 import time
 
 import numpy as np
@@ -9,6 +10,11 @@ from inference.consistency import consistency_for
 from utils import UsageError, log, require_file
 
 INSTALL_HINT = 'pip install -r requirements-video.txt'
+# The containers --output may name (by its extension), with the video and audio encoders that imageio-ffmpeg's
+# ffmpeg has for each; GIF holds no sound. Any other extension would fail only after every frame was stylized.
+CONTAINERS = {'.mp4': ('libx264', 'aac'), '.m4v': ('libx264', 'aac'), '.mov': ('libx264', 'aac'),
+              '.mkv': ('libx264', 'aac'), '.avi': ('libx264', 'libmp3lame'), '.webm': ('libvpx-vp9', 'libopus'),
+              '.gif': ('gif', None)}
 
 
 def check_available(consistency='blend'):
@@ -33,6 +39,25 @@ def check_source(path):
     still = still_image_format(path)
     if still:
         raise UsageError('--video %s is a still image (%s), not a video: pass it to --image_file' % (path, still))
+
+
+def check_output(path):
+    """Raise UsageError, before any work, when the extension of `path` names no container in CONTAINERS."""
+    if os.path.splitext(path)[1].lower() not in CONTAINERS:
+        raise UsageError('--output %s: a video is written as %s, the container chosen by the extension'
+                         % (path, ', '.join(CONTAINERS)))
+
+
+def _encoder(path, with_audio):
+    """imageio_ffmpeg.write_frames' keyword arguments for the container `path` names: its codec at a quality near
+    visually lossless, and the audio codec when the source has sound (none for GIF)."""
+    codec, audio = CONTAINERS[os.path.splitext(path)[1].lower()]
+    options = {'libx264': {'quality': 8},  # crf 10
+               'libvpx-vp9': {'quality': None, 'output_params': ['-crf', '24', '-b:v', '0']},
+               'gif': {'quality': None, 'pix_fmt_out': 'rgb8'}}[codec]
+    if with_audio and audio:
+        options.update(audio_path=with_audio, audio_codec=audio)
+    return dict(options, codec=codec)
 
 
 def _read(path):
@@ -89,9 +114,9 @@ def stylize_video(stylize_batch, source, output, outputs, batch_size, smooth, fi
     total = int(round(meta.get('duration', 0) * fps)) or None
     start, count = time.time(), 0
     with outputs.file(output) as temporary:  # ffmpeg picks the container by the extension, which it keeps
-        writer = imageio_ffmpeg.write_frames(temporary, even[::-1], fps=fps, macro_block_size=1, quality=8,
-                                             audio_path=source if meta.get('audio_codec') else None,
-                                             audio_codec='aac', ffmpeg_log_level='error')
+        writer = imageio_ffmpeg.write_frames(temporary, even[::-1], fps=fps, macro_block_size=1,
+                                             ffmpeg_log_level='error',
+                                             **_encoder(output, source if meta.get('audio_codec') else None))
         writer.send(None)
         try:
             with tqdm(total=total, unit='frame', desc='stylizing %s' % source) as bar:
@@ -104,9 +129,10 @@ def stylize_video(stylize_batch, source, output, outputs, batch_size, smooth, fi
         finally:
             writer.close()
         _check_written(temporary, output, count)
+    audio = ('' if not meta.get('audio_codec') else ' (audio kept)' if CONTAINERS[
+        os.path.splitext(output)[1].lower()][1] else ' (a GIF has no sound: the audio left out)')
     log.info('%d frame%s at %.3g fps stylized in %.1f s%s, written to %s', count, 's' * (count != 1), fps,
-             time.time() - start,
-             ' (audio kept)' if meta.get('audio_codec') else '', output)
+             time.time() - start, audio, output)
 
 
 def _even(frame, even):

@@ -349,6 +349,29 @@ def test_video_keeps_frame_rate_audio_and_size(tmp_path, trained_model):
     assert meta.get('audio_codec') == 'aac'
 
 
+@pytest.mark.parametrize('container,audio', [('.webm', 'opus'), ('.mov', 'aac'), ('.avi', 'mp3'), ('.gif', None)])
+def test_every_container_the_extension_names(tmp_path, trained_model, container, audio, caplog):
+    caplog.set_level('INFO')
+    source, output = tmp_path / 'in.mp4', tmp_path / ('out' + container)
+    make_video(source, seconds=1)
+    _eval('--model_file', trained_model, '--video', str(source), '--output', str(output))
+    import imageio_ffmpeg
+    meta = next(imageio_ffmpeg.read_frames(str(output)))  # (reading pads an AVI to its audio's end: frames counted)
+    assert imageio_ffmpeg.count_frames_and_secs(str(output))[0] == 10 and tuple(meta['size']) == (48, 32)
+    assert (meta.get('audio_codec') or '').rstrip(',') == (audio or '')
+    assert ('a GIF has no sound' in caplog.text) == (audio is None)
+
+
+def test_a_video_container_no_encoder_writes_is_refused_before_any_work(tmp_path, trained_model, capsys, caplog):
+    caplog.set_level('INFO')
+    make_video(tmp_path / 'in.mp4', seconds=1)
+    for name in ('out.txt', 'out'):
+        assert '--output %s: a video is written as .mp4, .m4v, .mov, .mkv, .avi, .webm, .gif' % (tmp_path / name) \
+            in usage_error(eval_py.main, ['--model_file', trained_model, '--video', str(tmp_path / 'in.mp4'),
+                                          '--output', str(tmp_path / name)], capsys)
+    assert 'model loaded' not in caplog.text and sorted(os.listdir(tmp_path)) == ['in.mp4']
+
+
 def test_smooth_calms_the_video_end_to_end(tmp_path, trained_model):
     import imageio_ffmpeg
     make_video(tmp_path / 'in.mp4', seconds=1)
