@@ -17,6 +17,27 @@ from images import check_encodable, encode_image, output_format
 from utils import UsageError, tf
 
 
+@contextlib.contextmanager
+def exclusive_folder(path, busy_message):
+    """Hold an exclusive lock on the folder `path` for the block: a flock on the folder itself, so that no lock file
+    is left behind, and the system releases it when the process ends, however it ends. Another process holding it
+    raises UsageError(busy_message) at once. Where there is no flock (Windows), nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(busy_message) from None
+        yield
+    finally:
+        os.close(descriptor)
+
+
 def _missing_folders(folder):
     """The folders that os.makedirs(folder) would create, deepest first."""
     missing = []

@@ -20,7 +20,7 @@ import train
 import training.loop
 import training.progress
 from config import Config
-from helpers import ROOT, write_config, write_image_file
+from helpers import ROOT, usage_error, write_config, write_image_file
 from utils import UsageError, tf
 
 STEP_LINE = re.compile(r'resumed from \S+ at step (\d+)')
@@ -75,6 +75,21 @@ def test_a_signal_saves_the_current_step_and_exits_0(workspace, signum):
     resumed = subprocess.run([sys.executable, os.path.join(ROOT, 'train.py'), '-c', config, '--max_steps',
                               str(int(stopped.group(1)) + 1)], capture_output=True, text=True, timeout=600)
     assert 'resumed from %s at step %s' % (stopped.group(2), stopped.group(1)) in resumed.stderr
+
+
+def test_a_second_run_in_the_same_model_folder_is_refused_while_the_first_trains(workspace, capsys):
+    config = write_config('tiny.yml', epoch=1000, checkpoint_secs=3600.0)
+    run = _Training(config)
+    run.wait_for(' step ')
+    assert 'the model folder models/tiny is being trained by another train.py now' in usage_error(
+        train.main, ['-c', config, '--max_steps', '2'], capsys)  # the two would overwrite each other's checkpoints
+    run.process.send_signal(signal.SIGINT)
+    code, output = run.finish()
+    assert code == 0 and 'stopped by SIGINT' in output, output
+    assert os.listdir('models/tiny') and not [name for name in os.listdir('models/tiny') if 'lock' in name]
+    step = _latest_step('models/tiny')
+    train.main(['-c', config, '--max_steps', str(step + 1)])  # the lock went with the process
+    assert _latest_step('models/tiny') == step + 1
 
 
 def test_a_second_signal_exits_at_once():

@@ -12,7 +12,7 @@ import model
 import reader
 import style_names
 from config import style_list
-from files import Outputs
+from files import Outputs, exclusive_folder
 from training.graph import build_graph
 from training.init_from import Initializer
 from training.progress import ProgressLog, StopRequest
@@ -57,6 +57,16 @@ def train(config, filenames, styles, loss_net, max_steps=None, placement=None, i
     """
     placement = placement or distribute.place('none', None, config.batch_size, config.mixed_precision)
     training_path = _model_folder(config, placement.is_chief)
+    busy = ('the model folder %s is being trained by another train.py now; wait for it to end or stop it (Ctrl-C '
+            'saves its step), or train into another folder (change naming or model_path)' % training_path)
+    with exclusive_folder(training_path, busy) if placement.is_chief else contextlib.nullcontext():
+        _train_in(training_path, config, filenames, styles, loss_net, max_steps, placement, init_from, frozen_styles,
+                  preview)
+
+
+def _train_in(training_path, config, filenames, styles, loss_net, max_steps, placement, init_from, frozen_styles,
+              preview):
+    """train()'s work, in the model folder `training_path` that this process holds."""
     end_step, stop_step = _run_length(config, len(filenames), max_steps)
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size, config.max_image_pixels)
     with tf.Graph().as_default():
