@@ -21,7 +21,8 @@ from utils import UsageError, tf
 def exclusive_folder(path, busy_message):
     """Hold an exclusive lock on the folder `path` for the block: a flock on the folder itself, so that no lock file
     is left behind, and the system releases it when the process ends, however it ends. Another process holding it
-    raises UsageError(busy_message) at once. Where there is no flock (Windows), nothing is locked."""
+    raises UsageError(busy_message) at once. Where there is no flock (Windows, file systems without locks), nothing
+    is locked."""
     try:
         import fcntl
     except ImportError:
@@ -33,6 +34,8 @@ def exclusive_folder(path, busy_message):
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UsageError(busy_message) from None
+        except OSError:
+            pass  # a file system without locks (some network ones): the run goes on unlocked, as before
         yield
     finally:
         os.close(descriptor)

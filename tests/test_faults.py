@@ -92,6 +92,19 @@ def test_a_second_run_in_the_same_model_folder_is_refused_while_the_first_trains
     assert _latest_step('models/tiny') == step + 1
 
 
+def test_a_file_system_without_locks_trains_unlocked(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+    import files
+
+    def no_locks(*_):
+        raise OSError(errno.ENOLCK, 'No locks available')
+    monkeypatch.setattr(fcntl, 'flock', no_locks)
+    with files.exclusive_folder(str(tmp_path), 'busy'):
+        ran = True
+    assert ran and os.listdir(tmp_path) == []
+
+
 def test_a_second_signal_exits_at_once():
     """After the first signal the handlers are the system's defaults: a second one ends the process at once."""
     with training.progress.StopRequest() as stop:
