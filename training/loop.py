@@ -103,7 +103,8 @@ def _train_in(training_path, config, filenames, styles, loss_net, max_steps, pla
             if frozen_styles:
                 log.info('the shared weights and styles %s are kept as they are: the steps train %s alone, their '
                          'scales and offsets', ', '.join(names[:frozen_styles]), ', '.join(names[frozen_styles:]))
-            with _summary_writer(training_path, placement.is_chief) as writer:  # opened past 'nothing to do', which writes none
+            # The summary writer opens past 'nothing to do', so that a run with nothing to do writes no event file.
+            with _summary_writer(training_path, placement.is_chief) as writer:
                 checkpoints = checkpoint_files.Checkpoints(
                     sess, saver, os.path.join(training_path, CHECKPOINT_NAME), config, model.transform_variables(),
                     placement.is_chief, CHECKPOINT_EVERY)
