@@ -33,8 +33,7 @@ OPTIONS = {
     'eval': (eval_py.parse_args, {
         'model_file': READS, 'image_file': READS, 'video': READS, 'output': WRITES, 'overwrite': None,
         'skip_existing': None, 'format': None, 'quality': None, 'preserve_colors': None, 'strength': None,
-        'max_pixels': None,
-        'precision': None, 'batch_size': None, 'smooth': None, 'style': None, 'style_mix': None,
+        'max_pixels': None, 'precision': None, 'batch_size': None, 'smooth': None, 'style': None, 'style_mix': None,
         'consistency': None, 'style_image': READS, 'style_strength': None, 'style_size': None, 'no_download': None}),
     'stylize': (stylize.parse_args, {
         'content': READS, 'style': READS, 'loss_model_file': READS, 'output': WRITES, 'frames_dir': WRITES,
