@@ -78,17 +78,20 @@ def create_app(service):
                 image, style = await images_from_multipart(request, body)
                 return image, dict(options, style_image=style)
             return body, dict(options, style_image=None)
-        data, media, width, height, ms = await service.stylize(request.path_params['model'], read_request)
-        return Response(data, media_type=media, headers={'X-Stylize-Ms': '%.0f' % ms,
-                                                         'X-Image-Size': '%dx%d' % (width, height)})
+        result = await service.stylize(request.path_params['model'], read_request)
+        token = {'X-Style-Token': result.style_token} if result.style_token else {}
+        return Response(result.data, media_type=result.media_type, headers={
+            'X-Stylize-Ms': '%.0f' % result.ms, 'X-Image-Size': '%dx%d' % (result.width, result.height), **token})
 
     async def stylize_base64(request):
         async def read_request():
             data, style, options = await asyncio.to_thread(base64_request, await read_body(request, limits))
             return data, dict(parse_options(options), style_image=style)
-        result, media, width, height, ms = await service.stylize(request.path_params['model'], read_request)
-        return JSONResponse({'image': base64.b64encode(result).decode('ascii'), 'format': media.split('/')[1],
-                             'width': width, 'height': height, 'ms': round(ms, 1)})
+        result = await service.stylize(request.path_params['model'], read_request)
+        token = {'style_token': result.style_token} if result.style_token else {}
+        return JSONResponse({'image': base64.b64encode(result.data).decode('ascii'),
+                             'format': result.media_type.split('/')[1], 'width': result.width,
+                             'height': result.height, 'ms': round(result.ms, 1), **token})
 
     async def models(_request):
         return JSONResponse({'models': [

@@ -12,7 +12,9 @@ from service.work import FORMATS, HTTPError
 from utils import shorten, unknown_name_hint
 
 
-OPTIONS = ('max_size', 'strength', 'preserve_colors', 'format', 'quality', 'style', 'mix', 'style_strength')
+OPTIONS = ('max_size', 'strength', 'preserve_colors', 'format', 'quality', 'style', 'mix', 'style_strength',
+           'style_token')
+_STYLE_TOKEN = re.compile(r'[0-9a-f]{32}')  # service.work.EmbeddingCache.issue's
 
 
 def query_values(query):
@@ -71,7 +73,18 @@ def parse_options(values, accept=''):
         raise HTTPError(400, 'format must be one of png, jpeg, webp; got %s' % shorten(fmt))
     return {'max_size': max_size, 'strength': strength, 'preserve_colors': preserve in ('true', '1', 'yes'),
             'format': FORMATS[str(fmt).lower()] if fmt else None, 'quality': quality,
-            'style': _style(values.get('style')), 'mix': _mix(values.get('mix')), 'style_strength': style_strength}
+            'style': _style(values.get('style')), 'mix': _mix(values.get('mix')), 'style_strength': style_strength,
+            'style_token': _style_token(values.get('style_token'))}
+
+
+def _style_token(raw):
+    """A style_token as sent back by an earlier answer (X-Style-Token, "style_token"); None if not given."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not _STYLE_TOKEN.fullmatch(raw):
+        raise HTTPError(400, 'style_token must be the 32 hex digits of an earlier answer\'s X-Style-Token, got %s'
+                        % shorten(raw))
+    return raw
 
 
 def _style(raw):

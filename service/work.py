@@ -5,6 +5,7 @@ import collections
 import dataclasses
 import hashlib
 import io
+import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,11 @@ from utils import UsageError, log
 FORMATS = {'png': 'PNG', 'jpeg': 'JPEG', 'jpg': 'JPEG', 'webp': 'WEBP'}
 
 MEDIA_TYPES = {'PNG': 'image/png', 'JPEG': 'image/jpeg', 'WEBP': 'image/webp'}
+
+
+# What a request's stylizing gives: the image file's bytes and media type, its size, the milliseconds it took, and
+# for a style image sent to an arbitrary-style network the token to send instead of it next time (else None).
+Stylized = collections.namedtuple('Stylized', 'data media_type width height ms style_token')
 
 
 class HTTPError(Exception):
@@ -83,11 +89,44 @@ def sniff_format(data):
 class EmbeddingCache:
     """The style embeddings of recently used style images, by model and the image file's SHA-256: at most
     `entries` of them (each 100 float32 values, so 256 take about 100 KB with their keys), the least recently used
-    dropped first."""
+    dropped first.
+
+    Each style image sent gets a token, random, for its sender to send instead of the image next time (the page's
+    live camera does, frame after frame). A token names only a style its holder sent: a client cannot learn which
+    styles others use, as it could by sending a content hash.
+    """
 
     def __init__(self, entries=256):
         self.entries, self.embeddings = entries, collections.OrderedDict()
+        self.tokens = collections.OrderedDict()  # token -> the key of its embedding; at most 4 x entries
         self.lock = threading.Lock()
+
+    def issue(self, key):
+        """A new token for the embedding at `key`."""
+        token = secrets.token_hex(16)
+        with self.lock:
+            self.tokens[token] = key
+            while len(self.tokens) > 4 * self.entries:
+                self.tokens.popitem(last=False)
+        return token
+
+    def by_token(self, token, model):
+        """The embedding `token` was issued for, by the model `model` (its id).
+
+        Raises:
+          HTTPError: 400 for a token of another model; 410 for one unknown or whose embedding was dropped.
+        """
+        with self.lock:
+            key = self.tokens.get(token)
+            if key is not None and key[0] == model and key in self.embeddings:
+                self.tokens.move_to_end(token)
+                self.embeddings.move_to_end(key)
+                return self.embeddings[key]
+        if key is not None and key[0] != model:
+            raise HTTPError(400, 'this style_token was issued by another model: send it there, or send the style '
+                                 'image')
+        raise HTTPError(410, 'style_token is unknown or expired (the service keeps the %d styles used last): send the '
+                             'style image again' % self.entries)
 
     def get(self, key, compute):
         """The embedding for `key`, from the cache or compute() (outside the lock: two requests for a new style may
@@ -137,7 +176,7 @@ class Service:
         that no body is read before the first two), then decode, stylize and encode its image.
 
         Returns:
-          (bytes, media type, width, height, milliseconds).
+          Stylized.
         """
         stylizer = self.model(name)
         self.admit()
@@ -152,15 +191,16 @@ class Service:
         future = self.executor.submit(self._work, stylizer, data, options, style, deadline)
         future.add_done_callback(self.release)
         try:
-            body, fmt, width, height = await asyncio.wait_for(asyncio.wrap_future(future), self.limits.timeout)
+            body, fmt, width, height, token = await asyncio.wait_for(asyncio.wrap_future(future),
+                                                                     self.limits.timeout)
         except (asyncio.TimeoutError, Cancelled):
             raise HTTPError(504, 'stylizing took longer than the %g s limit; send a smaller image or use max_size'
                             % self.limits.timeout) from None
-        return body, MEDIA_TYPES[fmt], width, height, (time.monotonic() - start) * 1000
+        return Stylized(body, MEDIA_TYPES[fmt], width, height, (time.monotonic() - start) * 1000, token)
 
     def _work(self, stylizer, data, options, style, deadline):
         """In a worker thread: decode, stylize (in `style`, for a model of several styles) and encode; stops
-        (Cancelled) once the deadline has passed."""
+        (Cancelled) once the deadline has passed. Returns (bytes, format, width, height, style token or None)."""
         def too_late():
             return time.monotonic() > deadline
         rgb, alpha, input_format = self._decode(data)
@@ -175,27 +215,32 @@ class Service:
                                  'checkpoint); send a smaller image or use max_size' % stylizer.max_pixels)
         if too_late():
             raise Cancelled('the deadline passed before the work started')
+        token = None
         if stylizer.arbitrary is not None:
-            style = self._embedding(stylizer, options, rgb)
+            style, token = self._embedding(stylizer, options, rgb)
         stylized = self.budget.run(pixels, lambda: stylizer(rgb, progress=False, should_stop=too_late, style=style),
                                    deadline)
         result = color.finish(stylized, rgb, options['preserve_colors'], options['strength'])
-        return encode_image(result, fmt, alpha, options['quality']), fmt, result.shape[1], result.shape[0]
+        return encode_image(result, fmt, alpha, options['quality']), fmt, result.shape[1], result.shape[0], token
 
     def _embedding(self, stylizer, options, rgb):
-        """For an arbitrary-style network: the style image's embedding (cached by its bytes), blended with the
-        photo's own by style_strength."""
-        data = options['style_image']
-
+        """For an arbitrary-style network: (the embedding of the style image sent, cached by its bytes, or of the
+        style_token sent instead, blended with the photo's own by style_strength; the style's token)."""
         def predict(pixels, what):
             try:
                 return stylizer.embed(pixels, what=what)
             except UsageError as error:  # too small, too elongated
                 raise HTTPError(400, str(error)) from None
-        embedding = self.embeddings.get((id(stylizer), hashlib.sha256(data).digest()),
-                                        lambda: predict(self._decode(data, 'the style image')[0], 'the style image'))
+        token, data = options['style_token'], options['style_image']
+        if token:
+            embedding = self.embeddings.by_token(token, id(stylizer))
+        else:
+            key = (id(stylizer), hashlib.sha256(data).digest())
+            embedding = self.embeddings.get(key, lambda: predict(self._decode(data, 'the style image')[0],
+                                                                 'the style image'))
+            token = self.embeddings.issue(key)
         return arbitrary.with_strength(embedding, options['style_strength'], lambda: predict(
-            rgb, 'the photo (its own style, which style_strength below 1 blends in)'))
+            rgb, 'the photo (its own style, which style_strength below 1 blends in)')), token
 
     def _decode(self, data, what='the request body'):
         """(rgb, alpha, format) of a JPEG, PNG or WebP file; other formats never reach a decoder."""
@@ -216,16 +261,18 @@ def _style_of(stylizer, name, options):
     """The style weights that the options' style (a name or an index) or mix ask of the model (for an arbitrary-style
     network, None: its embedding is predicted in the worker); HTTPError 400 if they do not fit it."""
     if stylizer.arbitrary is not None:
-        if options['style_image'] is None:
-            raise HTTPError(400, "model %s is Magenta's arbitrary-style network: send the style too, as the file field "
-                                 '"style_image" of a multipart body or "style_image" (base64) in JSON' % name)
+        if (options['style_image'] is None) == (options['style_token'] is None):
+            raise HTTPError(400, "model %s is Magenta's arbitrary-style network: send the style %s, as the file field "
+                                 '"style_image" of a multipart body or "style_image" (base64) in JSON, or the '
+                                 'style_token of an earlier answer' % (name, 'once' if options['style_token'] else
+                                                                       'too'))
         if options['style'] is not None or options['mix'] is not None:
             raise HTTPError(400, 'model %s takes its style from style_image: style and mix apply to models of several '
                                  'styles' % name)
         return None
-    if options['style_image'] is not None or options['style_strength'] != 1:
-        raise HTTPError(400, 'model %s is trained on its own style%s: style_image and style_strength apply to '
-                             "Magenta's arbitrary-style network" % (name, 's' if stylizer.styles > 1 else ''))
+    if options['style_image'] is not None or options['style_token'] is not None or options['style_strength'] != 1:
+        raise HTTPError(400, 'model %s is trained on its own style%s: style_image, style_token and style_strength '
+                             "apply to Magenta's arbitrary-style network" % (name, 's' if stylizer.styles > 1 else ''))
     try:
         return style_choice(stylizer.styles, options['style'], options['mix'], 'model %s' % name, ('style', 'mix'),
                             stylizer.style_names)
