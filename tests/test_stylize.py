@@ -177,7 +177,7 @@ def test_errors(images, vgg_checkpoint, trained_model, tmp_path, capsys):
         (['--iterations', '0'], '--iterations must be positive'),
         (['--style_weight', '-1'], '--style_weight must be a non-negative number'),
         (['--learning_rate', '0'], '--learning_rate must be a positive number'),
-        (['--style_blend', '0.5,0.5'], '--style_blend needs 1 non-negative weights'),
+        (['--style_blend', '0.5,0.5'], '--style_blend needs 1 non-negative weight, not all zero'),
         (['--max_size', '12'], 'the result (12x9) is too small for vgg_16/conv5/conv5_3: it needs at least 16 pixels'),
         (['--style_scale', '0.3'], 'the resized style image (7x10) is too small'),
         (['--style_blend', 'a,b'], "expected comma-separated finite numbers, got 'a,b'"),
