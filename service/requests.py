@@ -19,16 +19,16 @@ _STYLE_TOKEN = re.compile(r'[0-9a-f]{32}')  # service.work.EmbeddingCache.issue'
 
 def query_values(query):
     """The query string's parameters (starlette's QueryParams) as a dict (see _once)."""
-    return _once(query.multi_items())
+    return _once(query.multi_items(), 'option %s')
 
 
-def _once(pairs):
+def _once(pairs, what='key %s in the JSON body'):
     """(key, value) pairs as a dict; HTTPError 400 for a key given twice, which would otherwise be read as its last
-    value without a word."""
+    value without a word. what: how the message names a key (a JSON key may be the image's, or a nested one)."""
     values = {}
     for key, value in pairs:
         if key in values:
-            raise HTTPError(400, 'option %s is given twice; give it once' % shorten(key))
+            raise HTTPError(400, (what + ' is given twice; give it once') % shorten(key))
         values[key] = value
     return values
 
