@@ -126,6 +126,8 @@ def markdown(results, intro):
 
 
 def save(results, intro, report, outputs):
-    """Write the results beside `report`, then the report made of them (markdown), through files.Outputs."""
+    """Write the results beside `report`, then the report made of them (markdown), through files.Outputs. The
+    results go first because they are the source: if the second write fails, the next run merges into them and
+    remakes the report; the other order could leave rows in the report that the next run would drop."""
     outputs.data(results_path(report), (json.dumps(results, indent=1) + '\n').encode())
     outputs.data(report, markdown(results, intro).encode())
