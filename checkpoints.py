@@ -5,6 +5,7 @@ A checkpoint is a prefix: `<prefix>.index` and `<prefix>.data-*` in TensorFlow's
 original's V1 format. Only readable, complete and finite checkpoints are used; every problem is a one-line
 UsageError naming the file and what to pass instead.
 """
+import glob
 import os
 import re
 import time
@@ -18,13 +19,22 @@ from images import IMAGE_FORMATS
 from utils import UsageError, log, slim, tf
 
 CHECKPOINT_NAME = 'fast-style-model.ckpt'  # train.py's checkpoints: <model folder>/<this>-<step or done>
-CHECKPOINT_FIX = 'pass a model trained by train.py, e.g. models/candy/fast-style-model.ckpt-done or models/candy'
+CHECKPOINT_FIX = 'pass a model trained by train.py, e.g. models/wave.ckpt, or a model folder such as models/udnie'
 EXPORTED_FIX = 'this command needs the checkpoint or model folder it was exported from'
 
 
 def checkpoint_exists(prefix):
     """True for a V2 checkpoint prefix (prefix.index) or a V1 single-file checkpoint."""
     return os.path.isfile(prefix + '.index') or os.path.isfile(prefix)
+
+
+MODEL_FORMS = 'a checkpoint such as models/wave.ckpt, a model folder, or an export: .pb, SavedModel folder or .tflite'
+
+
+def model_exists(path):
+    """Whether anything a model loader could read is at `path`: a file, a folder, or a checkpoint prefix's files
+    (what it holds is checked as it is loaded)."""
+    return os.path.exists(path) or bool(glob.glob(glob.escape(path) + '.*'))
 
 
 def expected_variables(build_fn):

@@ -6,6 +6,11 @@ no half-written one behind. Folders made for an output that then failed are remo
 Nothing here deletes a file or folder that the command did not create, except what the user asked to replace
 (--overwrite) after Outputs has checked that it is the kind of thing the command writes. Commands write through
 an Outputs, never through the functions below it directly.
+
+A command's Outputs checks everything before it writes anything: every output is claimed (and every folder a run
+holds is locked) before the first write, and a claim after it is a programming error (RuntimeError), so that no
+side file can be written ahead of a check that then refuses the run; a refused run leaves the file system as it
+was. Files inside a folder or under a checkpoint prefix the run claimed are covered by that claim.
 """
 import contextlib
 import glob
@@ -223,7 +228,8 @@ class Outputs:
         self._inputs = [(path, _identities(path)) for path in inputs]
         self._inputs += [(name, _identities(name)) for path in inputs if not os.path.exists(path)
                          for name in _checkpoint_files(path)]  # a checkpoint prefix: its files
-        self._claimed = []  # (path, identities, source) of every output of the run
+        self._claimed = []  # (path, identities, source, kind) of every output of the run, kind as in _covers
+        self._writing = False  # set at the first write: no claim or lock after it
 
     def claim(self, path, option='--output', source=None, replaceable=os.path.isfile, kind='a file', folder=False,
               checkpoint=False, resumable=None):
@@ -236,13 +242,14 @@ class Outputs:
           resumable: for a folder the run adds to (training's): whether what is there is an earlier run's, to
             which it may add without overwrite; anything else there is refused.
         """
+        self._before_writing('claim %s' % path)
         _check_place(path, option)
         keys = _identities(path)
         folder = folder or os.path.isdir(path)  # replacing a folder replaces all it holds
         self.check_not_input(path, option, folder)
         if folder and contains(path, os.getcwd()):
             raise UsageError('%s %s is or holds the working directory; choose a new path' % (option, path))
-        for other, other_keys, other_source in self._claimed:
+        for other, other_keys, other_source, _ in self._claimed:
             if keys & other_keys:
                 raise UsageError('%s and %s would both be written to %s; rename one, or write them to different '
                                  'places' % (other_source or other, source or path, other))
@@ -256,7 +263,30 @@ class Outputs:
             if not (self.overwrite or self._is_own(path, keys)):
                 raise UsageError('%s %s exists; pass --overwrite to replace it, or choose another %s'
                                  % (option, path, _what(option)))
-        self._claimed.append((path, keys, source))
+        self._claimed.append((path, keys, source, 'folder' if folder else 'checkpoint' if checkpoint else 'file'))
+
+    def _before_writing(self, what):
+        """Raise RuntimeError when the run has begun writing: every check comes before the first write."""
+        if self._writing:
+            raise RuntimeError('%s after the run began writing: claim every output and lock every folder before '
+                               'the first write' % what)
+
+    @contextlib.contextmanager
+    def locked(self, folder, busy_message, cannot_create):
+        """Hold the claimed folder `folder` exclusively for the block (exclusive_folder), made first if missing and
+        removed again afterwards if this made it and it is still empty; a check, so before the first write.
+        cannot_create: the message when the folder cannot be made, with %s for the reason."""
+        self._before_writing('lock %s' % folder)
+        created = _missing_folders(folder)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as error:
+            raise UsageError(cannot_create % error.strerror) from None
+        try:
+            with exclusive_folder(folder, busy_message):
+                yield
+        finally:
+            _remove_empty(created)
 
     def check_not_input(self, path, option='--output', folder=False):
         """Raise UsageError if `path` is one of the inputs (by real path and inode) or, as a folder, holds one."""
@@ -270,10 +300,29 @@ class Outputs:
     def _is_own(self, path, keys):
         return any(keys & own_keys or (os.path.isdir(own) and contains(own, path)) for own, own_keys in self._own)
 
+    def _covers(self, path, keys):
+        """Whether a claim covers `path`: its own, or one of a folder holding it or of the checkpoint prefix whose
+        file it is."""
+        for claimed, claimed_keys, _, kind in self._claimed:
+            if keys & claimed_keys or (kind == 'folder' and contains(claimed, path)):
+                return True
+            if kind == 'checkpoint' and os.path.realpath(path).startswith(os.path.realpath(claimed) + '.'):
+                return True
+        return False
+
     def _ensure(self, path, **claim_options):
+        """Claim `path` unless a claim covers it (a file in a claimed folder is still checked as a file); then the
+        run is writing."""
         keys = _identities(path)
-        if not any(keys & other_keys for _, other_keys, _ in self._claimed):
-            self.claim(path, **claim_options)
+        if not any(keys & other_keys for _, other_keys, _, _ in self._claimed):
+            if self._writing and not self._covers(path, keys):
+                raise RuntimeError('%s was not claimed before the run began writing' % path)
+            writing, self._writing = self._writing, False  # a file inside a claimed folder: checked all the same
+            try:
+                self.claim(path, **claim_options)
+            finally:
+                self._writing = writing
+        self._writing = True
 
     def image(self, path, pixels, alpha=None, quality=95, **claim_options):
         """Write uint8 RGB pixels (H, W, 3) in the format the extension names (.jpg, .png, .webp, .bmp, .tif),

@@ -164,12 +164,13 @@ def resize_long_side(pixels, long_side):
     return resize(pixels, *scaled_size(*pixels.shape[:2], long_side))
 
 
-def check_size(features, pixels, what):
-    """Raise UsageError when an image is too small for the deepest layer of the LossNetwork `features`."""
-    if min(pixels.shape[:2]) < features.min_side():
+def check_size(features, height, width, what):
+    """Raise UsageError when an image of height x width is too small for the deepest layer of the LossNetwork
+    `features`."""
+    if min(height, width) < features.min_side():
         raise UsageError('the %s (%dx%d) is too small for %s: it needs at least %d pixels per side (enlarge it '
                          'with --max_size/--width/--height or --style_scale, or use shallower layers)'
-                         % (what, pixels.shape[1], pixels.shape[0], features.final_endpoint, features.min_side()))
+                         % (what, width, height, features.final_endpoint, features.min_side()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -396,14 +397,14 @@ def stylize(args):
     (height, width), style_side = plan_sizes(args.content, args.style, args.max_size, args.width, args.height,
                                              args.style_scale, args.max_memory * 1e9)
     outputs = plan_outputs(args, height, width)
+    features = LossNetwork(LOSS_MODEL, args.content_layers + args.style_layers, args.loss_model_file, 'vgg_16/fc')
+    check_size(features, height, width, 'result')
+    for path in args.style:  # from the headers, before the weights may be downloaded
+        check_size(features, *scaled_size(*image_size(path, 'style image'), style_side), 'resized style image')
     pretrained.ensure_vgg_checkpoint(args.loss_model_file, args.loss_model_url, LOSS_MODEL, download)
     content = resize(read_image(args.content, 'content image'), height, width)
     styles = [resize_long_side(read_image(path, 'style image'), style_side) for path in args.style]
-    features = LossNetwork(LOSS_MODEL, args.content_layers + args.style_layers, args.loss_model_file, 'vgg_16/fc')
     features.load_weights()
-    check_size(features, content, 'result')
-    for style in styles:
-        check_size(features, style, 'resized style image')
     recipe = recipe_of(args)
     targets = compute_targets(features, content, styles, recipe)
     start = initial_image(args.init, content, styles[0], args.seed)

@@ -8,7 +8,7 @@ Checkpoints and TensorBoard summaries go to <model_path>/<naming>/; a new run re
 checkpoint there, with its global step and Adam state.
 """
 import argparse
-import glob
+import contextlib
 import os
 
 import numpy as np
@@ -17,7 +17,7 @@ import distribute
 import losses
 import model
 import reader
-from checkpoints import checkpoint_candidates
+from checkpoints import checkpoint_candidates, model_exists
 from config import load_config, style_list
 from files import Outputs
 from images import read_image
@@ -27,7 +27,7 @@ from nets.loss_network import LossNetwork
 from preprocessing import preprocessing_factory
 from training import preview
 from training.init_from import starting_weights
-from training.loop import total_steps, train
+from training.loop import claim_model_folder, hold_model_folder, total_steps, train
 from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, tf
 
 
@@ -103,27 +103,39 @@ def get_style_features(config, style_pixels, loss_net):
 TARGET_DIR = 'generated'
 
 
+def target_paths(config):
+    """Where the style targets go: generated/target_style_<naming>.jpg, or with several styles
+    target_style_<naming>_<index>.jpg. They are train.py's own files, rewritten by every run of the config (a
+    resumed run too), so an earlier one is replaced without --overwrite; never a style image."""
+    styles = len(style_list(config))
+    return [os.path.join(TARGET_DIR, 'target_style_%s%s.jpg' % (config.naming, '_%d' % index if styles > 1 else ''))
+            for index in range(styles)]
+
+
 def style_targets(config, loss_net, outputs=None):
     """(Gram matrices, style weight) of every style of the config, each computed once; their training crops are
-    written through `outputs` (files.Outputs; None: not written) to generated/target_style_<naming>.jpg, or with
-    several styles target_style_<naming>_<index>.jpg."""
-    styles = style_list(config)
+    written through `outputs` (files.Outputs, where target_paths are claimed; None: not written)."""
     targets = []
-    for index, (image, weight) in enumerate(styles):
+    for (image, weight), path in zip(style_list(config), target_paths(config)):
         grams, crop = get_style_features(config, read_image(image, 'style image'), loss_net)
         targets.append((grams, weight))
         if outputs is not None:
-            path = os.path.join(TARGET_DIR, 'target_style_%s%s.jpg' % (config.naming,
-                                                                      '_%d' % index if len(styles) > 1 else ''))
             outputs.image(path, crop)
             log.info('style target (%s cropped to %d px) written to %s', image, config.image_size, path)
     return targets
 
 
-def target_outputs(config):
-    """The files.Outputs of the style targets: train.py's own files, rewritten by every run of the config (a
-    resumed run too), so an earlier one is replaced without --overwrite; never a style image."""
-    return Outputs([image for image, _ in style_list(config)], overwrite=True)
+def run_outputs(config, init_from, preview_path):
+    """The chief's files.Outputs, with every output of the run claimed: the model folder, the style targets (its
+    own files) and the preview folder. Nothing is written yet; the model folder is then held (loop.hold_model_folder)
+    before the first write, so that a run refused by any check leaves every file as it was."""
+    inputs = [config.train_dir, config.loss_model_file] + [image for image, _ in style_list(config)]
+    inputs += [path for path in (init_from, preview_path) if path]
+    outputs = Outputs(inputs, own=target_paths(config))
+    claim_model_folder(config, outputs)
+    for path in target_paths(config):
+        outputs.claim(path, option='the style target')
+    return outputs
 
 
 def start_from(model_file, styles, frozen_styles=0):
@@ -159,7 +171,7 @@ def check_prerequisites(config, download, init_from=None, preview=None):
     missing = []
     if preview and not os.path.isfile(preview):
         missing.append('preview photo not found: %s (--preview takes a photo, e.g. img/test.jpg)' % preview)
-    if init_from and not (os.path.exists(init_from) or glob.glob(glob.escape(init_from) + '.*')):
+    if init_from and not model_exists(init_from):
         missing.append('model to start from not found: %s (--init_from takes a checkpoint, .pb or SavedModel, e.g. '
                        'models/wave.ckpt)' % init_from)
     if not os.path.isdir(config.train_dir):
@@ -197,14 +209,17 @@ def main(argv=None):
     total_steps(config, len(filenames))
     placement = distribute.place(args.distribute, args.devices, config.batch_size, config.mixed_precision,
                                  args.worker_timeout)
-    pretrained.ensure_vgg_checkpoint(config.loss_model_file, config.loss_model_url, config.loss_model, download)
-    loss_net.load_weights()
-    log.info('loss network %s up to %s, weights from %s', config.loss_model, loss_net.final_endpoint,
-             config.loss_model_file)
-    targets = style_targets(config, loss_net, target_outputs(config) if placement.is_chief else None)
-    previews = (preview.Preview(args.preview, photo, os.path.join('generated', 'preview_' + config.naming))
-                if photo is not None and placement.is_chief else None)
-    train(config, filenames, targets, loss_net, args.max_steps, placement, init_from, args.frozen_styles, previews)
+    outputs = run_outputs(config, args.init_from, args.preview) if placement.is_chief else None
+    previews = (preview.Preview(photo, os.path.join(TARGET_DIR, 'preview_' + config.naming), outputs)
+                if photo is not None and outputs else None)
+    with hold_model_folder(config, outputs) if outputs else contextlib.nullcontext():
+        pretrained.ensure_vgg_checkpoint(config.loss_model_file, config.loss_model_url, config.loss_model, download)
+        loss_net.load_weights()
+        log.info('loss network %s up to %s, weights from %s', config.loss_model, loss_net.final_endpoint,
+                 config.loss_model_file)
+        targets = style_targets(config, loss_net, outputs)
+        train(config, filenames, targets, loss_net, args.max_steps, placement, init_from, args.frozen_styles,
+              previews)
 
 
 if __name__ == '__main__':

@@ -100,6 +100,12 @@ def ensure_vgg_checkpoint(path, url, loss_model, download=True):
     check_vgg_checkpoint(path, loss_model)
 
 
+def arbitrary_missing(path):
+    """The message for Magenta's checkpoint missing at `path` when it is not to be downloaded."""
+    return ("Magenta's arbitrary-style checkpoint not found: %s (download %s and extract arbitrary_style_transfer/ "
+            "into pretrained/, see pretrained/README.md; or run without --no_download)" % (path, ARBITRARY_URL))
+
+
 def ensure_arbitrary_checkpoint(path, download=True):
     """Make sure Magenta's arbitrary-style checkpoint is at `path`: downloaded when missing, at the default path
     only (a mistyped path is reported, not a reason to download elsewhere) and if `download`.
@@ -112,9 +118,7 @@ def ensure_arbitrary_checkpoint(path, download=True):
     if os.path.abspath(path) != os.path.abspath(ARBITRARY_CHECKPOINT):
         return  # not ours to fetch: the model loader reports it missing
     if not download:
-        raise UsageError("Magenta's arbitrary-style checkpoint not found: %s (download %s and extract "
-                         "arbitrary_style_transfer/ into pretrained/, see pretrained/README.md; or run without "
-                         "--no_download)" % (path, ARBITRARY_URL))
+        raise UsageError(arbitrary_missing(path))
     fetch_checkpoint(path, ARBITRARY_URL, 'model.ckpt', 'the URL')
     log.info("Magenta's arbitrary-style network extracted to %s", path)
 
@@ -124,8 +128,12 @@ def fetch_checkpoint(path, url, checkpoint_name, url_source):
     delete the archive; an archive of that name already there (put by the user) is used instead, and kept.
     url_source: where the URL came from, for the message when it is wrong."""
     archive = os.path.join(os.path.dirname(path) or '.', os.path.basename(url))
-    outputs = Outputs()
     by_hand = os.path.isfile(archive)  # put there by the user: used as it is, and kept
+    # A cache of downloads, filled in a transaction of its own, once the command's checks have passed.
+    outputs = Outputs([archive] if by_hand else [])
+    if not by_hand:
+        outputs.claim(archive)
+    outputs.claim(path, checkpoint=True)  # its files, for a V2 checkpoint
     if by_hand:
         log.info('%s not found: extracting it from %s', path, archive)
     else:

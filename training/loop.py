@@ -12,7 +12,6 @@ import model
 import reader
 import style_names
 from config import style_list
-from files import Outputs, exclusive_folder
 from training.graph import build_graph
 from training.init_from import Initializer
 from training.progress import ProgressLog, StopRequest
@@ -41,7 +40,8 @@ def total_steps(config, num_images):
 
 def train(config, filenames, styles, loss_net, max_steps=None, placement=None, init_from=None, frozen_styles=0,
           preview=None):
-    """Run (or resume) training until the config's epochs are done or the global step reaches max_steps.
+    """Run (or resume) training until the config's epochs are done or the global step reaches max_steps, in the
+    model folder that the chief has claimed and holds (claim_model_folder, hold_model_folder).
 
     styles: (Gram matrices, style weight) of each style (train.style_targets).
 
@@ -56,17 +56,13 @@ def train(config, filenames, styles, loss_net, max_steps=None, placement=None, i
     checkpoint the chief writes (training.preview).
     """
     placement = placement or distribute.place('none', None, config.batch_size, config.mixed_precision)
-    training_path = _model_folder(config, placement.is_chief)
-    busy = ('the model folder %s is being trained by another train.py now; wait for it to end or stop it (Ctrl-C '
-            'saves its step), or train into another folder (change naming or model_path)' % training_path)
-    with exclusive_folder(training_path, busy) if placement.is_chief else contextlib.nullcontext():
-        _train_in(training_path, config, filenames, styles, loss_net, max_steps, placement, init_from, frozen_styles,
-                  preview)
+    _train_in(model_folder(config), config, filenames, styles, loss_net, max_steps, placement, init_from,
+              frozen_styles, preview)
 
 
 def _train_in(training_path, config, filenames, styles, loss_net, max_steps, placement, init_from, frozen_styles,
               preview):
-    """train()'s work, in the model folder `training_path` that this process holds."""
+    """train()'s work, in the model folder `training_path`."""
     end_step, stop_step = _run_length(config, len(filenames), max_steps)
     loader = reader.ImageLoader(len(filenames), config.max_bad_fraction, config.image_size, config.max_image_pixels)
     with tf.Graph().as_default():
@@ -118,20 +114,26 @@ def _train_in(training_path, config, filenames, styles, loss_net, max_steps, pla
                 _finish(checkpoints, step, stop, stop_step, end_step)
 
 
-def _model_folder(config, is_chief):
-    """<model_path>/<naming>, claimed and created by the chief: TensorFlow writes the checkpoints and summaries
-    into it, so it must not hold an input, the working directory, or anything but an earlier run's files."""
-    training_path = os.path.join(config.model_path, config.naming)
-    if is_chief:
-        inputs = [config.train_dir, config.loss_model_file] + [image for image, _ in style_list(config)]
-        Outputs(inputs).claim(training_path, option='the model folder (model_path/naming)', folder=True,
-                              resumable=is_training_folder, kind='a model folder of train.py')
-        try:
-            os.makedirs(training_path, exist_ok=True)
-        except OSError as error:
-            raise UsageError('cannot create the model folder %s (%s); set model_path in the config to a writable '
-                             'folder' % (training_path, error.strerror)) from None
-    return training_path
+def model_folder(config):
+    """<model_path>/<naming>: TensorFlow writes the checkpoints and summaries into it."""
+    return os.path.join(config.model_path, config.naming)
+
+
+def claim_model_folder(config, outputs):
+    """Claim the model folder in `outputs` (files.Outputs, the chief's): it must not hold an input or the working
+    directory, nor anything but an earlier run's files."""
+    outputs.claim(model_folder(config), option='the model folder (model_path/naming)', folder=True,
+                  resumable=is_training_folder, kind='a model folder of train.py')
+
+
+def hold_model_folder(config, outputs):
+    """A context manager holding the claimed model folder (made if missing) for the run: a second train.py on it,
+    started twice by hand or by a scheduler, is refused at once rather than saving over this one's checkpoints."""
+    path = model_folder(config)
+    busy = ('the model folder %s is being trained by another train.py now; wait for it to end or stop it (Ctrl-C '
+            'saves its step), or train into another folder (change naming or model_path)' % path)
+    return outputs.locked(path, busy, 'cannot create the model folder %s (%%s); set model_path in the config to a '
+                                      'writable folder' % path.replace('%', '%%'))
 
 
 def _run_length(config, num_images, max_steps):

@@ -11,7 +11,6 @@ import os
 import numpy as np
 from PIL import Image
 
-from files import Outputs
 from images import load_image
 from inference.stylizer import Stylizer
 from utils import UsageError, log, tf
@@ -37,12 +36,13 @@ def is_preview_folder(path):
 class Preview:
     """Called with each checkpoint written (checkpoints.Checkpoints.after_save): stylizes the photo with it."""
 
-    def __init__(self, photo_path, pixels, folder):
-        """photo_path: the --preview photo; pixels: load_photo's; folder: where the previews go, claimed now."""
-        self.pixels, self.folder = pixels, folder
-        self.outputs = Outputs([photo_path], own=[folder])  # a resumed run rewrites a step's preview as its own
-        self.outputs.claim(folder, '--preview', folder=True, resumable=is_preview_folder,
-                           kind='a folder of previews of train.py')
+    def __init__(self, pixels, folder, outputs):
+        """pixels: load_photo's; folder: where the previews go; outputs: the run's files.Outputs, in which the
+        folder is claimed now (before the run's first write), with the folder among its own (a resumed run
+        rewrites a step's preview)."""
+        self.pixels, self.folder, self.outputs = pixels, folder, outputs
+        outputs.claim(folder, '--preview', folder=True, resumable=is_preview_folder,
+                      kind='a folder of previews of train.py')
 
     def picture(self, prefix):
         """The photo stylized by the checkpoint `prefix`: one image, or a network's styles side by side."""

@@ -59,10 +59,9 @@ def main(argv=None):
     setup_logging()
     args = parse_args(argv)
     photos = list_images(args.photos)
-    if os.path.exists(args.output) and (not os.path.isdir(args.output) or os.listdir(args.output)):
-        raise UsageError('--output %s exists and is not an empty folder; choose a new one (nothing is overwritten)'
-                         % args.output)
     rng, done, outputs = np.random.default_rng(args.seed), 0, Outputs(photos)
+    outputs.claim(args.output, folder=True, resumable=lambda path: os.path.isdir(path) and not os.listdir(path),
+                  kind='an empty folder')  # nothing is overwritten
     for path in photos:
         try:
             pixels = load_image(path, 'photo')[0]
