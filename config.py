@@ -38,6 +38,7 @@ CONFIG_SCHEMA = {
     'max_image_pixels': (int, 50_000_000),  # a training image decoding to more is skipped: bounds the memory
     'mixed_precision': (bool, False),
 }
+_MAY_BE_EMPTY = ('checkpoint_exclude_scopes',)  # no scope to leave out of the loss network's checkpoint
 _POSITIVE_KEYS = ('image_size', 'batch_size', 'epoch', 'keep_checkpoints', 'max_image_pixels')
 # The largest values that make sense (an image side, a batch, passes, checkpoints kept, a training image's pixels):
 # larger ones overflow TensorFlow's int32 shapes or ask for more memory than any machine has.
@@ -66,7 +67,12 @@ def _check_type(path, key, value, kind):
         return _type_error(path, key, value, 'a whole number')
     if kind is bool:
         return value if isinstance(value, bool) else _type_error(path, key, value, 'true or false')
-    return value if isinstance(value, str) else _type_error(path, key, value, 'a string')
+    if not isinstance(value, str):
+        return _type_error(path, key, value, 'a string')
+    if not value.strip() and key not in _MAY_BE_EMPTY:
+        raise UsageError('%s: %s is empty; give a %s, or leave the key out where it has a default'
+                         % (path, key, 'path' if key.split('[')[0].endswith(('_file', '_dir', '_path', '_image')) else 'value'))
+    return value
 
 
 def _check_one_or_list(path, key, value, item_kind):

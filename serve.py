@@ -1,6 +1,6 @@
 """Serve trained models over HTTP, with a page to try them.
 
-  python serve.py --model candy=models/candy.pb --model wave=models/wave/ [--host 127.0.0.1] [--port 8000]
+  python serve.py --model wave=models/wave.ckpt --model scream=models/scream.pb [--host 127.0.0.1] [--port 8000]
   python serve.py --demo          # the style models shipped in models/ (wave, ...), to try the service at once
 
 Endpoints: POST /v1/stylize/{model} (image bytes in, raw or multipart; image bytes out), POST
@@ -69,8 +69,8 @@ def parse_args(argv):
         parser.error('--demo serves the style models shipped in %s, and none is there (restore them with git checkout '
                      'models, or name a model with --model NAME=PATH)' % SHIPPED_MODELS)
     for spec, name in zip(args.model, names):
-        if '=' not in spec or not name:
-            parser.error('--model takes NAME=PATH, e.g. candy=models/candy.pb; got %r' % spec)
+        if '=' not in spec or not name or not spec.split('=', 1)[1].strip():
+            parser.error('--model takes NAME=PATH, e.g. wave=models/wave.ckpt; got %r' % spec)
         if not MODEL_NAME.fullmatch(name):
             parser.error('model name %r must be letters, digits, _ . or - (it is part of the URL '
                          '/v1/stylize/NAME)' % name)
@@ -105,6 +105,10 @@ def load_models(specs, demo, memory_pixels, precision):
     paths = dict(spec.split('=', 1) for spec in specs)
     if demo:
         paths.update(demo_models())
+        if 'any' not in paths:
+            log.warning("--demo: Magenta's arbitrary-style network is left out (no %s): run 'python eval.py "
+                        "--image_file img/test.jpg --style_image img/udnie.jpg' once to download it, or see "
+                        "pretrained/README.md", ARBITRARY_CHECKPOINT)
     return {name: Stylizer(path, memory_pixels, precision) for name, path in paths.items()}
 
 

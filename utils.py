@@ -172,10 +172,39 @@ def float_list(text):
     return values
 
 
+def _not_blank(convert):
+    """An argparse type that refuses an empty (or blank) value before `convert` (None: the text) sees it: an unset
+    shell variable ('--init_from "$MODEL"') would otherwise pass for the option not given, or for a path here."""
+    def check(text):
+        if isinstance(text, str) and not text.strip():
+            raise argparse.ArgumentTypeError('an empty value; give one, or leave the option out')
+        return convert(text) if convert else text
+    check.__name__ = getattr(convert, '__name__', 'value')  # argparse names the type in "invalid int value"
+    check.refuses_blank = True
+    return check
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with our error convention: one line, exit status 2 (argparse prints the whole usage first)."""
+    """argparse with our conventions: a mistake is one line, exit status 2 (argparse prints the whole usage first);
+    an option's value is never empty; options are spelt out in full (argparse would take --model_fil for
+    --model_file, and a prefix that is unambiguous today becomes ambiguous when an option is added)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault('allow_abbrev', False)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        for action in self._actions:  # those of argument groups too: they share the list
+            if action.nargs != 0 and not getattr(action.type, 'refuses_blank', False):
+                action.type = _not_blank(action.type)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message):
+        unknown = [word for word in message.partition('unrecognized arguments: ')[2].split() if word.startswith('-')]
+        if unknown:
+            known = [option for action in self._actions for option in action.option_strings]
+            close = difflib.get_close_matches(unknown[0].split('=')[0], known, n=1)
+            message += '; did you mean %s?' % close[0] if close else ''
         print('error: %s (see %s --help)' % (message, self.prog), file=sys.stderr)
         sys.exit(2)
 

@@ -22,6 +22,7 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from utils import ArgumentParser  # noqa: E402 (after the path it lives on)
 
 STEP_LINE = re.compile(r'step (\d+)/\d+ .* ([\d.]+) img/s')
 
@@ -86,7 +87,7 @@ def configurations():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--image_size', type=int, default=128, help='training size (default: %(default)s)')
     parser.add_argument('--batch_size', type=int, default=4, help='global batch (default: %(default)s)')
     parser.add_argument('--steps', type=int, default=30,

@@ -12,6 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from utils import ArgumentParser  # noqa: E402 (after the path it lives on)
 
 import stylize  # noqa: E402  (after the path: the benchmark runs from a checkout)
 from nets.loss_network import LossNetwork  # noqa: E402
@@ -52,7 +53,7 @@ def run(optimizer, options):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--content', required=True)
     parser.add_argument('--style', required=True)
     parser.add_argument('--loss_model_file', default='pretrained/vgg_16.ckpt')

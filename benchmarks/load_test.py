@@ -27,6 +27,8 @@ import numpy as np
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from utils import ArgumentParser  # noqa: E402 (after the path it lives on)
 
 
 def start_server(model):
@@ -123,7 +125,7 @@ def run_cell(url, payloads, clients, requests, seconds):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model', default=os.path.join(ROOT, 'models', 'wave.ckpt'),
                         help='a model path for serve.py (default: the shipped wave model)')
     parser.add_argument('--sizes', default='256,512', help='square image sides (default: %(default)s)')

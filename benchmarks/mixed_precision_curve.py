@@ -18,7 +18,7 @@ import reader  # noqa: E402
 import train  # noqa: E402
 import training.graph  # noqa: E402
 from config import load_config
-from utils import computing_precision, session_config, tf  # noqa: E402
+from utils import ArgumentParser, computing_precision, session_config, tf  # noqa: E402
 
 
 def loss_curve(config, filenames, styles, loss_net, reduced_precision, steps, every):
@@ -42,7 +42,7 @@ def loss_curve(config, filenames, styles, loss_net, reduced_precision, steps, ev
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-c', '--conf', required=True, help='a style config')
     parser.add_argument('--train_dir', required=True, help='training images')
     parser.add_argument('--steps', type=int, default=200, help='(default: %(default)s)')

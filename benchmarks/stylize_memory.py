@@ -18,6 +18,7 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from utils import ArgumentParser  # noqa: E402 (after the path it lives on)
 import stylize  # noqa: E402 (after the path it lives on)
 from nets.pretrained import save_random_vgg  # noqa: E402
 
@@ -38,7 +39,7 @@ def peak_gb(argv):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--loss_model_file', help='VGG-16 weights (default: random weights of the real shapes)')
     parser.add_argument('--sizes', default='64,400,800,1200', help='result long sides')
     args = parser.parse_args()

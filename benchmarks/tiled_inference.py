@@ -1,6 +1,6 @@
 """Tiled against whole-image inference: time, peak memory and the pixel difference.
 
-  python benchmarks/tiled_inference.py --model_file models/candy --image img/test.jpg [--sizes 2000x1500,4000x3000]
+  python benchmarks/tiled_inference.py --model_file models/wave.ckpt --image img/test.jpg [--sizes 2000x1500,4000x3000]
 
 Each size runs eval.py's Stylizer in a fresh process (so peak memory is that run's own): whole where the image
 fits the default pixel budget or a budget raised to fit, and tiled with a budget of --tile_pixels. Where both ran,
@@ -16,6 +16,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from utils import ArgumentParser  # noqa: E402 (after the path it lives on)
 from inference.stylizer import DEFAULT_MAX_PIXELS  # noqa: E402 (after the path it lives on)
 WORKER = '''
 import resource, sys, time
@@ -41,7 +42,7 @@ def run(model_file, image, max_pixels, output):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model_file', required=True)
     parser.add_argument('--image', required=True, help='a photo, resized to each size')
     parser.add_argument('--sizes', default='2000x1500,4000x3000', help='WIDTHxHEIGHT list (default: %(default)s)')

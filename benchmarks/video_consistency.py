@@ -22,6 +22,7 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from utils import ArgumentParser  # noqa: E402 (after the path it lives on)
 from inference import consistency  # noqa: E402 (after the path it lives on)
 from inference.stylizer import Stylizer  # noqa: E402
 
@@ -96,7 +97,7 @@ def run_clip(stylizer, frames, smooth):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model_file', required=True)
     parser.add_argument('--image', default=os.path.join(ROOT, 'img', 'test.jpg'))
     parser.add_argument('--size', type=int, default=512, help='frame side in pixels (default: %(default)s)')
