@@ -162,14 +162,29 @@ def build_export():
 
 
 def check_style_shape(height, width, side, what='style image'):
-    """Raise UsageError for an image too small to hold a style, or so elongated that resizing its smaller side to
-    `side` would make a huge map."""
+    """Raise UsageError for an image too small to hold a style, so elongated that resizing its smaller side to
+    `side` would make a huge map, or whose map at `side` would be over the style network's input bound
+    (nets.arbitrary.MAX_RESIZED_STYLE_PIXELS): what bounds the memory is the map, not the file."""
     if min(height, width) < MIN_STYLE_SIDE:
         raise UsageError('%s is %dx%d: too small to hold a style (at least %d pixels a side)'
                          % (what, width, height, MIN_STYLE_SIDE))
     if max(height, width) > arbitrary.MAX_STYLE_ASPECT * min(height, width):
         raise UsageError('%s is %dx%d: its sides differ more than %d times, and its smaller side resized to %d would '
                          'make it huge; crop it' % (what, width, height, arbitrary.MAX_STYLE_ASPECT, side))
+    resized = arbitrary.resized_style_shape(height, width, side)
+    if resized[0] * resized[1] > arbitrary.MAX_RESIZED_STYLE_PIXELS:
+        raise UsageError('%s is %dx%d: its smaller side resized to %d makes it %dx%d, over the %.1f megapixels the '
+                         'style network takes; use a style size of at most %d for it, or crop it'
+                         % (what, width, height, side, resized[1], resized[0],
+                            arbitrary.MAX_RESIZED_STYLE_PIXELS / 1e6, largest_style_side(height, width)))
+
+
+def largest_style_side(height, width):
+    """The largest style size at which an image of `height` x `width` stays within the style network's bound."""
+    side = int(min(height, width) * (arbitrary.MAX_RESIZED_STYLE_PIXELS / (height * width)) ** 0.5) + 1
+    while np.prod(arbitrary.resized_style_shape(height, width, side)) > arbitrary.MAX_RESIZED_STYLE_PIXELS:
+        side -= 1
+    return side
 
 
 def mixed_embedding(embeddings, mix):

@@ -37,6 +37,10 @@ STYLE_NORM_LAYERS = (tuple(('residual/residual%d/conv%d' % (block, conv), 128)
 # How many times smaller than the content image each style-normalized layer's map is (tiled inference needs it).
 NORMALIZED_LAYER_STRIDES = (4,) * 10 + (2, 1, 1)
 MAX_STYLE_ASPECT = 16  # longer / shorter side of a style image: a 1 x 10000 strip would resize to 2.6 gigapixels
+# The style network's input after resizing, in pixels: 1024 x 2048, about 0.4 GB to predict from. The file's own
+# pixels are bounded apart (inference.arbitrary.STYLE_MAX_PIXELS); a 16 x 256 strip at --style_size 1024 would be
+# 1024 x 16384 here, 3.2 GB.
+MAX_RESIZED_STYLE_PIXELS = 1024 * 2048
 
 
 def resized_style_shape(height, width, side=STYLE_SIZE):
