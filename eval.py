@@ -1,8 +1,8 @@
 """Stylize images or a video with a trained model, or in the style of any image with Magenta's arbitrary-style network.
 
-  python eval.py --model_file models/candy --image_file img/test.jpg
-  python eval.py --model_file models/candy.pb --image_file photos/ 'more/*.png' --output stylized/
-  python eval.py --model_file models/candy --video clip.mp4 --output clip-candy.mp4 [--smooth 0.5 --consistency flow]
+  python eval.py --model_file models/wave.ckpt --image_file img/test.jpg
+  python eval.py --model_file models/wave.pb --image_file photos/ 'more/*.png' --output stylized/
+  python eval.py --model_file models/wave.ckpt --video clip.mp4 --output clip-wave.mp4 [--smooth 0.5 --consistency flow]
   python eval.py --model_file models/wave_scream.ckpt --image_file img/test.jpg --style scream  # or --style_mix 1,1
   python eval.py --image_file img/test.jpg --style_image img/udnie.jpg [--style_strength 0.7]  # any style
 
@@ -21,6 +21,7 @@ import time
 
 from tqdm import tqdm
 
+from checkpoints import MODEL_FORMS, model_exists
 from files import Outputs
 from images import IMAGE_FORMATS, check_encodable, image_size, load_image, output_format
 from inference import arbitrary, color, consistency
@@ -85,7 +86,8 @@ def parse_args(argv):
                            help="do not download Magenta's checkpoint to %s when it is missing" % ARBITRARY_CHECKPOINT)
     arbitrary.add_argument('--style_size', type=int, default=STYLE_SIZE,
                            help="the style image's smaller side, resized to, before its style is predicted: larger "
-                                "gives finer strokes (default: %(default)s, as Magenta's)")
+                                "gives finer strokes; the resized image may have at most 1024 x 2048 pixels "
+                                "(default: %(default)s, as Magenta's)")
     parser.add_argument('--consistency', choices=consistency.MODES, default='blend',
                         help='video, with --smooth: blend the previous output frame in place, or moved along the '
                              'optical flow where it is reliable, which leaves no ghosts behind moving things '
@@ -210,8 +212,8 @@ def output_paths(inputs, specs, output, fmt, outputs, skip_existing=False):
             outputs.check_not_input(path)  # an input is never "done"
             paths[index] = None
             continue
+        _check_encodable(source, path, len(inputs) == 1)  # an unreadable input first: the user's to fix
         outputs.claim(path, source=source)
-        _check_encodable(source, path, len(inputs) == 1)
     return paths
 
 
@@ -299,10 +301,29 @@ def style_of(stylizer, style_images, choice, mix, strength, side):
         pixels, side, "the photo (its own style, which --style_strength below 1 blends in)"))
 
 
+def check_prerequisites(model_file, download, inputs):
+    """Raise one UsageError naming every missing prerequisite, before the outputs are checked: the model (Magenta's
+    network at its default path is downloaded later, unless not to be) and the input files named (a folder or a
+    glob that finds nothing is collect_inputs')."""
+    missing = []
+    if os.path.abspath(model_file) == os.path.abspath(ARBITRARY_CHECKPOINT):
+        if not download and not pretrained.checkpoint_exists(model_file):
+            missing.append(pretrained.arbitrary_missing(model_file))
+    elif not model_exists(model_file):
+        missing.append('model file not found: %s (pass %s)' % (model_file, MODEL_FORMS))
+    missing += ['%s not found: %s (check the path)' % (what, path) for path, what in inputs
+                if not glob.has_magic(path) and not os.path.exists(path)]
+    if missing:
+        raise UsageError('; '.join(missing))
+
+
 @cli_main
 def main(argv=None):
     setup_logging()
     args = parse_args(argv)
+    check_prerequisites(args.model_file, not args.no_download,
+                        [(path, 'content image') for path in args.image_file or ()] + [(args.video, 'video')] * bool(
+                            args.video) + [(path, 'style image') for path in args.style_image or ()])
     style_images = [load_style_image(path, args.style_size) for path in args.style_image or ()]  # fail fast
 
     def load_model():  # one construction for every kind of input, so that no option is dropped on one path

@@ -1,10 +1,9 @@
 """Export a trained model in a form that runs without this project's code.
 
-  python export.py --model_file models/candy                       # models/candy.pb, frozen GraphDef
-  python export.py --model_file models/candy --format savedmodel   # models/candy_savedmodel/
-  python export.py --model_file models/candy --format tflite [--fp16]   # models/candy.tflite (_fp16.tflite)
-  python export.py --model_file models/candy --format ckpt         # models/candy.ckpt.{index,data-*}
-  python export.py --model_file models/wave.ckpt                   # models/wave.pb, beside a weights-only model
+  python export.py --model_file models/wave.ckpt                      # models/wave.pb, frozen GraphDef
+  python export.py --model_file models/wave.ckpt --format savedmodel  # models/wave_savedmodel/
+  python export.py --model_file models/wave.ckpt --format tflite [--fp16]   # models/wave.tflite (_fp16.tflite)
+  python export.py --model_file models/udnie --format ckpt    # a model folder of train.py: models/udnie.ckpt.*
 
 pb: the original's interface: int32 `input_image` (RGB flattened, H*W*3), int32 scalars `height` and `width`,
 int32 `output_image` (flattened H*W*3, 0..255).
@@ -222,7 +221,7 @@ def _write_arbitrary_saved_model(prefix, folder):
 
 def default_output(prefix, name, fmt, fp16=False):
     """Beside the model: <model folder's parent>/<name><suffix> for a training folder's checkpoint, the name
-    defaulting to the folder's (models/candy -> models/candy.pb); <folder>/<name><suffix> for a weights-only
+    defaulting to the folder's (models/udnie -> models/udnie.pb); <folder>/<name><suffix> for a weights-only
     checkpoint, the name defaulting to its own (models/wave.ckpt -> models/wave.pb). A float16 TFLite model gets
     its own name (<name>_fp16.tflite), so that it never replaces the float32 one."""
     folder, base = os.path.split(os.path.abspath(prefix))
@@ -274,10 +273,10 @@ def parse_args(argv):
     parser.add_argument('--fp16', action='store_true', help='tflite: store the weights in float16')
     parser.add_argument('--output', help='where to write (default: beside the model, <NAME>.pb, <NAME>_savedmodel/, '
                                          '<NAME>.tflite or, with --fp16, <NAME>_fp16.tflite; for ckpt the prefix '
-                                         '<NAME>.ckpt: models/candy -> models/candy.pb, models/wave.ckpt -> '
+                                         '<NAME>.ckpt: models/udnie -> models/udnie.pb, models/wave.ckpt -> '
                                          'models/wave.pb)')
     parser.add_argument('-n', '--name', help="the model's name for the default output (default: the model "
-                                             "folder's name, e.g. candy)")
+                                             "folder's name, e.g. udnie)")
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an earlier export of the same format at the output (never anything else)')
     args = parser.parse_args(argv)

@@ -14,7 +14,9 @@ def _run(script, *args, cwd):
 
 @pytest.mark.parametrize('script,args,message', [
     ('train.py', ['-c', 'missing.yml'], 'error: config file not found: missing.yml'),
-    ('eval.py', ['--model_file', 'models/none', '--image_file', 'a.jpg'], 'error: content image not found: a.jpg'),
+    ('eval.py', ['--model_file', 'models/none', '--image_file', 'a.jpg'], 'error: model file not found: models/none '
+                '(pass a checkpoint such as models/wave.ckpt, a model folder, or an export: .pb, SavedModel folder or '
+                '.tflite); content image not found: a.jpg'),
     ('export.py', ['--model_file', 'models/none'], 'error: model file not found: models/none'),
 ])
 def test_errors_are_one_clean_line(tmp_path, script, args, message):
@@ -60,7 +62,16 @@ QUICK_ANSWERS = [  # (command, arguments, exit status, the start of what it says
     ('train.py', ['-c', 'missing.yml'], 2, 'error: config file not found: missing.yml'),
     ('train.py', ['-c', 'x.yml', '--epoch', '0'], 2, 'error: --epoch must be positive'),
     ('eval.py', ['--help'], 0, 'usage: eval.py'),
-    ('eval.py', ['--model_file', 'none.ckpt', '--image_file', 'img.jpg'], 2, 'error: content image not found'),
+    ('eval.py', ['--model_file', 'models/wave.ckpt', '--image_file', 'img.jpg'], 2, 'error: content image not found'),
+    ('eval.py', ['--model_file', 'none.ckpt', '--video', 'v.mp4', '--output', 'photo.jpg'], 2,  # before the outputs
+     'error: model file not found: none.ckpt (pass a checkpoint such as models/wave.ckpt, a model folder, or an '
+     'export: .pb, SavedModel folder or .tflite); video not found: v.mp4 (check the path)'),
+    ('eval.py', ['--model_fil', 'models/wave.ckpt', '--image_file', 'photo.jpg'], 2,
+     'error: unrecognized arguments: --model_fil models/wave.ckpt; did you mean --model_file?'),
+    ('eval.py', ['--model_file', 'models/wave.ckpt', '--image_file', 'photo.jpg', '--output', ''], 2,
+     'error: argument --output: an empty value; give one, or leave the option out'),
+    ('train.py', ['-c', 'x.yml', '--init_from', ''], 2,
+     'error: argument --init_from: an empty value; give one, or leave the option out'),
     ('eval.py', ['--model_file', 'none.pb', '--image_file', 'photo.jpg'], 2, 'error: model file not found: none.pb'),
     ('eval.py', ['--model_file', 'none.ckpt', '--image_file', 'photo.jpg'], 2, 'error: model file not found'),
     ('eval.py', ['--model_file', 'empty', '--image_file', 'photo.jpg'], 2, 'error: no checkpoint in model folder'),

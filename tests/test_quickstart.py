@@ -46,6 +46,9 @@ def test_the_quick_start_runs_on_a_fresh_clone(clone):
     assert [command[1] for command in commands] == ['eval.py', 'eval.py', 'train.py', 'eval.py', 'train.py',
                                                     'export.py', 'eval.py', 'stylize.py']
     photo = np.asarray(Image.open(clone / 'img' / 'test.jpg').convert('RGB'))
+    git = functools.partial(subprocess.run, cwd=clone, capture_output=True, text=True, check=True)
+    git(['git', 'init', '-q'])
+    git(['git', 'add', '-A'])  # what a user has before the commands, under the repository's .gitignore
     for command in commands:
         args = command[2:]
         if command[1] == 'train.py':
@@ -57,12 +60,15 @@ def test_the_quick_start_runs_on_a_fresh_clone(clone):
         done = run_command(command[1], *args, cwd=clone, timeout=900, root=str(clone))
         assert done.returncode == 0, (command, done.stderr[-3000:])
     # the shipped models', the new one's, Magenta's network's
-    for result in ('generated/res.jpg', 'scream-test.jpg', 'udnie-test.jpg', 'udnie-any.jpg'):
-        pixels = np.asarray(Image.open(clone / result))
+    for result in ('res.jpg', 'scream-test.jpg', 'udnie-test.jpg', 'udnie-any.jpg'):
+        pixels = np.asarray(Image.open(clone / 'generated' / result))
         assert pixels.shape == photo.shape and np.abs(pixels.astype(int) - photo).mean() > 5
     assert os.path.getsize(clone / 'models' / 'udnie.pb') > 1000000
     assert Image.open(clone / 'generated' / 'target_style_udnie.jpg').size == (256, 256)
-    assert max(Image.open(clone / 'wave-gatys.jpg').size) == 64
+    assert max(Image.open(clone / 'generated' / 'wave-gatys.jpg').size) == 64
+    # every result where results go: nothing new in the clone but what git ignores
+    untracked = [line for line in git(['git', 'status', '--porcelain']).stdout.splitlines() if line.startswith('??')]
+    assert untracked == []
 
 
 def test_the_shipped_images_are_the_ones_the_configs_and_the_readme_name(clone):
