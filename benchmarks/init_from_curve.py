@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -40,7 +41,7 @@ from files import Outputs  # noqa: E402
 from images import read_image  # noqa: E402
 from inference.stylizer import Stylizer  # noqa: E402
 from preprocessing import preprocessing_factory  # noqa: E402
-from utils import ArgumentParser, UsageError, cli_main, setup_logging, tf  # noqa: E402
+from utils import ArgumentParser, UsageError, cli_main, setup_logging, shorten, tf  # noqa: E402
 
 RUNS = ('init_from', 'scratch')
 REPORT, FIGURE = os.path.join(ROOT, 'docs', 'INIT_FROM.md'), os.path.join(ROOT, 'docs', 'images', 'init_from_curve.jpg')
@@ -145,10 +146,10 @@ def run_config(config_path, work, run, outputs):
     return path
 
 
-def curve(args, config, outputs):
-    """Train both runs milestone by milestone and measure them; returns the results, also kept in results.json."""
-    results_path = os.path.join(args.work, 'results.json')
-    results = json.load(open(results_path)) if os.path.isfile(results_path) else {}
+def curve(args, config, outputs, results):
+    """Train both runs milestone by milestone and measure them, adding to `results` (load_results'); returns them,
+    also kept in results.json."""
+    results_path = os.path.join(args.work, RESULTS)
     photos = reader.list_images(args.photos)
     epoch = math.ceil((max(args.steps) + 1) * config.batch_size / len(photos))  # the runs never end early
     tests = [read_image(path, 'test photo') for path in args.test]
@@ -157,8 +158,7 @@ def curve(args, config, outputs):
 
     def record(key, model_file):
         if key not in results:
-            picture = os.path.join(args.work, key + '.jpg')
-            results[key] = measure(model_file, tests, crops, distances, outputs, picture)
+            results[key] = measure(model_file, tests, crops, distances, outputs, picture(args.work, key))
             outputs.data(results_path, json.dumps(results, indent=1).encode())
         print('%s: content %.4g, style %.4g' % (key, *results[key]), flush=True)
 
@@ -207,9 +207,78 @@ def report(args, config, results, figure_steps=()):
     return '\n'.join(lines) + '\n'
 
 
+RESULTS = 'results.json'
+_RESULT_KEY = re.compile(r'(%s)-\d+' % '|'.join(RUNS))
+
+
 def is_work_folder(path):
     """Whether `path` is a folder this benchmark may write into: empty, or holding its results."""
-    return os.path.isdir(path) and (not os.listdir(path) or os.path.isfile(os.path.join(path, 'results.json')))
+    return os.path.isdir(path) and (not os.listdir(path) or os.path.isfile(os.path.join(path, RESULTS)))
+
+
+def load_results(work):
+    """The results kept in <work>/results.json ({} where there are none yet): 'photo' and '<run>-<step>' ->
+    [content, style], each finite.
+
+    Raises:
+      UsageError: the file is not this benchmark's results (not JSON, not an object, a key or value it never writes).
+    """
+    path = os.path.join(work, RESULTS)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding='utf-8') as f:
+            results = json.load(f)
+    except (ValueError, RecursionError, OSError) as error:
+        problem = 'is not readable JSON (%s)' % shorten(str(error).split('\n')[0])
+    else:
+        problem = _results_problem(results)
+    if problem:
+        raise UsageError('%s %s: it is not results of this benchmark; move it away, or choose another --work'
+                         % (path, problem))
+    return results
+
+
+def _results_problem(results):
+    """What makes `results` other than this benchmark's results, or None."""
+    if not isinstance(results, dict):
+        return 'is not a JSON object'
+    if 'photo' not in results:
+        return 'has no row for the photo unchanged'
+    for key, value in results.items():
+        if key != 'photo' and not _RESULT_KEY.fullmatch(key):
+            return 'has the key %s, which this benchmark never writes' % shorten(key)
+        if not (isinstance(value, list) and len(value) == 2 and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in value)):
+            return 'has %s for %s, not two finite numbers' % (shorten(value), key)
+    return None
+
+
+def own_files(args, results):
+    """The files in --work that are this benchmark's own, replaced without --overwrite: its results, the runs'
+    configs, and the pictures its results name. Anything else in --work is a user's."""
+    return ([os.path.join(args.work, name) for name in (RESULTS,) + tuple(run + '.yml' for run in RUNS)]
+            + [picture(args.work, key) for key in results if key != 'photo'])
+
+
+def picture(work, key):
+    """Where the stylized first test photo of the result `key` goes."""
+    return os.path.join(work, key + '.jpg')
+
+
+def plan_outputs(args, results):
+    """The run's files.Outputs, with every file it may write claimed before any work: --work, its own files and
+    pictures, --output and --figure."""
+    outputs = Outputs([args.config, args.init_from, args.photos] + args.test, args.overwrite,
+                      own=[REPORT, FIGURE] + own_files(args, results))
+    outputs.claim(args.work, '--work', folder=True, resumable=is_work_folder, kind="this benchmark's work folder")
+    keys = ['init_from-0'] + ['%s-%d' % (run, step) for step in args.steps for run in RUNS]
+    pictures = [] if args.report_only else [picture(args.work, key) for key in keys]  # --report_only makes none
+    for path in own_files(args, {}) + pictures:  # its results, never replaced by --output or --figure
+        outputs.claim(path, '--work')
+    outputs.claim(args.output)
+    outputs.claim(args.figure, '--figure')
+    return outputs
 
 
 def steps_list(text):
@@ -242,19 +311,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
     setup_logging()
     config = load_config(args.config)
-    outputs = Outputs([args.config, args.init_from, args.photos] + args.test, args.overwrite,
-                      own=(REPORT, FIGURE, args.work))
-    outputs.claim(args.work, '--work', folder=True, resumable=is_work_folder, kind="this benchmark's work folder")
-    outputs.claim(args.output)
-    outputs.claim(args.figure, '--figure')
-    if args.report_only:
-        if not is_work_folder(args.work) or not os.listdir(args.work):
-            raise UsageError('--work %s holds no results.json of this benchmark; run it without --report_only first'
-                             % args.work)
-        with open(os.path.join(args.work, 'results.json')) as f:
-            results = json.load(f)
-    else:
-        results = curve(args, config, outputs)
+    if os.path.lexists(args.work) and not is_work_folder(args.work):
+        raise UsageError('--work %s exists and is not this benchmark\'s work folder (empty, or holding its %s); '
+                         'choose a new path' % (args.work, RESULTS))
+    results = load_results(args.work)
+    if args.report_only and not results:
+        raise UsageError('--work %s holds no %s of this benchmark; run it without --report_only first'
+                         % (args.work, RESULTS))
+    outputs = plan_outputs(args, results)
+    if not args.report_only:
+        results = curve(args, config, outputs, results)
     pixels, steps = figure(args, results)
     if pixels is not None:
         outputs.image(args.figure, pixels, quality=90)
