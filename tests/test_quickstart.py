@@ -1,6 +1,7 @@
 """The README's quick start on the repository as a user gets it: only the files git tracks, with the images that
 ship in img/, a random-weight VGG-16 where the real one would be downloaded, and the commands read from the README
 itself, so that the test follows the README when it changes."""
+import functools
 import os
 import shutil
 import subprocess
