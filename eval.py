@@ -24,8 +24,9 @@ from tqdm import tqdm
 from checkpoints import MODEL_FORMS, model_exists
 from files import Outputs
 from images import IMAGE_FORMATS, check_encodable, image_size, load_image, output_format
-from inference import arbitrary, color, consistency
-from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer, style_choice
+from inference import color, consistency
+from inference.styling import load_style_image, style_of
+from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer
 from nets import pretrained
 from nets.arbitrary import STYLE_SIZE, STYLE_SIZES
 from nets.pretrained import ARBITRARY_CHECKPOINT
@@ -270,35 +271,6 @@ def stylize_one(stylize, path, rgb, alpha, output, quality, outputs):
     outputs.image(output, stylize(rgb), alpha, quality)
     log.info('stylized %s (%dx%d) in %.2f s, written to %s', path, rgb.shape[1], rgb.shape[0], time.time() - start,
              output)
-
-
-def load_style_image(path, side):
-    """A style image's pixels, checked for what its style can be predicted from."""
-    pixels = load_image(path, 'style image', max_pixels=arbitrary.STYLE_MAX_PIXELS)[0]
-    arbitrary.check_style_shape(pixels.shape[0], pixels.shape[1], side, 'style image %s' % path)
-    return pixels
-
-
-def style_of(stylizer, style_images, choice, mix, strength, side):
-    """What the model is asked for, as a function of the photo: style_for(pixels) -> the style argument of
-    Stylizer (see style_choice); for an arbitrary-style network, the style images' embedding (each predicted once,
-    mixed in the shares `mix`) blended with the photo's own by `strength`.
-
-    Raises:
-      UsageError: style images for another model, none for an arbitrary-style one, a choice the model cannot take.
-    """
-    if stylizer.arbitrary is None:
-        if style_images:
-            raise UsageError("--style_image needs a checkpoint of Magenta's arbitrary-style network; %s is a network "
-                             "trained on its own style%s" % (stylizer.source, 's' if stylizer.styles > 1 else ''))
-        style = style_choice(stylizer.styles, choice, mix, stylizer.source, names=stylizer.style_names)
-        return lambda pixels: style
-    if not style_images:
-        raise UsageError("%s is Magenta's arbitrary-style network: give the style with --style_image PATH"
-                         % stylizer.source)
-    embedding = arbitrary.mixed_embedding([stylizer.embed(pixels, side) for pixels in style_images], mix)
-    return lambda pixels: arbitrary.with_strength(embedding, strength, lambda: stylizer.embed(
-        pixels, side, "the photo (its own style, which --style_strength below 1 blends in)"))
 
 
 def check_prerequisites(model_file, download, inputs):
