@@ -25,24 +25,18 @@ from checkpoints import MODEL_FORMS, model_exists
 from files import Outputs
 from images import IMAGE_FORMATS, check_encodable, image_size, load_image, output_format
 from inference import color, consistency
+from inference.options import INPUT_EXTENSIONS, add_image_options, add_model_option, check_image_options
 from inference.styling import load_style_image, style_of
-from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer
+from inference.stylizer import Stylizer
 from nets import pretrained
-from nets.arbitrary import STYLE_SIZE, STYLE_SIZES
 from nets.pretrained import ARBITRARY_CHECKPOINT
 from reader import walk_without
-from utils import (ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main, float_list, log,
-                   run_and_exit, setup_logging)
-
-INPUT_EXTENSIONS = tuple(IMAGE_FORMATS)
+from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging
 
 
 def parse_args(argv):
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--model_file',
-                        help='checkpoint prefix, model folder, frozen .pb, SavedModel folder or .tflite; with '
-                             "--style_image, by default Magenta's arbitrary-style network at %s, downloaded on "
-                             'first use' % ARBITRARY_CHECKPOINT)
+    add_model_option(parser)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--image_file', nargs='+', metavar='PATH',
                         help='images, folders (searched recursively) or quoted globs')
@@ -57,38 +51,12 @@ def parse_args(argv):
     parser.add_argument('--skip_existing', action='store_true',
                         help='leave results that already exist as they are and stylize the other inputs: run an '
                              'interrupted run again with it to finish it')
-    parser.add_argument('--format', choices=sorted({ext[1:] for ext in INPUT_EXTENSIONS}),
-                        help="the results' format (default: each input's own; generated/res.jpg for one image); "
-                             "with a file --output, its extension must agree")
-    parser.add_argument('--quality', type=int, default=95, help='JPEG and WebP quality, 1..100 (default: %(default)s)')
-    add_colour_options(parser)
-    parser.add_argument('--max_pixels', type=int, default=DEFAULT_MAX_PIXELS,
-                        help='above this many pixels an image is stylized in tiles, keeping memory bounded '
-                             '(default: %(default)s, about 1.4 GB, 2.2 GB tiled)')
-    add_precision_option(parser)
+    add_image_options(parser, "the results' format (default: each input's own; generated/res.jpg for one image); "
+                              "with a file --output, its extension must agree")
     parser.add_argument('--batch_size', type=int, default=4, help='video frames per run (default: %(default)s)')
     parser.add_argument('--smooth', type=float, default=0.0,
                         help='video: blend each output frame with this share of the previous one to reduce '
                              'flicker, 0..1 (default: %(default)s)')
-    styles = parser.add_mutually_exclusive_group()
-    styles.add_argument('--style', '--style_index', dest='style', metavar='NAME',
-                        help="a model of several styles: stylize in this style, by name (its style image's file "
-                             "name in the config, e.g. scream) or index (0 is the first)")
-    styles.add_argument('--style_mix', type=float_list, metavar='W1,W2,...',
-                        help="a model of several styles: blend the styles' parameters in these shares, one per style; "
-                             "several --style_image: blend their styles in these shares, one per image")
-    arbitrary = parser.add_argument_group("Magenta's arbitrary-style network (a checkpoint of it as --model_file)")
-    arbitrary.add_argument('--style_image', nargs='+', metavar='PATH',
-                           help='the style: any image (several, with --style_mix giving their shares)')
-    arbitrary.add_argument('--style_strength', type=float, default=1.0,
-                           help="1 is the style image's style, 0 the photo's own (the photo taken as its style), "
-                                "between them a blend of the two (default: %(default)s)")
-    arbitrary.add_argument('--no_download', action='store_true',
-                           help="do not download Magenta's checkpoint to %s when it is missing" % ARBITRARY_CHECKPOINT)
-    arbitrary.add_argument('--style_size', type=int, default=STYLE_SIZE,
-                           help="the style image's smaller side, resized to, before its style is predicted: larger "
-                                "gives finer strokes; the resized image may have at most 1024 x 2048 pixels "
-                                "(default: %(default)s, as Magenta's)")
     parser.add_argument('--consistency', choices=consistency.MODES, default='blend',
                         help='video, with --smooth: blend the previous output frame in place, or moved along the '
                              'optical flow where it is reliable, which leaves no ghosts behind moving things '
@@ -96,32 +64,9 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.overwrite and args.skip_existing:
         parser.error('--overwrite replaces existing results and --skip_existing keeps them: give one')
-    if not 1 <= args.quality <= 100:
-        parser.error('--quality must be between 1 and 100, got %d' % args.quality)
-    for name in ('strength', 'smooth'):
-        if not 0 <= getattr(args, name) <= 1:
-            parser.error('--%s must be between 0 and 1, got %s' % (name, getattr(args, name)))
-    if not 0 <= args.style_strength <= 1:
-        parser.error('--style_strength must be between 0 and 1, got %s' % args.style_strength)
-    if not STYLE_SIZES[0] <= args.style_size <= STYLE_SIZES[1]:
-        parser.error('--style_size must be between %d and %d, got %d' % (*STYLE_SIZES, args.style_size))
-    if not args.style_image and (args.style_strength != 1 or args.style_size != STYLE_SIZE):
-        parser.error('--style_strength and --style_size apply to --style_image')
-    if args.model_file is None:
-        if not args.style_image:
-            parser.error("--model_file is required (or --style_image, which takes Magenta's arbitrary-style network "
-                         "from %s by default)" % ARBITRARY_CHECKPOINT)
-        args.model_file = ARBITRARY_CHECKPOINT
-    count = len(args.style_image or ())
-    if count and (count > 1 or args.style_mix is not None) and len(args.style_mix or ()) != count:
-        parser.error('%d style image%s take%s %d share%s: --style_mix %s'
-                     % (count, 's' if count > 1 else '', '' if count > 1 else 's', count, 's' if count > 1 else '',
-                        ','.join('w%d' % i for i in range(1, count + 1))))
-    if args.style_image and args.style:
-        parser.error('--style picks a style of a model of several styles; an arbitrary-style model takes '
-                     '--style_image alone')
-    if args.max_pixels < 4096:
-        parser.error('--max_pixels must be at least 4096, got %d' % args.max_pixels)
+    check_image_options(parser, args)
+    if not 0 <= args.smooth <= 1:
+        parser.error('--smooth must be between 0 and 1, got %s' % args.smooth)
     if args.batch_size <= 0:
         parser.error('--batch_size must be positive, got %d' % args.batch_size)
     if args.format and args.video:
