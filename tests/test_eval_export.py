@@ -140,8 +140,11 @@ def test_export_default_output_is_next_to_the_model_folder(tmp_path, trained_mod
     assert 'TFLite model (float16 weights) of tiny/fast-style-model.ckpt-done written to tiny_fp16.tflite' \
         in caplog.text
     before = sorted(os.listdir('.'))
-    for name in ('a/b', '', ' ', '..', '.hidden'):  # a name, not a path: no folder made, no hidden or blank file
+    for name in ('a/b', '..', '.hidden'):  # a name, not a path: no folder made, no hidden file
         assert '--name %r must be a file name of letters' % name in usage_error(
+            export.main, ['--model_file', 'tiny', '--name', name], capsys)
+    for name in ('', ' '):  # nor a blank one
+        assert 'argument -n/--name: an empty value' in usage_error(
             export.main, ['--model_file', 'tiny', '--name', name], capsys)
     assert '--name names the default output' in usage_error(
         export.main, ['--model_file', 'tiny', '--name', 'x', '--output', 'y.pb'], capsys)
