@@ -14,6 +14,7 @@ Outputs have exactly the inputs' sizes. Images above --max_pixels are stylized i
 statistics (not from a .tflite, whose weights tiling cannot use).
 """
 import argparse
+import functools
 import glob
 import os
 import sys
@@ -24,10 +25,9 @@ from tqdm import tqdm
 from checkpoints import MODEL_FORMS, model_exists
 from files import Outputs
 from images import IMAGE_FORMATS, check_encodable, image_size, load_image, output_format
-from inference import color, consistency
-from inference.options import INPUT_EXTENSIONS, add_image_options, add_model_option, check_image_options
-from inference.styling import load_style_image, style_of
-from inference.stylizer import Stylizer
+from inference import consistency, styling
+from inference.options import INPUT_EXTENSIONS, add_image_options, add_model_option, check_image_options, recipe_of
+from inference.styling import load_style_image
 from nets import pretrained
 from nets.pretrained import ARBITRARY_CHECKPOINT
 from reader import walk_without
@@ -238,27 +238,25 @@ def check_prerequisites(model_file, download, inputs):
 def main(argv=None):
     setup_logging()
     args = parse_args(argv)
+    if args.video:  # without its libraries, no video can be read: the first thing to fix
+        from inference import video
+        video.check_available(args.consistency)
     check_prerequisites(args.model_file, not args.no_download,
                         [(path, 'content image') for path in args.image_file or ()] + [(args.video, 'video')] * bool(
                             args.video) + [(path, 'style image') for path in args.style_image or ()])
-    style_images = [load_style_image(path, args.style_size) for path in args.style_image or ()]  # fail fast
+    recipe = recipe_of(args)  # one construction for every kind of input (batch.py's too): no option dropped
+    style_images = [load_style_image(path, recipe.style_size) for path in recipe.style_images]  # fail fast
 
-    def load_model():  # one construction for every kind of input, so that no option is dropped on one path
-        if args.style_image:
-            pretrained.ensure_arbitrary_checkpoint(args.model_file, not args.no_download)
-        stylizer = Stylizer(args.model_file, args.max_pixels, args.precision)
-        return stylizer, style_of(stylizer, style_images, args.style, args.style_mix, args.style_strength,
-                                  args.style_size)
-
-    def finish(stylized, original):
-        return color.finish(stylized, original, args.preserve_colors, args.strength)
-    (_video_command if args.video else _images_command)(args, load_model, finish)
+    def load_model():
+        if recipe.style_images:
+            pretrained.ensure_arbitrary_checkpoint(recipe.model_file, not args.no_download)
+        return styling.open_model(recipe, style_images)
+    (_video_command if args.video else _images_command)(args, load_model, functools.partial(styling.finish, recipe))
 
 
 def _video_command(args, load_model, finish):
     """--video: its checks, then every frame through load_model()'s stylizer and finish."""
     from inference import video
-    video.check_available(args.consistency)
     video.check_source(args.video)
     output = args.output or os.path.join('generated', 'res.mp4')
     video.check_output(output)

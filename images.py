@@ -28,14 +28,14 @@ def _to_8_bit(image):
     return Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), 'L')
 
 
-def load_image(source, what='image', min_side=None, max_pixels=None, formats=None):
+def load_image(source, what='image', min_side=None, max_pixels=None, formats=None, name=None):
     """Read an image (a file path, or a binary file object) as RGB and, where it has one, its alpha channel.
 
     EXIF orientation is applied; grayscale, palette, 16-bit, CMYK and other modes become 8-bit RGB. With
     min_side, a JPEG much larger than that is decoded at 1/2, 1/4 or 1/8 scale, and any other image is shrunk by
     a whole factor once decoded, both sides staying >= min_side. With max_pixels, an image that would decode to
     more pixels is refused from its header, before anything is decoded. With formats (Pillow's names, e.g.
-    ('JPEG', 'PNG')), no other decoder is tried.
+    ('JPEG', 'PNG')), no other decoder is tried. name: what a message calls a file object (its path elsewhere).
 
     Returns:
       (rgb, alpha): uint8 (H, W, 3) and uint8 (H, W) or None.
@@ -43,7 +43,7 @@ def load_image(source, what='image', min_side=None, max_pixels=None, formats=Non
     Raises:
       UsageError: the file is missing, is not an image that Pillow can decode, or is too large.
     """
-    name = source if isinstance(source, str) else what
+    name = source if isinstance(source, str) else name or what
     if isinstance(source, str):
         require_file(source, what, 'check the path')
     try:
@@ -63,7 +63,7 @@ def load_image(source, what='image', min_side=None, max_pixels=None, formats=Non
                 alpha = np.asarray(_reduced(image, factor))[..., 3].copy()
             return np.asarray(_reduced(image.convert('RGB'), factor)), alpha
     except _IMAGE_ERRORS as error:
-        raise _unreadable(what, name, error, max_pixels) from None
+        raise _unreadable(what, name, error, max_pixels, None if isinstance(source, str) else repr(source)) from None
 
 
 def _reduced(image, factor):
@@ -102,13 +102,15 @@ def still_image_format(path):
         return None
 
 
-def _unreadable(what, name, error, max_pixels=None):
+def _unreadable(what, name, error, max_pixels=None, file_object=None):
     """The UsageError for an image Pillow would not open or decode: too large for its guard against decompression
-    bombs (twice Image.MAX_IMAGE_PIXELS, far above any max_pixels we use), or not a readable image."""
+    bombs (twice Image.MAX_IMAGE_PIXELS, far above any max_pixels we use), or not a readable image. file_object:
+    the repr of the file object read, which Pillow's message names, to be left out of ours."""
     if isinstance(error, Image.DecompressionBombError):
         return UsageError('%s is too large: over the limit of %d pixels (shrink it first)' % (
             what if name == what else '%s %s' % (what, name), max_pixels or 2 * Image.MAX_IMAGE_PIXELS))
-    return UsageError('%s is not a readable image: %s (%s)' % (what, name, error))
+    reason = str(error).replace(' ' + file_object, '') if file_object else error
+    return UsageError('%s is not a readable image: %s (%s)' % (what, name, reason))
 
 
 def read_image(path, what='image'):

@@ -2,6 +2,7 @@
 colour and strength, tiling and precision, and the style (a trained one, a mix, or style images for Magenta's
 arbitrary-style network), with their checks. One definition, so that the two commands take the same words."""
 from images import IMAGE_FORMATS
+from inference.styling import Recipe
 from inference.stylizer import DEFAULT_MAX_PIXELS
 from nets.arbitrary import STYLE_SIZE, STYLE_SIZES
 from nets.pretrained import ARBITRARY_CHECKPOINT
@@ -78,3 +79,11 @@ def check_image_options(parser, args):
                      '--style_image alone')
     if args.max_pixels < 4096:
         parser.error('--max_pixels must be at least 4096, got %d' % args.max_pixels)
+
+
+def recipe_of(args):
+    """The styling.Recipe that the options of add_model_option and add_image_options ask for (after
+    check_image_options)."""
+    return Recipe(args.model_file, args.max_pixels, args.precision, args.style,
+                  None if args.style_mix is None else tuple(args.style_mix), tuple(args.style_image or ()),
+                  args.style_strength, args.style_size, args.preserve_colors, args.strength)

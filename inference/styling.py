@@ -1,15 +1,58 @@
 """What a stylizing run asks of its model, as one function of a photo: the style (a trained style by name, a mix of
 trained styles, or style images' embeddings, each predicted once, blended with the photo's own). eval.py and
 batch.py build it from the same options, so that their pixels are the same."""
+import dataclasses
+
 from images import load_image
-from inference import arbitrary
-from inference.stylizer import style_choice
+from inference import arbitrary, color
+from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer, style_choice
+from nets.arbitrary import STYLE_SIZE
 from utils import UsageError
 
 
-def load_style_image(path, side):
-    """A style image's pixels, checked for what its style can be predicted from."""
-    pixels = load_image(path, 'style image', max_pixels=arbitrary.STYLE_MAX_PIXELS)[0]
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """What a run asks of its model, in plain values (batch.py ships it to its workers): the model, its style (a
+    trained one by name, a mix, or style images' paths for Magenta's network, blended with the photo's own by
+    style_strength at style_size), then colour (preserve_colors) and strength."""
+    model_file: str
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    precision: str = 'fp32'
+    choice: str = None
+    mix: tuple = None
+    style_images: tuple = ()
+    style_strength: float = 1.0
+    style_size: int = STYLE_SIZE
+    preserve_colors: bool = False
+    strength: float = 1.0
+
+
+def open_model(recipe, style_pixels, model_file=None):
+    """(Stylizer, style_for) of a Recipe: the model loaded and the style images' embeddings predicted, once.
+
+    Args:
+      style_pixels: the recipe's style images' pixels (load_style_image's), in its order.
+      model_file: where the model is on this machine, if not at recipe.model_file (a worker's copy).
+    """
+    stylizer = Stylizer(model_file or recipe.model_file, recipe.max_pixels, recipe.precision)
+    return stylizer, style_of(stylizer, style_pixels, recipe.choice, recipe.mix, recipe.style_strength,
+                              recipe.style_size)
+
+
+def finish(recipe, stylized, original):
+    """The model's result with the recipe's colour and strength applied."""
+    return color.finish(stylized, original, recipe.preserve_colors, recipe.strength)
+
+
+def stylize(recipe, stylizer, style_for, pixels, progress=True):
+    """A photo stylized as the recipe asks: the result eval.py writes, and batch.py."""
+    return finish(recipe, stylizer(pixels, style=style_for(pixels), progress=progress), pixels)
+
+
+def load_style_image(path, side, source=None):
+    """A style image's pixels, checked for what its style can be predicted from; read from `source` (a binary file
+    object) where given, else from `path`."""
+    pixels = load_image(source or path, 'style image', max_pixels=arbitrary.STYLE_MAX_PIXELS, name=path)[0]
     arbitrary.check_style_shape(pixels.shape[0], pixels.shape[1], side, 'style image %s' % path)
     return pixels
 
