@@ -65,6 +65,13 @@ def _remove_empty(folders):
             os.rmdir(folder)
 
 
+def remove_empty_folders(folder):
+    """Remove `folder` and the empty folders below it, deepest first; any that holds a file stays."""
+    for root, _, _ in sorted(os.walk(folder), key=lambda entry: -len(entry[0])):
+        with contextlib.suppress(OSError):
+            os.rmdir(root)
+
+
 def _new_file_mode(path):
     """The mode a plain open() would give: the old file's if there is one, else 0o666 less the umask."""
     try:
@@ -380,3 +387,26 @@ class Outputs:
         """A context manager yielding a prefix at which to save a checkpoint (see _replacing_checkpoint)."""
         self._ensure(prefix, checkpoint=True, **claim_options)
         return _replacing_checkpoint(prefix)
+
+
+def write_anywhere(path, data, inputs, overwrite):
+    """Write bytes to `path` on any file system Apache Beam knows (batch.py's workers), complete or not at all: on
+    this machine through an Outputs of `inputs` (so never over one of them, nor over a file without overwrite); on
+    a remote one (gs://, s3://, ...) to a temporary name beside it, renamed into place once complete, the temporary
+    one removed on failure. Raises UsageError where the write is refused or fails."""
+    if '://' not in path or path.startswith('file://'):
+        Outputs(inputs, overwrite).data(path, data)
+        return
+    from apache_beam.io.filesystems import FileSystems
+    folder, name = path.rsplit('/', 1)
+    staging = '%s/.%s.%s.partial' % (folder, name[:STAGING_NAME_CHARS], os.urandom(8).hex())
+    try:
+        if not overwrite and FileSystems.exists(path):
+            raise UsageError('%s exists; pass --overwrite to replace it' % path)
+        with FileSystems.create(staging) as f:
+            f.write(data)
+        FileSystems.rename([staging], [path])
+    except (OSError, IOError, ValueError) as error:  # Beam's file systems raise their own IOError subclasses
+        with contextlib.suppress(Exception):
+            FileSystems.delete([staging])
+        raise UsageError('cannot write %s (%s); nothing was changed there' % (path, error)) from None

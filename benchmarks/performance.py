@@ -1,6 +1,6 @@
 """Speed and memory, ours against the original formulation side by side; the table goes to docs/PERFORMANCE.md.
 
-  python benchmarks/performance.py [--repeats 5] [--rounds 1] [--only forward,eval,export,train,gatys,arbitrary]
+  python benchmarks/performance.py [--repeats 5] [--rounds 1] [--only forward,eval,export,train,gatys,arbitrary,batch]
                                    [--output docs/PERFORMANCE.md] [--overwrite]
 
 The rows are printed as they are measured, then merged into --output: they replace the rows of the groups run
@@ -215,8 +215,37 @@ def run_gatys(bench, paths):
               *bf16_pair(bench, 'gatys', 'fast', paths['vgg']), per_second('it'))
 
 
+COLLECTION_SIZES = ((640, 480), (1024, 768), (600, 600), (768, 1024), (480, 320))  # a photo folder's mix
+
+
+def make_collection(folder, count=200):
+    """`count` JPEG photos of COLLECTION_SIZES in turn (about 0.5 megapixels on average) in `folder`."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(1)
+    os.makedirs(folder)
+    for index in range(count):
+        width, height = COLLECTION_SIZES[index % len(COLLECTION_SIZES)]
+        small = rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((width, height), Image.BICUBIC).save(
+            os.path.join(folder, '%03d.jpg' % index), quality=90)
+    return folder
+
+
+def run_batch(bench, paths):
+    """batch.py on Beam's in-process runner against eval.py over the same folder, cold, each writing anew."""
+    scratch = os.path.dirname(paths['jpeg'])
+    photos = make_collection(os.path.join(scratch, 'collection'))
+    common = ['--model_file', paths['model'], '--overwrite']
+    batch, eval_folder = bench.cold(
+        [sys.executable, 'batch.py', *common, '--input', photos, '--output', os.path.join(scratch, 'batch_out')],
+        [sys.executable, 'eval.py', *common, '--image_file', photos, '--output', os.path.join(scratch, 'eval_out/')])
+    bench.row('batch.py (Beam, in-process runner), 200 photos of mixed sizes, cold (baseline: eval.py over the same '
+              'folder)', batch, eval_folder, per_second('img', 200))
+
+
 GROUPS = {'forward': run_forward, 'eval': run_eval, 'export': run_export, 'train': run_train, 'gatys': run_gatys,
-          'arbitrary': run_arbitrary}  # in the report's order
+          'arbitrary': run_arbitrary, 'batch': run_batch}  # in the report's order
 
 
 def run_all(bench, paths, only):
