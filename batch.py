@@ -182,19 +182,21 @@ def main(argv=None):
 
 @contextlib.contextmanager
 def leaving_as_it_was(prefix):
-    """On a local prefix, when the pipeline fails: remove the staging folders of the failures file that Beam left,
-    and the prefix itself if the run made it and it is empty; then end with one line, exit status 1. The results
-    written by then stay (each is complete) and the same command goes on from them."""
+    """On a local prefix, when the pipeline fails or is interrupted: remove the staging folders of the failures file
+    that Beam left, and the prefix itself if the run made it and it is empty; a failure then ends with one line,
+    exit status 1. The results written by then stay (each is complete) and the same command goes on from them."""
     from inference.collection import FAILURES, is_remote
     made = not is_remote(prefix) and not os.path.exists(prefix)
     try:
         yield
-    except Exception as error:  # a worker's, a runner's: Beam wraps them in its own types
+    except BaseException as error:  # a worker's, a runner's (Beam wraps them in its own types), or Ctrl-C
         if not is_remote(prefix):
             for staging in glob.glob(os.path.join(glob.escape(prefix), 'beam-temp-%s-*' % FAILURES)):
                 shutil.rmtree(staging, ignore_errors=True)
             if made:
                 remove_empty_folders(prefix)
+        if not isinstance(error, Exception):
+            raise
         reason = str(error).strip().split('\n')[-1]
         print('error: the pipeline stopped: %s (the results written so far are complete; run the same command to go '
               'on from them)' % shorten(reason, 400), file=sys.stderr)

@@ -17,7 +17,8 @@ shared machine's speed drifts. Weights are random: same shapes, same speed. The 
 precision (eval.py --precision bf16, mixed_precision: true); the inference row's memory includes a float32
 session kept for the pixel difference. The arbitrary-style transformer's baseline is Magenta's own formulation
 (nets/arbitrary.transform_reference: batch norm and moments as written, x2 nearest-neighbour resizes before the
-expanding convolutions); its style prediction runs once per style image, not per photo.
+expanding convolutions); its style prediction runs once per style image, not per photo. The batch row's baseline
+is eval.py over the same folder: batch.py on Beam's in-process runner should cost nothing on top of it.
 """
 import argparse
 import datetime

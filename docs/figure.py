@@ -1,6 +1,6 @@
 """Put images side by side at one height, as the README's pictures are made (photo, style, result).
 
-  python docs/figure.py img/test.jpg img/wave.jpg wave-test.jpg --output docs/images/gatys_wave.jpg
+  python docs/figure.py img/test.jpg img/wave.jpg generated/wave-test.jpg --output docs/images/gatys_wave.jpg
   python docs/figure.py a.jpg a-wave.jpg b.jpg b-wave.jpg --columns 2 --square --output grid.jpg
 
 Each image is scaled to --height pixels (keeping its aspect ratio, or cut to a central square with --square) and

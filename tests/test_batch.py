@@ -172,3 +172,25 @@ def test_the_workers_package_holds_every_module_a_run_imports(tmp_path):
             if getattr(module, '__file__', None) and module.__file__.startswith(ROOT + os.sep)
             and not module.__file__.startswith(os.path.join(ROOT, 'tests'))}
     assert 'inference/collection.py' in used and used <= shipped, used - shipped
+
+
+def test_a_pipeline_that_fails_is_one_line_and_leaves_no_staging_behind(tmp_path, monkeypatch, capsys,
+                                                                        trained_model):
+    from inference import collection
+
+    def read_fails(planned):
+        raise RuntimeError('the disk went away')
+    monkeypatch.setattr(collection, 'read', read_fails)
+    monkeypatch.chdir(tmp_path)
+    write_image_file('photos/a.jpg', 32, 32)
+    with pytest.raises(SystemExit) as done:
+        batch.main(['--model_file', trained_model, '--input', 'photos', '--output', 'out'])  # relative paths too
+    err = capsys.readouterr().err.strip()
+    assert done.value.code == 1 and len(err.splitlines()) == 1
+    assert err.startswith('error: the pipeline stopped: ') and 'the disk went away' in err
+    assert sorted(os.listdir('.')) == ['photos']  # the output folder it made, and Beam's staging in it, are gone
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    batch.main(['--model_file', trained_model, '--input', 'photos', '--output', 'out'])
+    assert sorted(os.listdir('out')) == ['a.jpg', 'batch_failures.jsonl']
+    assert os.path.getsize('out/batch_failures.jsonl') == 0
