@@ -29,7 +29,7 @@ from nets import pretrained
 from nets.pretrained import ARBITRARY_CHECKPOINT
 from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, shorten, unknown_name_hint
 
-LOCAL_RUNNERS = ('FnApiRunner',)  # in this process, using every core through TensorFlow's threads; no download
+MATCH_LIMIT = 1000  # files listed per --input before the pipeline, to check it finds images (the pipeline lists all)
 
 
 def parse_args(argv):
@@ -93,10 +93,12 @@ def sources(specs, output):
         folder = spec if spec.endswith(('/', os.sep)) or (not is_remote(spec) and os.path.isdir(spec)) else None
         source = Source(join(folder, '**') if folder else spec, folder)
         try:
-            matched = FileSystems.match([source.pattern], limits=[1000])[0].metadata_list
+            matched = FileSystems.match([source.pattern], limits=[MATCH_LIMIT])[0].metadata_list
         except (ValueError, OSError) as error:
             raise UsageError('--input %s: %s' % (spec, str(error).split('\n')[0])) from None
-        if not [m for m in matched if source.name(m.path)] and not (folder and matched):
+        if not matched and not folder and not glob.has_magic(spec):
+            raise UsageError('--input %s: not found (check the path)' % spec)
+        if not [m for m in matched if source.name(m.path)] and len(matched) < MATCH_LIMIT:
             raise UsageError('no images found for %r (give folders, quoted globs or files)' % spec)
         base = folder or os.path.dirname(spec.split('*')[0].split('?')[0].split('[')[0]) or '.'
         if (folder or glob.has_magic(spec)) and (output.startswith(base.rstrip('/') + '/') if is_remote(output)
@@ -138,6 +140,8 @@ def check_output(prefix):
     from inference.collection import FAILURES, is_remote
     if is_remote(prefix):
         return
+    if os.path.exists(prefix) and not os.path.isdir(prefix):
+        raise UsageError('--output %s is a file; the results go under a folder: choose a new path' % prefix)
     Outputs().claim(prefix, '--output', folder=True, resumable=os.path.isdir, kind='a folder')
     failures = os.path.join(prefix, FAILURES)
     if os.path.lexists(failures) and not os.path.isfile(failures):

@@ -125,6 +125,8 @@ def test_magenta_network_with_a_style_image_as_eval_py(tmp_path, arbitrary_check
 @pytest.mark.parametrize('options,message', [
     (['--input', 'nothing/*.jpg'], "no images found for 'nothing/*.jpg'"),
     (['--input', 'empty'], "no images found for 'empty'"),
+    (['--input', 'photos/none.jpg'], '--input photos/none.jpg: not found (check the path)'),
+    (['--output', 'broken.pb'], '--output broken.pb is a file; the results go under a folder'),
     (['--model_file', 'none.ckpt'], 'model file not found: none.ckpt'),
     (['--model_file', 'broken.pb'], 'broken.pb'),
     (['--style', 'wave'], 'holds one style: --style and --style_mix apply to models of several styles'),
