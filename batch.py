@@ -135,17 +135,23 @@ def check_model(recipe, download):
     StyleHandler(recipe).load_model().stylizer.close()
 
 
-def check_output(prefix):
-    """A local output prefix must be a folder (or nothing yet), not an input's, nor the working directory."""
+def held_output(prefix):
+    """A context manager holding a local output folder for the run (made if missing, gone again if left empty):
+    two runs into one folder would stylize the same images twice and report each other's results as failures.
+    The folder must be a folder (or nothing yet), hold no input, and not be the working directory."""
     from inference.collection import FAILURES, is_remote
     if is_remote(prefix):
-        return
+        return contextlib.nullcontext()
     if os.path.exists(prefix) and not os.path.isdir(prefix):
         raise UsageError('--output %s is a file; the results go under a folder: choose a new path' % prefix)
-    Outputs().claim(prefix, '--output', folder=True, resumable=os.path.isdir, kind='a folder')
+    outputs = Outputs()
+    outputs.claim(prefix, '--output', folder=True, resumable=os.path.isdir, kind='a folder')
     failures = os.path.join(prefix, FAILURES)
     if os.path.lexists(failures) and not os.path.isfile(failures):
         raise UsageError('%s is not a file: it is where batch.py writes its failures; move it away' % failures)
+    return outputs.locked(prefix, 'another batch.py is writing into %s now; wait for it to end, or choose another '
+                                  '--output' % prefix,
+                          'cannot create --output %s (%%s); choose a writable folder' % prefix.replace('%', '%%'))
 
 
 def import_beam():
@@ -175,9 +181,10 @@ def main(argv=None):
     check_prerequisites(args)
     job = collection.Job(sources(args.input, args.output), args.output, args.format, args.quality, args.overwrite,
                          recipe_of(args))
-    check_output(args.output)
+    holding = held_output(args.output)
     check_model(job.recipe, not args.no_download)
-    failed = run(job, options, runner)
+    with holding:
+        failed = run(job, options, runner)
     if failed:
         print('error: %d image%s could not be stylized (see %s)' % (failed, 's' * (failed > 1),
               collection.join(args.output, collection.FAILURES)), file=sys.stderr)

@@ -196,3 +196,15 @@ def test_a_pipeline_that_fails_is_one_line_and_leaves_no_staging_behind(tmp_path
     batch.main(['--model_file', trained_model, '--input', 'photos', '--output', 'out'])
     assert sorted(os.listdir('out')) == ['a.jpg', 'batch_failures.jsonl']
     assert os.path.getsize('out/batch_failures.jsonl') == 0
+
+
+def test_a_second_run_into_the_same_folder_is_refused_while_the_first_writes(tmp_path, monkeypatch, capsys,
+                                                                            trained_model):
+    import files
+    monkeypatch.chdir(tmp_path)
+    write_image_file('photos/a.jpg', 32, 32)
+    os.makedirs('out')
+    with files.exclusive_folder('out', 'held by the test'):  # another batch.py holds it
+        err = usage_error(batch.main, ['--model_file', trained_model, '--input', 'photos', '--output', 'out'],
+                          capsys)
+    assert 'another batch.py is writing into out now' in err and os.listdir('out') == []
