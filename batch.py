@@ -18,12 +18,11 @@ import contextlib
 import glob
 import logging
 import os
-import shutil
 import sys
 import time
 
 from checkpoints import MODEL_FORMS, model_exists
-from files import Outputs, contains, remove_empty_folders
+from files import Outputs, contains
 from inference.options import INPUT_EXTENSIONS, add_image_options, add_model_option, check_image_options, recipe_of
 from nets import pretrained
 from nets.pretrained import ARBITRARY_CHECKPOINT
@@ -192,22 +191,13 @@ def main(argv=None):
 
 
 @contextlib.contextmanager
-def leaving_as_it_was(prefix):
-    """On a local prefix, when the pipeline fails or is interrupted: remove the staging folders of the failures file
-    that Beam left, and the prefix itself if the run made it and it is empty; a failure then ends with one line,
-    exit status 1. The results written by then stay (each is complete) and the same command goes on from them."""
-    from inference.collection import FAILURES, is_remote
-    made = not is_remote(prefix) and not os.path.exists(prefix)
+def one_line_failure():
+    """A pipeline that fails ends with one line, exit status 1: the results written by then stay (each is complete),
+    and the same command goes on from them. (A local output folder the run made and left empty goes with its
+    lock: held_output.)"""
     try:
         yield
-    except BaseException as error:  # a worker's, a runner's (Beam wraps them in its own types), or Ctrl-C
-        if not is_remote(prefix):
-            for staging in glob.glob(os.path.join(glob.escape(prefix), 'beam-temp-%s-*' % FAILURES)):
-                shutil.rmtree(staging, ignore_errors=True)
-            if made:
-                remove_empty_folders(prefix)
-        if not isinstance(error, Exception):
-            raise
+    except Exception as error:  # a worker's or a runner's; Beam wraps them in its own types
         reason = str(error).strip().split('\n')[-1]
         print('error: the pipeline stopped: %s (the results written so far are complete; run the same command to go '
               'on from them)' % shorten(reason, 400), file=sys.stderr)
@@ -224,7 +214,7 @@ def run(job, options, runner):
              type(runner).__name__)
     pipeline = beam.Pipeline(runner=runner, options=options)
     build(pipeline, job)
-    with leaving_as_it_was(job.prefix):
+    with one_line_failure():
         result = pipeline.run()
         result.wait_until_finish()
     counts = {'stylized': 0, 'failed': 0, 'skipped': 0}

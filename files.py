@@ -65,13 +65,6 @@ def _remove_empty(folders):
             os.rmdir(folder)
 
 
-def remove_empty_folders(folder):
-    """Remove `folder` and the empty folders below it, deepest first; any that holds a file stays."""
-    for root, _, _ in sorted(os.walk(folder), key=lambda entry: -len(entry[0])):
-        with contextlib.suppress(OSError):
-            os.rmdir(root)
-
-
 def _new_file_mode(path):
     """The mode a plain open() would give: the old file's if there is one, else 0o666 less the umask."""
     try:

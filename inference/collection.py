@@ -231,9 +231,15 @@ def build(pipeline, job):
     written = stylized | 'Write' >> beam.ParDo(Write(job)).with_outputs(FAILED, main='written')
     unexpected = dead.failed_inferences | 'Unexpected' >> beam.FlatMap(_unexpected)
     return ((planned[FAILED], decoded[FAILED], written[FAILED], unexpected) | 'All failures' >> beam.Flatten()
-            | 'As JSON' >> beam.Map(json.dumps, sort_keys=True)
-            | 'Failures file' >> beam.io.WriteToText(join(job.prefix, FAILURES), shard_name_template='',
-                                                     num_shards=1))
+            | 'As JSON' >> beam.Map(json.dumps, sort_keys=True) | 'Gathered' >> beam.combiners.ToList()
+            | 'Failures file' >> beam.Map(write_failures, join(job.prefix, FAILURES)))
+
+
+def write_failures(lines, path):
+    """The failures file, one JSON object a line in sorted order, written as every file is (files.py): it is this
+    command's own, rewritten by every run, empty when nothing failed. Its lines are gathered on one worker, a few
+    hundred bytes a failure."""
+    files.write_anywhere(path, ''.join(line + '\n' for line in sorted(lines)).encode(), [], overwrite=True)
 
 
 def _named(metadata, source, job):

@@ -64,6 +64,15 @@ OPTIONS = {
     'performance': (performance.measure_all, {  # its report and results only: the measuring runs in a scratch folder
         'output': WRITES, 'overwrite': None, 'repeats': None, 'rounds': None, 'only': None}),
 }
+try:
+    import batch
+except ImportError:  # no Apache Beam: batch.py's test is skipped
+    batch = None
+else:
+    OPTIONS['batch'] = (lambda argv: batch.parse_args(argv), {  # Beam's options are Beam's: values, or a bucket
+        'model_file': READS, 'input': READS, 'output': WRITES, 'overwrite': None, 'format': None, 'quality': None,
+        'preserve_colors': None, 'strength': None, 'max_pixels': None, 'precision': None, 'style': None,
+        'style_mix': None, 'style_image': READS, 'style_strength': None, 'style_size': None, 'no_download': None})
 
 
 class _Parsed(Exception):
@@ -77,7 +86,7 @@ def _options(build, monkeypatch):
     def capture(self, args=None, namespace=None):
         parsers.append(self)
         raise _Parsed
-    monkeypatch.setattr(argparse.ArgumentParser, 'parse_args', capture)
+    monkeypatch.setattr(argparse.ArgumentParser, 'parse_known_args', capture)  # parse_args calls it
     with pytest.raises(_Parsed):
         build([])
     monkeypatch.undo()
@@ -130,8 +139,13 @@ def _run_audited(monkeypatch, command, argv):
     try:
         command(argv)
     finally:
+        global _last_audit
         recorded, _recorded = _recorded, None
+        _last_audit = claimed, recorded  # for a command that ends with an exit status
     return claimed, recorded
+
+
+_last_audit = None
 
 
 def _assert_through_outputs(claimed, recorded):
@@ -156,6 +170,17 @@ def test_eval_writes_images_and_videos_through_outputs(tmp_path, trained_model, 
     make_video(tmp_path / 'clip.mp4', seconds=1)
     _assert_through_outputs(*_run_audited(monkeypatch, eval_py.main, [
         '--model_file', trained_model, '--video', str(tmp_path / 'clip.mp4'), '--output', str(tmp_path / 'v.mp4')]))
+
+
+@pytest.mark.skipif(batch is None, reason='needs Apache Beam (requirements-beam.txt)')
+def test_batch_writes_its_results_and_failures_file_through_outputs(tmp_path, trained_model, monkeypatch):
+    write_image_file(str(tmp_path / 'in' / 'sub' / 'a.png'), 16, 20)
+    (tmp_path / 'in' / 'broken.jpg').write_bytes(b'not an image')
+    with pytest.raises(SystemExit):  # the broken image: exit status 1
+        claimed, recorded = _run_audited(monkeypatch, batch.main, [
+            '--model_file', trained_model, '--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out')])
+    assert sorted(os.listdir(tmp_path / 'out')) == ['batch_failures.jsonl', 'sub']
+    _assert_through_outputs(*_last_audit)
 
 
 def test_stylize_writes_its_result_and_frames_through_outputs(tmp_path, vgg_checkpoint, monkeypatch):
