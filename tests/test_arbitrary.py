@@ -6,7 +6,7 @@ from PIL import Image
 import checkpoints
 import eval as eval_py
 from helpers import usage_error, write_image_file
-from inference import arbitrary as arbitrary_inference
+from inference import arbitrary as arbitrary_inference, styling
 from inference.stylizer import Stylizer
 from nets import arbitrary
 from utils import tf
@@ -108,7 +108,7 @@ def test_the_style_embedding_is_predicted_once_per_style_image(arbitrary_stylize
     calls = []
     embed = arbitrary_stylizer.embed
     monkeypatch.setattr(arbitrary_stylizer, 'embed', lambda *args, **kwargs: calls.append(1) or embed(*args, **kwargs))
-    style_for = eval_py.style_of(arbitrary_stylizer, [np.asarray(Image.open(images['style']))], None, None, 1.0, 256)
+    style_for = styling.style_of(arbitrary_stylizer, [np.asarray(Image.open(images['style']))], None, None, 1.0, 256)
     photos = [np.asarray(Image.open(images[name])) for name in ('photo', 'other', 'photo')]
     styles = [style_for(photo) for photo in photos]
     assert len(calls) == 1 and all(np.array_equal(style, styles[0]) for style in styles)
