@@ -10,6 +10,7 @@ from PIL import Image
 import eval as eval_py
 import export
 import model
+from inference import styling
 from helpers import usage_error, write_image_file
 from utils import tf
 
@@ -40,12 +41,12 @@ def test_eval_default_output_is_generated_res_jpg(tmp_path, trained_model, photo
 
 @pytest.mark.parametrize('count', [1, 2])
 def test_eval_precision_reaches_the_model_for_one_image_and_several(tmp_path, trained_model, monkeypatch, count):
-    real_stylizer, precisions = eval_py.Stylizer, []
+    real_stylizer, precisions = styling.Stylizer, []
 
     def recording_stylizer(model_file, max_pixels, precision):
         precisions.append(precision)
         return real_stylizer(model_file, max_pixels, precision)
-    monkeypatch.setattr(eval_py, 'Stylizer', recording_stylizer)
+    monkeypatch.setattr(styling, 'Stylizer', recording_stylizer)
     photos = [write_image_file(str(tmp_path / ('photo%d.png' % i)), 20, 24, seed=i) for i in range(count)]
     output = str(tmp_path / ('res.png' if count == 1 else 'out'))
     eval_py.main(['--model_file', trained_model, '--image_file'] + photos + ['--output', output,
