@@ -208,12 +208,13 @@ def run(job, options, runner):
     """Run the pipeline to its end; logs its counts and rate, and returns how many images failed."""
     import apache_beam as beam
     from apache_beam.metrics.metric import MetricsFilter
-    from inference.collection import NAMESPACE, build
+    from inference.collection import NAMESPACE, PROGRESS, build
     start = time.time()
     log.info('stylizing %s into %s on %s', ', '.join(s.pattern for s in job.sources), job.prefix,
              type(runner).__name__)
     pipeline = beam.Pipeline(runner=runner, options=options)
     build(pipeline, job)
+    PROGRESS.restart()
     with one_line_failure():
         result = pipeline.run()
         result.wait_until_finish()

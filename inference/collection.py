@@ -81,9 +81,15 @@ class Job:
         return join(self.prefix, stem + ('.' + self.fmt if self.fmt else extension))
 
 
+def count(what):
+    """One more image `what` ('stylized', 'failed' or 'skipped'): Beam's counter, and this process's progress."""
+    Metrics.counter(NAMESPACE, what).inc()
+    PROGRESS.count(what)
+
+
 def failure(path, reason):
     """A failures-file record, counted."""
-    Metrics.counter(NAMESPACE, 'failed').inc()
+    count('failed')
     return beam.pvalue.TaggedOutput(FAILED, {'input': path, 'reason': str(reason)})
 
 
@@ -97,7 +103,7 @@ def plan(grouped, job):
             yield failure(path, 'the inputs %s make one result, %s; rename one, or stylize them apart'
                           % (' and '.join(inputs), result))
     elif not job.overwrite and FileSystems.exists(result):
-        Metrics.counter(NAMESPACE, 'skipped').inc()
+        count('skipped')
     else:
         yield inputs[0], result
 
@@ -179,13 +185,10 @@ def local_copy(model_file):
 
 class Write(beam.DoFn):
     """(input, result, pixels or the reason it failed, alpha) -> the result's file, encoded in its format at the
-    job's quality and written complete or not at all; logs progress on the local runner."""
+    job's quality and written complete or not at all."""
 
     def __init__(self, job):
         self.job = job
-
-    def setup(self):
-        self.progress = Progress()
 
     def process(self, stylized):
         path, result, pixels, alpha = stylized
@@ -196,28 +199,33 @@ class Write(beam.DoFn):
             data = encode_image(pixels, output_format(result), alpha, self.job.quality)
             files.write_anywhere(result, data, [path], self.job.overwrite)
         except (UsageError, OSError, MemoryError) as error:
-            self.progress.count('failed')
             yield failure(path, error)
             return
-        Metrics.counter(NAMESPACE, 'stylized').inc()
-        self.progress.count('stylized')
+        count('stylized')
 
 
 class Progress:
-    """This worker process's counts and rate, logged every PROGRESS_SECONDS (on the local runner, the run's)."""
+    """This process's counts and rate, logged every PROGRESS_SECONDS (on the local runner, the run's)."""
 
     def __init__(self):
+        self.restart()
+
+    def restart(self):
+        """From nothing, now: a run in this process (the local runner's) starts."""
         self.start = self.last = time.time()
-        self.counts = {'stylized': 0, 'failed': 0}
+        self.counts = {'stylized': 0, 'failed': 0, 'skipped': 0}
 
     def count(self, what):
         self.counts[what] += 1
         now = time.time()
         if now - self.last >= PROGRESS_SECONDS:
             self.last = now
-            done = sum(self.counts.values())
-            log.info('%d stylized, %d failed so far; %.2f images/s', self.counts['stylized'], self.counts['failed'],
-                     done / (now - self.start))
+            log.info('%d stylized, %d failed, %d left as they were so far; %.2f images/s', self.counts['stylized'],
+                     self.counts['failed'], self.counts['skipped'],
+                     (self.counts['stylized'] + self.counts['failed']) / (now - self.start))
+
+
+PROGRESS = Progress()
 
 
 def build(pipeline, job):
