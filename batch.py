@@ -108,10 +108,24 @@ def sources(specs, output):
     return tuple(found)
 
 
+def check_file_systems(args):
+    """Raise UsageError for a path on a file system this Beam cannot reach (gs:// without apache-beam[gcp], ...)."""
+    from apache_beam.io.filesystems import FileSystems
+    for option, paths in (('--model_file', [args.model_file]), ('--input', args.input), ('--output', [args.output]),
+                          ('--style_image', args.style_image or [])):
+        for path in paths:
+            try:
+                FileSystems.get_filesystem(path)
+            except ValueError:
+                raise UsageError("%s %s: Beam has no file system for it here; install Beam's extra for it (gs://: "
+                                 "pip install 'apache-beam[gcp]', s3://: [aws])" % (option, path)) from None
+
+
 def check_prerequisites(args):
     """One UsageError naming every missing model and style image (Magenta's network at its default path is
     downloaded later unless --no_download)."""
     from apache_beam.io.filesystems import FileSystems
+    check_file_systems(args)
     missing = []
     if os.path.abspath(args.model_file) == os.path.abspath(ARBITRARY_CHECKPOINT):
         if args.no_download and not pretrained.checkpoint_exists(args.model_file):

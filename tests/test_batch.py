@@ -137,6 +137,7 @@ def test_magenta_network_with_a_style_image_as_eval_py(tmp_path, arbitrary_check
     (['--output', ''], 'argument --output: an empty value'),
     (['--style_image', 'none.jpg'], 'style image not found: none.jpg'),
     (['--quality', '0'], '--quality must be between 1 and 100'),
+    (['--output', 'nofs://bucket/out'], "--output nofs://bucket/out: Beam has no file system for it here"),
 ])
 def test_mistakes_are_one_line_before_the_pipeline_and_write_nothing(tmp_path, monkeypatch, capsys, trained_model,
                                                                      options, message):
