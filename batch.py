@@ -2,7 +2,7 @@
 Dataflow, Flink or Spark with Beam's pipeline options (docs/BATCH.md).
 
   python batch.py --model_file models/wave.ckpt --input photos/ --output stylized/
-  python batch.py --model_file models/wave.ckpt --input 'photos/*.jpg' 'more/**/*.png' --output out/ --format webp
+  python batch.py --model_file models/wave.ckpt --input 'photos/*.jpg' 'more/**.png' --output out/ --format webp
   python batch.py --style_image img/udnie.jpg --input photos/ --output udnie/          # Magenta's network
   python batch.py --model_file gs://bucket/wave.ckpt --input gs://bucket/photos/ --output gs://bucket/wave/ \\
       --runner DataflowRunner --project P --region R --temp_location gs://bucket/tmp --setup_file ./setup.py
