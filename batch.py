@@ -21,11 +21,11 @@ import os
 import sys
 import time
 
-from checkpoints import MODEL_FORMS, model_exists
+from checkpoints import model_exists
 from files import Outputs, contains
-from inference.options import INPUT_EXTENSIONS, add_image_options, add_model_option, check_image_options, recipe_of
+from inference.options import (INPUT_EXTENSIONS, add_image_options, add_model_option, check_image_options,
+                               missing_model, recipe_of)
 from nets import pretrained
-from nets.pretrained import ARBITRARY_CHECKPOINT
 from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, shorten, unknown_name_hint
 
 MATCH_LIMIT = 1000  # files listed per --input before the pipeline, to check it finds images (the pipeline lists all)
@@ -126,13 +126,9 @@ def check_prerequisites(args):
     downloaded later unless --no_download)."""
     from apache_beam.io.filesystems import FileSystems
     check_file_systems(args)
-    missing = []
-    if os.path.abspath(args.model_file) == os.path.abspath(ARBITRARY_CHECKPOINT):
-        if args.no_download and not pretrained.checkpoint_exists(args.model_file):
-            missing.append(pretrained.arbitrary_missing(args.model_file))
-    elif not (FileSystems.match([args.model_file + '*'])[0].metadata_list if '://' in args.model_file
-              else model_exists(args.model_file)):
-        missing.append('model file not found: %s (pass %s)' % (args.model_file, MODEL_FORMS))
+    def exists(path):  # a checkpoint prefix's files, a file or a folder, on any file system
+        return bool(FileSystems.match([path + '*'])[0].metadata_list) if '://' in path else model_exists(path)
+    missing = [problem for problem in [missing_model(args.model_file, not args.no_download, exists)] if problem]
     missing += ['style image not found: %s (check the path)' % path for path in args.style_image or ()
                 if not FileSystems.exists(path)]
     if missing:

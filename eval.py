@@ -22,14 +22,13 @@ import time
 
 from tqdm import tqdm
 
-from checkpoints import MODEL_FORMS, model_exists
 from files import Outputs
 from images import IMAGE_FORMATS, check_encodable, image_size, load_image, output_format
 from inference import consistency, styling
-from inference.options import INPUT_EXTENSIONS, add_image_options, add_model_option, check_image_options, recipe_of
+from inference.options import (INPUT_EXTENSIONS, add_image_options, add_model_option, check_image_options,
+                               missing_model, recipe_of)
 from inference.styling import load_style_image
 from nets import pretrained
-from nets.pretrained import ARBITRARY_CHECKPOINT
 from reader import walk_without
 from utils import ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging
 
@@ -222,12 +221,7 @@ def check_prerequisites(model_file, download, inputs):
     """Raise one UsageError naming every missing prerequisite, before the outputs are checked: the model (Magenta's
     network at its default path is downloaded later, unless not to be) and the input files named (a folder or a
     glob that finds nothing is collect_inputs')."""
-    missing = []
-    if os.path.abspath(model_file) == os.path.abspath(ARBITRARY_CHECKPOINT):
-        if not download and not pretrained.checkpoint_exists(model_file):
-            missing.append(pretrained.arbitrary_missing(model_file))
-    elif not model_exists(model_file):
-        missing.append('model file not found: %s (pass %s)' % (model_file, MODEL_FORMS))
+    missing = [problem for problem in [missing_model(model_file, download)] if problem]
     missing += ['%s not found: %s (check the path)' % (what, path) for path, what in inputs
                 if not glob.has_magic(path) and not os.path.exists(path)]
     if missing:

@@ -1,10 +1,14 @@
 """The options of a stylizing run that eval.py and batch.py share: the model, the results' format and quality,
 colour and strength, tiling and precision, and the style (a trained one, a mix, or style images for Magenta's
 arbitrary-style network), with their checks. One definition, so that the two commands take the same words."""
+import os
+
+from checkpoints import MODEL_FORMS, checkpoint_exists, model_exists
 from images import IMAGE_FORMATS
 from inference.styling import Recipe
 from inference.stylizer import DEFAULT_MAX_PIXELS
 from nets.arbitrary import STYLE_SIZE, STYLE_SIZES
+from nets import pretrained
 from nets.pretrained import ARBITRARY_CHECKPOINT
 from utils import add_colour_options, add_precision_option, float_list
 
@@ -87,3 +91,11 @@ def recipe_of(args):
     return Recipe(args.model_file, args.max_pixels, args.precision, args.style,
                   None if args.style_mix is None else tuple(args.style_mix), tuple(args.style_image or ()),
                   args.style_strength, args.style_size, args.preserve_colors, args.strength)
+
+
+def missing_model(model_file, download, exists=model_exists):
+    """What to say when there is no model at `model_file` (exists(path) tells), or None: Magenta's network at its
+    default path is downloaded later, unless download is off."""
+    if os.path.abspath(model_file) == os.path.abspath(ARBITRARY_CHECKPOINT):
+        return None if download or checkpoint_exists(model_file) else pretrained.arbitrary_missing(model_file)
+    return None if exists(model_file) else 'model file not found: %s (pass %s)' % (model_file, MODEL_FORMS)
