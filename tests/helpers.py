@@ -4,11 +4,13 @@ import io
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+import zlib
 
 import numpy as np
 import pytest
@@ -199,3 +201,12 @@ def service_page(url, models, *args):
         playwright_api.expect(page.locator('#model option')).to_have_count(models)  # waits without eval, which
         yield playwright_api, page                                                  # the policy forbids
         assert violations == []
+
+
+def png_header(width, height):
+    """The start of a PNG that says it is width x height (with a valid header checksum) and holds almost nothing."""
+    header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)
+    chunk = b'IHDR' + header
+    idat = zlib.compress(b'\0' * 64)
+    return (b'\x89PNG\r\n\x1a\n' + struct.pack('>I', len(header)) + chunk + struct.pack('>I', zlib.crc32(chunk))
+            + struct.pack('>I', len(idat)) + b'IDAT' + idat + struct.pack('>I', zlib.crc32(b'IDAT' + idat)))

@@ -8,18 +8,16 @@ import re
 import resource
 import select
 import socket
-import struct
 import sys
 import threading
 import time
-import zlib
 
 import pytest
 from PIL import Image
 
 import export
 import serve
-from helpers import png, request, start_server
+from helpers import png, png_header, request, start_server
 
 
 REQUEST_LINE = re.compile(r'\d\d:\d\d:\d\d (GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH) /\S* \d{3} \d+ bytes \d+ ms$')
@@ -119,15 +117,6 @@ def test_slow_headers_are_closed_and_connections_capped_under_a_low_descriptor_l
     assert 'Traceback' not in log and len(other) < 10, log[-3000:]
 
 
-def _png_header(width, height):
-    """The start of a PNG that says it is width x height (with a valid header checksum) and holds almost nothing."""
-    header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)
-    chunk = b'IHDR' + header
-    idat = zlib.compress(b'\0' * 64)
-    return (b'\x89PNG\r\n\x1a\n' + struct.pack('>I', len(header)) + chunk + struct.pack('>I', zlib.crc32(chunk))
-            + struct.pack('>I', len(idat)) + b'IDAT' + idat + struct.pack('>I', zlib.crc32(b'IDAT' + idat)))
-
-
 def _image(fmt):
     buffer = io.BytesIO()
     Image.new('RGB', (16, 16), 'red').save(buffer, format=fmt)
@@ -175,8 +164,8 @@ def test_malformed_http_gets_a_json_400(small_server, raw):
     ('/v1/stylize/tiny', _image('ICO'), 415, 'not a JPEG, PNG or WebP image'),
     ('/v1/stylize/tiny', _image('GIF'), 415, 'not a JPEG, PNG or WebP image'),
     ('/v1/stylize/tiny', b'%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n', 415, 'not a JPEG'),
-    ('/v1/stylize/tiny', _png_header(12000, 12000), 413, 'is too large: 12000x12000 is over the limit of 100000000'),
-    ('/v1/stylize/tiny', _png_header(15000, 15000), 413, 'too large: over the limit of 100000000'),  # Pillow's limit
+    ('/v1/stylize/tiny', png_header(12000, 12000), 413, 'is too large: 12000x12000 is over the limit of 100000000'),
+    ('/v1/stylize/tiny', png_header(15000, 15000), 413, 'too large: over the limit of 100000000'),  # Pillow's limit
     ('/v1/stylize/tiny', _image('WEBP'), 200, None),
     ('/v1/stylize/tiny', _image('JPEG'), 200, None),
     ('/v1/stylize/tiny?format=webp', png(2, 16400)[0], 400, 'a 16400x2 result is larger than WEBP can hold'),
