@@ -43,7 +43,7 @@ def parse_args(argv):
                              'relative names; never inside an input folder')
     parser.add_argument('--overwrite', action='store_true',
                         help='stylize again the inputs whose results exist (default: leave them as they are)')
-    add_image_options(parser, "the results' format (default: each input's own)")
+    add_image_options(parser, "the results' format (default: each input's own)", with_masks=False)
     args, beam_flags = parser.parse_known_args(argv)
     check_image_options(parser, args)
     return args, beam_flags

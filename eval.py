@@ -14,7 +14,6 @@ Outputs have exactly the inputs' sizes. Images above --max_pixels are stylized i
 statistics (not from a .tflite, whose weights tiling cannot use).
 """
 import argparse
-import functools
 import glob
 import os
 import sys
@@ -24,7 +23,7 @@ from tqdm import tqdm
 
 from files import Outputs
 from images import IMAGE_FORMATS, check_encodable, image_size, load_image, output_format
-from inference import consistency, styling
+from inference import consistency, masks, styling
 from inference.options import (INPUT_EXTENSIONS, add_image_options, add_model_option, check_image_options,
                                missing_model, recipe_of)
 from inference.styling import load_style_image
@@ -188,7 +187,8 @@ def stylize_images(stylize, inputs, paths, quality, outputs):
     """Stylize every input; report and skip the ones that fail. Returns the number of failures.
 
     Args:
-      stylize: stylize(rgb) -> the finished result (the model, then colour and strength).
+      stylize: stylize(rgb, name) -> the finished result (the model, then colour and strength), of the image of that
+        relative name.
       inputs: (path, name) pairs from collect_inputs; paths: the result's path for each.
       quality: JPEG and WebP quality.
       outputs: the files.Outputs that writes them.
@@ -196,10 +196,10 @@ def stylize_images(stylize, inputs, paths, quality, outputs):
     failures = 0
     start = time.time()
     with tqdm(total=len(inputs), unit='img', mininterval=1) as bar:
-        for (path, _), output in zip(inputs, paths):
+        for (path, name), output in zip(inputs, paths):
             try:
                 rgb, alpha = load_image(path, 'content image')
-                outputs.image(output, stylize(rgb), alpha, quality)
+                outputs.image(output, stylize(rgb, name), alpha, quality)
             except UsageError as error:
                 failures += 1
                 tqdm.write('skipped: %s' % error, file=sys.stderr)
@@ -209,10 +209,11 @@ def stylize_images(stylize, inputs, paths, quality, outputs):
     return failures
 
 
-def stylize_one(stylize, path, rgb, alpha, output, quality, outputs):
-    """One image: its problems are the command's error (exit status 2)."""
+def stylize_one(stylize, source, rgb, alpha, output, quality, outputs):
+    """One image, source (path, relative name): its problems are the command's error (exit status 2)."""
     start = time.time()
-    outputs.image(output, stylize(rgb), alpha, quality)
+    path, name = source
+    outputs.image(output, stylize(rgb, name), alpha, quality)
     log.info('stylized %s (%dx%d) in %.2f s, written to %s', path, rgb.shape[1], rgb.shape[0], time.time() - start,
              output)
 
@@ -245,49 +246,74 @@ def main(argv=None):
         if recipe.style_images:
             pretrained.ensure_arbitrary_checkpoint(recipe.model_file, not args.no_download)
         return styling.open_model(recipe, style_images)
-    (_video_command if args.video else _images_command)(args, load_model, functools.partial(styling.finish, recipe))
+    (_video_command if args.video else _images_command)(args, recipe, load_model)
 
 
-def _video_command(args, load_model, finish):
-    """--video: its checks, then every frame through load_model()'s stylizer and finish."""
+def _video_command(args, recipe, load_model):
+    """--video: its checks, then every frame through load_model()'s stylizer and the recipe's finish."""
     from inference import video
     video.check_source(args.video)
     output = args.output or os.path.join('generated', 'res.mp4')
     video.check_output(output)
-    outputs = Outputs([args.video, args.model_file] + (args.style_image or []), args.overwrite)
+    if any(os.path.isdir(mask.path) for mask in recipe.masks):
+        raise UsageError('a video takes one mask image per style, not a folder (%s)'
+                         % next(mask.path for mask in recipe.masks if os.path.isdir(mask.path)))
+    outputs = Outputs([args.video, args.model_file] + (args.style_image or []) + _mask_paths(recipe), args.overwrite)
     if args.skip_existing and os.path.lexists(output):
         outputs.check_not_input(output)
         return log.info('%s exists already and is left as it is (--skip_existing); nothing to do', output)
     outputs.claim(output, source=args.video)
+    masks.check_files(recipe.masks, [(args.video, os.path.basename(args.video), video.frame_size(args.video))])
     stylizer, style_for = load_model()
-    first = []  # the video's style: from its first frame where --style_strength needs the photo's own
+    first = []  # the video's style (and photo's share): from its first frame, which masks and --style_strength need
 
     def stylize_batch(batch):
         first[:] = first or [style_for(batch[0])]
-        return stylizer.stylize_batch(batch, first[0])
-    video.stylize_video(stylize_batch, args.video, output, outputs, args.batch_size, args.smooth,
-                        lambda frames, originals: [finish(f, o) for f, o in zip(frames, originals)],
+        return stylizer.stylize_batch(batch, first[0][0])
+
+    def finish(frames, originals):
+        return [styling.finish(recipe, frame, original, first[0][1]) for frame, original in zip(frames, originals)]
+    video.stylize_video(stylize_batch, args.video, output, outputs, args.batch_size, args.smooth, finish,
                         args.consistency)
 
 
-def _images_command(args, load_model, finish):
-    """--image_file: the inputs and their outputs checked, then each image through load_model()'s stylizer and
-    finish; exit status 1 when some of several could not be stylized."""
+def _mask_paths(recipe):
+    return [mask.path for mask in recipe.masks]
+
+
+def _check_masks(recipe, inputs):
+    """Every mask each readable input needs, checked from the headers before the model loads (an unreadable input
+    is reported in its turn)."""
+    photos = []
+    for path, name in inputs:
+        try:
+            photos.append((path, name, image_size(path, 'content image')))
+        except UsageError:
+            if len(inputs) == 1:
+                raise
+    masks.check_files(recipe.masks, photos)
+
+
+def _images_command(args, recipe, load_model):
+    """--image_file: the inputs and their outputs checked, then each image through load_model()'s stylizer and the
+    recipe's finish; exit status 1 when some of several could not be stylized."""
     inputs = collect_inputs(args.image_file, _results_folders(args.output))
-    outputs = Outputs([path for path, _ in inputs] + [args.model_file] + (args.style_image or []), args.overwrite)
+    outputs = Outputs([path for path, _ in inputs] + [args.model_file] + (args.style_image or [])
+                      + _mask_paths(recipe), args.overwrite)
     paths = output_paths(inputs, args.image_file, args.output, args.format, outputs, args.skip_existing)
     alone = len(inputs) == 1  # an image's problems are the command's error; of several, each is reported and skipped
     inputs, paths = _left_as_they_are(inputs, paths)
     if not inputs:
         return
+    _check_masks(recipe, inputs)
     if alone:
         rgb, alpha = load_image(inputs[0][0], 'content image')  # before the model loads: fail fast
     stylizer, style_for = load_model()
 
-    def stylize(pixels):
-        return finish(stylizer(pixels, style=style_for(pixels)), pixels)
+    def stylize(pixels, name):
+        return styling.stylize(recipe, stylizer, style_for, pixels, name)
     if alone:
-        return stylize_one(stylize, inputs[0][0], rgb, alpha, paths[0], args.quality, outputs)
+        return stylize_one(stylize, inputs[0], rgb, alpha, paths[0], args.quality, outputs)
     failures = stylize_images(stylize, inputs, paths, args.quality, outputs)
     stylizer.close()
     if failures:

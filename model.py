@@ -234,19 +234,72 @@ def residual(x, filters, kernel, strides, pad=mirror_pad):
         return x + conv2d(hidden, filters, filters, kernel, strides, scope='conv_1', pad=pad)
 
 
-def conditional(normalize, style_weights):
+class StyleMap(typing.NamedTuple):
+    """Styles that change from pixel to pixel (a mask says which goes where, inference/masks.py): each pixel's style
+    is its shares of K styles. Tensors in a graph, arrays outside one.
+
+    Attributes:
+      basis: float (K, S): the K styles, each as the network's style vector (for ours, style weights (N,)).
+      shares: float (1, H, W, K): each style's share at each pixel of the network's input, summing to 1.
+    """
+    basis: typing.Any
+    shares: typing.Any
+
+
+def shares_at(shares, stride, like):
+    """A StyleMap's shares (1, H, W, K) at the resolution of a map `like` (N, h, w, C) `stride` times smaller: the
+    mean of each stride x stride box counted from the top-left corner, where the layers' grids start (so that tiles
+    starting on multiples of 4 see the same boxes), the last row and column repeated where `like` is larger."""
+    _, height, width, _ = _shape(like)
+    if stride > 1:
+        _, rows, columns, _ = _shape(shares)
+        whole = [(size + stride - 1) // stride * stride for size in (rows, columns)]
+        shares = tf.gather(shares, tf.minimum(tf.range(whole[0]), rows - 1), axis=1)
+        shares = tf.gather(shares, tf.minimum(tf.range(whole[1]), columns - 1), axis=2)
+        shares = tf.nn.avg_pool2d(shares, stride, stride, 'VALID')
+    _, rows, columns, _ = _shape(shares)
+    shares = tf.gather(shares, tf.minimum(tf.range(height), rows - 1), axis=1)
+    return tf.gather(shares, tf.minimum(tf.range(width), columns - 1), axis=2)
+
+
+def mix_per_pixel(shares, table):
+    """Per-pixel parameters (1, h, w, C) from shares (1, h, w, K) of a table (K, C), one row per style."""
+    return tf.tensordot(shares, table, [[3], [0]])
+
+
+def finite_or_zero(values):
+    """values with every NaN and Inf made 0 (fed to an export by code we do not control: 0, not NaN pixels).
+    x * 0 == 0 is false only for NaN and Inf, and its ops are TFLite's own."""
+    values = tf.cast(values, tf.float32)
+    return tf.where(tf.equal(values * 0.0, 0.0), values, tf.zeros_like(values))
+
+
+def conditional(normalize, style_weights, strides=None):
     """`normalize` followed by a per-style scale and offset (conditional instance normalization, Dumoulin et al.
-    2017), mixed by style_weights, float (N,): each normalized layer gets `style_scale` and `style_offset`, (N, C),
-    starting at 1 and 0. One-hot weights give one style; other convex weights mix the styles' parameters."""
+    2017), mixed by style_weights: each normalized layer gets `style_scale` and `style_offset`, (N, C), starting at 1
+    and 0. One-hot weights give one style; other convex weights mix the styles' parameters.
+
+    Args:
+      style_weights: float (N,), each style's share; or a StyleMap of shares at the padded input's resolution,
+        whose per-pixel mix of the basis' parameters each layer takes at its own resolution.
+      strides: with a StyleMap, each normalized layer's stride against the padded input, in order.
+    """
+    per_pixel = isinstance(style_weights, StyleMap)
+    basis = finite_or_zero(style_weights.basis if per_pixel else style_weights[None])
+    remaining = iter(strides or ())
+
     def conditional_normalize(x, activation):
-        styles, channels = style_weights.shape.as_list()[0], x.shape.as_list()[-1]
-        scale = tf.get_variable('style_scale', [styles, channels], tf.float32, tf.ones_initializer())
-        offset = tf.get_variable('style_offset', [styles, channels], tf.float32, tf.zeros_initializer())
-        mix = tf.cast(style_weights, tf.float32)
-        # A non-finite weight (fed to an export by code we do not control) counts as 0, not as NaN pixels. x * 0 == 0
-        # is false only for NaN and Inf, and its ops are TFLite's own.
-        mix = tf.expand_dims(tf.where(tf.equal(mix * 0.0, 0.0), mix, tf.zeros_like(mix)), 0)
-        return _activate(normalize(x, None) * tf.matmul(mix, scale)[0] + tf.matmul(mix, offset)[0], activation)
+        styles, channels = basis.shape.as_list()[1], x.shape.as_list()[-1]
+        scale = tf.matmul(basis, tf.get_variable('style_scale', [styles, channels], tf.float32,
+                                                 tf.ones_initializer()))
+        offset = tf.matmul(basis, tf.get_variable('style_offset', [styles, channels], tf.float32,
+                                                  tf.zeros_initializer()))
+        if per_pixel:
+            shares = shares_at(style_weights.shares, next(remaining), x)
+            scale, offset = mix_per_pixel(shares, scale), mix_per_pixel(shares, offset)
+        else:
+            scale, offset = scale[0], offset[0]
+        return _activate(normalize(x, None) * scale + offset, activation)
     return conditional_normalize
 
 
@@ -284,7 +337,10 @@ class _Layers:
         if normalize is None:
             normalize = (functools.partial(instance_norm, centered=formulation.center) if formulation.rewritten
                          else instance_norm_reference)
-        self.normalize = normalize if style_weights is None else conditional(normalize, style_weights)
+        if isinstance(style_weights, StyleMap):  # the shares padded as the image is, for the layers' grids
+            style_weights = style_weights._replace(shares=mirror_pad(style_weights.shares, INPUT_PADDING))
+        self.normalize = (normalize if style_weights is None
+                          else conditional(normalize, style_weights, NORMALIZED_LAYER_STRIDES))
 
     def _pad_for(self, x):
         """The reflect-padding for maps shaped like x. A 3-channel map has too few values per pixel to gain from
@@ -329,7 +385,8 @@ def net(image, formulation=INFERENCE, normalize=None, style_weights=None):
         their activation, called in order (conv1, conv2, conv3, deconv1, deconv2, deconv3); by default instance
         normalization; tiled inference passes one that uses given statistics.
       style_weights: for a network of several styles, float (N,) with a static N: each style's share (one-hot for
-        one style); None for a network of one style, which has no per-style variables.
+        one style), or a StyleMap (basis (K, N), shares (1, H, W, K)) whose style changes from pixel to pixel; None
+        for a network of one style, which has no per-style variables.
 
     Returns:
       float32 (N, H, W, 3): RGB in 0..255. For sizes where H + 20 or W + 20 is not a multiple of 4 the

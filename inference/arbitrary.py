@@ -40,12 +40,18 @@ def check_checkpoint(prefix, shapes, expected):
     return checkpoints.read_weights(prefix, expected)
 
 
-def network():
-    """The transformer as tiling.TiledTransform runs it: its style placeholder takes an embedding (EMBEDDING,)."""
+def network(per_pixel=False):
+    """The transformer as tiling.TiledTransform runs it: its style placeholder takes an embedding (EMBEDDING,), or
+    with per_pixel a model.StyleMap of embeddings (K, EMBEDDING) and their shares per pixel."""
     def build(image, normalize):
-        embedding = tf.placeholder(tf.float32, [arbitrary.EMBEDDING])
-        stylized = arbitrary.transform(tf.cast(image, tf.float32) / 255.0,
-                                       arbitrary.style_parameters(embedding[None]), normalize=normalize)
+        if per_pixel:
+            embedding = tiling.style_map_input(arbitrary.EMBEDDING)
+            parameters, shares = arbitrary.style_parameters(embedding.basis), embedding.shares
+        else:
+            embedding = tf.placeholder(tf.float32, [arbitrary.EMBEDDING])
+            parameters, shares = arbitrary.style_parameters(embedding[None]), None
+        stylized = arbitrary.transform(tf.cast(image, tf.float32) / 255.0, parameters, normalize=normalize,
+                                       shares=shares)
         _, height, width, _ = model._shape(image)
         return stylized[:, :height, :width] * 255.0, embedding
     return tiling.Network(build, 0, arbitrary.NORMALIZED_LAYER_STRIDES)

@@ -44,21 +44,22 @@ def finish(stylized, original, preserve_colors=False, strength=1.0):
     Args:
       stylized, original: uint8 RGB arrays of the same size.
       preserve_colors: keep the original's chroma.
-      strength: 1 is fully stylized, 0 the original.
+      strength: 1 is fully stylized, 0 the original; a number, or float (H, W) per pixel.
     """
-    if not preserve_colors and strength >= 1:
+    if not preserve_colors and np.all(strength >= 1):
         return stylized
     finished = np.empty_like(stylized)
     for top in range(0, stylized.shape[0], _BAND_ROWS):
         band = slice(top, top + _BAND_ROWS)
-        finished[band] = _finish_band(stylized[band], original[band], preserve_colors, strength)
+        finished[band] = _finish_band(stylized[band], original[band], preserve_colors,
+                                      strength[band, :, None] if np.ndim(strength) else strength)
     return finished
 
 
 def _finish_band(stylized, original, preserve_colors, strength):
     if preserve_colors:
         stylized = transfer_luminance(stylized, original)
-    if strength < 1:
+    if np.any(strength < 1):
         blend = strength * stylized.astype(np.float32) + (1 - strength) * original
         stylized = np.clip(np.round(blend), 0, 255).astype(np.uint8)
     return stylized

@@ -5,12 +5,13 @@ import os
 
 from checkpoints import MODEL_FORMS, checkpoint_exists, model_exists
 from images import IMAGE_FORMATS
+from inference import masks
 from inference.styling import Recipe
 from inference.stylizer import DEFAULT_MAX_PIXELS
 from nets.arbitrary import STYLE_SIZE, STYLE_SIZES
 from nets import pretrained
 from nets.pretrained import ARBITRARY_CHECKPOINT
-from utils import add_colour_options, add_precision_option, float_list
+from utils import UsageError, add_colour_options, add_precision_option, float_list
 
 INPUT_EXTENSIONS = tuple(IMAGE_FORMATS)
 
@@ -23,9 +24,9 @@ def add_model_option(parser):
                              'first use' % ARBITRARY_CHECKPOINT)
 
 
-def add_image_options(parser, format_help):
+def add_image_options(parser, format_help, with_masks=True):
     """The options of the results and the style, on an argparse parser; format_help: what --format does for the
-    command."""
+    command; with_masks: add --mask (styles by region)."""
     parser.add_argument('--format', choices=sorted({ext[1:] for ext in INPUT_EXTENSIONS}),
                         help=format_help)
     parser.add_argument('--quality', type=int, default=95, help='JPEG and WebP quality, 1..100 (default: %(default)s)')
@@ -41,6 +42,8 @@ def add_image_options(parser, format_help):
     styles.add_argument('--style_mix', type=float_list, metavar='W1,W2,...',
                         help="a model of several styles: blend the styles' parameters in these shares, one per style; "
                              "several --style_image: blend their styles in these shares, one per image")
+    if with_masks:
+        add_mask_option(parser)
     arbitrary = parser.add_argument_group("Magenta's arbitrary-style network (a checkpoint of it as --model_file)")
     arbitrary.add_argument('--style_image', nargs='+', metavar='PATH',
                            help='the style: any image (several, with --style_mix giving their shares)')
@@ -53,6 +56,15 @@ def add_image_options(parser, format_help):
                            help="the style image's smaller side, resized to, before its style is predicted: larger "
                                 "gives finer strokes; the resized image may have at most 1024 x 2048 pixels "
                                 "(default: %(default)s, as Magenta's)")
+
+
+def add_mask_option(parser):
+    """--mask, repeatable: styles by region (inference/masks.py)."""
+    parser.add_argument('--mask', action='append', type=masks.parse_mask, metavar='[NAME=]PATH',
+                        help="styles by region: a grey image of the photo's shape, white where the style NAME goes (a "
+                             "style of the model, or a --style_image's file name; without NAME, the style the other "
+                             "options give; 'photo' keeps the photo); repeat for several styles. Uncovered pixels "
+                             "keep the photo. PATH may be a folder of masks named as the photos (docs/MASKS.md)")
 
 
 def check_image_options(parser, args):
@@ -74,7 +86,10 @@ def check_image_options(parser, args):
                          "from %s by default)" % ARBITRARY_CHECKPOINT)
         args.model_file = ARBITRARY_CHECKPOINT
     count = len(args.style_image or ())
-    if count and (count > 1 or args.style_mix is not None) and len(args.style_mix or ()) != count:
+    given = getattr(args, 'mask', None) or ()
+    masks_name_them = masks.styled(given) and all(mask.name is not None for mask in given)
+    if count and ((count > 1 and not masks_name_them) or args.style_mix is not None) and len(
+            args.style_mix or ()) != count:
         parser.error('%d style image%s take%s %d share%s: --style_mix %s'
                      % (count, 's' if count > 1 else '', '' if count > 1 else 's', count, 's' if count > 1 else '',
                         ','.join('w%d' % i for i in range(1, count + 1))))
@@ -83,6 +98,10 @@ def check_image_options(parser, args):
                      '--style_image alone')
     if args.max_pixels < 4096:
         parser.error('--max_pixels must be at least 4096, got %d' % args.max_pixels)
+    try:
+        masks.check_masks(given, args.style, args.style_mix)
+    except UsageError as error:
+        parser.error(str(error))
 
 
 def recipe_of(args):
@@ -90,7 +109,8 @@ def recipe_of(args):
     check_image_options)."""
     return Recipe(args.model_file, args.max_pixels, args.precision, args.style,
                   None if args.style_mix is None else tuple(args.style_mix), tuple(args.style_image or ()),
-                  args.style_strength, args.style_size, args.preserve_colors, args.strength)
+                  args.style_strength, args.style_size, args.preserve_colors, args.strength,
+                  tuple(getattr(args, 'mask', None) or ()))
 
 
 def missing_model(model_file, download, exists=model_exists):

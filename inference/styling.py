@@ -1,10 +1,16 @@
 """What a stylizing run asks of its model, as one function of a photo: the style (a trained style by name, a mix of
-trained styles, or style images' embeddings, each predicted once, blended with the photo's own). eval.py and
-batch.py build it from the same options, so that their pixels are the same."""
+trained styles, or style images' embeddings, each predicted once, blended with the photo's own), or by region
+(masks, which say which style goes where). eval.py and batch.py build it from the same options, so that their
+pixels are the same."""
 import dataclasses
+import os
 
+import numpy as np
+
+import model
+import style_names
 from images import load_image
-from inference import arbitrary, color
+from inference import arbitrary, color, masks as masking
 from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer, style_choice
 from nets.arbitrary import STYLE_SIZE
 from utils import UsageError
@@ -14,7 +20,8 @@ from utils import UsageError
 class Recipe:
     """What a run asks of its model, in plain values (batch.py ships it to its workers): the model, its style (a
     trained one by name, a mix, or style images' paths for Magenta's network, blended with the photo's own by
-    style_strength at style_size), then colour (preserve_colors) and strength."""
+    style_strength at style_size), by region where masks (masks.Mask values) say, then colour (preserve_colors) and
+    strength."""
     model_file: str
     max_pixels: int = DEFAULT_MAX_PIXELS
     precision: str = 'fp32'
@@ -25,6 +32,7 @@ class Recipe:
     style_size: int = STYLE_SIZE
     preserve_colors: bool = False
     strength: float = 1.0
+    masks: tuple = ()
 
 
 def open_model(recipe, style_pixels, model_file=None):
@@ -35,18 +43,21 @@ def open_model(recipe, style_pixels, model_file=None):
       model_file: where the model is on this machine, if not at recipe.model_file (a worker's copy).
     """
     stylizer = Stylizer(model_file or recipe.model_file, recipe.max_pixels, recipe.precision)
-    return stylizer, style_of(stylizer, style_pixels, recipe.choice, recipe.mix, recipe.style_strength,
-                              recipe.style_size)
+    return stylizer, style_of(stylizer, style_pixels, recipe)
 
 
-def finish(recipe, stylized, original):
-    """The model's result with the recipe's colour and strength applied."""
-    return color.finish(stylized, original, recipe.preserve_colors, recipe.strength)
+def finish(recipe, stylized, original, photo_share=None):
+    """The model's result with the recipe's colour and strength applied, and blended with the photo by its share
+    per pixel (float (H, W), or None)."""
+    strength = recipe.strength if photo_share is None else recipe.strength * (1 - photo_share)
+    return color.finish(stylized, original, recipe.preserve_colors, strength)
 
 
-def stylize(recipe, stylizer, style_for, pixels, progress=True):
-    """A photo stylized as the recipe asks: the result eval.py writes, and batch.py."""
-    return finish(recipe, stylizer(pixels, style=style_for(pixels), progress=progress), pixels)
+def stylize(recipe, stylizer, style_for, pixels, name=None, progress=True):
+    """A photo stylized as the recipe asks: the result eval.py writes, and batch.py. name: the photo's relative name,
+    by which a folder of masks holds its mask."""
+    style, photo_share = style_for(pixels, name)
+    return finish(recipe, stylizer(pixels, style=style, progress=progress), pixels, photo_share)
 
 
 def load_style_image(path, side, source=None):
@@ -57,23 +68,94 @@ def load_style_image(path, side, source=None):
     return pixels
 
 
-def style_of(stylizer, style_images, choice, mix, strength, side):
-    """What the model is asked for, as a function of the photo: style_for(pixels) -> the style argument of
-    Stylizer (see style_choice); for an arbitrary-style network, the style images' embedding (each predicted once,
-    mixed in the shares `mix`) blended with the photo's own by `strength`.
+def style_of(stylizer, style_pixels, recipe):
+    """What the model is asked for, as a function of the photo: style_for(pixels, name=None) -> (style, photo_share):
+    the style argument of Stylizer (see style_choice; for an arbitrary-style network, the style images' embedding,
+    each predicted once, mixed in the shares recipe.mix, blended with the photo's own by recipe.style_strength; by
+    region, a model.StyleMap of those) and the photo's share per pixel for the blend after it, or None.
 
     Raises:
-      UsageError: style images for another model, none for an arbitrary-style one, a choice the model cannot take.
+      UsageError: style images for another model, none for an arbitrary-style one, a choice or a mask's style that
+        the model cannot take.
     """
+    keyed = _styles_by_key(stylizer, style_pixels, recipe)
+    masking.check_masks(recipe.masks, recipe.choice, recipe.mix)
+    for key in set(mask.name for mask in recipe.masks if mask.name != masking.PHOTO) or {None}:
+        keyed(key, None)  # every style asked for checked before any photo
+    if not recipe.masks:
+        return lambda pixels, name=None: (keyed(None, pixels), None)
+
+    def style_for(pixels, name=None):
+        found = masking.photo_regions(recipe.masks, name or 'the photo', *pixels.shape[:2])
+        return _by_region(stylizer, found, [keyed(key, pixels) for key in found.keys], pixels, keyed)
+    return style_for
+
+
+def _by_region(stylizer, found, styles, pixels, keyed):
+    """(style, photo_share) of masks.Regions whose styles are `styles` (the model's style vectors, or embeddings)."""
+    if stylizer.arbitrary is not None:  # regions that keep the photo take its own style (identity interpolation)
+        if found.photo.any():
+            styles = styles + [stylizer.embed(pixels, keyed.side, "the photo (its own style, for the photo's regions)")]
+            shares = np.concatenate([found.shares, found.photo[..., None]], -1)
+        else:
+            shares = found.shares
+        return _one_or_map(styles, shares), None
+    if stylizer.styles == 1:
+        return None, found.photo
+    return _one_or_map(styles, masking.network_shares(found.shares)), found.photo
+
+
+def _one_or_map(styles, shares):
+    """One style where there is one (the model's own graph runs it), else a model.StyleMap."""
+    if len(styles) == 1:
+        return styles[0]
+    return model.StyleMap(np.stack(styles).astype(np.float32), shares)
+
+
+def _styles_by_key(stylizer, style_pixels, recipe):
+    """style(key, pixels): the style vector of a mask's name (None: the one the options give) for the photo
+    `pixels` (its own embedding blends into an arbitrary-style network's by recipe.style_strength)."""
     if stylizer.arbitrary is None:
-        if style_images:
+        if style_pixels:
             raise UsageError("--style_image needs a checkpoint of Magenta's arbitrary-style network; %s is a network "
                              "trained on its own style%s" % (stylizer.source, 's' if stylizer.styles > 1 else ''))
-        style = style_choice(stylizer.styles, choice, mix, stylizer.source, names=stylizer.style_names)
-        return lambda pixels: style
-    if not style_images:
+        return _trained_styles(stylizer, recipe)
+    if not style_pixels:
         raise UsageError("%s is Magenta's arbitrary-style network: give the style with --style_image PATH"
                          % stylizer.source)
-    embedding = arbitrary.mixed_embedding([stylizer.embed(pixels, side) for pixels in style_images], mix)
-    return lambda pixels: arbitrary.with_strength(embedding, strength, lambda: stylizer.embed(
-        pixels, side, "the photo (its own style, which --style_strength below 1 blends in)"))
+    embeddings = [stylizer.embed(pixels, recipe.style_size) for pixels in style_pixels]
+    names = [os.path.splitext(os.path.basename(path))[0] for path in recipe.style_images]
+    mixed = [] if recipe.mix is None and len(embeddings) > 1 else [arbitrary.mixed_embedding(embeddings, recipe.mix)]
+
+    def style(key, pixels):
+        if key is None:
+            if not mixed:
+                raise UsageError('a mask without a name takes the style images\' mix: give their shares with '
+                                 '--style_mix, or name each mask\'s style image (--mask NAME=PATH, NAME one of %s)'
+                                 % ', '.join(names))
+            embedding = mixed[0]
+        else:
+            embedding = embeddings[style_names.index_of(key, names if len(set(names)) == len(names) else None,
+                                                        len(names), 'the style images', '--mask')]
+        return None if pixels is None else arbitrary.with_strength(embedding, recipe.style_strength, lambda: (
+            stylizer.embed(pixels, recipe.style_size, "the photo (its own style, which --style_strength below 1 "
+                                                      "blends in)")))
+    style.side = recipe.style_size
+    return style
+
+
+def _trained_styles(stylizer, recipe):
+    """_styles_by_key for a network trained on its own styles."""
+    def style(key, _pixels):
+        if key is None:
+            return style_choice(stylizer.styles, recipe.choice, recipe.mix, stylizer.source,
+                                names=stylizer.style_names)
+        if stylizer.styles == 1:
+            if key not in (stylizer.style_names or ()) and key != '0':
+                raise UsageError('%s holds one style: give its mask without a name (--mask PATH), got --mask %s='
+                                 % (stylizer.source, key))
+            return None
+        return np.eye(stylizer.styles, dtype=np.float32)[style_names.index_of(
+            key, stylizer.style_names, stylizer.styles, stylizer.source, '--mask')]
+    style.side = recipe.style_size
+    return style

@@ -128,7 +128,8 @@ class Stylizer:
         self.arbitrary = None  # for Magenta's arbitrary-style network, its inference.arbitrary.ArbitraryNetwork
         self.can_tile = not model_file.endswith('.tflite')  # tiling needs the weights, which a .tflite hides
         self.precision = computing_precision(precision == 'bf16' and self.can_tile)
-        self._tiled = None
+        self._tiled = {}  # per_pixel -> tiling.TiledTransform, made at first use
+        self._whole_per_pixel = None  # tiling.WholeTransform for styles by region, made at first use
         if model_file.endswith('.pb'):
             self.kind, (self._run, self._weights) = 'frozen graph', self._load_frozen(model_file)
         elif model_file.endswith('.tflite'):
@@ -307,9 +308,12 @@ class Stylizer:
         raise UsageError('%s is a TFLite model, whose weights tiled inference cannot use; pass the checkpoint it was '
                          'exported from, or raise --max_pixels' % self.source)
 
-    def check_style(self, style):
+    def check_style(self, style, size=None):
         """Raise UsageError unless `style` (float32 (N,) from style_choice, or None; an embedding (EMBEDDING,) for
-        an arbitrary-style network) fits the model."""
+        an arbitrary-style network; or a model.StyleMap of those, basis (K, N), and shares (H, W, K) for an image of
+        `size`, (H, W)) fits the model."""
+        if isinstance(style, model.StyleMap):
+            return self._check_style_map(style, size)
         if self.arbitrary is not None:
             if np.shape(style) != (arbitrary_net.EMBEDDING,) or not np.isfinite(style).all():
                 raise UsageError('%s is an arbitrary-style network: it takes a style embedding of %d finite values '
@@ -320,13 +324,26 @@ class Stylizer:
             raise UsageError('%s holds %d style%s; style weights %s do not fit it (see style_choice)'
                              % (self.source, self.styles, 's' if self.styles > 1 else '', style))
 
+    def _check_style_map(self, style, size):
+        width = arbitrary_net.EMBEDDING if self.arbitrary is not None else self.styles
+        count = np.shape(style.basis)[0] if np.ndim(style.basis) == 2 else 0
+        if width == 1 or np.shape(style.basis) != (count, width) or np.shape(style.shares) != (*size, count):
+            raise UsageError('%s cannot take a style by region of basis %s and shares %s for a %s image (see '
+                             'inference/masks.py)' % (self.source, np.shape(style.basis), np.shape(style.shares),
+                                                      'x'.join(map(str, size))))
+        if not (np.isfinite(style.basis).all() and np.isfinite(style.shares).all()):
+            raise UsageError('a style by region needs finite values')
+        if not self.can_tile:
+            raise UsageError('%s cannot be run with a style by region (--mask), which needs the network\'s weights; '
+                             'pass its checkpoint or SavedModel' % self.source)
+
     def stylize_batch(self, batch, style=None):
         """Stylize same-sized images: uint8 (N, H, W, 3) in and out; in one run when within max_pixels. style:
         for a model of several styles, each style's share, float32 (N,) (see style_choice); for an arbitrary-style
         network, the style's embedding (see embed)."""
-        self.check_style(style)
         batch = np.ascontiguousarray(batch, dtype=np.uint8)
-        if batch.shape[0] * batch.shape[1] * batch.shape[2] > self.max_pixels:
+        self.check_style(style, batch.shape[1:3])
+        if batch.shape[0] * batch.shape[1] * batch.shape[2] > self.max_pixels or isinstance(style, model.StyleMap):
             return np.stack([self(image, style=style) for image in batch])
         return self._run(batch, style)
 
@@ -339,19 +356,33 @@ class Stylizer:
           should_stop: for tiled inference, a function asked after every tile run; when it returns True,
             tiling.Cancelled is raised.
           style: for a model of several styles, each style's share, float32 (N,) (see style_choice); for an
-            arbitrary-style network, the style's embedding (see embed).
+            arbitrary-style network, the style's embedding (see embed); for either, a model.StyleMap of arrays,
+            whose style changes from pixel to pixel (inference/masks.py).
         """
-        self.check_style(style)
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+        self.check_style(style, pixels.shape[:2])
+        per_pixel = isinstance(style, model.StyleMap)
         if pixels.shape[0] * pixels.shape[1] <= self.max_pixels:
-            return self._run(pixels[None], style)[0]
-        if self._tiled is None:
-            self._tiled = tiling.TiledTransform(self._weights(), tile_side(self.max_pixels), self.session_config,
-                                                network=arbitrary.network() if self.arbitrary else None)
-        return self._tiled(pixels, progress, should_stop, style)
+            if not per_pixel:
+                return self._run(pixels[None], style)[0]
+            if self._whole_per_pixel is None:
+                self._whole_per_pixel = tiling.WholeTransform(self._weights(), self.session_config,
+                                                              self._network(per_pixel))
+            return self._whole_per_pixel(pixels, style)
+        if per_pixel not in self._tiled:
+            self._tiled[per_pixel] = tiling.TiledTransform(self._weights(), tile_side(self.max_pixels),
+                                                           self.session_config, network=self._network(per_pixel))
+        return self._tiled[per_pixel](pixels, progress, should_stop, style)
+
+    def _network(self, per_pixel):
+        """The network as tiling builds it (tiling.Network), its style per pixel or not."""
+        if self.arbitrary is not None:
+            return arbitrary.network(per_pixel)
+        return tiling.transform_network(self.styles, per_pixel)
 
     def close(self):
         if self.session is not None:
             self.session.close()
-        if self._tiled is not None:
-            self._tiled.close()
+        for transform in [*self._tiled.values(), self._whole_per_pixel]:
+            if transform is not None:
+                transform.close()

@@ -84,7 +84,8 @@ class Network(typing.NamedTuple):
     Attributes:
       build: build(image, normalize) -> (output, style): from a uint8 image (1, h, w, 3), the stylized float32
         (1, h, w, 3) in 0..255 with `normalize(x, activation)` at every instance-normalized layer, and the
-        placeholder its style is fed to (None for a network of one style); variables from tf.get_variable.
+        placeholder its style is fed to (None for a network of one style; a model.StyleMap of placeholders for a
+        style that changes from pixel to pixel); variables from tf.get_variable.
       padding: the pixels the network pads its input by before its first layer.
       strides: how many times smaller than the padded input each normalized layer's map is, in order.
     """
@@ -93,37 +94,83 @@ class Network(typing.NamedTuple):
     strides: tuple
 
 
-def transform_network(styles=1):
-    """Our transform network (model.net) of `styles` styles, as tiling runs it."""
+def style_map_input(size):
+    """A model.StyleMap of placeholders: basis (K, size) and shares (1, H, W, K)."""
+    return model.StyleMap(tf.placeholder(tf.float32, [None, size]), tf.placeholder(tf.float32, [1, None, None, None]))
+
+
+def transform_network(styles=1, per_pixel=False):
+    """Our transform network (model.net) of `styles` styles, as tiling runs it; per_pixel: its style is a
+    model.StyleMap (a network of several styles)."""
     def build(image, normalize):
-        style = tf.placeholder(tf.float32, [styles]) if styles > 1 else None
+        style = (style_map_input(styles) if per_pixel else tf.placeholder(tf.float32, [styles]) if styles > 1
+                 else None)
         return model.net(vgg_preprocessing.mean_image_subtraction(image), model.TILED, normalize=normalize,
                          style_weights=style), style
     return Network(build, model.INPUT_PADDING, model.NORMALIZED_LAYER_STRIDES)
 
 
-class TiledTransform:
+def style_feed(placeholder, style, rows=slice(None), columns=slice(None)):
+    """The feed of a network's style placeholder (see Network.build) for the part of the image in rows and
+    columns: a model.StyleMap's shares, (H, W, K) arrays, are cut to it."""
+    if placeholder is None:
+        return {}
+    if isinstance(placeholder, model.StyleMap):
+        return {placeholder.basis: style.basis, placeholder.shares: style.shares[None, rows, columns]}
+    return {placeholder: style}
+
+
+class _OnFedWeights:
+    """A network built in a graph of its own on weights fed from memory (model.fed_weights)."""
+
+    def __init__(self, weights, session_config, network, normalize):
+        self.network = network or transform_network(model.styles_in({n: v.shape for n, v in weights.items()}))
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.image = tf.placeholder(tf.uint8, [1, None, None, 3])
+            scope, placeholders = model.fed_weights()
+            with scope:
+                self.output, self.style = self.network.build(self.image, normalize)
+            self.session = tf.Session(config=session_config)
+        missing = sorted(set(placeholders) - set(weights))
+        if missing:
+            raise UsageError('the model does not hold %s (and %d more weights), which %s needs; pass the checkpoint'
+                             '%s' % (missing[0], len(missing) - 1, self.purpose, self.fix))
+        self.weight_feed = {placeholder: weights[name] for name, placeholder in placeholders.items()}
+
+    def close(self):
+        self.session.close()
+
+
+class WholeTransform(_OnFedWeights):
+    """A network run whole on uint8 RGB images, on weights fed from memory: for a style that changes from pixel to
+    pixel (a model.StyleMap), which the model's own graph does not take."""
+    purpose, fix = 'a style by region (--mask)', ''
+
+    def __init__(self, weights, session_config=None, network=None):
+        """Args: see TiledTransform."""
+        super().__init__(weights, session_config, network, None)
+        with self.graph.as_default():
+            self.result = tf.cast(tf.clip_by_value(self.output, 0, 255), tf.uint8)
+        self.graph.finalize()
+
+    def __call__(self, pixels, style):
+        """A uint8 RGB image (H, W, 3) stylized in `style` (what the network's style placeholder takes)."""
+        return self.session.run(self.result, {self.image: pixels[None], **self.weight_feed,
+                                              **style_feed(self.style, style)})[0]
+
+
+class TiledTransform(_OnFedWeights):
     """A transform network run tile by tile on uint8 RGB images of any size."""
+    purpose, fix = 'tiled inference', ', or raise --max_pixels'
 
     def __init__(self, weights, tile, session_config=None, margin=MARGIN, network=None):
         """Args: weights, name -> array of (at least) every variable the network reads; tile, the owned tile side
         (multiple of 4); session_config, the session's options (utils.session_config); network, a Network (by
         default ours, of as many styles as the weights hold)."""
         self.tile, self.margin = tile, margin
-        self.network = network or transform_network(model.styles_in({n: v.shape for n, v in weights.items()}))
-        self.graph = tf.Graph()
-        with self.graph.as_default():
-            self.image = tf.placeholder(tf.uint8, [1, None, None, 3])
-            self.statistics = _GivenStatistics()
-            scope, placeholders = model.fed_weights()
-            with scope:
-                self.output, self.style = self.network.build(self.image, self.statistics)
-            self.session = tf.Session(config=session_config)
-        missing = sorted(set(placeholders) - set(weights))
-        if missing:
-            raise UsageError('the model does not hold %s (and %d more weights), which tiled inference needs; pass '
-                             'the checkpoint, or raise --max_pixels' % (missing[0], len(missing) - 1))
-        self.weight_feed = {placeholder: weights[name] for name, placeholder in placeholders.items()}
+        self.statistics = _GivenStatistics()
+        super().__init__(weights, session_config, network, self.statistics)
         self.graph.finalize()
 
     def _tiles(self, height, width):
@@ -131,9 +178,9 @@ class TiledTransform:
                 for cols in split_axis(width, self.tile, self.margin, self.network.padding)]
 
     def _feed(self, pixels, style, rows, cols, statistics):
-        feed = {self.image: pixels[None, rows[2]:rows[3], cols[2]:cols[3]], **self.weight_feed}
-        if self.style is not None:
-            feed[self.style] = style
+        context = slice(rows[2], rows[3]), slice(cols[2], cols[3])
+        feed = {self.image: pixels[(None, *context)], **self.weight_feed,
+                **style_feed(self.style, style, *context)}
         for (mean, variance), (mean_value, variance_value) in zip(self.statistics.feeds, statistics):
             feed[mean], feed[variance] = mean_value, variance_value
         return feed
@@ -162,7 +209,8 @@ class TiledTransform:
           pixels: the image.
           progress: show a progress bar (on stderr).
           should_stop: a function asked after every tile run; when it returns True, Cancelled is raised.
-          style: what the network's style placeholder takes (for ours of several styles, each style's share).
+          style: what the network's style placeholder takes (for ours of several styles, each style's share, or a
+            model.StyleMap of arrays: basis (K, N), shares (H, W, K)).
         """
         height, width = pixels.shape[:2]
         tiles = self._tiles(height, width)
@@ -187,6 +235,3 @@ class TiledTransform:
                     output[rows[0] - rows[2]:rows[1] - rows[2], cols[0] - cols[2]:cols[1] - cols[2]], 0, 255)
                 step()
         return result
-
-    def close(self):
-        self.session.close()

@@ -78,6 +78,13 @@ def _read(path):
     return meta, frames()
 
 
+def frame_size(path):
+    """(height, width) of a video's frames, from its header; UsageError for a video ffmpeg cannot read."""
+    meta, frames = _read(path)
+    frames.close()
+    return meta['size'][1], meta['size'][0]
+
+
 def _batches(frames, size):
     batch = []
     for frame in frames:

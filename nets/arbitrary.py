@@ -150,11 +150,12 @@ _PHASE_TAPS = np.array([[[1, 0, 0], [0, 1, 1]],
 
 class _Layers:
     """The fast transformer's layer kinds. normalize(x, activation): the instance normalization (by default
-    model.instance_norm; tiled inference passes one with given statistics)."""
+    model.instance_norm; tiled inference passes one with given statistics). shares: see transform."""
 
-    def __init__(self, parameters, normalize=None):
+    def __init__(self, parameters, normalize=None, shares=None):
         self.parameters = iter(parameters)
         self.normalize = normalize or model.instance_norm
+        self.shares, self.strides = shares, iter(NORMALIZED_LAYER_STRIDES)
 
     @staticmethod
     def _weights(kernel, inputs, outputs):
@@ -175,7 +176,12 @@ class _Layers:
 
     def _style_norm(self, y, activation):
         gamma, beta = next(self.parameters)
-        normalized = self.normalize(y, None) * gamma[:, None, None] + beta[:, None, None]
+        if self.shares is None:
+            gamma, beta = gamma[:, None, None], beta[:, None, None]
+        else:
+            shares = model.shares_at(self.shares, next(self.strides), y)
+            gamma, beta = model.mix_per_pixel(shares, gamma), model.mix_per_pixel(shares, beta)
+        normalized = self.normalize(y, None) * gamma + beta
         return normalized if activation is None else activation(normalized)
 
     def styled(self, scope, x, inputs, outputs, kernel, activation, pad):
@@ -209,7 +215,7 @@ class _Layers:
             return self._style_norm(y, tf.nn.relu)
 
 
-def transform(content, parameters, normalize=None):
+def transform(content, parameters, normalize=None, shares=None):
     """transform_reference's function, computed faster, for content images of any size (1 pixel too).
 
     The batch norm is folded into the convolutions, instance normalization runs on the fused batch-norm kernel
@@ -220,11 +226,13 @@ def transform(content, parameters, normalize=None):
       content: float32 (N, H, W, 3) in [0, 1].
       parameters: from style_parameters, for one style ((1, C) each) or one per image.
       normalize: the normalization at each style-normalized layer, normalize(x, activation); see _Layers.
+      shares: None, or float (1, H, W, K): each of K styles' share at each pixel (a mask, model.StyleMap), whose
+        parameters (K, C) `parameters` then holds: each layer mixes them per pixel at its own resolution.
 
     Returns:
       float32 (N, 4 * ceil(H / 4), 4 * ceil(W / 4), 3) in [0, 1], as Magenta's network gives.
     """
-    layers = _Layers(parameters, normalize)
+    layers = _Layers(parameters, normalize, shares)
     with tf.variable_scope('transformer'):
         with tf.variable_scope('contract'):
             h = layers.contract('conv1', content, 3, 32, kernel=9, stride=1)

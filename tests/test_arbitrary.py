@@ -104,13 +104,15 @@ def test_eval_stylizes_in_the_style_of_any_image_mixed_or_weakened(arbitrary_che
     assert 0 < np.abs(part - one).mean() < np.abs(own - one).mean()
 
 
-def test_the_style_embedding_is_predicted_once_per_style_image(arbitrary_stylizer, images, monkeypatch):
+def test_the_style_embedding_is_predicted_once_per_style_image(arbitrary_checkpoint, arbitrary_stylizer, images,
+                                                               monkeypatch):
     calls = []
     embed = arbitrary_stylizer.embed
     monkeypatch.setattr(arbitrary_stylizer, 'embed', lambda *args, **kwargs: calls.append(1) or embed(*args, **kwargs))
-    style_for = styling.style_of(arbitrary_stylizer, [np.asarray(Image.open(images['style']))], None, None, 1.0, 256)
+    recipe = styling.Recipe(arbitrary_checkpoint, style_images=(images['style'],))
+    style_for = styling.style_of(arbitrary_stylizer, [np.asarray(Image.open(images['style']))], recipe)
     photos = [np.asarray(Image.open(images[name])) for name in ('photo', 'other', 'photo')]
-    styles = [style_for(photo) for photo in photos]
+    styles = [style_for(photo)[0] for photo in photos]
     assert len(calls) == 1 and all(np.array_equal(style, styles[0]) for style in styles)
 
 

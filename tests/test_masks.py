@@ -1,0 +1,213 @@
+"""Styles by region: masks that say which style goes where, for networks of several styles, of one style and
+Magenta's arbitrary-style network, whole and tiled, for a photo, a folder and a video."""
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import checkpoints
+import eval as eval_py
+import model
+from helpers import make_video, usage_error, write_image_file
+from images import read_image
+from inference import masks
+from inference.stylizer import Stylizer
+
+HEIGHT, WIDTH = 40, 52
+
+
+@pytest.fixture(scope='module')
+def models(tmp_path_factory):
+    """A random network of two styles (wave, scream) and one of one style."""
+    folder = tmp_path_factory.mktemp('models')
+    return {'two': checkpoints.save_random_model(str(folder / 'two.ckpt'), seed=4, styles=2, names=['wave', 'scream']),
+            'one': checkpoints.save_random_model(str(folder / 'one.ckpt'), seed=2)}
+
+
+def _grey(path, values):
+    Image.fromarray(np.asarray(values, np.uint8)).save(path)
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory):
+    """A photo, masks of its left and right halves, a grey one, and a few style images."""
+    folder = tmp_path_factory.mktemp('masks')
+    left = np.zeros([HEIGHT, WIDTH], np.uint8)
+    left[:, :WIDTH // 2] = 255
+    return {'photo': write_image_file(str(folder / 'photo.png'), HEIGHT, WIDTH, seed=5),
+            'left': _grey(folder / 'left.png', left), 'right': _grey(folder / 'right.png', 255 - left),
+            'grey': _grey(folder / 'grey.png', np.full([HEIGHT, WIDTH], 128)),
+            'half_size': _grey(folder / 'half.png', left[::2, ::2]),
+            'black': _grey(folder / 'black.png', np.zeros([HEIGHT, WIDTH])),
+            'white': _grey(folder / 'white.png', np.full([HEIGHT, WIDTH], 255)),
+            'square': _grey(folder / 'square.png', np.full([HEIGHT, HEIGHT], 255)),
+            'sky': write_image_file(str(folder / 'sky.png'), 64, 64, seed=7),
+            'sea': write_image_file(str(folder / 'sea.png'), 64, 64, seed=8),
+            'folder': str(folder)}
+
+
+def _eval(model_file, photo, output, *options):
+    eval_py.main(['--model_file', model_file, '--image_file', photo, '--output', str(output), *options])
+    return read_image(str(output)).astype(int)
+
+
+def test_a_constant_map_gives_the_style_or_the_mix_of_the_whole_image(models, arbitrary_stylizer, files):
+    photo = read_image(files['photo'])
+    two = Stylizer(models['two'])
+    for shares in ([1, 0], [0.3, 0.7]):
+        style_map = model.StyleMap(np.eye(2, dtype=np.float32), np.broadcast_to(np.float32(shares), (HEIGHT, WIDTH, 2)))
+        whole = two(photo, style=np.float32(shares)).astype(int)
+        assert np.abs(two(photo, style=style_map) - whole).max() <= 1
+    two.close()
+    sky, sea = (arbitrary_stylizer.embed(read_image(files[name]), 256) for name in ('sky', 'sea'))
+    style_map = model.StyleMap(np.stack([sky, sea]), np.broadcast_to(np.float32([0, 1]), (HEIGHT, WIDTH, 2)))
+    whole = arbitrary_stylizer(photo, style=sea).astype(int)
+    assert np.abs(arbitrary_stylizer(photo, style=style_map) - whole).max() <= 1
+
+
+def test_each_side_takes_its_style_and_photo_regions_the_photo(models, files, tmp_path):
+    wave, scream = (_eval(models['two'], files['photo'], tmp_path / (name + '.png'), '--style', name)
+                    for name in ('wave', 'scream'))
+    split = _eval(models['two'], files['photo'], tmp_path / 'split.png', '--mask', 'wave=' + files['left'],
+                  '--mask', 'scream=' + files['right'])
+    left, right = slice(None, WIDTH // 2 - 4), slice(WIDTH // 2 + 4, None)
+    assert np.abs(split[:, left] - wave[:, left]).mean() < np.abs(split[:, left] - scream[:, left]).mean()
+    assert np.abs(split[:, right] - scream[:, right]).mean() < np.abs(split[:, right] - wave[:, right]).mean()
+    # a mask of another size but the same shape is resized to the photo
+    resized = _eval(models['two'], files['photo'], tmp_path / 'resized.png', '--mask', 'wave=' + files['half_size'],
+                    '--mask', 'scream=' + files['right'])
+    assert np.abs(resized[:, left] - split[:, left]).mean() < 10
+    np.testing.assert_array_equal(_eval(models['two'], files['photo'], tmp_path / 'all.png', '--mask',
+                                        '1=' + files['white']), scream)  # by index too
+    # photo masks alone: the rest in --style's style, exactly; the photo's region the photo, exactly
+    kept = _eval(models['two'], files['photo'], tmp_path / 'kept.png', '--style', 'wave', '--mask',
+                 'photo=' + files['left'])
+    np.testing.assert_array_equal(kept[:, :WIDTH // 2], read_image(files['photo'])[:, :WIDTH // 2])
+    np.testing.assert_array_equal(kept[:, WIDTH // 2:], wave[:, WIDTH // 2:])
+
+
+def test_one_style_masks_are_a_strength_per_pixel(models, files, tmp_path):
+    photo = read_image(files['photo']).astype(int)
+    whole = _eval(models['one'], files['photo'], tmp_path / 'whole.png')
+    right = _eval(models['one'], files['photo'], tmp_path / 'right.png', '--mask', files['right'])
+    np.testing.assert_array_equal(right[:, :WIDTH // 2], photo[:, :WIDTH // 2])
+    np.testing.assert_array_equal(right[:, WIDTH // 2:], whole[:, WIDTH // 2:])
+    grey = _eval(models['one'], files['photo'], tmp_path / 'grey.png', '--mask', files['grey'])
+    assert np.abs(grey - (whole + photo) / 2).max() <= 1
+
+
+def test_magenta_regions_take_their_style_images_and_the_photo_its_own_style(arbitrary_checkpoint, files, tmp_path):
+    def run(name, *options):
+        return _eval(arbitrary_checkpoint, files['photo'], tmp_path / (name + '.png'), *options)
+    sky, sea = run('sky', '--style_image', files['sky']), run('sea', '--style_image', files['sea'])
+    split = run('split', '--style_image', files['sky'], files['sea'], '--mask', 'sky=' + files['left'],
+                '--mask', '1=' + files['right'])
+    left, right = slice(None, WIDTH // 2 - 4), slice(WIDTH // 2 + 4, None)
+    assert np.abs(split[:, left] - sky[:, left]).mean() < np.abs(split[:, left] - sea[:, left]).mean() / 2
+    assert np.abs(split[:, right] - sea[:, right]).mean() < np.abs(split[:, right] - sky[:, right]).mean() / 2
+    own = run('own', '--style_image', files['sky'], '--style_strength', '0')
+    kept = run('kept', '--style_image', files['sky'], '--mask', 'photo=' + files['left'])
+    assert np.abs(kept[:, left] - own[:, left]).mean() < np.abs(kept[:, left] - sky[:, left]).mean() / 2
+
+
+def test_tiled_equals_whole_with_masks(models, arbitrary_checkpoint, tmp_path):
+    photo = write_image_file(str(tmp_path / 'big.png'), 84, 100, seed=3)
+    ramp = np.tile(np.linspace(0, 255, 100), (84, 1))
+    sky, sea = _grey(tmp_path / 'sky.png', ramp), _grey(tmp_path / 'sea.png', 255 - ramp)
+    style = write_image_file(str(tmp_path / 'style.png'), 64, 64, seed=8)
+    for model_file, options in ((models['two'], ['--mask', 'wave=' + sky, '--mask', 'scream=' + sea]),
+                                (arbitrary_checkpoint, ['--style_image', style, '--mask', sky])):
+        whole = _eval(model_file, photo, tmp_path / 'whole.png', '--overwrite', *options)
+        tiled = _eval(model_file, photo, tmp_path / 'tiled.png', '--overwrite', '--max_pixels', '4096', *options)
+        assert np.abs(whole - tiled).max() <= 1
+
+
+def test_a_folder_of_masks_by_the_photos_names(models, files, tmp_path):
+    for name in ('a.png', 'sub/b.jpg'):
+        write_image_file(str(tmp_path / 'photos' / name), HEIGHT, WIDTH, seed=len(name))
+    os.makedirs(tmp_path / 'masks' / 'sub')
+    _grey(tmp_path / 'masks' / 'a.png', np.asarray(Image.open(files['left'])))
+    Image.open(files['right']).convert('RGB').save(tmp_path / 'masks' / 'sub' / 'b.jpg')
+    eval_py.main(['--model_file', models['one'], '--image_file', str(tmp_path / 'photos'), '--output',
+                  str(tmp_path / 'out') + '/', '--mask', str(tmp_path / 'masks')])
+    single = _eval(models['one'], str(tmp_path / 'photos' / 'a.png'), tmp_path / 'single.png', '--mask', files['left'])
+    np.testing.assert_array_equal(read_image(str(tmp_path / 'out' / 'a.png')), single)
+    b = read_image(str(tmp_path / 'out' / 'sub' / 'b.jpg')).astype(int)
+    photo_b = read_image(str(tmp_path / 'photos' / 'sub' / 'b.jpg')).astype(int)
+    assert np.abs(b[:, :20] - photo_b[:, :20]).mean() < np.abs(b[:, -20:] - photo_b[:, -20:]).mean() / 5
+
+
+def test_a_missing_mask_in_a_folder_is_named_before_anything_is_written(models, files, tmp_path, capsys):
+    for name in ('a.png', 'b.png', 'c.png'):
+        write_image_file(str(tmp_path / 'photos' / name), HEIGHT, WIDTH)
+    os.makedirs(tmp_path / 'masks')
+    _grey(tmp_path / 'masks' / 'b.png', np.asarray(Image.open(files['left'])))
+    argv = ['--model_file', models['one'], '--image_file', str(tmp_path / 'photos'), '--output',
+            str(tmp_path / 'out') + '/', '--mask', str(tmp_path / 'masks')]
+    err = usage_error(eval_py.main, argv, capsys)
+    assert 'no mask for %s in %s' % (tmp_path / 'photos' / 'a.png', tmp_path / 'masks') in err
+    assert 'c.png' in err and not os.path.exists(tmp_path / 'out')
+
+
+@pytest.mark.parametrize('options,message', [
+    (['--mask', 'wave={square}'], "is 40x40, not the shape of"),
+    (['--mask', 'wave={photo}.missing'], 'mask not found'),
+    (['--mask', 'wave={broken}'], 'mask is not a readable image'),
+    (['--mask', 'wave={bomb}'], 'is too large: 10000x8000 is over the limit of 50000000 pixels'),
+    (['--mask', 'sky={left}'], '--mask sky is not a style of'),
+    (['--mask', '{left}'], 'choose one with --style NAME'),
+    (['--mask', 'wave={black}'], 'covers no pixel of the photo'),
+    (['--style', 'wave', '--mask', 'photo={white}'], 'the masks leave no pixel to style'),
+    (['--mask', 'wave={left}', '--mask', 'wave={right}'], '--mask wave is given twice'),
+    (['--style', 'wave', '--mask', 'scream={left}'], 'every --mask here names its style'),
+    (['--mask', 'wave='], 'names no mask image'),
+    (['--mask', ''], 'an empty value'),
+])
+def test_bad_masks_are_one_line_before_anything_is_written(models, files, tmp_path, capsys, options, message):
+    paths = dict(files, broken=str(tmp_path / 'broken.png'), bomb=str(tmp_path / 'bomb.png'))
+    with open(paths['broken'], 'wb') as f:
+        f.write(b'not an image')
+    if '{bomb}' in ''.join(options):
+        Image.new('L', (10000, 8000)).save(paths['bomb'])  # 80 KB
+    argv = ['--model_file', models['two'], '--image_file', files['photo'], '--output', str(tmp_path / 'out.png')]
+    err = usage_error(eval_py.main, argv + [option.format(**paths) for option in options], capsys)
+    assert message in err
+    assert not os.path.exists(tmp_path / 'out.png')
+
+
+def test_a_video_takes_one_mask_for_every_frame(models, files, tmp_path, capsys):
+    pytest.importorskip('imageio_ffmpeg')
+    clip = str(tmp_path / 'clip.mp4')
+    make_video(clip, seconds=1, size=(WIDTH, HEIGHT))
+    argv = ['--model_file', models['one'], '--video', clip, '--output']
+    eval_py.main(argv + [str(tmp_path / 'masked.mp4'), '--mask', files['right']])
+    eval_py.main(argv + [str(tmp_path / 'whole.mp4')])
+    import imageio_ffmpeg
+    frames = [[np.frombuffer(data, np.uint8).reshape(HEIGHT, WIDTH, 3).astype(int) for data in
+               list(imageio_ffmpeg.read_frames(str(tmp_path / name)))[1:]] for name in ('masked.mp4', 'whole.mp4')]
+    source = [np.frombuffer(data, np.uint8).reshape(HEIGHT, WIDTH, 3).astype(int)
+              for data in list(imageio_ffmpeg.read_frames(clip))[1:]]
+    for masked, whole, original in zip(*frames, source):
+        assert np.abs(masked[:, :20] - original[:, :20]).mean() < np.abs(whole[:, :20] - original[:, :20]).mean() / 3
+        assert np.abs(masked[:, -20:] - whole[:, -20:]).mean() < 4
+    capsys.readouterr()
+    err = usage_error(eval_py.main, argv + [str(tmp_path / 'folder.mp4'), '--mask', files['folder']], capsys)
+    assert 'a video takes one mask image per style, not a folder' in err
+
+
+def test_regions_normalize_and_keep_the_rest_for_the_photo():
+    sky = np.float32([[1, 0.5, 0, 0]])
+    ground = np.float32([[1, 0, 0, 0.25]])
+    found = masks.regions([masks.Mask('sky', 's'), masks.Mask('ground', 'g')], [sky, ground])
+    assert found.keys == ('sky', 'ground')
+    np.testing.assert_allclose(found.shares[0, :, 0], [0.5, 0.5, 0, 0])
+    np.testing.assert_allclose(found.photo[0], [0, 0.5, 1, 0.75])
+    np.testing.assert_allclose(found.shares.sum(-1) + found.photo, 1)
+    only_photo = masks.regions([masks.Mask('photo', 'p')], [np.float32([[1, 0.25]])])
+    assert only_photo.keys == (None,)
+    np.testing.assert_allclose(only_photo.shares[..., 0], [[0, 0.75]])
+    assert masks.parse_mask('wave=a=b.png') == ('wave', 'a=b.png')
+    assert masks.parse_mask('./x=1.png') == (None, './x=1.png')
+    assert masks.parse_mask('sky.png') == (None, 'sky.png')
