@@ -210,3 +210,14 @@ def png_header(width, height):
     idat = zlib.compress(b'\0' * 64)
     return (b'\x89PNG\r\n\x1a\n' + struct.pack('>I', len(header)) + chunk + struct.pack('>I', zlib.crc32(chunk))
             + struct.pack('>I', len(idat)) + b'IDAT' + idat + struct.pack('>I', zlib.crc32(b'IDAT' + idat)))
+
+
+BOUNDARY = 'aRbItRaRy'
+
+
+def multipart(**files):
+    """A multipart body of PNG file fields, and its headers."""
+    body = b''.join(('--%s\r\nContent-Disposition: form-data; name="%s"; filename="%s.png"\r\nContent-Type: '
+                     'image/png\r\n\r\n' % (BOUNDARY, name, name)).encode() + data + b'\r\n'
+                    for name, data in files.items())
+    return body + ('--%s--\r\n' % BOUNDARY).encode(), {'Content-Type': 'multipart/form-data; boundary=' + BOUNDARY}

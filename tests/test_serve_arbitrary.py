@@ -9,12 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import NEEDS_CHROMIUM, png, request, service_page, start_server
+from helpers import NEEDS_CHROMIUM, multipart, png, request, service_page, start_server
 from inference.arbitrary import with_strength
 from service import work
-
-BOUNDARY = 'aRbItRaRy'
-
 
 @pytest.fixture(scope='module')
 def server(arbitrary_checkpoint, trained_model):
@@ -23,14 +20,6 @@ def server(arbitrary_checkpoint, trained_model):
     yield url
     process.terminate()
     process.wait(30)
-
-
-def multipart(**files):
-    """A multipart body of PNG file fields, and its headers."""
-    body = b''.join(('--%s\r\nContent-Disposition: form-data; name="%s"; filename="%s.png"\r\nContent-Type: '
-                     'image/png\r\n\r\n' % (BOUNDARY, name, name)).encode() + data + b'\r\n'
-                    for name, data in files.items())
-    return body + ('--%s--\r\n' % BOUNDARY).encode(), {'Content-Type': 'multipart/form-data; boundary=' + BOUNDARY}
 
 
 def _pixels(body):
