@@ -52,7 +52,8 @@ def load_image(source, what='image', min_side=None, max_pixels=None, formats=Non
                 image.draft('RGB', (min_side, min_side))  # a JPEG's size is now the reduced one it decodes to
             if max_pixels and image.width * image.height > max_pixels:
                 raise UsageError('%s is too large: %dx%d is over the limit of %d pixels'
-                                 % (what, image.width, image.height, max_pixels))
+                                 % (what if name == what else '%s %s' % (what, name), image.width, image.height,
+                                    max_pixels))
             factor = min(image.size) // min_side if min_side else 1
             image = ImageOps.exif_transpose(image)
             if image.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'):

@@ -36,10 +36,15 @@ class Mask(typing.NamedTuple):
     path: str
 
 
+def is_name(text):
+    """True for text that can name a mask's style: letters, digits, '_', '-' and '.'."""
+    return bool(_NAME.match(text))
+
+
 def parse_mask(value):
     """--mask's argparse type: NAME=PATH, or PATH alone (a path whose file name holds '=' is given as ./NAME=...)."""
     name, separator, path = value.partition('=')
-    if not separator or not _NAME.match(name):
+    if not separator or not is_name(name):
         return Mask(None, value)
     if not path.strip():
         raise argparse.ArgumentTypeError('%s names no mask image: give NAME=PATH' % shorten(value))
@@ -116,15 +121,16 @@ def check_files(masks, photos):
         raise UsageError('; '.join(problems[:3]) + more)
 
 
-def load_mask(path, height, width, photo_name='the photo'):
-    """A mask image as float32 (height, width) in [0, 1]: its luminance times its alpha, resized bilinearly to the
-    photo's size.
+def load_mask(source, height, width, photo_name='the photo', what='mask', max_pixels=MAX_MASK_PIXELS):
+    """A mask image (a path, or a binary file object called `what` in messages) as float32 (height, width) in
+    [0, 1]: its luminance times its alpha, resized bilinearly to the photo's size.
 
     Raises:
-      UsageError: unreadable, too large, or not of the photo's aspect ratio.
+      UsageError: unreadable, too large (over max_pixels), or not of the photo's aspect ratio.
     """
-    rgb, alpha = load_image(path, 'mask', max_pixels=MAX_MASK_PIXELS)
-    _check_size(path, rgb.shape[:2], (height, width), photo_name)
+    name = source if isinstance(source, str) else what
+    rgb, alpha = load_image(source, what, max_pixels=max_pixels, name=name)
+    _check_size(name, rgb.shape[:2], (height, width), photo_name)
     grey = rgb @ _LUMA
     if alpha is not None:
         grey *= alpha / np.float32(255)

@@ -87,15 +87,18 @@ def style_of(stylizer, style_pixels, recipe):
 
     def style_for(pixels, name=None):
         found = masking.photo_regions(recipe.masks, name or 'the photo', *pixels.shape[:2])
-        return _by_region(stylizer, found, [keyed(key, pixels) for key in found.keys], pixels, keyed)
+        return by_region(stylizer, found, [keyed(key, pixels) for key in found.keys], lambda: stylizer.embed(
+            pixels, recipe.style_size, "the photo (its own style, for the photo's regions)"))
     return style_for
 
 
-def _by_region(stylizer, found, styles, pixels, keyed):
-    """(style, photo_share) of masks.Regions whose styles are `styles` (the model's style vectors, or embeddings)."""
-    if stylizer.arbitrary is not None:  # regions that keep the photo take its own style (identity interpolation)
+def by_region(stylizer, found, styles, own):
+    """(style, photo_share) for Stylizer and finish of masks.Regions whose styles are `styles` (the model's style
+    vectors, or embeddings); own() is the photo's own embedding, for an arbitrary-style network's regions that keep
+    the photo (its identity interpolation)."""
+    if stylizer.arbitrary is not None:
         if found.photo.any():
-            styles = styles + [stylizer.embed(pixels, keyed.side, "the photo (its own style, for the photo's regions)")]
+            styles = styles + [own()]
             shares = np.concatenate([found.shares, found.photo[..., None]], -1)
         else:
             shares = found.shares
@@ -119,7 +122,7 @@ def _styles_by_key(stylizer, style_pixels, recipe):
         if style_pixels:
             raise UsageError("--style_image needs a checkpoint of Magenta's arbitrary-style network; %s is a network "
                              "trained on its own style%s" % (stylizer.source, 's' if stylizer.styles > 1 else ''))
-        return _trained_styles(stylizer, recipe)
+        return lambda key, _pixels: trained_style(stylizer, key, recipe.choice, recipe.mix)
     if not style_pixels:
         raise UsageError("%s is Magenta's arbitrary-style network: give the style with --style_image PATH"
                          % stylizer.source)
@@ -140,22 +143,19 @@ def _styles_by_key(stylizer, style_pixels, recipe):
         return None if pixels is None else arbitrary.with_strength(embedding, recipe.style_strength, lambda: (
             stylizer.embed(pixels, recipe.style_size, "the photo (its own style, which --style_strength below 1 "
                                                       "blends in)")))
-    style.side = recipe.style_size
     return style
 
 
-def _trained_styles(stylizer, recipe):
-    """_styles_by_key for a network trained on its own styles."""
-    def style(key, _pixels):
-        if key is None:
-            return style_choice(stylizer.styles, recipe.choice, recipe.mix, stylizer.source,
-                                names=stylizer.style_names)
-        if stylizer.styles == 1:
-            if key not in (stylizer.style_names or ()) and key != '0':
-                raise UsageError('%s holds one style: give its mask without a name (--mask PATH), got --mask %s='
-                                 % (stylizer.source, key))
-            return None
-        return np.eye(stylizer.styles, dtype=np.float32)[style_names.index_of(
-            key, stylizer.style_names, stylizer.styles, stylizer.source, '--mask')]
-    style.side = recipe.style_size
-    return style
+def trained_style(stylizer, key, choice, mix, options=('--style', '--style_mix'), mask_option='--mask', source=None):
+    """The style vector (see style_choice) of a mask's style `key` (None: the style choice or mix give) for a network
+    trained on its own styles; options, mask_option and source (by default the model's path): what the user calls
+    them, for messages."""
+    source = source or stylizer.source
+    if key is None:
+        return style_choice(stylizer.styles, choice, mix, source, options, stylizer.style_names)
+    if stylizer.styles == 1:
+        if key not in (stylizer.style_names or ()) and key != '0':
+            raise UsageError('%s holds one style: give its mask without a name, got %s %s' % (source, mask_option, key))
+        return None
+    return np.eye(stylizer.styles, dtype=np.float32)[style_names.index_of(
+        key, stylizer.style_names, stylizer.styles, source, mask_option)]

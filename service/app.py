@@ -75,9 +75,9 @@ def create_app(service):
         async def read_request():
             body = await read_body(request, limits)
             if request.headers.get('content-type', '').startswith('multipart/form-data'):
-                image, style = await images_from_multipart(request, body)
-                return image, dict(options, style_image=style)
-            return body, dict(options, style_image=None)
+                image, style, masks = await images_from_multipart(request, body)
+                return image, dict(options, style_image=style, masks=masks)
+            return body, dict(options, style_image=None, masks=[])
         result = await service.stylize(request.path_params['model'], read_request)
         token = {'X-Style-Token': result.style_token} if result.style_token else {}
         return Response(result.data, media_type=result.media_type, headers={
@@ -85,8 +85,8 @@ def create_app(service):
 
     async def stylize_base64(request):
         async def read_request():
-            data, style, options = await asyncio.to_thread(base64_request, await read_body(request, limits))
-            return data, dict(parse_options(options), style_image=style)
+            data, style, masks, options = await asyncio.to_thread(base64_request, await read_body(request, limits))
+            return data, dict(parse_options(options), style_image=style, masks=masks)
         result = await service.stylize(request.path_params['model'], read_request)
         token = {'style_token': result.style_token} if result.style_token else {}
         return JSONResponse({'image': base64.b64encode(result.data).decode('ascii'),

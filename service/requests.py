@@ -8,8 +8,9 @@ import sys
 
 import style_names
 from config import MAX_STYLES
+from inference import masks
 from service.work import FORMATS, HTTPError
-from utils import shorten, unknown_name_hint
+from utils import UsageError, shorten, unknown_name_hint
 
 
 OPTIONS = ('max_size', 'strength', 'preserve_colors', 'format', 'quality', 'style', 'mix', 'style_strength',
@@ -137,9 +138,37 @@ async def read_body(request, limits):
         raise HTTPError(400, 'the client closed the connection') from None
 
 
+MASK_FIELD = 'mask'  # a mask's field: "mask" for the style the options give, "mask:NAME" for the style NAME
+
+
+def mask_name(field):
+    """The style a multipart field's or a JSON key's mask is for (None: the options' style), or HTTPError 400."""
+    if field == MASK_FIELD:
+        return None
+    name = field[len(MASK_FIELD) + 1:]
+    if not masks.is_name(name) or len(name) > style_names.MAX_LENGTH:
+        raise HTTPError(400, 'mask field %s does not name a style: send "mask" or "mask:NAME" (NAME a style of the '
+                             'model, or photo)' % shorten(field))
+    return name
+
+
+MAX_MASKS = 4  # a request's masks: each takes about 8 bytes per photo pixel (docs/SERVICE.md)
+
+
+def _checked_masks(pairs):
+    """The masks (name, bytes) of a request, at most one per style and MAX_MASKS in all."""
+    if len(pairs) > MAX_MASKS:
+        raise HTTPError(400, 'the request holds %d masks; send at most %d, one per style' % (len(pairs), MAX_MASKS))
+    try:
+        masks.check_masks([masks.Mask(name, 'upload') for name, _ in pairs])
+    except UsageError as error:
+        raise HTTPError(400, str(error).replace('--mask', 'mask')) from None
+    return pairs
+
+
 async def images_from_multipart(request, body):
-    """(image, style image or None) of a multipart body: the file fields named "image" (else the first file that
-    is not the style image) and "style_image"."""
+    """(image, style image or None, masks) of a multipart body: the file fields named "image" (else the first file
+    that is neither the style image nor a mask), "style_image" and "mask" or "mask:NAME" (masks: (name, bytes))."""
     from starlette.datastructures import UploadFile
     from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -155,14 +184,16 @@ async def images_from_multipart(request, body):
                              'options in the query string (/v1/stylize/NAME?strength=0.5)' % shorten(fields[0]))
     files = [(key, value) for key, value in form.multi_items() if isinstance(value, UploadFile)]
     styles = [value for key, value in files if key == 'style_image']
-    photos = [value for key, value in files if key != 'style_image']  # a sole one under any name: curl -F file=@
+    mask_files = [(mask_name(key), value) for key, value in files if key.split(':')[0] == MASK_FIELD]
+    photos = [value for key, value in files if key != 'style_image' and key.split(':')[0] != MASK_FIELD]
     if len(photos) > 1 or len(styles) > 1:
         raise HTTPError(400, 'the multipart body holds %d photos and %d style images; send one photo (the file field '
                              '"image") and at most one "style_image"' % (len(photos), len(styles)))
     if not photos:
         raise HTTPError(400, 'the multipart body has %s; send the photo as a file field named "image"'
                         % ('only a style image' if styles else 'no file'))
-    return await photos[0].read(), (await styles[0].read() if styles else None)
+    return (await photos[0].read(), (await styles[0].read() if styles else None),
+            _checked_masks([(name, await value.read()) for name, value in mask_files]))
 
 MAX_JSON_FIELDS_BYTES = 64 * 1024  # the JSON around the image (its options are a few hundred bytes)
 
@@ -172,8 +203,9 @@ _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 def base64_request(body):
-    """(image bytes, style image bytes or None, options dict) of a JSON body {"image": "<base64>",
-    "style_image": "<base64>" (for an arbitrary-style model), ...options}, in memory about the body's
+    """(image bytes, style image bytes or None, masks, options dict) of a JSON body {"image": "<base64>",
+    "style_image": "<base64>" (for an arbitrary-style model), "mask": "<base64>" or {"NAME": "<base64>", ...},
+    ...options} (masks: (name, bytes)), in memory about the body's
     size twice over: the long strings (the base64) are found in place and left out of the JSON that is parsed,
     which must then be under MAX_JSON_FIELDS_BYTES, so that no body of numbers or nesting is ever parsed whole;
     the image is decoded straight from the body's bytes. Run it off the event loop (a 20 MB body takes tens of ms).
@@ -193,12 +225,27 @@ def base64_request(body):
     style = payload.pop('style_image', None)
     if style is not None and not isinstance(style, str):
         raise HTTPError(400, '"style_image" must be a base64 string of the style image file')
+    found = _json_masks(payload.pop(MASK_FIELD, None))
     for key, value in payload.items():  # another long string: an option no one sends at that length
         if _placeholder(value) is not None:
             start, end = spans[_placeholder(value)]
             payload[key] = 'a string of %d bytes' % (end - start - 2)
     return (_decoded(body, image, spans, 'image'), None if style is None else _decoded(body, style, spans,
-                                                                                        'style_image'), payload)
+                                                                                        'style_image'),
+            _checked_masks([(name, _decoded(body, value, spans, 'mask')) for name, value in found]), payload)
+
+
+def _json_masks(value):
+    """(name, base64 value) of a JSON body's "mask": a string (for the options' style) or an object of them by
+    style name."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [(None, value)]
+    if isinstance(value, dict) and all(isinstance(item, str) for item in value.values()):
+        return [(mask_name(MASK_FIELD + ':' + name), item) for name, item in value.items()]
+    raise HTTPError(400, '"mask" must be a base64 string of a mask image, or an object of them by style name '
+                         '({"wave": "<base64>", "photo": "<base64>"})')
 
 
 def _decoded(body, value, spans, key):

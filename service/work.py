@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image
 
 from images import encode_image, load_image, too_large_for
-from inference import arbitrary, color
-from inference.stylizer import DEFAULT_MAX_PIXELS, style_choice
+from inference import arbitrary, color, masks, styling
+from inference.stylizer import DEFAULT_MAX_PIXELS
 from inference.tiling import Cancelled
 from utils import UsageError, log
 
@@ -217,30 +217,50 @@ class Service:
             raise Cancelled('the deadline passed before the work started')
         token = None
         if stylizer.arbitrary is not None:
-            style, token = self._embedding(stylizer, options, rgb)
+            style[None], token = self._embedding(stylizer, options, rgb)
+        style, photo_share = self._by_region(stylizer, options['masks'], style, rgb)
         stylized = self.budget.run(pixels, lambda: stylizer(rgb, progress=False, should_stop=too_late, style=style),
                                    deadline)
-        result = color.finish(stylized, rgb, options['preserve_colors'], options['strength'])
+        strength = options['strength'] if photo_share is None else options['strength'] * (1 - photo_share)
+        result = color.finish(stylized, rgb, options['preserve_colors'], strength)
         return encode_image(result, fmt, alpha, options['quality']), fmt, result.shape[1], result.shape[0], token
+
+    def _by_region(self, stylizer, given, styles, rgb):
+        """(style, the photo's share per pixel or None) of a request's masks (name, bytes) for the photo `rgb`, whose
+        styles by name are `styles` (None: the options' style)."""
+        if not given:
+            return styles[None], None
+        height, width = rgb.shape[:2]
+        grey = []
+        for name, data in given:
+            what = 'mask' + (':' + name if name else '')
+            if sniff_format(data) is None:
+                raise HTTPError(415, '%s is not a JPEG, PNG or WebP image (the formats this service accepts)' % what)
+            try:
+                grey.append(masks.load_mask(io.BytesIO(data), height, width, 'the photo', what,
+                                            self.limits.max_image_pixels))
+            except UsageError as error:
+                raise HTTPError(413 if 'too large' in str(error) else 400, str(error)) from None
+        try:
+            found = masks.regions([masks.Mask(name, 'mask' + (':' + name if name else '')) for name, _ in given], grey)
+        except UsageError as error:
+            raise HTTPError(400, str(error)) from None
+        return styling.by_region(stylizer, found, [styles[key] for key in found.keys], lambda: _predict(
+            stylizer, rgb, "the photo (its own style, for the photo's regions)"))
 
     def _embedding(self, stylizer, options, rgb):
         """For an arbitrary-style network: (the embedding of the style image sent, cached by its bytes, or of the
         style_token sent instead, blended with the photo's own by style_strength; the style's token)."""
-        def predict(pixels, what):
-            try:
-                return stylizer.embed(pixels, what=what)
-            except UsageError as error:  # too small, too elongated
-                raise HTTPError(400, str(error)) from None
         token, data = options['style_token'], options['style_image']
         if token:
             embedding = self.embeddings.by_token(token, id(stylizer))
         else:
             key = (id(stylizer), hashlib.sha256(data).digest())
-            embedding = self.embeddings.get(key, lambda: predict(self._decode(data, 'the style image')[0],
-                                                                 'the style image'))
+            embedding = self.embeddings.get(key, lambda: _predict(stylizer, self._decode(data, 'the style image')[0],
+                                                                  'the style image'))
             token = self.embeddings.issue(key)
-        return arbitrary.with_strength(embedding, options['style_strength'], lambda: predict(
-            rgb, 'the photo (its own style, which style_strength below 1 blends in)')), token
+        return arbitrary.with_strength(embedding, options['style_strength'], lambda: _predict(
+            stylizer, rgb, 'the photo (its own style, which style_strength below 1 blends in)')), token
 
     def _decode(self, data, what='the request body'):
         """(rgb, alpha, format) of a JPEG, PNG or WebP file; other formats never reach a decoder."""
@@ -257,9 +277,19 @@ class Service:
         return rgb, alpha, fmt
 
 
+def _predict(stylizer, pixels, what):
+    """An arbitrary-style network's embedding of `pixels`; HTTPError 400 for an image it cannot take."""
+    try:
+        return stylizer.embed(pixels, what=what)
+    except UsageError as error:  # too small, too elongated
+        raise HTTPError(400, str(error)) from None
+
+
 def _style_of(stylizer, name, options):
-    """The style weights that the options' style (a name or an index) or mix ask of the model (for an arbitrary-style
-    network, None: its embedding is predicted in the worker); HTTPError 400 if they do not fit it."""
+    """The styles the request asks of the model, by mask name (None: the style of the options, a name or an index,
+    or a mix; for an arbitrary-style network, left out: its embedding is predicted in the worker); HTTPError 400 if
+    they do not fit it."""
+    keys = set(key for key, _ in options['masks'] if key != masks.PHOTO) or {None}
     if stylizer.arbitrary is not None:
         if (options['style_image'] is None) == (options['style_token'] is None):
             raise HTTPError(400, "model %s is Magenta's arbitrary-style network: send the style %s, as the file field "
@@ -269,15 +299,20 @@ def _style_of(stylizer, name, options):
         if options['style'] is not None or options['mix'] is not None:
             raise HTTPError(400, 'model %s takes its style from style_image: style and mix apply to models of several '
                                  'styles' % name)
-        return None
+        if keys != {None}:
+            raise HTTPError(400, 'model %s takes one style image: send its mask as "mask" (and the photo\'s as '
+                                 '"mask:photo"), not "mask:%s"' % (name, sorted(key for key in keys if key)[0]))
+        return {}
     if options['style_image'] is not None or options['style_token'] is not None or options['style_strength'] != 1:
         raise HTTPError(400, 'model %s is trained on its own style%s: style_image, style_token and style_strength '
                              "apply to Magenta's arbitrary-style network" % (name, 's' if stylizer.styles > 1 else ''))
     try:
-        return style_choice(stylizer.styles, options['style'], options['mix'], 'model %s' % name, ('style', 'mix'),
-                            stylizer.style_names)
+        masks.check_masks([masks.Mask(key, 'mask') for key, _ in options['masks']], options['style'], options['mix'])
+        return {key: styling.trained_style(stylizer, key, options['style'], options['mix'], ('style', 'mix'), 'mask',
+                                           'model %s' % name) for key in keys}
     except UsageError as error:
-        raise HTTPError(400, str(error)) from None
+        message = str(error).replace('--style and --style_mix', 'style and mix').replace('--mask', 'mask')
+        raise HTTPError(400, message) from None
 
 
 def _limit_size(rgb, alpha, max_size):

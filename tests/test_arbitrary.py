@@ -141,7 +141,7 @@ def test_style_image_mistakes_are_one_line(arbitrary_checkpoint, images, tmp_pat
     assert 'its sides differ more than 16 times' in error('--style_image', strip)
     huge = tmp_path / 'huge.png'
     Image.new('RGB', (8000, 6000)).save(huge)
-    assert 'style image is too large: 8000x6000 is over the limit' in error('--style_image', str(huge))
+    assert 'style image %s is too large: 8000x6000 is over the limit' % huge in error('--style_image', str(huge))
     assert "is Magenta's arbitrary-style network: give the style with --style_image" in error()
     assert '2 style images take 2 shares: --style_mix w1,w2' in error('--style_image', photo, photo,
                                                                       '--style_mix', '1,2,3')

@@ -1,5 +1,8 @@
 """Styles by region: masks that say which style goes where, for networks of several styles, of one style and
 Magenta's arbitrary-style network, whole and tiled, for a photo, a folder and a video."""
+import base64
+import io
+import json
 import os
 
 import numpy as np
@@ -9,7 +12,7 @@ from PIL import Image
 import checkpoints
 import eval as eval_py
 import model
-from helpers import make_video, usage_error, write_image_file
+from helpers import make_video, multipart, request, start_server, usage_error, write_image_file
 from images import read_image
 from inference import masks
 from inference.stylizer import Stylizer
@@ -211,3 +214,74 @@ def test_regions_normalize_and_keep_the_rest_for_the_photo():
     assert masks.parse_mask('wave=a=b.png') == ('wave', 'a=b.png')
     assert masks.parse_mask('./x=1.png') == (None, './x=1.png')
     assert masks.parse_mask('sky.png') == (None, 'sky.png')
+
+
+@pytest.fixture(scope='module')
+def server(models, arbitrary_checkpoint):
+    process, url = start_server('--model', 'two=' + models['two'], '--model', 'one=' + models['one'], '--model',
+                                'any=' + arbitrary_checkpoint, '--max_image_pixels', '40000')
+    yield url
+    process.terminate()
+    process.wait(30)
+
+
+def _file(path):
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def _answer(status_headers_body):
+    status, _, body = status_headers_body
+    assert status == 200, body[:300]
+    return np.asarray(Image.open(io.BytesIO(body))).astype(int)
+
+
+def test_the_service_takes_masks_in_multipart_and_json(server, models, arbitrary_checkpoint, files, tmp_path):
+    photo = _file(files['photo'])
+    split = _answer(request(server + '/v1/stylize/two?format=png', *multipart(**{
+        'image': photo, 'mask:wave': _file(files['left']), 'mask:scream': _file(files['right'])})))
+    expected = _eval(models['two'], files['photo'], tmp_path / 'split.png', '--mask', 'wave=' + files['left'],
+                     '--mask', 'scream=' + files['right'])
+    np.testing.assert_array_equal(split, expected)
+    payload = {'image': base64.b64encode(photo).decode(), 'format': 'png', 'mask': {
+        name: base64.b64encode(_file(files[side])).decode() for name, side in (('wave', 'left'), ('scream', 'right'))}}
+    status, _, body = request(server + '/v1/stylize/two/base64', json.dumps(payload).encode(),
+                              {'Content-Type': 'application/json'})
+    assert status == 200 and base64.b64decode(json.loads(body)['image']) == _file(tmp_path / 'split.png')
+    one = _answer(request(server + '/v1/stylize/one?format=png', *multipart(image=photo, mask=_file(files['right']))))
+    np.testing.assert_array_equal(one, _eval(models['one'], files['photo'], tmp_path / 'one.png', '--mask',
+                                             files['right']))
+    kept = _answer(request(server + '/v1/stylize/any?format=png', *multipart(**{
+        'image': photo, 'style_image': _file(files['sky']), 'mask:photo': _file(files['left'])})))
+    np.testing.assert_array_equal(kept, _eval(arbitrary_checkpoint, files['photo'], tmp_path / 'kept.png',
+                                              '--style_image', files['sky'], '--mask', 'photo=' + files['left']))
+
+
+@pytest.mark.parametrize('model,fields,status,message', [
+    ('two', {'mask:wave': 'square'}, 400, 'is 40x40, not the shape of the photo'),
+    ('two', {'mask:sky': 'left'}, 400, 'mask sky is not a style of model two'),
+    ('two', {'mask:wave': 'black'}, 400, 'covers no pixel of the photo'),
+    ('two', {'mask:bad name': 'left'}, 400, "mask field 'mask:bad name' does not name a style"),
+    ('two', {'mask:wave': 'broken'}, 415, 'mask:wave is not a JPEG, PNG or WebP image'),
+    ('two', {'mask:wave': 'big'}, 413, 'mask:wave is too large'),
+    ('two', {'mask': 'left'}, 400, 'model two holds 2 styles'),
+    ('two', {'mask:wave': 'left', 'mask:0': 'right', 'mask:1': 'grey', 'mask:photo': 'left', 'mask:scream': 'left'},
+     400, 'the request holds 5 masks; send at most 4'),
+    ('one', {'mask:wave': 'left'}, 400, 'model one holds one style: give its mask without a name'),
+    ('any', {'mask:sky': 'left'}, 400, 'model any takes one style image: send its mask as "mask"'),
+])
+def test_bad_masks_are_json_4xx(server, files, tmp_path, model, fields, status, message):
+    Image.new('L', (260, 200), 255).save(tmp_path / 'big.png')
+    contents = dict({name: _file(path) for name, path in files.items() if path.endswith('.png')},
+                    broken=b'not an image', big=_file(tmp_path / 'big.png'))
+    body = {'image': _file(files['photo']), **({'style_image': contents['sky']} if model == 'any' else {}),
+            **{field: contents[name] for field, name in fields.items()}}
+    answer = request(server + '/v1/stylize/%s?format=png' % model, *multipart(**body))
+    assert answer[0] == status and message in json.loads(answer[2])['error'], answer[2][:300]
+
+
+def test_a_json_mask_must_be_base64_or_an_object_of_them(server, files):
+    for mask in (5, ['a'], {'wave': 5}):
+        payload = json.dumps({'image': base64.b64encode(_file(files['photo'])).decode(), 'mask': mask}).encode()
+        status, _, body = request(server + '/v1/stylize/two/base64', payload, {'Content-Type': 'application/json'})
+        assert status == 400 and '"mask" must be a base64 string of a mask image' in json.loads(body)['error']
