@@ -4,6 +4,7 @@ import base64
 import io
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from PIL import Image
 import checkpoints
 import eval as eval_py
 import model
-from helpers import make_video, multipart, request, start_server, usage_error, write_image_file
+from helpers import (NEEDS_CHROMIUM, make_video, multipart, request, service_page, start_server, usage_error,
+                     write_image_file)
 from images import read_image
 from inference import masks
 from inference.stylizer import Stylizer
@@ -285,3 +287,23 @@ def test_a_json_mask_must_be_base64_or_an_object_of_them(server, files):
         payload = json.dumps({'image': base64.b64encode(_file(files['photo'])).decode(), 'mask': mask}).encode()
         status, _, body = request(server + '/v1/stylize/two/base64', payload, {'Content-Type': 'application/json'})
         assert status == 400 and '"mask" must be a base64 string of a mask image' in json.loads(body)['error']
+
+
+@NEEDS_CHROMIUM
+def test_the_page_uploads_a_mask(server, models, files, tmp_path):
+    expected = _eval(models['one'], files['photo'], tmp_path / 'kept.png', '--mask', 'photo=' + files['left'])
+    with service_page(server, 3) as (playwright_api, page):
+        page.select_option('#model', 'one')
+        page.set_input_files('#file', files['photo'])
+        page.set_input_files('#mask_file', files['left'])
+        page.select_option('#mask_for', 'mask:photo')
+        page.click('#go')
+        playwright_api.expect(page.locator('#status')).to_have_text(re.compile('^done in'))
+        rgba = page.locator('#result').evaluate('''image => {
+            const canvas = document.createElement('canvas');
+            [canvas.width, canvas.height] = [image.naturalWidth, image.naturalHeight];
+            const context = canvas.getContext('2d');
+            context.drawImage(image, 0, 0);
+            return Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data);
+        }''')
+    np.testing.assert_array_equal(np.reshape(rgba, (HEIGHT, WIDTH, 4))[..., :3], expected)

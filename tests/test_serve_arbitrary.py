@@ -13,6 +13,7 @@ from helpers import NEEDS_CHROMIUM, multipart, png, request, service_page, start
 from inference.arbitrary import with_strength
 from service import work
 
+
 @pytest.fixture(scope='module')
 def server(arbitrary_checkpoint, trained_model):
     process, url = start_server('--model', 'any=' + arbitrary_checkpoint, '--model', 'tiny=' + trained_model,
