@@ -55,14 +55,47 @@ def style_input(styles):
 
 def build_frozen_interface(styles=1, formulation=model.INFERENCE):
     """The frozen graph's interface around the transform network, built as `formulation` says (model.py); returns
-    the output tensor."""
+    the output tensors: output_image, and output_image_by_region, which takes `mask` instead of the style."""
     flat = tf.placeholder(tf.int32, [None], name='input_image')
     height = tf.placeholder(tf.int32, [], name='height')
     width = tf.placeholder(tf.int32, [], name='width')
     image = tf.reshape(flat, tf.stack([1, height, width, 3]))
     generated = model.net(vgg_preprocessing.mean_image_subtraction(image, EXPORT_MEANS), formulation,
                           style_weights=style_input(styles))
-    return tf.reshape(tf.cast(tf.clip_by_value(generated, 0, 255), tf.int32), [-1], name='output_image')
+    output = tf.reshape(tf.cast(tf.clip_by_value(generated, 0, 255), tf.int32), [-1], name='output_image')
+    masks = tf.reshape(tf.placeholder(tf.float32, [None], name=model_files.MASK_INPUT),
+                       tf.stack([1, height, width, styles]))
+    with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+        by_region = stylize_by_region(image, masks, styles, lambda image, style: model.net(
+            vgg_preprocessing.mean_image_subtraction(image, EXPORT_MEANS), formulation, style_weights=style))
+    return [output, tf.reshape(tf.cast(by_region, tf.int32), [-1], name=model_files.BY_REGION_OUTPUT)]
+
+
+def stylize_by_region(images, masks, styles, net):
+    """The style by region that eval.py's --mask NAME=PATH gives, for masks of every style in order (no photo mask),
+    in the graph: net(images, style) run on the masks' shares of the styles (inference.masks.regions), then blended
+    with the photo where the masks leave it uncovered.
+
+    Args:
+      images: (N, H, W, 3) RGB, 0..255 (any type); masks: float (1, H, W, styles) in [0, 1].
+      net: net(images, style_weights) -> float (N, H, W, 3) in 0..255, as model.net.
+
+    Returns:
+      float32 (N, H, W, 3) of whole numbers 0..255.
+    """
+    masks = tf.clip_by_value(model.finite_or_zero(masks), 0, 1)
+    covered = tf.reduce_sum(masks, -1, keepdims=True)
+    total = tf.maximum(covered, 1.0)  # where they add up to more than 1, they are scaled to 1
+    shares, photo = masks / total, tf.nn.relu(1 - covered) / total
+    style = None
+    if styles > 1:  # their shares among themselves; pixels that keep the photo whole take their mean over it
+        among = tf.reduce_sum(shares, -1, keepdims=True)
+        mean = tf.reduce_sum(shares, [0, 1, 2]) / tf.maximum(tf.reduce_sum(shares), 1e-30)
+        styled = tf.cast(among > 0, tf.float32)
+        style = model.StyleMap(tf.eye(styles), styled * shares / tf.maximum(among, 1e-30) + (1 - styled) * mean)
+    stylized = tf.cast(tf.cast(tf.clip_by_value(net(images, style), 0, 255), tf.uint8), tf.float32)
+    strength = 1 - photo
+    return tf.round(strength * stylized + (1 - strength) * tf.cast(images, tf.float32))
 
 
 def build_tflite_interface(styles=1, formulation=model.INFERENCE):
@@ -85,11 +118,11 @@ def names_variable(prefix):
 
 
 def freeze(prefix, build):
-    """A GraphDef of build(styles)'s graph with the checkpoint's weights folded in as constants, and its style
-    names, if it has them, as the constant style_names."""
+    """A GraphDef of build(styles)'s graph (which returns its output tensor, or a list of them) with the checkpoint's
+    weights folded in as constants, and its style names, if it has them, as the constant style_names."""
     names = names_of(prefix)
     with tf.Graph().as_default() as graph:
-        kept = [build(styles_of(prefix)).op.name]
+        kept = [output.op.name for output in tf.nest.flatten(build(styles_of(prefix)))]
         if names:
             kept.append(tf.constant(names, name=style_names.NAME).op.name)
         with tf.Session() as sess:
@@ -112,6 +145,11 @@ def export_saved_model(prefix, output, outputs, formulation=model.INFERENCE):
         images = tf.placeholder(tf.uint8, [None, None, None, 3], name='image')
         mix = style_input(styles_of(prefix))
         stylized = tf.identity(model.stylize_uint8(images, formulation, mix), name='stylized')
+        styles = max(1, styles_of(prefix))
+        masks = tf.placeholder(tf.float32, [1, None, None, styles], name=model_files.MASK_INPUT)
+        with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+            by_region = tf.cast(stylize_by_region(images, masks, styles, lambda image, style: model.net(
+                vgg_preprocessing.mean_image_subtraction(image), formulation, style_weights=style)), tf.uint8)
         names = names_variable(prefix)
         with tf.Session() as sess:
             sess.run(tf.variables_initializer(names))
@@ -120,8 +158,10 @@ def export_saved_model(prefix, output, outputs, formulation=model.INFERENCE):
             inputs = {'image': images, **({stylizer.STYLE_INPUT: mix} if mix is not None else {})}
             signature = tf.saved_model.signature_def_utils.predict_signature_def(
                 inputs=inputs, outputs={'stylized': stylized})
-            builder.add_meta_graph_and_variables(sess, [tf.saved_model.tag_constants.SERVING],
-                                                 signature_def_map={'serving_default': signature})
+            by_region = tf.saved_model.signature_def_utils.predict_signature_def(
+                inputs={'image': images, model_files.MASK_INPUT: masks}, outputs={'stylized': by_region})
+            builder.add_meta_graph_and_variables(sess, [tf.saved_model.tag_constants.SERVING], signature_def_map={
+                'serving_default': signature, model_files.BY_REGION_SIGNATURE: by_region})
             builder.save()
 
 

@@ -13,6 +13,9 @@ from utils import UsageError, require_file, tensorflow_module, tf
 FROZEN_INPUTS = ('input_image:0', 'height:0', 'width:0')
 FROZEN_OUTPUT = 'output_image:0'
 SIGNATURE_INPUT, SIGNATURE_OUTPUT = 'image', 'stylized'
+# Styles by region in the .pb and the SavedModel: float `mask` (1, H, W, styles), each style's mask (docs/MASKS.md),
+# feeds output_image_by_region (the .pb; `mask` flattened as input_image is) or the signature by_region.
+MASK_INPUT, BY_REGION_OUTPUT, BY_REGION_SIGNATURE = 'mask', 'output_image_by_region', 'by_region'
 STYLE_INPUT = 'style_weights'  # the exports of a model of several styles take each style's share here
 UNSAFE_OPS = {'ReadFile', 'WriteFile', 'MatchingFiles', 'Save', 'SaveV2', 'SaveSlices', 'Restore', 'RestoreV2',
               'RestoreSlice', 'MergeV2Checkpoints', 'PyFunc', 'PyFuncStateless', 'EagerPyFunc', 'ImmutableConst',

@@ -12,6 +12,7 @@ from PIL import Image
 
 import checkpoints
 import eval as eval_py
+import export
 import model
 from helpers import (NEEDS_CHROMIUM, make_video, multipart, request, service_page, start_server, usage_error,
                      write_image_file)
@@ -307,3 +308,26 @@ def test_the_page_uploads_a_mask(server, models, files, tmp_path):
             return Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data);
         }''')
     np.testing.assert_array_equal(np.reshape(rgba, (HEIGHT, WIDTH, 4))[..., :3], expected)
+
+
+def test_the_frozen_graph_and_the_saved_model_take_a_mask_per_style(models, files, tmp_path):
+    from utils import tf
+    grey = np.stack([np.asarray(Image.open(files[side]), np.float32) / 255 for side in ('left', 'right')], -1)
+    photo = read_image(files['photo'])
+    for name, options, mask in (('two', ['--mask', 'wave=' + files['left'], '--mask', 'scream=' + files['right']],
+                                 grey), ('one', ['--mask', files['right']], grey[..., 1:])):
+        expected = _eval(models[name], files['photo'], tmp_path / (name + '.png'), *options)
+        export.main(['--model_file', models[name], '--output', str(tmp_path / (name + '.pb'))])
+        export.main(['--model_file', models[name], '--format', 'savedmodel', '--output', str(tmp_path / name)])
+        with tf.Graph().as_default(), tf.Session() as sess:
+            graph_def = tf.GraphDef()
+            graph_def.ParseFromString((tmp_path / (name + '.pb')).read_bytes())
+            tf.import_graph_def(graph_def, name='')
+            frozen = sess.run('output_image_by_region:0', {'input_image:0': photo.astype(np.int32).ravel(),
+                                                           'height:0': HEIGHT, 'width:0': WIDTH, 'mask:0': mask.ravel()})
+        assert np.abs(frozen.reshape(HEIGHT, WIDTH, 3) - expected).max() <= 1
+        with tf.Graph().as_default(), tf.Session() as sess:
+            signature = tf.saved_model.loader.load(sess, ['serve'], str(tmp_path / name)).signature_def['by_region']
+            saved = sess.run(signature.outputs['stylized'].name, {signature.inputs['image'].name: photo[None],
+                                                                  signature.inputs['mask'].name: mask[None]})
+        assert np.abs(saved[0].astype(int) - expected).max() <= 1
