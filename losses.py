@@ -22,6 +22,20 @@ def gram(layer):
     return tf.matmul(features, features, transpose_a=True) / tf.cast(shape[1] * shape[2] * shape[3], tf.float32)
 
 
+def guided_gram(layer, guide):
+    """The Gram matrix of one region of a feature map (Gatys et al. 2017's guided Gram matrices).
+
+    Args:
+      layer: float (1, H, W, C); guide: float (1, H, W, 1) in [0, 1], the region's share of each position.
+
+    Returns:
+      float (C, C): (F g)^T (F g) / (sum(g^2) * C), which is gram(layer)[0] where the guide is 1 everywhere.
+    """
+    weighted = tf.reshape(layer * guide, [-1, tf.shape(layer)[3]])
+    area = tf.maximum(tf.reduce_sum(tf.square(guide)), 1e-6)
+    return tf.matmul(weighted, weighted, transpose_a=True) / (area * tf.cast(tf.shape(layer)[3], tf.float32))
+
+
 def _mean_square(difference, size):
     return tf.nn.l2_loss(difference) * 2 / tf.cast(size, tf.float32)
 

@@ -17,8 +17,11 @@ from tqdm import tqdm
 import losses
 from config import CONFIG_SCHEMA
 from files import Outputs
+import model
+import style_names
 from images import check_encodable, image_size, output_format, read_image
-from inference import color
+from inference import color, masks
+from inference.options import add_mask_option
 from nets import pretrained
 from nets.loss_network import LossNetwork
 from utils import (ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main, float_list, log,
@@ -52,6 +55,7 @@ def parse_args(argv):
                     help='refuse sizes whose estimated peak memory is above this many GB; the estimate is about '
                          '0.85 GB plus 2.9 KB per result pixel (default: %(default)s, about 5 megapixels)')
     add_colour_options(io, strength=False)
+    add_mask_option(io, "a --style's file name (without extension) or index")
     net = parser.add_argument_group('losses')
     net.add_argument('--loss_model_file', default='pretrained/vgg_16.ckpt',
                      help='slim vgg_16.ckpt (V1 or V2) or a vgg16.npy dict (default: %(default)s, downloaded there '
@@ -116,6 +120,20 @@ def _check_values(parser, args):
                                                  or min(args.style_layer_weights) < 0):
         parser.error('--style_layer_weights needs %d non-negative weights (one per style layer), got %s'
                      % (len(args.style_layers), args.style_layer_weights))
+    try:
+        masks.check_masks(args.mask or (), None, args.style_blend)
+        args.mask_styles = mask_styles(args.mask or (), args.style)
+    except UsageError as error:
+        parser.error(str(error).replace('--style and --style_mix', '--style_blend'))
+
+
+def mask_styles(given, styles):
+    """{mask name: the index of its --style image (by file name without extension, or index)}, for the masks
+    that name a style."""
+    names = [os.path.splitext(os.path.basename(path))[0] for path in styles]
+    names = names if len(set(names)) == len(names) else None
+    return {mask.name: style_names.index_of(mask.name, names, len(styles), 'the style images', '--mask')
+            for mask in given if mask.name not in (None, masks.PHOTO)}
 
 
 def result_size(height, width, max_size, result_width=None, result_height=None):
@@ -191,8 +209,11 @@ def recipe_of(args):
                   args.style_layer_weights, args.style_blend)
 
 
-def compute_targets(features, content, styles, recipe):
-    """(content features per content layer, blended style Gram matrices per style layer) as numpy arrays."""
+def compute_targets(features, content, styles, recipe, regions=None, mask_styles=None):
+    """(content features per content layer, style targets) as numpy arrays. The style targets are (guide, Gram
+    matrices per style layer) per region: without masks one, (None, the styles' Gram matrices blended); with
+    masks.Regions, one per style region, its share of each pixel (H, W) and its style image's Gram matrices
+    (mask_styles: a mask's name -> its style's index; None, the blend)."""
     weights = np.asarray(recipe.style_blend or [1.0] * len(styles), np.float64)
     weights = weights / weights.sum()
     with tf.Graph().as_default():
@@ -204,26 +225,47 @@ def compute_targets(features, content, styles, recipe):
             init_fn(sess)
             content_targets = sess.run([end_points[layer] for layer in recipe.content_layers],
                                        {images: content[None].astype(np.float32)})
-            blended = [0.0] * len(grams)
-            for weight, style in zip(weights, styles):
-                values = sess.run(grams, {images: style[None].astype(np.float32)})
-                blended = [total + weight * value for total, value in zip(blended, values)]
-    return content_targets, [np.float32(g) for g in blended]
+            each = [sess.run(grams, {images: style[None].astype(np.float32)}) for style in styles]
+    blended = [np.float32(sum(weight * values[layer] for weight, values in zip(weights, each)))
+               for layer in range(len(grams))]
+    if regions is None:
+        return content_targets, [(None, blended)]
+    return content_targets, [(regions.shares[..., index], blended if key is None else each[mask_styles[key]])
+                             for index, key in enumerate(regions.keys)]
 
 
 def mean_squared(a, b):
     return tf.reduce_mean(tf.squared_difference(a, b))
 
 
+def _layer_stride(image, layer):
+    """How many times smaller than the image a VGG end point's map is (a power of two: its max-pools)."""
+    return 2 ** int(round(np.log2(image.shape.as_list()[1] / layer.shape.as_list()[1])))
+
+
+def _style_loss(end_points, image, style_targets, recipe):
+    """The style loss over the regions of style_targets (see compute_targets): a guided region's Gram matrices
+    against its style's (Gatys et al. 2017), each region weighted by its share of the image."""
+    layer_weights = recipe.style_layer_weights or [1.0] * len(recipe.style_layers)
+    total = []
+    for guide, grams in style_targets:
+        share = 1.0 if guide is None else float(guide.mean())
+        guide = None if guide is None else tf.constant(guide[None, ..., None], tf.float32)
+        for layer, target, weight in zip(recipe.style_layers, grams, layer_weights):
+            points = end_points[layer]
+            gram = (losses.gram(points)[0] if guide is None else
+                    losses.guided_gram(points, model.shares_at(guide, _layer_stride(image, points), points)))
+            total.append(share * weight * mean_squared(gram, target))
+    return tf.add_n(total)
+
+
 def build_losses(end_points, image, targets, recipe):
     """The weighted content, style and total-variation losses of the image, and their sum (the total): a dict of
     tensors whose terms add up to the total, as the progress bar and the last line show them."""
-    content_targets, grams = targets
-    layer_weights = recipe.style_layer_weights or [1.0] * len(recipe.style_layers)
+    content_targets, style_targets = targets
     content = tf.add_n([mean_squared(end_points[layer], target)
                         for layer, target in zip(recipe.content_layers, content_targets)])
-    style = tf.add_n([weight * mean_squared(losses.gram(end_points[layer])[0], target)
-                      for layer, target, weight in zip(recipe.style_layers, grams, layer_weights)])
+    style = _style_loss(end_points, image, style_targets, recipe)
     tv = losses.total_variation_loss(image)
     terms = {'content': recipe.content_weight * content, 'style': recipe.style_weight * style,
              'tv': recipe.tv_weight * tv}
@@ -397,6 +439,10 @@ def stylize(args):
     (height, width), style_side = plan_sizes(args.content, args.style, args.max_size, args.width, args.height,
                                              args.style_scale, args.max_memory * 1e9)
     outputs = plan_outputs(args, height, width)
+    content_size = image_size(args.content, 'content image')
+    masks.check_files(args.mask or (), [(args.content, os.path.basename(args.content), content_size)])
+    regions = masks.photo_regions(args.mask, os.path.basename(args.content), height, width,
+                                  content_size) if args.mask else None
     features = LossNetwork(LOSS_MODEL, args.content_layers + args.style_layers, args.loss_model_file, 'vgg_16/fc')
     check_size(features, height, width, 'result')
     for path in args.style:  # from the headers, before the weights may be downloaded
@@ -406,15 +452,13 @@ def stylize(args):
     styles = [resize_long_side(read_image(path, 'style image'), style_side) for path in args.style]
     features.load_weights()
     recipe = recipe_of(args)
-    targets = compute_targets(features, content, styles, recipe)
+    targets = compute_targets(features, content, styles, recipe, regions, args.mask_styles)
     start = initial_image(args.init, content, styles[0], args.seed)
     progress = Progress(args.iterations, frame_paths(args.frames_dir, args.save_every, args.iterations), outputs)
     result, final = optimize(features, start, targets, recipe, progress, args.optimizer, args.iterations,
                              args.learning_rate, args.precision)
-    result = to_uint8(result)
-    if args.preserve_colors:
-        result = color.transfer_luminance(result, content)
-    return result, final, outputs
+    strength = 1.0 if regions is None else 1 - regions.photo  # the regions that keep the photo
+    return color.finish(to_uint8(result), content, args.preserve_colors, strength), final, outputs
 
 
 @cli_main

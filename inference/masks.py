@@ -121,16 +121,18 @@ def check_files(masks, photos):
         raise UsageError('; '.join(problems[:3]) + more)
 
 
-def load_mask(source, height, width, photo_name='the photo', what='mask', max_pixels=MAX_MASK_PIXELS):
+def load_mask(source, height, width, photo_name='the photo', what='mask', max_pixels=MAX_MASK_PIXELS,
+              photo_size=None):
     """A mask image (a path, or a binary file object called `what` in messages) as float32 (height, width) in
-    [0, 1]: its luminance times its alpha, resized bilinearly to the photo's size.
+    [0, 1]: its luminance times its alpha, resized bilinearly to that size.
 
     Raises:
-      UsageError: unreadable, too large (over max_pixels), or not of the photo's aspect ratio.
+      UsageError: unreadable, too large (over max_pixels), or not of the aspect ratio of the photo, whose size is
+        photo_size (by default (height, width)).
     """
     name = source if isinstance(source, str) else what
     rgb, alpha = load_image(source, what, max_pixels=max_pixels, name=name)
-    _check_size(name, rgb.shape[:2], (height, width), photo_name)
+    _check_size(name, rgb.shape[:2], photo_size or (height, width), photo_name)
     grey = rgb @ _LUMA
     if alpha is not None:
         grey *= alpha / np.float32(255)
@@ -179,9 +181,11 @@ def regions(masks, grey):
     return Regions(tuple(name for name, _ in styles), shares.astype(np.float32), photo.astype(np.float32))
 
 
-def photo_regions(masks, photo_name, height, width):
-    """The Regions of masks (Mask values) for a photo of that size and relative name."""
-    return regions(masks, [load_mask(mask_file(mask, photo_name), height, width, photo_name) for mask in masks])
+def photo_regions(masks, photo_name, height, width, photo_size=None):
+    """The Regions of masks (Mask values) for a photo of that size and relative name (or of photo_size, (height,
+    width), resized to that size)."""
+    return regions(masks, [load_mask(mask_file(mask, photo_name), height, width, photo_name, photo_size=photo_size)
+                           for mask in masks])
 
 
 def network_shares(shares):

@@ -58,13 +58,13 @@ def add_image_options(parser, format_help, with_masks=True):
                                 "(default: %(default)s, as Magenta's)")
 
 
-def add_mask_option(parser):
-    """--mask, repeatable: styles by region (inference/masks.py)."""
+def add_mask_option(parser, names="a style of the model, or a --style_image's file name"):
+    """--mask, repeatable: styles by region (inference/masks.py); names: what NAME may be."""
     parser.add_argument('--mask', action='append', type=masks.parse_mask, metavar='[NAME=]PATH',
-                        help="styles by region: a grey image of the photo's shape, white where the style NAME goes (a "
-                             "style of the model, or a --style_image's file name; without NAME, the style the other "
-                             "options give; 'photo' keeps the photo); repeat for several styles. Uncovered pixels "
-                             "keep the photo. PATH may be a folder of masks named as the photos (docs/MASKS.md)")
+                        help="styles by region: a grey image of the photo's shape, white where the style NAME goes "
+                             "(%s; without NAME, the style the other options give; 'photo' keeps the photo); repeat "
+                             "for several styles. Uncovered pixels keep the photo. PATH may be a folder of masks "
+                             "named as the photos (docs/MASKS.md)" % names)
 
 
 def check_image_options(parser, args):

@@ -7,6 +7,7 @@ from PIL import Image
 
 import stylize
 from helpers import BF16_FALLBACK, CPU_HAS_BF16, NO_BF16, usage_error, write_image_file
+from images import read_image
 from inference import color
 from nets.loss_network import LossNetwork
 from utils import UsageError, tf
@@ -42,8 +43,8 @@ def _loss_at_start(args):
 
 
 def test_npy_and_checkpoint_give_the_same_features_and_loss(images, vgg_checkpoint, vgg16_npy):
-    (ckpt_content, ckpt_grams), ckpt_loss = _loss_at_start(_args(images, vgg_checkpoint))
-    (npy_content, npy_grams), npy_loss = _loss_at_start(_args(images, vgg16_npy))
+    (ckpt_content, [(_, ckpt_grams)]), ckpt_loss = _loss_at_start(_args(images, vgg_checkpoint))
+    (npy_content, [(_, npy_grams)]), npy_loss = _loss_at_start(_args(images, vgg16_npy))
     # The formats' means differ in the third decimal (116.78 vs 116.779): equal to float precision, not bits.
     for a, b in zip(ckpt_content + ckpt_grams, npy_content + npy_grams):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * np.abs(a).max())
@@ -126,10 +127,10 @@ def test_blended_styles_blend_the_gram_matrices(images, vgg_checkpoint):
     features = LossNetwork('vgg_16', args.content_layers + args.style_layers, vgg_checkpoint, 'vgg_16/fc')
     content = stylize.read_image(images['content'])
     styles = [stylize.read_image(p) for p in args.style]
-    _, blended = stylize.compute_targets(features, content, styles, stylize.recipe_of(args))
+    _, [(_, blended)] = stylize.compute_targets(features, content, styles, stylize.recipe_of(args))
     args.style_blend = None
-    _, first = stylize.compute_targets(features, content, styles[:1], stylize.recipe_of(args))
-    _, second = stylize.compute_targets(features, content, styles[1:], stylize.recipe_of(args))
+    _, [(_, first)] = stylize.compute_targets(features, content, styles[:1], stylize.recipe_of(args))
+    _, [(_, second)] = stylize.compute_targets(features, content, styles[1:], stylize.recipe_of(args))
     for mix, a, b in zip(blended, first, second):
         np.testing.assert_allclose(mix, 0.7 * a + 0.3 * b, rtol=1e-5, atol=1e-6 * np.abs(mix).max())
 
@@ -160,6 +161,8 @@ def test_errors(images, vgg_checkpoint, trained_model, tmp_path, capsys):
     text.write_text('not numpy')
     plain = tmp_path / 'plain.npy'
     np.save(plain, np.zeros(3))
+    white = str(tmp_path / 'white.png')
+    Image.new('L', (40, 30), 255).save(white)
     cases = [
         (['--content', 'nope.jpg'], 'content image not found: nope.jpg'),
         (['--style', images['content'] + '.missing'], 'style image not found'),
@@ -184,6 +187,9 @@ def test_errors(images, vgg_checkpoint, trained_model, tmp_path, capsys):
         (['--style_layer_weights', '1,2'], '--style_layer_weights needs 5 non-negative weights'),
         (['--save_every', '-1'], '--save_every must be 0 (off) or positive'),
         (['--output', 'x.docx'], "unknown image extension '.docx'"),
+        (['--mask', 'sky=' + images['content']], '--mask sky is not a style of the style images: it holds 1 style'),
+        (['--mask', images['style']], 'is 36x50, not the shape of %s (40x30)' % images['content']),
+        (['--mask', 'photo=' + white], 'the masks leave no pixel to style'),
     ]
     for extra, message in cases:
         assert message in usage_error(stylize.main, base + extra, capsys), extra
@@ -211,3 +217,24 @@ def test_precision_bf16_runs_vgg_in_bfloat16_where_the_cpu_has_it(images, vgg_ch
     else:
         assert bfloat16 == float32
     assert finals['bf16', True] == float32 and BF16_FALLBACK in caplog.messages
+
+
+def test_masks_give_each_region_its_style_and_keep_the_photo(images, vgg_checkpoint, tmp_path):
+    left = np.zeros([30, 40], np.uint8)
+    left[:, :20] = 255
+    for name, values in (('left', left), ('right', 255 - left), ('white', np.full_like(left, 255))):
+        Image.fromarray(values).save(tmp_path / (name + '.png'))
+
+    def run(name, *options):
+        stylize.main(['--content', images['content'], '--style', images['style'], '--style', images['style2'],
+                      '--loss_model_file', vgg_checkpoint, '--iterations', '4', '--init', 'noise', '--max_size', '40',
+                      '--content_weight', '0', '--style_weight', '1000', '--output',
+                      str(tmp_path / (name + '.png')), *options])
+        return read_image(str(tmp_path / (name + '.png'))).astype(int)
+    first, second = run('first', '--style_blend', '1,0'), run('second', '--style_blend', '0,1')
+    assert np.abs(run('all', '--mask', 'style=' + str(tmp_path / 'white.png')) - first).max() <= 1
+    split = run('split', '--mask', 'style=' + str(tmp_path / 'left.png'), '--mask', '1=' + str(tmp_path / 'right.png'))
+    assert np.abs(split[:, :16] - first[:, :16]).mean() < np.abs(split[:, :16] - second[:, :16]).mean()
+    assert np.abs(split[:, 24:] - second[:, 24:]).mean() < np.abs(split[:, 24:] - first[:, 24:]).mean()
+    kept = run('kept', '--style_blend', '1,0', '--mask', 'photo=' + str(tmp_path / 'left.png'))
+    np.testing.assert_array_equal(kept[:, :20], read_image(images['content'])[:, :20])
