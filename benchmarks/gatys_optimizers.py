@@ -14,6 +14,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from utils import ArgumentParser  # noqa: E402 (after the path it lives on)
 
+import gatys  # noqa: E402  (after the path: the benchmark runs from a checkout)
 import stylize  # noqa: E402  (after the path: the benchmark runs from a checkout)
 from nets.loss_network import LossNetwork  # noqa: E402
 from images import read_image  # noqa: E402
@@ -44,9 +45,9 @@ def run(optimizer, options):
     content = stylize.resize(content, *stylize.result_size(*content.shape[:2], args.max_size, args.width, args.height))
     style = stylize.resize_long_side(read_image(args.style[0]), max(content.shape[:2]))
     features = LossNetwork('vgg_16', args.content_layers + args.style_layers, args.loss_model_file, 'vgg_16/fc')
-    targets = stylize.compute_targets(features, content, [style], stylize.recipe_of(args))
+    targets = gatys.compute_targets(features, content, [style], stylize.recipe_of(args))
     trace = Trace(args.iterations)
-    stylize.optimize(features, stylize.initial_image(args.init, content, style, args.seed), targets,
+    gatys.optimize(features, stylize.initial_image(args.init, content, style, args.seed), targets,
                      stylize.recipe_of(args), trace, args.optimizer, args.iterations, args.learning_rate)
     trace.close()
     return trace

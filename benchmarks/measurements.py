@@ -121,6 +121,7 @@ def measure_train(variant, repeats, vgg_prefix, image_dir):
 def measure_gatys(variant, repeats, vgg_prefix):
     """stylize.py's Adam iteration at GATYS_SIZE; the baseline builds VGG-16 through pool5, as tutorials do."""
     import numpy as np
+    import gatys
     import stylize
     from nets.loss_network import LossNetwork
     from utils import session_config, tf
@@ -135,7 +136,7 @@ def measure_gatys(variant, repeats, vgg_prefix):
         end_points = features.end_points(image, built)
         content_targets = [np.zeros(end_points[layer].shape.as_list(), np.float32) for layer in args.content_layers]
         grams = [np.eye(end_points[layer].shape.as_list()[-1], dtype=np.float32) for layer in args.style_layers]
-        loss = stylize.build_losses(end_points, image, (content_targets, grams), stylize.recipe_of(args))['total']
+        loss = gatys.build_losses(end_points, image, (content_targets, grams), stylize.recipe_of(args))['total']
         step = tf.train.AdamOptimizer(args.learning_rate).minimize(loss, var_list=[image])
         init_loss_network = features.init_fn()
         with tf.Session(config=session_config(bf16)) as sess:

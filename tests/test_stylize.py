@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import gatys
 import stylize
 from helpers import BF16_FALLBACK, CPU_HAS_BF16, NO_BF16, usage_error, write_image_file
 from images import read_image
@@ -31,11 +32,11 @@ def _loss_at_start(args):
     content = stylize.resize(stylize.read_image(args.content), 24, 32)
     style = stylize.read_image(args.style[0])
     features = LossNetwork('vgg_16', args.content_layers + args.style_layers, args.loss_model_file, 'vgg_16/fc')
-    targets = stylize.compute_targets(features, content, [style], stylize.recipe_of(args))
+    targets = gatys.compute_targets(features, content, [style], stylize.recipe_of(args))
     start = stylize.initial_image('noise', content, style, seed=1)
     with tf.Graph().as_default():
         image = tf.constant(start[None])
-        loss_ops = stylize.build_losses(features.end_points(image), image, targets, stylize.recipe_of(args))
+        loss_ops = gatys.build_losses(features.end_points(image), image, targets, stylize.recipe_of(args))
         init_fn = features.init_fn()
         with tf.Session() as sess:
             init_fn(sess)
@@ -69,10 +70,10 @@ def test_loss_falls(images, vgg_checkpoint, optimizer, tmp_path):
     args = _args(images, vgg_checkpoint, '--optimizer', optimizer, '--iterations', '6', '--init', 'noise')
     content = stylize.resize(stylize.read_image(args.content), 24, 32)
     features = LossNetwork('vgg_16', args.content_layers + args.style_layers, args.loss_model_file, 'vgg_16/fc')
-    targets = stylize.compute_targets(features, content, [stylize.read_image(args.style[0])], stylize.recipe_of(args))
+    targets = gatys.compute_targets(features, content, [stylize.read_image(args.style[0])], stylize.recipe_of(args))
     progress = RecordingProgress(args.iterations, {}, None)
     start = stylize.initial_image('noise', content, content, seed=0)
-    result, final = stylize.optimize(features, start, targets, stylize.recipe_of(args), progress, args.optimizer,
+    result, final = gatys.optimize(features, start, targets, stylize.recipe_of(args), progress, args.optimizer,
                                      args.iterations, args.learning_rate)
     assert len(progress.totals) >= 3
     assert final['total'] < 0.5 * progress.totals[0]
@@ -127,10 +128,10 @@ def test_blended_styles_blend_the_gram_matrices(images, vgg_checkpoint):
     features = LossNetwork('vgg_16', args.content_layers + args.style_layers, vgg_checkpoint, 'vgg_16/fc')
     content = stylize.read_image(images['content'])
     styles = [stylize.read_image(p) for p in args.style]
-    _, [(_, blended)] = stylize.compute_targets(features, content, styles, stylize.recipe_of(args))
+    _, [(_, blended)] = gatys.compute_targets(features, content, styles, stylize.recipe_of(args))
     args.style_blend = None
-    _, [(_, first)] = stylize.compute_targets(features, content, styles[:1], stylize.recipe_of(args))
-    _, [(_, second)] = stylize.compute_targets(features, content, styles[1:], stylize.recipe_of(args))
+    _, [(_, first)] = gatys.compute_targets(features, content, styles[:1], stylize.recipe_of(args))
+    _, [(_, second)] = gatys.compute_targets(features, content, styles[1:], stylize.recipe_of(args))
     for mix, a, b in zip(blended, first, second):
         np.testing.assert_allclose(mix, 0.7 * a + 0.3 * b, rtol=1e-5, atol=1e-6 * np.abs(mix).max())
 
