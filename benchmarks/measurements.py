@@ -136,7 +136,8 @@ def measure_gatys(variant, repeats, vgg_prefix):
         end_points = features.end_points(image, built)
         content_targets = [np.zeros(end_points[layer].shape.as_list(), np.float32) for layer in args.content_layers]
         grams = [np.eye(end_points[layer].shape.as_list()[-1], dtype=np.float32) for layer in args.style_layers]
-        loss = gatys.build_losses(end_points, image, (content_targets, grams), stylize.recipe_of(args))['total']
+        loss = gatys.build_losses(end_points, image, (content_targets, [(None, grams)]),
+                                  stylize.recipe_of(args))['total']
         step = tf.train.AdamOptimizer(args.learning_rate).minimize(loss, var_list=[image])
         init_loss_network = features.init_fn()
         with tf.Session(config=session_config(bf16)) as sess:
@@ -167,8 +168,28 @@ def measure_arbitrary(variant, repeats, prefix, height, width):
             return _time_runs(lambda: sess.run(output, {pixels: image}), repeats), {}
 
 
+def measure_masks(variant, repeats, model_file, height, width):
+    """A photo stylized by the Stylizer (warm, whole, as eval.py runs it) with a left/right mask of two styles
+    ('masked': the per-pixel path) or in the first style alone ('whole': the model's own graph)."""
+    import numpy as np
+    import model
+    from inference.stylizer import Stylizer
+    height, width = int(height), int(width)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    stylizer = Stylizer(model_file, max_pixels=height * width)
+    if stylizer.arbitrary is not None:
+        basis = np.stack([stylizer.embed(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)) for _ in range(2)])
+    else:
+        basis = np.eye(2, dtype=np.float32)
+    shares = np.zeros((height, width, 2), np.float32)
+    shares[:, :width // 2, 0] = shares[:, width // 2:, 1] = 1
+    style = model.StyleMap(basis, shares) if variant == 'masked' else basis[0]
+    return _time_runs(lambda: stylizer(image, progress=False, style=style), repeats), {}
+
+
 MEASUREMENTS = {'forward': measure_forward, 'export': measure_export, 'train': measure_train,
-                'gatys': measure_gatys, 'arbitrary': measure_arbitrary}
+                'gatys': measure_gatys, 'arbitrary': measure_arbitrary, 'masks': measure_masks}
 
 
 def child_main(argv):

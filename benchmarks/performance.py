@@ -1,7 +1,7 @@
 """Speed and memory, ours against the original formulation side by side; the table goes to docs/PERFORMANCE.md.
 
-  python benchmarks/performance.py [--repeats 5] [--rounds 1] [--only forward,eval,export,train,gatys,arbitrary,batch]
-                                   [--output docs/PERFORMANCE.md] [--overwrite]
+  python benchmarks/performance.py [--repeats 5] [--rounds 1] [--output docs/PERFORMANCE.md] [--overwrite]
+                                   [--only forward,eval,export,train,gatys,arbitrary,masks,batch]
 
 The rows are printed as they are measured, then merged into --output: they replace the rows of the groups run
 (--only), the other groups' rows are kept, and each row names the run that measured it (its command, date and
@@ -18,7 +18,8 @@ precision (eval.py --precision bf16, mixed_precision: true); the inference row's
 session kept for the pixel difference. The arbitrary-style transformer's baseline is Magenta's own formulation
 (nets/arbitrary.transform_reference: batch norm and moments as written, x2 nearest-neighbour resizes before the
 expanding convolutions); its style prediction runs once per style image, not per photo. The batch row's baseline
-is eval.py over the same folder: batch.py on Beam's in-process runner should cost nothing on top of it.
+is eval.py over the same folder: batch.py on Beam's in-process runner should cost nothing on top of it. The masks
+rows' baseline is the same model in one style without a mask: styles by region should cost little on top of it.
 """
 import argparse
 import datetime
@@ -126,6 +127,7 @@ def make_inputs(scratch):
         return Image.fromarray(small).resize((size, size), Image.BICUBIC)
     from nets import arbitrary
     paths = {'model': checkpoints.save_random_model(os.path.join(scratch, 'model', 'fast-style-model.ckpt-done')),
+             'two': checkpoints.save_random_model(os.path.join(scratch, 'two', 'two.ckpt'), styles=2),
              'arbitrary': arbitrary.save_random_checkpoint(os.path.join(scratch, 'arbitrary', 'model.ckpt')),
              'vgg': pretrained.save_random_vgg(os.path.join(scratch, 'vgg_16.ckpt')),
              'jpeg': os.path.join(scratch, 'photo.jpg'), 'train': os.path.join(scratch, 'train')}
@@ -219,6 +221,13 @@ def run_gatys(bench, paths):
 COLLECTION_SIZES = ((640, 480), (1024, 768), (600, 600), (768, 1024), (480, 320))  # a photo folder's mix
 
 
+def run_masks(bench, paths):
+    """Styles by region: the per-pixel path against the model's own graph in one style, at 1024 x 1024."""
+    for kind, model_file in (('two-style network', paths['two']), ('arbitrary-style network', paths['arbitrary'])):
+        bench.row('%s, left/right mask of two styles, 1024x1024 (baseline: one style, no mask)' % kind,
+                  *bench.measure_pair('masks', ('masked', 'whole'), model_file, 1024, 1024), per_second('img'))
+
+
 def make_collection(folder, count=200):
     """`count` JPEG photos of COLLECTION_SIZES in turn (about 0.5 megapixels on average) in `folder`."""
     import numpy as np
@@ -246,7 +255,7 @@ def run_batch(bench, paths):
 
 
 GROUPS = {'forward': run_forward, 'eval': run_eval, 'export': run_export, 'train': run_train, 'gatys': run_gatys,
-          'arbitrary': run_arbitrary, 'batch': run_batch}  # in the report's order
+          'arbitrary': run_arbitrary, 'masks': run_masks, 'batch': run_batch}  # in the report's order
 
 
 def run_all(bench, paths, only):

@@ -367,18 +367,18 @@ class Stylizer:
                 return self._run(pixels[None], style)[0]
             if self._whole_per_pixel is None:
                 self._whole_per_pixel = tiling.WholeTransform(self._weights(), self.session_config,
-                                                              self._network(per_pixel))
+                                                              self._network(per_pixel, model.INFERENCE))
             return self._whole_per_pixel(pixels, style)
         if per_pixel not in self._tiled:
             self._tiled[per_pixel] = tiling.TiledTransform(self._weights(), tile_side(self.max_pixels),
                                                            self.session_config, network=self._network(per_pixel))
         return self._tiled[per_pixel](pixels, progress, should_stop, style)
 
-    def _network(self, per_pixel):
-        """The network as tiling builds it (tiling.Network), its style per pixel or not."""
+    def _network(self, per_pixel, formulation=model.TILED):
+        """The network as tiling builds it (tiling.Network), its style per pixel or not; ours in `formulation`."""
         if self.arbitrary is not None:
             return arbitrary.network(per_pixel)
-        return tiling.transform_network(self.styles, per_pixel)
+        return tiling.transform_network(self.styles, per_pixel, formulation)
 
     def close(self):
         if self.session is not None:

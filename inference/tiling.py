@@ -99,13 +99,14 @@ def style_map_input(size):
     return model.StyleMap(tf.placeholder(tf.float32, [None, size]), tf.placeholder(tf.float32, [1, None, None, None]))
 
 
-def transform_network(styles=1, per_pixel=False):
+def transform_network(styles=1, per_pixel=False, formulation=model.TILED):
     """Our transform network (model.net) of `styles` styles, as tiling runs it; per_pixel: its style is a
-    model.StyleMap (a network of several styles)."""
+    model.StyleMap (a network of several styles); formulation: model.TILED, or model.INFERENCE for a network run
+    whole (normalize None)."""
     def build(image, normalize):
         style = (style_map_input(styles) if per_pixel else tf.placeholder(tf.float32, [styles]) if styles > 1
                  else None)
-        return model.net(vgg_preprocessing.mean_image_subtraction(image), model.TILED, normalize=normalize,
+        return model.net(vgg_preprocessing.mean_image_subtraction(image), formulation, normalize=normalize,
                          style_weights=style), style
     return Network(build, model.INPUT_PADDING, model.NORMALIZED_LAYER_STRIDES)
 

@@ -156,6 +156,7 @@ class _Layers:
         self.parameters = iter(parameters)
         self.normalize = normalize or model.instance_norm
         self.shares, self.strides = shares, iter(NORMALIZED_LAYER_STRIDES)
+        self.shares_by_stride = {}  # the ten residual layers' maps have one shape: their shares are computed once
 
     @staticmethod
     def _weights(kernel, inputs, outputs):
@@ -179,7 +180,10 @@ class _Layers:
         if self.shares is None:
             gamma, beta = gamma[:, None, None], beta[:, None, None]
         else:
-            shares = model.shares_at(self.shares, next(self.strides), y)
+            stride = next(self.strides)
+            if stride not in self.shares_by_stride:
+                self.shares_by_stride[stride] = model.shares_at(self.shares, stride, y)
+            shares = self.shares_by_stride[stride]
             gamma, beta = model.mix_per_pixel(shares, gamma), model.mix_per_pixel(shares, beta)
         normalized = self.normalize(y, None) * gamma + beta
         return normalized if activation is None else activation(normalized)

@@ -24,7 +24,7 @@ def _tracked_files():
 def _readme_commands(title):
     """The commands of the README's section `title`, in order, as argument lists."""
     with open(os.path.join(ROOT, 'README.md'), encoding='utf-8') as f:
-        section = f.read().split('\n## %s\n' % title)[1].split('\n## ')[0]
+        section = f.read().split('\n## %s\n' % title)[1].split('\n## ')[0].replace('\\\n', ' ')
     return [line.split('#')[0].split() for line in section.splitlines() if line.lstrip().startswith('python ')]
 
 
@@ -100,3 +100,11 @@ def test_the_several_styles_section_runs_on_the_shipped_network_of_two_styles(cl
     scream, mix = results
     assert scream.shape == mix.shape == photo.shape
     assert np.abs(scream - photo).mean() > 5 and np.abs(mix - scream).mean() > 2  # a mix is not the style itself
+
+
+def test_the_styles_by_region_section_runs_on_the_shipped_masks(clone):
+    [command] = _readme_commands('Styles by region')
+    done = run_command(command[1], *command[2:], cwd=clone, root=str(clone))
+    assert done.returncode == 0, (command, done.stderr[-3000:])
+    result = np.asarray(Image.open(clone / command[command.index('--output') + 1])).astype(int)
+    assert result.shape == np.asarray(Image.open(clone / 'img' / 'photos' / 'rocket.jpg')).shape
