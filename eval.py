@@ -19,6 +19,7 @@ import os
 import sys
 import time
 
+import numpy as np
 from tqdm import tqdm
 
 from files import Outputs
@@ -263,18 +264,57 @@ def _video_command(args, recipe, load_model):
         outputs.check_not_input(output)
         return log.info('%s exists already and is left as it is (--skip_existing); nothing to do', output)
     outputs.claim(output, source=args.video)
-    masks.check_files(recipe.masks, [(args.video, os.path.basename(args.video), video.frame_size(args.video))])
+    *size, frames = video.header(args.video)
+    moving = _check_video_masks(recipe.masks, args.video, size, frames)
     stylizer, style_for = load_model()
-    first = []  # the video's style (and photo's share): from its first frame, which masks and --style_strength need
+    style_of_frame, shares = _frame_styles(recipe.masks, moving, style_for, size), []
 
     def stylize_batch(batch):
-        first[:] = first or [style_for(batch[0])]
-        return stylizer.stylize_batch(batch, first[0][0])
+        styles = [style_of_frame(frame) for frame in batch]
+        shares[:] = [share for _, share in styles]
+        if not moving:  # one style for every frame: the batch in one run
+            return stylizer.stylize_batch(batch, styles[0][0])
+        return np.stack([stylizer(frame, progress=False, style=style) for frame, (style, _) in zip(batch, styles)])
 
     def finish(frames, originals):
-        return [styling.finish(recipe, frame, original, first[0][1]) for frame, original in zip(frames, originals)]
+        return [styling.finish(recipe, frame, original, share)
+                for frame, original, share in zip(frames, originals, shares)]
     video.stylize_video(stylize_batch, args.video, output, outputs, args.batch_size, args.smooth, finish,
                         args.consistency)
+
+
+def _check_video_masks(given, source, size, frames):
+    """A video's masks checked before any work, from their headers: mask images, and mask videos (whose frames
+    follow the video's, of which there are about `frames`). Returns the indices of the mask videos."""
+    from inference import video
+    moving = [index for index, mask in enumerate(given) if video.is_video(mask.path)]
+    masks.check_files([mask for index, mask in enumerate(given) if index not in moving],
+                      [(source, os.path.basename(source), size)])
+    for index in moving:
+        *mask_size, mask_frames = video.header(given[index].path)
+        masks.check_size(given[index].path, mask_size, size, source)
+        if frames and mask_frames and mask_frames < frames:
+            raise UsageError('mask video %s has %d frames, fewer than the %d of %s: give it as many'
+                             % (given[index].path, mask_frames, frames, source))
+    return moving
+
+
+def _frame_styles(given, moving, style_for, size):
+    """style_of_frame(frame) -> (style, photo_share): from the first frame for every frame, or with mask videos
+    (the indices `moving` of `given`) from each one's next frame."""
+    from inference import video
+    first, frames = [], {index: video.mask_frames(given[index].path, *size) for index in moving}
+
+    def style_of_frame(frame):
+        if not moving:
+            first[:] = first or [style_for(frame)]
+            return first[0]
+        grey = {index: next(mask_frames, None) for index, mask_frames in frames.items()}
+        ended = [given[index].path for index, values in grey.items() if values is None]
+        if ended:
+            raise UsageError('mask video %s ends before the video: give it as many frames' % ended[0])
+        return style_for(frame, None, grey)
+    return style_of_frame
 
 
 def _mask_paths(recipe):

@@ -83,7 +83,7 @@ def mask_file(mask, photo_name):
     return None
 
 
-def _check_size(path, mask_size, photo_size, photo_name):
+def check_size(path, mask_size, photo_size, photo_name):
     """UsageError for a mask whose pixels are too many, or whose aspect ratio is not the photo's."""
     (mask_height, mask_width), (height, width) = mask_size, photo_size
     if mask_height * mask_width > MAX_MASK_PIXELS:
@@ -113,7 +113,7 @@ def check_files(masks, photos):
                 if path is None:
                     raise UsageError('no mask for %s in %s (give it the photo\'s name, e.g. %s)'
                                      % (photo, mask.path, os.path.join(mask.path, os.path.splitext(name)[0] + '.png')))
-                _check_size(path, image_size(path, 'mask'), size, photo)
+                check_size(path, image_size(path, 'mask'), size, photo)
             except UsageError as error:
                 problems.append(str(error))
     if problems:
@@ -132,7 +132,13 @@ def load_mask(source, height, width, photo_name='the photo', what='mask', max_pi
     """
     name = source if isinstance(source, str) else what
     rgb, alpha = load_image(source, what, max_pixels=max_pixels, name=name)
-    _check_size(name, rgb.shape[:2], photo_size or (height, width), photo_name)
+    check_size(name, rgb.shape[:2], photo_size or (height, width), photo_name)
+    return grey_of(rgb, alpha, height, width)
+
+
+def grey_of(rgb, alpha, height, width):
+    """A mask's uint8 RGB (and alpha, or None) as float32 (height, width) in [0, 1]: luminance times alpha, resized
+    bilinearly."""
     grey = rgb @ _LUMA
     if alpha is not None:
         grey *= alpha / np.float32(255)
@@ -181,11 +187,14 @@ def regions(masks, grey):
     return Regions(tuple(name for name, _ in styles), shares.astype(np.float32), photo.astype(np.float32))
 
 
-def photo_regions(masks, photo_name, height, width, photo_size=None):
+def photo_regions(masks, photo_name, height, width, photo_size=None, given=None):
     """The Regions of masks (Mask values) for a photo of that size and relative name (or of photo_size, (height,
-    width), resized to that size)."""
-    return regions(masks, [load_mask(mask_file(mask, photo_name), height, width, photo_name, photo_size=photo_size)
-                           for mask in masks])
+    width), resized to that size); given: {a mask's index: its grey map at that size} for masks read elsewhere (a
+    mask video's frame)."""
+    given = given or {}
+    return regions(masks, [given[index] if index in given else load_mask(
+        mask_file(mask, photo_name), height, width, photo_name, photo_size=photo_size)
+        for index, mask in enumerate(masks)])
 
 
 def network_shares(shares):

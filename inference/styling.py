@@ -69,7 +69,8 @@ def load_style_image(path, side, source=None):
 
 
 def style_of(stylizer, style_pixels, recipe):
-    """What the model is asked for, as a function of the photo: style_for(pixels, name=None) -> (style, photo_share):
+    """What the model is asked for, as a function of the photo: style_for(pixels, name=None, given=None) -> (style,
+    photo_share), given: the grey maps of masks read elsewhere (see masks.photo_regions):
     the style argument of Stylizer (see style_choice; for an arbitrary-style network, the style images' embedding,
     each predicted once, mixed in the shares recipe.mix, blended with the photo's own by recipe.style_strength; by
     region, a model.StyleMap of those) and the photo's share per pixel for the blend after it, or None.
@@ -85,8 +86,8 @@ def style_of(stylizer, style_pixels, recipe):
     if not recipe.masks:
         return lambda pixels, name=None: (keyed(None, pixels), None)
 
-    def style_for(pixels, name=None):
-        found = masking.photo_regions(recipe.masks, name or 'the photo', *pixels.shape[:2])
+    def style_for(pixels, name=None, given=None):
+        found = masking.photo_regions(recipe.masks, name or 'the photo', *pixels.shape[:2], given=given)
         return by_region(stylizer, found, [keyed(key, pixels) for key in found.keys], lambda: stylizer.embed(
             pixels, recipe.style_size, "the photo (its own style, for the photo's regions)"))
     return style_for

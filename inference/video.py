@@ -78,11 +78,30 @@ def _read(path):
     return meta, frames()
 
 
+def is_video(path):
+    """True for a file that is not one still image: a video (or an animated GIF or WebP), as a mask may be."""
+    return os.path.isfile(path) and still_image_format(path) is None
+
+
+def mask_frames(path, height, width):
+    """The frames of a mask video as float32 (height, width) grey maps in [0, 1] (inference.masks.grey_of)."""
+    from inference.masks import grey_of
+    _, frames = _read(path)
+    for frame in frames:
+        yield grey_of(frame, None, height, width)
+
+
 def frame_size(path):
     """(height, width) of a video's frames, from its header; UsageError for a video ffmpeg cannot read."""
+    return header(path)[:2]
+
+
+def header(path):
+    """(height, width, frames) of a video from its header, frames estimated from its duration and frame rate (None
+    where the header does not say); UsageError for a video ffmpeg cannot read."""
     meta, frames = _read(path)
     frames.close()
-    return meta['size'][1], meta['size'][0]
+    return meta['size'][1], meta['size'][0], int(round(meta.get('duration', 0) * meta['fps'])) or None
 
 
 def _batches(frames, size):
@@ -118,7 +137,7 @@ def stylize_video(stylize_batch, source, output, outputs, batch_size, smooth, fi
         log.info('%s is %dx%d; the encoder needs even sides, so the result is %dx%d (the last %s repeated)', source,
                  width, height, even[1], even[0], ' and '.join(
                      what for what, odd in (('column', width % 2), ('row', height % 2)) if odd))
-    total = int(round(meta.get('duration', 0) * fps)) or None
+    total = int(round(meta.get('duration', 0) * fps)) or None  # as header() estimates it
     start, count = time.time(), 0
     with outputs.file(output) as temporary:  # ffmpeg picks the container by the extension, which it keeps
         writer = imageio_ffmpeg.write_frames(temporary, even[::-1], fps=fps, macro_block_size=1,

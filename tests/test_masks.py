@@ -183,24 +183,39 @@ def test_bad_masks_are_one_line_before_anything_is_written(models, files, tmp_pa
     assert not os.path.exists(tmp_path / 'out.png')
 
 
-def test_a_video_takes_one_mask_for_every_frame(models, files, tmp_path, capsys):
-    pytest.importorskip('imageio_ffmpeg')
+def _frames(path):
+    import imageio_ffmpeg
+    return [np.frombuffer(data, np.uint8).reshape(HEIGHT, WIDTH, 3).astype(int)
+            for data in list(imageio_ffmpeg.read_frames(str(path)))[1:]]
+
+
+def test_a_video_takes_one_mask_or_a_mask_video(models, files, tmp_path, capsys):
+    imageio_ffmpeg = pytest.importorskip('imageio_ffmpeg')
     clip = str(tmp_path / 'clip.mp4')
     make_video(clip, seconds=1, size=(WIDTH, HEIGHT))
+    writer = imageio_ffmpeg.write_frames(str(tmp_path / 'mask.mp4'), (WIDTH, HEIGHT), fps=10, macro_block_size=1,
+                                         codec='libx264', quality=10, ffmpeg_log_level='error')
+    writer.send(None)
+    for _ in range(10):  # the right half, as files['right'], frame after frame
+        writer.send(np.repeat(np.asarray(Image.open(files['right']))[..., None], 3, -1).copy())
+    writer.close()
     argv = ['--model_file', models['one'], '--video', clip, '--output']
     eval_py.main(argv + [str(tmp_path / 'masked.mp4'), '--mask', files['right']])
+    eval_py.main(argv + [str(tmp_path / 'moving.mp4'), '--mask', str(tmp_path / 'mask.mp4')])
     eval_py.main(argv + [str(tmp_path / 'whole.mp4')])
-    import imageio_ffmpeg
-    frames = [[np.frombuffer(data, np.uint8).reshape(HEIGHT, WIDTH, 3).astype(int) for data in
-               list(imageio_ffmpeg.read_frames(str(tmp_path / name)))[1:]] for name in ('masked.mp4', 'whole.mp4')]
-    source = [np.frombuffer(data, np.uint8).reshape(HEIGHT, WIDTH, 3).astype(int)
-              for data in list(imageio_ffmpeg.read_frames(clip))[1:]]
-    for masked, whole, original in zip(*frames, source):
+    frames = [_frames(tmp_path / name) for name in ('masked.mp4', 'moving.mp4', 'whole.mp4')]
+    for masked, moving, whole, original in zip(*frames, _frames(clip)):
         assert np.abs(masked[:, :20] - original[:, :20]).mean() < np.abs(whole[:, :20] - original[:, :20]).mean() / 3
         assert np.abs(masked[:, -20:] - whole[:, -20:]).mean() < 4
+        assert np.abs(moving - masked).mean() < 3
     capsys.readouterr()
     err = usage_error(eval_py.main, argv + [str(tmp_path / 'folder.mp4'), '--mask', files['folder']], capsys)
     assert 'a video takes one mask image per style, not a folder' in err
+    short = str(tmp_path / 'short.mp4')
+    make_video(short, seconds=1, fps=3, size=(WIDTH, HEIGHT))
+    err = usage_error(eval_py.main, argv + [str(tmp_path / 'short_out.mp4'), '--mask', short], capsys)
+    assert 'mask video %s has 3 frames, fewer than the 10 of %s' % (short, clip) in err
+    assert not os.path.exists(tmp_path / 'short_out.mp4')
 
 
 def test_regions_normalize_and_keep_the_rest_for_the_photo():
