@@ -43,7 +43,7 @@ def parse_args(argv):
                              'relative names; never inside an input folder')
     parser.add_argument('--overwrite', action='store_true',
                         help='stylize again the inputs whose results exist (default: leave them as they are)')
-    add_image_options(parser, "the results' format (default: each input's own)", with_masks=False)
+    add_image_options(parser, "the results' format (default: each input's own)")
     args, beam_flags = parser.parse_known_args(argv)
     check_image_options(parser, args)
     return args, beam_flags
@@ -112,7 +112,8 @@ def check_file_systems(args):
     """Raise UsageError for a path on a file system this Beam cannot reach (gs:// without apache-beam[gcp], ...)."""
     from apache_beam.io.filesystems import FileSystems
     for option, paths in (('--model_file', [args.model_file]), ('--input', args.input), ('--output', [args.output]),
-                          ('--style_image', args.style_image or [])):
+                          ('--style_image', args.style_image or []),
+                          ('--mask', [mask.path for mask in args.mask or ()])):
         for path in paths:
             try:
                 FileSystems.get_filesystem(path)
@@ -131,6 +132,9 @@ def check_prerequisites(args):
     missing = [problem for problem in [missing_model(args.model_file, not args.no_download, exists)] if problem]
     missing += ['style image not found: %s (check the path)' % path for path in args.style_image or ()
                 if not FileSystems.exists(path)]
+    missing += ['mask not found: %s (check the path)' % mask.path for mask in args.mask or ()
+                if not (FileSystems.exists(mask.path) or os.path.isdir(mask.path)
+                        or FileSystems.match([mask.path.rstrip('/') + '/*'], [1])[0].metadata_list)]
     if missing:
         raise UsageError('; '.join(missing))
 

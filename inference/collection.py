@@ -26,8 +26,8 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 import files
-from images import check_encodable, encode_image, load_image, output_format
-from inference import styling
+from images import IMAGE_FORMATS, check_encodable, encode_image, load_image, output_format
+from inference import masks, styling
 from inference.options import INPUT_EXTENSIONS
 from utils import UsageError, log
 
@@ -129,9 +129,11 @@ class StyleHandler(ModelHandler):
     same-shape tensors, which photos are not: this one takes a batch of one image of any size, and returns the
     finished result, or the reason it could not be made."""
 
-    def __init__(self, recipe):
+    def __init__(self, recipe, prefix=''):
+        """recipe: the styling.Recipe; prefix: where the results go, under which a result's name is its photo's
+        (by which a folder of masks holds the photo's mask)."""
         super().__init__(max_batch_size=1)
-        self.recipe = recipe
+        self.recipe, self.prefix = recipe, prefix
 
     def load_model(self):
         """(stylizer, style_for): once per worker process, the model copied here first from a remote file system,
@@ -146,8 +148,10 @@ class StyleHandler(ModelHandler):
     def run_inference(self, batch, model, inference_args=None):
         for path, result, rgb, alpha in batch:
             try:
-                yield path, result, styling.stylize(self.recipe, model.stylizer, model.style_for, rgb,
-                                                    progress=False), alpha
+                name = result[len(self.prefix):].lstrip('/\\')
+                given = mask_maps(self.recipe.masks, name, *rgb.shape[:2])
+                yield path, result, styling.stylize(self.recipe, model.stylizer, model.style_for, rgb, name,
+                                                    progress=False, given=given), alpha
             except (UsageError, MemoryError) as error:
                 yield path, result, error, None
 
@@ -156,6 +160,36 @@ class StyleHandler(ModelHandler):
 
     def get_metrics_namespace(self):
         return NAMESPACE + '_inference'
+
+
+def mask_maps(masks_given, name, height, width):
+    """{a mask's index: its grey map} of the masks (masks.Mask values) for the photo of relative name `name`, read
+    through Beam's file systems: a mask file, or a folder (a prefix) holding one under the photo's name.
+
+    Raises:
+      UsageError: no mask for the photo, or one that is not a mask of its shape.
+    """
+    maps = {}
+    for index, mask in enumerate(masks_given):
+        path = _mask_path(mask.path, name)
+        if path is None:
+            raise UsageError('no mask for %s in %s (give it the photo\'s name)' % (name, mask.path))
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            data = f.read()
+        maps[index] = masks.load_mask(io.BytesIO(data), height, width, name, name=path)
+    return maps
+
+
+def _mask_path(path, name):
+    """The mask file `path`, or in the folder `path` the one under the photo's name (its own extension first)."""
+    if FileSystems.exists(path) and not (not is_remote(path) and os.path.isdir(path)):
+        return path
+    stem, own = posixpath.splitext(name)
+    for extension in [own] + [extension for extension in IMAGE_FORMATS if extension != own.lower()]:
+        for candidate in (join(path, stem + extension), join(path, stem + extension.upper())):
+            if FileSystems.exists(candidate):
+                return candidate
+    return None
 
 
 class Loaded:
@@ -235,7 +269,7 @@ def build(pipeline, job):
     planned = (named | 'All inputs' >> beam.Flatten() | 'By result' >> beam.GroupByKey()
                | 'Plan' >> beam.FlatMap(plan, job).with_outputs(FAILED, main='todo'))
     decoded = planned.todo | 'Read' >> beam.FlatMap(read).with_outputs(FAILED, main='images')
-    stylized, dead = decoded.images | 'Stylize' >> RunInference(StyleHandler(job.recipe)).with_exception_handling()
+    stylized, dead = decoded.images | 'Stylize' >> RunInference(StyleHandler(job.recipe, job.prefix)).with_exception_handling()
     written = stylized | 'Write' >> beam.ParDo(Write(job)).with_outputs(FAILED, main='written')
     unexpected = dead.failed_inferences | 'Unexpected' >> beam.FlatMap(_unexpected)
     return ((planned[FAILED], decoded[FAILED], written[FAILED], unexpected) | 'All failures' >> beam.Flatten()

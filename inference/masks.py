@@ -122,15 +122,15 @@ def check_files(masks, photos):
 
 
 def load_mask(source, height, width, photo_name='the photo', what='mask', max_pixels=MAX_MASK_PIXELS,
-              photo_size=None):
-    """A mask image (a path, or a binary file object called `what` in messages) as float32 (height, width) in
-    [0, 1]: its luminance times its alpha, resized bilinearly to that size.
+              photo_size=None, name=None):
+    """A mask image (a path, or a binary file object called `name`, by default `what`, in messages) as float32
+    (height, width) in [0, 1]: its luminance times its alpha, resized bilinearly to that size.
 
     Raises:
       UsageError: unreadable, too large (over max_pixels), or not of the aspect ratio of the photo, whose size is
         photo_size (by default (height, width)).
     """
-    name = source if isinstance(source, str) else what
+    name = source if isinstance(source, str) else name or what
     rgb, alpha = load_image(source, what, max_pixels=max_pixels, name=name)
     check_size(name, rgb.shape[:2], photo_size or (height, width), photo_name)
     return grey_of(rgb, alpha, height, width)

@@ -24,9 +24,9 @@ def add_model_option(parser):
                              'first use' % ARBITRARY_CHECKPOINT)
 
 
-def add_image_options(parser, format_help, with_masks=True):
-    """The options of the results and the style, on an argparse parser; format_help: what --format does for the
-    command; with_masks: add --mask (styles by region)."""
+def add_image_options(parser, format_help):
+    """The options of the results and the style (styles by region too), on an argparse parser; format_help: what
+    --format does for the command."""
     parser.add_argument('--format', choices=sorted({ext[1:] for ext in INPUT_EXTENSIONS}),
                         help=format_help)
     parser.add_argument('--quality', type=int, default=95, help='JPEG and WebP quality, 1..100 (default: %(default)s)')
@@ -42,8 +42,7 @@ def add_image_options(parser, format_help, with_masks=True):
     styles.add_argument('--style_mix', type=float_list, metavar='W1,W2,...',
                         help="a model of several styles: blend the styles' parameters in these shares, one per style; "
                              "several --style_image: blend their styles in these shares, one per image")
-    if with_masks:
-        add_mask_option(parser)
+    add_mask_option(parser)
     arbitrary = parser.add_argument_group("Magenta's arbitrary-style network (a checkpoint of it as --model_file)")
     arbitrary.add_argument('--style_image', nargs='+', metavar='PATH',
                            help='the style: any image (several, with --style_mix giving their shares)')

@@ -53,10 +53,10 @@ def finish(recipe, stylized, original, photo_share=None):
     return color.finish(stylized, original, recipe.preserve_colors, strength)
 
 
-def stylize(recipe, stylizer, style_for, pixels, name=None, progress=True):
+def stylize(recipe, stylizer, style_for, pixels, name=None, progress=True, given=None):
     """A photo stylized as the recipe asks: the result eval.py writes, and batch.py. name: the photo's relative name,
-    by which a folder of masks holds its mask."""
-    style, photo_share = style_for(pixels, name)
+    by which a folder of masks holds its mask; given: its masks' grey maps, where read elsewhere (style_of)."""
+    style, photo_share = style_for(pixels, name, given)
     return finish(recipe, stylizer(pixels, style=style, progress=progress), pixels, photo_share)
 
 
@@ -84,7 +84,7 @@ def style_of(stylizer, style_pixels, recipe):
     for key in set(mask.name for mask in recipe.masks if mask.name != masking.PHOTO) or {None}:
         keyed(key, None)  # every style asked for checked before any photo
     if not recipe.masks:
-        return lambda pixels, name=None: (keyed(None, pixels), None)
+        return lambda pixels, name=None, given=None: (keyed(None, pixels), None)
 
     def style_for(pixels, name=None, given=None):
         found = masking.photo_regions(recipe.masks, name or 'the photo', *pixels.shape[:2], given=given)

@@ -346,3 +346,27 @@ def test_the_frozen_graph_and_the_saved_model_take_a_mask_per_style(models, file
             saved = sess.run(signature.outputs['stylized'].name, {signature.inputs['image'].name: photo[None],
                                                                   signature.inputs['mask'].name: mask[None]})
         assert np.abs(saved[0].astype(int) - expected).max() <= 1
+
+
+def test_batch_takes_a_mask_or_a_folder_of_them_as_eval_py_does(models, files, tmp_path, capsys):
+    pytest.importorskip('apache_beam')
+    import batch
+    for name in ('a.png', 'sub/b.png', 'c.png'):
+        write_image_file(str(tmp_path / 'photos' / name), HEIGHT, WIDTH, seed=len(name))
+    os.makedirs(tmp_path / 'masks' / 'sub')
+    for name, side in (('a.png', 'left'), ('sub/b.jpg', 'right')):  # none for c.png
+        Image.open(files[side]).convert('RGB').save(tmp_path / 'masks' / name)
+    with pytest.raises(SystemExit) as exit_info:
+        batch.main(['--model_file', models['two'], '--input', str(tmp_path / 'photos'), '--output',
+                    str(tmp_path / 'out'), '--style', 'scream', '--mask', 'photo=' + str(tmp_path / 'masks')])
+    assert exit_info.value.code == 1  # c.png has no mask: a failure of its own, the others written
+    with open(tmp_path / 'out' / 'batch_failures.jsonl') as f:
+        assert 'no mask for c.png in %s' % (tmp_path / 'masks') in f.read()
+    for name, mask in (('a.png', 'a.png'), ('sub/b.png', 'sub/b.jpg')):
+        expected = _eval(models['two'], str(tmp_path / 'photos' / name), tmp_path / 'eval.png', '--overwrite',
+                         '--style', 'scream', '--mask', 'photo=' + str(tmp_path / 'masks' / mask))
+        np.testing.assert_array_equal(read_image(str(tmp_path / 'out' / name)), expected)
+    capsys.readouterr()
+    err = usage_error(batch.main, ['--model_file', models['two'], '--input', str(tmp_path / 'photos'), '--output',
+                                   str(tmp_path / 'other'), '--mask', 'sky=' + files['left']], capsys)
+    assert '--mask sky is not a style of' in err and not os.path.exists(tmp_path / 'other')
