@@ -207,8 +207,8 @@ def export_arbitrary_frozen(prefix, output, outputs):
         arbitrary.build_export()
         with tf.Session() as sess:
             _restored_arbitrary(sess, prefix)
-            graph_def = tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(),
-                                                                     ['stylized', 'style_embedding'])
+            graph_def = tf.graph_util.convert_variables_to_constants(
+                sess, graph.as_graph_def(), ['stylized', 'style_embedding', arbitrary.BY_REGION_OUTPUT])
     outputs.data(output, graph_def.SerializeToString(), **replaceable_export('pb'))
 
 
@@ -239,13 +239,16 @@ def export_arbitrary_tflite(prefix, output, outputs, fp16=False):
 def _write_arbitrary_saved_model(prefix, folder):
     """Signatures: serving_default (image, style_image -> stylized), and its two halves, predict_style (style_image,
     style_size -> style_embedding) and transfer (image, style_embedding -> stylized), so that a client predicts a
-    style once and applies it to many images."""
+    style once and applies it to many images; and by_region (image, style_image, mask -> stylized: the style where
+    the mask is white, the photo's own where it is black)."""
     with tf.Graph().as_default() as graph:
         stylized = arbitrary.build_export()
-        image, style_image, side, embedding = (graph.get_tensor_by_name(name + ':0')
-                                               for name in ('image', 'style_image', 'style_size', 'style_embedding'))
+        image, style_image, side, embedding, mask, by_region = (graph.get_tensor_by_name(name + ':0') for name in (
+            'image', 'style_image', 'style_size', 'style_embedding', model_files.MASK_INPUT, arbitrary.BY_REGION_OUTPUT))
         predict = tf.saved_model.signature_def_utils.predict_signature_def
         signatures = {
+            model_files.BY_REGION_SIGNATURE: predict({'image': image, 'style_image': style_image, 'mask': mask},
+                                                     {'stylized': by_region}),
             'serving_default': predict({'image': image, 'style_image': style_image}, {'stylized': stylized}),
             arbitrary.PREDICT_SIGNATURE: predict({'style_image': style_image, 'style_size': side},
                                                  {'style_embedding': embedding}),

@@ -158,13 +158,29 @@ class TFLiteNetwork:
 
 
 def build_export():
-    """The exported interface (EXPORT_TENSORS) around the network, with variables; returns the stylized tensor."""
+    """The exported interface (EXPORT_TENSORS) around the network, with variables; returns the stylized tensor.
+
+    Beside it, styles by region: float `mask` (1, H, W, 1), the style's share of each pixel (the rest takes the
+    photo's own style, predicted from the first image at style_size), gives `stylized_by_region`, as eval.py's
+    --mask PATH with one style image."""
+    from inference.model_files import MASK_INPUT  # which reads this module's EXPORT_TENSORS
     image = tf.placeholder(tf.uint8, [None, None, None, 3], name='image')
     style_image = tf.placeholder(tf.uint8, [1, None, None, 3], name='style_image')
     side = tf.placeholder_with_default(arbitrary.STYLE_SIZE, [], name='style_size')
     embedding = tf.identity(arbitrary.style_embedding(arbitrary.style_input(style_image, side))[0],
                             name='style_embedding')
-    return tf.identity(arbitrary.stylize_uint8(image, arbitrary.style_parameters(embedding[None])), name='stylized')
+    stylized = tf.identity(arbitrary.stylize_uint8(image, arbitrary.style_parameters(embedding[None])),
+                           name='stylized')
+    share = tf.clip_by_value(model.finite_or_zero(tf.placeholder(tf.float32, [1, None, None, 1],
+                                                                 name=MASK_INPUT)), 0, 1)
+    with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+        own = arbitrary.style_embedding(arbitrary.style_input(image[:1], side))[0]
+        tf.identity(arbitrary.stylize_uint8(image, arbitrary.style_parameters(tf.stack([embedding, own])),
+                                            shares=tf.concat([share, 1 - share], -1)), name=BY_REGION_OUTPUT)
+    return stylized
+
+
+BY_REGION_OUTPUT = 'stylized_by_region'  # the exports' style by region (build_export)
 
 
 def check_style_shape(height, width, side, what='style image'):

@@ -5,6 +5,7 @@ from PIL import Image
 
 import checkpoints
 import eval as eval_py
+import model
 from helpers import usage_error, write_image_file
 from inference import arbitrary as arbitrary_inference, styling
 from inference.stylizer import Stylizer
@@ -235,7 +236,16 @@ def test_the_savedmodel_serves_without_our_code(arbitrary_checkpoint, arbitrary_
         signature = meta.signature_def['serving_default']
         stylized = sess.run(signature.outputs['stylized'].name, {signature.inputs['image'].name: photo[None],
                                                                 signature.inputs['style_image'].name: style[None]})
+        mask = np.zeros((1, *photo.shape[:2], 1), np.float32)
+        mask[:, :, photo.shape[1] // 2:] = 1  # the style on the right, the photo's own on the left
+        signature = meta.signature_def['by_region']
+        by_region = sess.run(signature.outputs['stylized'].name, {signature.inputs['image'].name: photo[None],
+                                                                 signature.inputs['style_image'].name: style[None],
+                                                                 signature.inputs['mask'].name: mask})
     assert np.abs(stylized[0].astype(int) - arbitrary_stylizer(photo, style=arbitrary_stylizer.embed(style))).max() <= 1
+    regions = model.StyleMap(np.stack([arbitrary_stylizer.embed(style), arbitrary_stylizer.embed(photo)]),
+                             np.concatenate([mask[0], 1 - mask[0]], -1))
+    assert np.abs(by_region[0].astype(int) - arbitrary_stylizer(photo, style=regions)).max() <= 1
 
 
 def test_export_formats_that_do_not_apply_are_refused(arbitrary_checkpoint, tmp_path, capsys):

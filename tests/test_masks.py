@@ -348,6 +348,7 @@ def test_the_frozen_graph_and_the_saved_model_take_a_mask_per_style(models, file
         assert np.abs(saved[0].astype(int) - expected).max() <= 1
 
 
+
 def test_batch_takes_a_mask_or_a_folder_of_them_as_eval_py_does(models, files, tmp_path, capsys):
     pytest.importorskip('apache_beam')
     import batch
