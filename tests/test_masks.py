@@ -338,9 +338,11 @@ def test_the_frozen_graph_and_the_saved_model_take_a_mask_per_style(models, file
             graph_def = tf.GraphDef()
             graph_def.ParseFromString((tmp_path / (name + '.pb')).read_bytes())
             tf.import_graph_def(graph_def, name='')
-            frozen = sess.run('output_image_by_region:0', {'input_image:0': photo.astype(np.int32).ravel(),
-                                                           'height:0': HEIGHT, 'width:0': WIDTH, 'mask:0': mask.ravel()})
+            feed = {'input_image:0': photo.astype(np.int32).ravel(), 'height:0': HEIGHT, 'width:0': WIDTH}
+            frozen = sess.run('output_image_by_region:0', dict(feed, **{'mask:0': mask.ravel()}))
+            nan = sess.run('output_image_by_region:0', dict(feed, **{'mask:0': np.full(mask.size, np.nan)}))
         assert np.abs(frozen.reshape(HEIGHT, WIDTH, 3) - expected).max() <= 1
+        np.testing.assert_array_equal(nan.reshape(HEIGHT, WIDTH, 3), photo)  # a non-finite share counts as 0
         with tf.Graph().as_default(), tf.Session() as sess:
             signature = tf.saved_model.loader.load(sess, ['serve'], str(tmp_path / name)).signature_def['by_region']
             saved = sess.run(signature.outputs['stylized'].name, {signature.inputs['image'].name: photo[None],
