@@ -5,6 +5,8 @@
   python eval.py --model_file models/wave.ckpt --video clip.mp4 --output clip-wave.mp4 [--smooth 0.5 --consistency flow]
   python eval.py --model_file models/wave_scream.ckpt --image_file img/test.jpg --style scream  # or --style_mix 1,1
   python eval.py --image_file img/test.jpg --style_image img/udnie.jpg [--style_strength 0.7]  # any style
+  python eval.py --model_file models/wave_scream.ckpt --image_file img/photos/rocket.jpg \
+      --mask wave=img/masks/rocket_sky.png --mask scream=img/masks/rocket_ground.png  # styles by region
 
 The model is a checkpoint prefix (V1 or V2 format, the original project's too), a model folder (its latest
 checkpoint), or from export.py a frozen .pb, a SavedModel folder or a .tflite; it is loaded once for the whole run.

@@ -130,6 +130,7 @@ class Stylizer:
         self.precision = computing_precision(precision == 'bf16' and self.can_tile)
         self._tiled = {}  # per_pixel -> tiling.TiledTransform, made at first use
         self._whole_per_pixel = None  # tiling.WholeTransform for styles by region, made at first use
+        self._building = threading.Lock()  # serve.py's workers may ask for either at once: each is made once
         if model_file.endswith('.pb'):
             self.kind, (self._run, self._weights) = 'frozen graph', self._load_frozen(model_file)
         elif model_file.endswith('.tflite'):
@@ -365,13 +366,15 @@ class Stylizer:
         if pixels.shape[0] * pixels.shape[1] <= self.max_pixels:
             if not per_pixel:
                 return self._run(pixels[None], style)[0]
-            if self._whole_per_pixel is None:
-                self._whole_per_pixel = tiling.WholeTransform(self._weights(), self.session_config,
-                                                              self._network(per_pixel, model.INFERENCE))
+            with self._building:
+                if self._whole_per_pixel is None:
+                    self._whole_per_pixel = tiling.WholeTransform(self._weights(), self.session_config,
+                                                                  self._network(per_pixel, model.INFERENCE))
             return self._whole_per_pixel(pixels, style)
-        if per_pixel not in self._tiled:
-            self._tiled[per_pixel] = tiling.TiledTransform(self._weights(), tile_side(self.max_pixels),
-                                                           self.session_config, network=self._network(per_pixel))
+        with self._building:
+            if per_pixel not in self._tiled:
+                self._tiled[per_pixel] = tiling.TiledTransform(self._weights(), tile_side(self.max_pixels),
+                                                               self.session_config, network=self._network(per_pixel))
         return self._tiled[per_pixel](pixels, progress, should_stop, style)
 
     def _network(self, per_pixel, formulation=model.TILED):
