@@ -108,6 +108,21 @@ def sources(specs, output):
     return tuple(found)
 
 
+def check_masks_apart(given, output):
+    """Raise UsageError for an --output that holds a mask or lies inside a folder of them: a result could replace
+    a mask (with --overwrite), or a mask be taken for a result."""
+    from inference.collection import is_remote
+    for mask in given:
+        if is_remote(mask.path) or is_remote(output):
+            overlap = (output.rstrip('/') + '/').startswith(mask.path.rstrip('/') + '/') or mask.path.startswith(
+                output.rstrip('/') + '/')
+        else:
+            overlap = contains(mask.path, output) or contains(output, mask.path)
+        if overlap:
+            raise UsageError('--output %s and --mask %s overlap: a result could replace a mask; choose an output '
+                             'apart from the masks' % (output, mask.path))
+
+
 def check_file_systems(args):
     """Raise UsageError for a path on a file system this Beam cannot reach (gs:// without apache-beam[gcp], ...)."""
     from apache_beam.io.filesystems import FileSystems
@@ -192,6 +207,7 @@ def main(argv=None):
     from inference import collection
     options, runner = pipeline_options(flags)
     check_prerequisites(args)
+    check_masks_apart(args.mask or (), args.output)
     job = collection.Job(sources(args.input, args.output), args.output, args.format, args.quality, args.overwrite,
                          recipe_of(args))
     holding = held_output(args.output)

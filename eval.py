@@ -319,8 +319,11 @@ def _frame_styles(given, moving, style_for, size):
     return style_of_frame
 
 
-def _mask_paths(recipe):
-    return [mask.path for mask in recipe.masks]
+def _mask_paths(recipe, inputs=()):
+    """The masks' paths, and in folders of masks each input's (path, relative name) mask: inputs of the run, which
+    no result may replace."""
+    found = [masks.mask_file(mask, name) for mask in recipe.masks if os.path.isdir(mask.path) for _, name in inputs]
+    return [mask.path for mask in recipe.masks] + [path for path in found if path]
 
 
 def _check_masks(recipe, inputs):
@@ -341,7 +344,7 @@ def _images_command(args, recipe, load_model):
     recipe's finish; exit status 1 when some of several could not be stylized."""
     inputs = collect_inputs(args.image_file, _results_folders(args.output))
     outputs = Outputs([path for path, _ in inputs] + [args.model_file] + (args.style_image or [])
-                      + _mask_paths(recipe), args.overwrite)
+                      + _mask_paths(recipe, inputs), args.overwrite)
     paths = output_paths(inputs, args.image_file, args.output, args.format, outputs, args.skip_existing)
     alone = len(inputs) == 1  # an image's problems are the command's error; of several, each is reported and skipped
     inputs, paths = _left_as_they_are(inputs, paths)

@@ -255,7 +255,9 @@ def check_inputs(content, styles, weights_file, weights_url, download):
 def plan_outputs(args, height, width):
     """The run's files.Outputs, with the result and every frame of --save_every claimed and checked to fit
     their formats at height x width, before any work."""
-    outputs = Outputs([args.content, *args.style, args.loss_model_file], args.overwrite)
+    found = [masks.mask_file(mask, os.path.basename(args.content)) for mask in args.mask or ()]
+    outputs = Outputs([args.content, *args.style, args.loss_model_file, *[path for path in found if path]],
+                      args.overwrite)
     outputs.claim(args.output)
     check_encodable(args.output, height, width)
     for path in frame_paths(args.frames_dir, args.save_every, args.iterations).values():

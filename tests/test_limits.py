@@ -65,7 +65,7 @@ def test_a_json_image_costs_about_twice_the_body():
     body = json.dumps({'image': 'data:image/png;base64,' + base64.b64encode(image).decode(), 'max_size': 64,
                        'format': 'x' * 2000}).encode()
     tracemalloc.start()
-    data, _, options = base64_request(body)
+    data, _, _, options = base64_request(body)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert data == image and options == {'max_size': 64, 'format': 'a string of 2000 bytes'}

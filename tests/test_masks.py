@@ -170,6 +170,7 @@ def test_a_missing_mask_in_a_folder_is_named_before_anything_is_written(models, 
     (['--style', 'wave', '--mask', 'scream={left}'], 'every --mask here names its style'),
     (['--mask', 'wave='], 'names no mask image'),
     (['--mask', ''], 'an empty value'),
+    (['--mask', 'wave={left}', '--overwrite', '--output', '{left}'], 'is the input'),
 ])
 def test_bad_masks_are_one_line_before_anything_is_written(models, files, tmp_path, capsys, options, message):
     paths = dict(files, broken=str(tmp_path / 'broken.png'), bomb=str(tmp_path / 'bomb.png'))
@@ -373,3 +374,6 @@ def test_batch_takes_a_mask_or_a_folder_of_them_as_eval_py_does(models, files, t
     err = usage_error(batch.main, ['--model_file', models['two'], '--input', str(tmp_path / 'photos'), '--output',
                                    str(tmp_path / 'other'), '--mask', 'sky=' + files['left']], capsys)
     assert '--mask sky is not a style of' in err and not os.path.exists(tmp_path / 'other')
+    err = usage_error(batch.main, ['--model_file', models['two'], '--input', str(tmp_path / 'photos'), '--output',
+                                   str(tmp_path / 'masks' / 'out'), '--mask', 'wave=' + str(tmp_path / 'masks')], capsys)
+    assert 'overlap: a result could replace a mask' in err

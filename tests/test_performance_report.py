@@ -36,7 +36,7 @@ def test_a_run_of_some_groups_replaces_their_rows_and_keeps_the_others(monkeypat
     performance.measure_all(['--repeats', '1'])
     everything = {name + ' row': ('A', '1.000 (1.000-1.000)') for name in performance.GROUPS}
     assert _table(report.read_text()) == everything
-    assert ('- **A** (forward, eval, export, train, gatys, arbitrary, batch): '
+    assert ('- **A** (forward, eval, export, train, gatys, arbitrary, masks, batch): '
             '`python benchmarks/performance.py --repeats 1`') in report.read_text()
 
     seconds[0], machine[0] = 3.0, 'machine two'

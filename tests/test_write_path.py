@@ -34,9 +34,10 @@ OPTIONS = {
         'model_file': READS, 'image_file': READS, 'video': READS, 'output': WRITES, 'overwrite': None,
         'skip_existing': None, 'format': None, 'quality': None, 'preserve_colors': None, 'strength': None,
         'max_pixels': None, 'precision': None, 'batch_size': None, 'smooth': None, 'style': None, 'style_mix': None,
-        'consistency': None, 'style_image': READS, 'style_strength': None, 'style_size': None, 'no_download': None}),
+        'consistency': None, 'style_image': READS, 'style_strength': None, 'style_size': None, 'no_download': None,
+        'mask': READS}),
     'stylize': (stylize.parse_args, {
-        'content': READS, 'style': READS, 'loss_model_file': READS, 'output': WRITES, 'frames_dir': WRITES,
+        'content': READS, 'mask': READS, 'style': READS, 'loss_model_file': READS, 'output': WRITES, 'frames_dir': WRITES,
         'overwrite': None, 'style_blend': None, 'max_size': None, 'width': None, 'height': None,
         'style_scale': None, 'max_memory': None, 'preserve_colors': None, 'loss_model_url': None,
         'no_download': None, 'content_layers': None, 'style_layers': None, 'style_layer_weights': None,
@@ -72,7 +73,8 @@ else:
     OPTIONS['batch'] = (lambda argv: batch.parse_args(argv), {  # Beam's options are Beam's: values, or a bucket
         'model_file': READS, 'input': READS, 'output': WRITES, 'overwrite': None, 'format': None, 'quality': None,
         'preserve_colors': None, 'strength': None, 'max_pixels': None, 'precision': None, 'style': None,
-        'style_mix': None, 'style_image': READS, 'style_strength': None, 'style_size': None, 'no_download': None})
+        'style_mix': None, 'style_image': READS, 'style_strength': None, 'style_size': None, 'no_download': None,
+        'mask': READS})
 
 
 class _Parsed(Exception):
