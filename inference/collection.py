@@ -26,7 +26,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 import files
-from images import IMAGE_FORMATS, check_encodable, encode_image, load_image, output_format
+from images import check_encodable, encode_image, load_image, output_format
 from inference import masks, styling
 from inference.options import INPUT_EXTENSIONS
 from utils import UsageError, log
@@ -171,7 +171,7 @@ def mask_maps(masks_given, name, height, width):
     """
     maps = {}
     for index, mask in enumerate(masks_given):
-        path = _mask_path(mask.path, name)
+        path = masks.mask_file(mask, name, _is_mask_folder, FileSystems.exists, join)
         if path is None:
             raise UsageError('no mask for %s in %s (give it the photo\'s name)' % (name, mask.path))
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
@@ -180,16 +180,9 @@ def mask_maps(masks_given, name, height, width):
     return maps
 
 
-def _mask_path(path, name):
-    """The mask file `path`, or in the folder `path` the one under the photo's name (its own extension first)."""
-    if FileSystems.exists(path) and not (not is_remote(path) and os.path.isdir(path)):
-        return path
-    stem, own = posixpath.splitext(name)
-    for extension in [own] + [extension for extension in IMAGE_FORMATS if extension != own.lower()]:
-        for candidate in (join(path, stem + extension), join(path, stem + extension.upper())):
-            if FileSystems.exists(candidate):
-                return candidate
-    return None
+def _is_mask_folder(path):
+    """A mask path that is not a file on its file system: a folder (a prefix) of masks by the photos' names."""
+    return not FileSystems.exists(path) or (not is_remote(path) and os.path.isdir(path))
 
 
 class Loaded:

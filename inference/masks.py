@@ -70,16 +70,17 @@ def styled(masks):
     return any(mask.name != PHOTO for mask in masks)
 
 
-def mask_file(mask, photo_name):
+def mask_file(mask, photo_name, is_folder=os.path.isdir, exists=os.path.isfile, join=os.path.join):
     """The mask image for a photo: the mask's own path, or in a folder of masks the one under the photo's name
-    (its relative name, with any image extension; its own first); None when the folder has none."""
-    if not os.path.isdir(mask.path):
+    (its relative name, with any image extension; its own first); None when the folder has none. is_folder, exists
+    and join: the file system's (batch.py passes Beam's)."""
+    if not is_folder(mask.path):
         return mask.path
     stem, own = os.path.splitext(photo_name)
     for extension in [own] + [extension for extension in IMAGE_FORMATS if extension != own.lower()]:
-        for candidate in {stem + extension, stem + extension.upper()}:
-            if os.path.isfile(os.path.join(mask.path, candidate)):
-                return os.path.join(mask.path, candidate)
+        for candidate in (join(mask.path, stem + extension), join(mask.path, stem + extension.upper())):
+            if exists(candidate):
+                return candidate
     return None
 
 

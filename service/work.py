@@ -231,18 +231,14 @@ class Service:
         if not given:
             return styles[None], None
         height, width = rgb.shape[:2]
+        named = [masks.Mask(name, 'mask' + (':' + name if name else '')) for name, _ in given]
         grey = []
-        for name, data in given:
-            what = 'mask' + (':' + name if name else '')
-            if sniff_format(data) is None:
-                raise HTTPError(415, '%s is not a JPEG, PNG or WebP image (the formats this service accepts)' % what)
-            try:
-                grey.append(masks.load_mask(io.BytesIO(data), height, width, 'the photo', what,
-                                            self.limits.max_image_pixels))
-            except UsageError as error:
-                raise HTTPError(413 if 'too large' in str(error) else 400, str(error)) from None
         try:
-            found = masks.regions([masks.Mask(name, 'mask' + (':' + name if name else '')) for name, _ in given], grey)
+            for mask, (_, data) in zip(named, given):
+                pixels, alpha, _ = self._decode(data, mask.path)
+                masks.check_size(mask.path, pixels.shape[:2], (height, width), 'the photo')
+                grey.append(masks.grey_of(pixels, alpha, height, width))
+            found = masks.regions(named, grey)
         except UsageError as error:
             raise HTTPError(400, str(error)) from None
         return styling.by_region(stylizer, found, [styles[key] for key in found.keys], lambda: _predict(
