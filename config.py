@@ -37,6 +37,7 @@ CONFIG_SCHEMA = {
     'max_bad_fraction': (float, 0.05),
     'max_image_pixels': (int, 50_000_000),  # a training image decoding to more is skipped: bounds the memory
     'mixed_precision': (bool, False),
+    'style_scales': (FLOAT_OR_LIST, 1.0),  # several: the style image at each size, a style each (eval.py --stroke)
 }
 _MAY_BE_EMPTY = ('checkpoint_exclude_scopes',)  # no scope to leave out of the loss network's checkpoint
 _POSITIVE_KEYS = ('image_size', 'batch_size', 'epoch', 'keep_checkpoints', 'max_image_pixels')
@@ -85,7 +86,9 @@ def _check_one_or_list(path, key, value, item_kind):
 
 
 def style_list(config):
-    """[(style image, style weight)] of a config: one pair for a network of one style, one per style else.
+    """[(style image, style weight)] of a config, one pair per style of its network: one pair for a network of one
+    style, one per style image, or one per scale of style_scales (the image repeats; style_scale_list says its
+    scale).
 
     Raises:
       UsageError: style_weight lists another number of weights than style_image lists images.
@@ -95,7 +98,42 @@ def style_list(config):
     if len(weights) != len(images):
         raise UsageError('style_weight lists %d weights for %d style images (give one number, or one per image)'
                          % (len(weights), len(images)))
-    return list(zip(images, weights))
+    return list(zip(images, weights)) * len(_scales(config))
+
+
+def _scales(config):
+    return sorted(config.style_scales if isinstance(config.style_scales, list) else [config.style_scales])
+
+
+def style_scale_list(config):
+    """The scale of the style image of each style, in style_list's order (smallest first)."""
+    return [scale for scale in _scales(config) for _ in range(len(style_list(config)) // len(_scales(config)))]
+
+
+# A scale resizes the style image's training crop to image_size x scale pixels a side: at least this, for VGG's
+# deepest style layers to see a few pixels, and at most the largest image_size.
+MIN_STYLE_CROP = 16
+
+
+def _check_scales(path, config):
+    """Raise UsageError unless style_scales lists distinct positive scales of one style image whose crops VGG can
+    take."""
+    scales = _scales(config)
+    if len(scales) == 1 and scales[0] == 1:
+        return
+    if isinstance(config.style_image, list) and len(config.style_image) > 1:
+        raise UsageError('%s: style_scales trains one style image at several sizes, and style_image lists %d; give '
+                         'one style image, or leave style_scales out' % (path, len(config.style_image)))
+    named = ['%g' % scale for scale in scales]
+    if len(set(named)) < len(named):
+        raise UsageError('%s: style_scales lists a scale twice: %s (give distinct scales, e.g. [0.5, 1, 2])'
+                         % (path, ', '.join(named)))
+    for scale in scales:
+        side = round(config.image_size * scale)
+        if scale <= 0 or not MIN_STYLE_CROP <= side <= _MAXIMA['image_size']:
+            raise UsageError('%s: style_scales %g makes a %d-pixel style crop of image_size %d; each scale must give '
+                             '%d to %d pixels (e.g. [0.5, 1, 2])' % (path, scale, side, config.image_size,
+                                                                      MIN_STYLE_CROP, _MAXIMA['image_size']))
 
 
 def _type_error(path, key, value, expected):
@@ -184,4 +222,5 @@ def load_config(path):
         style_list(config)
     except UsageError as error:
         raise UsageError('%s: %s' % (path, error)) from None
+    _check_scales(path, config)
     return config

@@ -28,7 +28,7 @@ import checkpoints
 import model
 import style_names
 from files import Outputs
-from inference import arbitrary, model_files, stylizer
+from inference import arbitrary, model_files, stroke, stylizer
 from nets import arbitrary as arbitrary_net
 from preprocessing import vgg_preprocessing
 from utils import (ArgumentParser, UsageError, cli_main, log, run_and_exit, setup_logging, shorten, tensorflow_module,
@@ -53,9 +53,11 @@ def style_input(styles):
     return tf.placeholder(tf.float32, [styles], name=stylizer.STYLE_INPUT) if styles > 1 else None
 
 
-def build_frozen_interface(styles=1, formulation=model.INFERENCE):
+def build_frozen_interface(styles=1, formulation=model.INFERENCE, scales=None):
     """The frozen graph's interface around the transform network, built as `formulation` says (model.py); returns
-    the output tensors: output_image, and output_image_by_region, which takes `mask` instead of the style."""
+    the output tensors: output_image, output_image_by_region, which takes `mask` instead of the style, and for a
+    network of several style scales (their `scales`, inference/stroke.py) output_image_by_stroke, which takes
+    `stroke`."""
     flat = tf.placeholder(tf.int32, [None], name='input_image')
     height = tf.placeholder(tf.int32, [], name='height')
     width = tf.placeholder(tf.int32, [], name='width')
@@ -68,7 +70,18 @@ def build_frozen_interface(styles=1, formulation=model.INFERENCE):
     with tf.variable_scope(tf.get_variable_scope(), reuse=True):
         by_region = stylize_by_region(image, masks, styles, lambda image, style: model.net(
             vgg_preprocessing.mean_image_subtraction(image, EXPORT_MEANS), formulation, style_weights=style))
-    return [output, tf.reshape(tf.cast(by_region, tf.int32), [-1], name=model_files.BY_REGION_OUTPUT)]
+        by_stroke = [] if scales is None else [model.net(
+            vgg_preprocessing.mean_image_subtraction(image, EXPORT_MEANS), formulation,
+            style_weights=stroke_input(scales)[1])]
+    return [output, tf.reshape(tf.cast(by_region, tf.int32), [-1], name=model_files.BY_REGION_OUTPUT)] + [
+        tf.reshape(tf.cast(tf.clip_by_value(generated, 0, 255), tf.int32), [-1], name=model_files.BY_STROKE_OUTPUT)
+        for generated in by_stroke]
+
+
+def stroke_input(scales):
+    """(a new float32 scalar input `stroke`, the style weights it gives a network of several style scales)."""
+    at = tf.placeholder(tf.float32, [], name=model_files.STROKE_INPUT)
+    return at, stroke.weights_in_graph(at, scales)
 
 
 def stylize_by_region(images, masks, styles, net):
@@ -134,7 +147,8 @@ def freeze(prefix, build):
 # refuses to replace anything but an earlier export of the same format (replaceable_export).
 
 def export_frozen(prefix, output, outputs, formulation=model.INFERENCE):
-    graph_def = freeze(prefix, functools.partial(build_frozen_interface, formulation=formulation))
+    graph_def = freeze(prefix, functools.partial(build_frozen_interface, formulation=formulation,
+                                                 scales=stroke.scales_of(names_of(prefix))))
     outputs.data(output, graph_def.SerializeToString(), **replaceable_export('pb'))
 
 
@@ -150,19 +164,28 @@ def export_saved_model(prefix, output, outputs, formulation=model.INFERENCE):
         with tf.variable_scope(tf.get_variable_scope(), reuse=True):
             by_region = tf.cast(stylize_by_region(images, masks, styles, lambda image, style: model.net(
                 vgg_preprocessing.mean_image_subtraction(image), formulation, style_weights=style)), tf.uint8)
+        signatures = {model_files.BY_REGION_SIGNATURE: predict({'image': images, model_files.MASK_INPUT: masks},
+                                                               by_region)}
+        scales = stroke.scales_of(names_of(prefix))
+        if scales is not None:
+            at, weights = stroke_input(scales)
+            with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+                signatures[model_files.BY_STROKE_SIGNATURE] = predict(
+                    {'image': images, model_files.STROKE_INPUT: at}, model.stylize_uint8(images, formulation, weights))
         names = names_variable(prefix)
         with tf.Session() as sess:
             sess.run(tf.variables_initializer(names))
             checkpoints.transform_saver().restore(sess, prefix)
             builder = tf.saved_model.builder.SavedModelBuilder(staging)
             inputs = {'image': images, **({stylizer.STYLE_INPUT: mix} if mix is not None else {})}
-            signature = tf.saved_model.signature_def_utils.predict_signature_def(
-                inputs=inputs, outputs={'stylized': stylized})
-            by_region = tf.saved_model.signature_def_utils.predict_signature_def(
-                inputs={'image': images, model_files.MASK_INPUT: masks}, outputs={'stylized': by_region})
             builder.add_meta_graph_and_variables(sess, [tf.saved_model.tag_constants.SERVING], signature_def_map={
-                'serving_default': signature, model_files.BY_REGION_SIGNATURE: by_region})
+                'serving_default': predict(inputs, stylized), **signatures})
             builder.save()
+
+
+def predict(inputs, stylized):
+    """A prediction signature of these inputs (name -> tensor) and the output 'stylized'."""
+    return tf.saved_model.signature_def_utils.predict_signature_def(inputs=inputs, outputs={'stylized': stylized})
 
 
 def export_tflite(prefix, output, outputs, fp16=False, formulation=model.INFERENCE):

@@ -2,6 +2,9 @@
 an image against them (one Gram matrix per region where masks guide them, Gatys et al. 2017), and the optimizers
 that change the image itself to lower them. stylize.py is its command line."""
 import dataclasses
+import hashlib
+import json
+import os
 
 import numpy as np
 
@@ -20,6 +23,32 @@ class Recipe:
     tv_weight: float = 0.0
     style_layer_weights: list = None  # one per style layer; None: all 1
     style_blend: list = None  # one per style image; None: equal
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One stage of a coarse-to-fine run: the result's long side (None: the size the run's options give) and the
+    optimizer's iterations at it."""
+    side: int
+    iterations: int
+
+
+def schedule(sizes, iterations):
+    """The stages of a run: one per size of `sizes` (growing; None: one stage at the options' size), each with its
+    entry of `iterations` (one count for every stage, or one per stage)."""
+    sizes = sizes or [None]
+    counts = iterations if len(iterations) == len(sizes) else iterations * len(sizes)
+    return [Stage(side, count) for side, count in zip(sizes, counts)]
+
+
+def stage_file(folder, content, stages, index, settings):
+    """Where stage `index`'s result is kept, so that a run stopped in a later stage resumes after it: named by the
+    content image, the stage and a digest of everything that made it (`settings`, a JSON value of the run's options
+    and inputs, and the stages up to this one), so that a run with other settings or inputs never takes it up."""
+    made_of = json.dumps([settings, [dataclasses.astuple(stage) for stage in stages[:index + 1]]], sort_keys=True)
+    digest = hashlib.sha256(made_of.encode()).hexdigest()[:12]
+    stem = os.path.splitext(os.path.basename(content))[0]
+    return os.path.join(folder, '%s-stage%d-%dpx-%s.png' % (stem, index + 1, stages[index].side, digest))
 
 
 def compute_targets(features, content, styles, recipe, regions=None, mask_styles=None):

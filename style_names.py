@@ -16,9 +16,15 @@ NAME = 'style_names'
 MAX_LENGTH = 64
 
 
-def from_images(images):
+SCALE_MARK = '@'  # wave@0.5: the style of wave.jpg at half its size, a style of a network of several style scales
+
+
+def from_images(images, scales=None):
     """Unique names for the styles of these style images: the file names without extension; a name that repeats
-    gets its position appended (wave, wave_1)."""
+    gets its position appended (wave, wave_1). With scales (one per image, config.style_scale_list), a network of one
+    style image at several sizes: each name ends in its scale (wave@0.5, wave@1, wave@2; see inference/stroke.py)."""
+    if scales is not None and len(set(scales)) > 1:
+        return ['%s%s%g' % (from_images(images[:1])[0][:MAX_LENGTH - 12], SCALE_MARK, scale) for scale in scales]
     names = []
     for index, image in enumerate(images):
         name = os.path.splitext(os.path.basename(image))[0][:MAX_LENGTH] or 'style'

@@ -6,7 +6,9 @@ VGG-16 features match the content image's and its Gram matrices match the style 
 No training: each image takes a few minutes on a CPU at 512 pixels (seconds on a GPU).
 """
 import argparse
+import glob
 import os
+import resource
 import time
 
 import numpy as np
@@ -22,8 +24,8 @@ from inference import color, masks
 from inference.options import add_mask_option
 from nets import pretrained
 from nets.loss_network import LossNetwork
-from utils import (ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main, float_list, log,
-                   run_and_exit, setup_logging, tf)
+from utils import (ArgumentParser, UsageError, add_colour_options, add_precision_option, cli_main, float_list,
+                   int_list, log, run_and_exit, setup_logging, tf)
 
 LOSS_MODEL = 'vgg_16'
 VGG_URL = CONFIG_SCHEMA['loss_model_url'][1]  # slim's archive, as train.py downloads it
@@ -43,8 +45,15 @@ def parse_args(argv):
     io.add_argument('--output', default='generated/stylized.jpg', help='the result (default: %(default)s)')
     io.add_argument('--overwrite', action='store_true',
                     help='replace a result or frames that already exist (default: refuse, naming them)')
-    io.add_argument('--max_size', type=int, default=512,
-                    help='long side of the result in pixels, keeping the aspect ratio (default: %(default)s)')
+    io.add_argument('--max_size', type=int,
+                    help='long side of the result in pixels, keeping the aspect ratio (default: 512)')
+    io.add_argument('--sizes', type=int_list, metavar='S1,S2,...',
+                    help='coarse to fine, for print sizes: the long side at each stage, growing, e.g. 512,1024,2048 '
+                         '(the last is the result\'s); each stage starts from the one before, upscaled, with its '
+                         'style image at --style_scale of its size (docs/GATYS.md)')
+    io.add_argument('--stage_dir', default='generated/stages',
+                    help='where --sizes keeps each finished stage, from which a stopped run resumes '
+                         '(default: %(default)s)')
     io.add_argument('--width', type=int, help='width of the result (with --height, or alone keeping the aspect)')
     io.add_argument('--height', type=int, help='height of the result')
     io.add_argument('--style_scale', type=float, default=1.0,
@@ -80,8 +89,9 @@ def parse_args(argv):
     opt.add_argument('--optimizer', choices=('adam', 'lbfgs'), default='lbfgs',
                      help='lbfgs reaches a lower loss per second here, see README (default: %(default)s)')
     opt.add_argument('--learning_rate', type=float, default=10.0, help='Adam only (default: %(default)s)')
-    opt.add_argument('--iterations', type=int,
-                     help='optimizer iterations (default: 100 for adam, 50 for lbfgs)')
+    opt.add_argument('--iterations', type=int_list, metavar='N',
+                     help='optimizer iterations (default: 100 for adam, 50 for lbfgs); with --sizes, one count for '
+                          'every stage or one per stage, e.g. 100,50,20')
     opt.add_argument('--save_every', type=int, default=0,
                      help='write res_<step>.jpg into --frames_dir every N steps; 1 is the classic '
                           'behaviour (default: 0, off)')
@@ -89,9 +99,35 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     args.content_layers = args.content_layers.split(',')
     args.style_layers = args.style_layers.split(',')
-    args.iterations = args.iterations if args.iterations is not None else (100 if args.optimizer == 'adam' else 50)
+    args.iterations = args.iterations or [100 if args.optimizer == 'adam' else 50]
     _check_values(parser, args)
+    _check_stages(parser, args)
     return args
+
+
+def _check_stages(parser, args):
+    """Reject --sizes that do not grow or do not go with the other options; sets args.stages (gatys.Stage list) and,
+    for a run of one size, args.iterations and args.max_size to numbers."""
+    if args.sizes is None:
+        if len(args.iterations) != 1:
+            parser.error('--iterations takes one count (several are for the stages of --sizes), got %s'
+                         % ','.join(map(str, args.iterations)))
+        args.iterations, args.max_size = args.iterations[0], args.max_size or 512
+        args.stages = gatys.schedule(None, [args.iterations])
+        return
+    if min(args.sizes) <= 0 or any(later <= earlier for earlier, later in zip(args.sizes, args.sizes[1:])):
+        parser.error('--sizes must grow from stage to stage, coarse to fine, e.g. 512,1024,2048; got %s'
+                     % ','.join(map(str, args.sizes)))
+    if args.max_size is not None or args.width is not None or args.height is not None:
+        parser.error("--sizes gives the long side of every stage, the last the result's: leave out --max_size, "
+                     "--width and --height")
+    if len(args.iterations) not in (1, len(args.sizes)):
+        parser.error('--iterations takes one count for every stage or one per stage of --sizes (%d), got %s'
+                     % (len(args.sizes), ','.join(map(str, args.iterations))))
+    if args.save_every:
+        parser.error('--save_every writes the frames of a run of one size; with --sizes, each finished stage is '
+                     'kept in --stage_dir')
+    args.stages = gatys.schedule(args.sizes, args.iterations)
 
 
 _POSITIVE = ('learning_rate', 'style_scale', 'max_memory')
@@ -99,10 +135,12 @@ _POSITIVE = ('learning_rate', 'style_scale', 'max_memory')
 
 def _check_values(parser, args):
     """Reject nonsense option values with one clear line each."""
-    for name in ('max_size', 'width', 'height', 'iterations'):
+    for name in ('max_size', 'width', 'height'):
         value = getattr(args, name)
         if value is not None and value <= 0:
             parser.error('--%s must be positive, got %d' % (name, value))
+    if min(args.iterations) <= 0:
+        parser.error('--iterations must be positive, got %s' % ','.join(map(str, args.iterations)))
     for name in ('content_weight', 'style_weight', 'tv_weight', 'learning_rate', 'style_scale', 'max_memory'):
         value = getattr(args, name)
         if not np.isfinite(value) or value < 0 or (value == 0 and name in _POSITIVE):
@@ -119,10 +157,10 @@ def _check_values(parser, args):
         parser.error('--style_layer_weights needs %d non-negative weights (one per style layer), got %s'
                      % (len(args.style_layers), args.style_layer_weights))
     try:
-        masks.check_masks(args.mask or (), None, args.style_blend)
+        masks.check_masks(args.mask or (), [args.style_blend], ['--style_blend'])
         args.mask_styles = mask_styles(args.mask or (), args.style)
     except UsageError as error:
-        parser.error(str(error).replace('--style and --style_mix', '--style_blend'))
+        parser.error(str(error))
 
 
 def mask_styles(given, styles):
@@ -222,8 +260,8 @@ class Progress:
     """A progress bar over the iterations showing the losses, and the frames of frame_paths, written by `outputs`
     (files.Outputs)."""
 
-    def __init__(self, iterations, frames, outputs):
-        self.bar = tqdm(total=iterations, unit='it', desc='stylizing')
+    def __init__(self, iterations, frames, outputs, what='stylizing'):
+        self.bar = tqdm(total=iterations, unit='it', desc=what)
         self.frames, self.outputs = frames, outputs
 
     def wants_frame(self, step):
@@ -260,10 +298,35 @@ def plan_outputs(args, height, width):
                       args.overwrite)
     outputs.claim(args.output)
     check_encodable(args.output, height, width)
-    for path in frame_paths(args.frames_dir, args.save_every, args.iterations).values():
+    for path in frame_paths(args.frames_dir, args.save_every, args.stages[-1].iterations).values():
         outputs.claim(path, option='--frames_dir')
         check_encodable(path, height, width, '--frames_dir')
     return outputs
+
+
+# The options that change no pixel of a stage's result: a kept stage is taken up whatever they are.
+_NOT_IN_A_STAGE = ('output', 'overwrite', 'save_every', 'frames_dir', 'stage_dir', 'sizes', 'iterations', 'stages',
+                   'max_memory', 'no_download', 'loss_model_url', 'preserve_colors', 'mask_styles')
+
+
+def stage_files(args, outputs):
+    """Where each stage but the last keeps its result (gatys.stage_file), those not kept yet claimed through
+    `outputs`: the digest covers every option that changes a pixel and the inputs' sizes and modification times."""
+    if len(args.stages) == 1:
+        return []
+    inputs = [args.content, *args.style, *(masks.mask_file(mask, os.path.basename(args.content)) or mask.path
+                                           for mask in args.mask or ())]
+    inputs += sorted(glob.glob(glob.escape(args.loss_model_file) + '*'))
+    settings = {key: value for key, value in sorted(vars(args).items()) if key not in _NOT_IN_A_STAGE}
+    settings['mask'] = [[mask.name, mask.path] for mask in args.mask or ()]
+    settings['inputs'] = [[os.path.realpath(path), os.path.getsize(path), os.stat(path).st_mtime_ns]
+                          for path in inputs if os.path.isfile(path)]
+    paths = [gatys.stage_file(args.stage_dir, args.content, args.stages, index, settings)
+             for index in range(len(args.stages) - 1)]
+    for path in paths:
+        if not os.path.isfile(path):
+            outputs.claim(path, option='--stage_dir')
+    return paths
 
 
 def plan_sizes(content_path, style_paths, max_size, width, height, style_scale, max_bytes):
@@ -283,43 +346,88 @@ def plan_sizes(content_path, style_paths, max_size, width, height, style_scale, 
     height, width = result_size(*content, max_size, width, height)
     style_side = max(1, round(style_scale * max(height, width)))
     style_pixels = max(np.prod(scaled_size(*size, style_side)) for size in styles)
-    need = estimate_memory(height * width, style_pixels, sum(np.prod(size) for size in [content, *styles]))
+    inputs = sum(np.prod(size) for size in [content, *styles])
+    need = estimate_memory(height * width, style_pixels, inputs)
     if need > max_bytes:
         raise UsageError('a %dx%d result with style images of %d pixels on the long side needs about %.1f GB, over '
-                         '--max_memory %.3g: lower --max_size/--width/--height or --style_scale, or raise --max_memory '
-                         'if the machine has the memory' % (width, height, style_side, need / 1e9, max_bytes / 1e9))
+                         '--max_memory %.3g%s: lower --max_size/--sizes/--width/--height or --style_scale, or raise '
+                         '--max_memory if the machine has the memory'
+                         % (width, height, style_side, need / 1e9, max_bytes / 1e9,
+                            _fitting(max_bytes, inputs, height, width, max(style_scale, 1))))
     return (height, width), style_side
 
 
+def _fitting(max_bytes, input_pixels, height, width, style_scale):
+    """'; a long side of at most N pixels fits' for a result of this aspect, or '' when none does."""
+    pixels = (max_bytes - BASE_BYTES - BYTES_PER_INPUT_PIXEL * input_pixels) / (
+        max(BYTES_PER_RESULT_PIXEL, BYTES_PER_STYLE_PIXEL * style_scale ** 2))
+    side = int((pixels * max(height, width) / min(height, width)) ** 0.5) if pixels > 0 else 0
+    return '; a long side of at most %d pixels fits' % side if side >= 32 else ''
+
+
 def stylize(args):
-    """Run the whole method as the command line asks; returns (result uint8 RGB, final loss values, the
-    files.Outputs to write the result with)."""
+    """Run the whole method as the command line asks, stage by stage; returns (result uint8 RGB, final loss values,
+    the files.Outputs to write the result with)."""
     download = not args.no_download and pretrained.downloadable(args.loss_model_file, LOSS_MODEL)
     check_inputs(args.content, args.style, args.loss_model_file, args.loss_model_url, download)
     output_format(args.output)
-    (height, width), style_side = plan_sizes(args.content, args.style, args.max_size, args.width, args.height,
-                                             args.style_scale, args.max_memory * 1e9)
+    (height, width), style_side = plan_sizes(args.content, args.style, args.stages[-1].side or args.max_size,
+                                             args.width, args.height, args.style_scale, args.max_memory * 1e9)
     outputs = plan_outputs(args, height, width)
     content_size = image_size(args.content, 'content image')
     masks.check_files(args.mask or (), [(args.content, os.path.basename(args.content), content_size)])
-    regions = masks.photo_regions(args.mask, os.path.basename(args.content), height, width,
-                                  content_size) if args.mask else None
     features = LossNetwork(LOSS_MODEL, args.content_layers + args.style_layers, args.loss_model_file, 'vgg_16/fc')
-    check_size(features, height, width, 'result')
-    for path in args.style:  # from the headers, before the weights may be downloaded
-        check_size(features, *scaled_size(*image_size(path, 'style image'), style_side), 'resized style image')
+    sizes = [result_size(*content_size, stage.side or args.max_size, args.width, args.height) for stage in args.stages]
+    for size in sizes:  # from the headers, before the weights may be downloaded
+        check_size(features, *size, 'result')
+        for path in args.style:
+            check_size(features, *scaled_size(*image_size(path, 'style image'), _style_side(args, size)),
+                       'resized style image')
+    kept = stage_files(args, outputs)
     pretrained.ensure_vgg_checkpoint(args.loss_model_file, args.loss_model_url, LOSS_MODEL, download)
-    content = resize(read_image(args.content, 'content image'), height, width)
-    styles = [resize_long_side(read_image(path, 'style image'), style_side) for path in args.style]
+    photo = read_image(args.content, 'content image')
+    style_images = [read_image(path, 'style image') for path in args.style]
     features.load_weights()
+    first = next((index + 1 for index in reversed(range(len(kept))) if os.path.isfile(kept[index])), 0)
+    previous = read_image(kept[first - 1], 'stage result') if first else None
+    if first:
+        log.info('resuming after stage %d of %d from %s', first, len(args.stages), kept[first - 1])
+    for index in range(first, len(args.stages)):
+        regions = masks.photo_regions(args.mask, os.path.basename(args.content), *sizes[index],
+                                      content_size) if args.mask else None
+        content = resize(photo, *sizes[index])
+        previous, final = run_stage(args, index, features, content, style_images, regions, previous, outputs)
+        if index < len(kept):
+            outputs.image(kept[index], previous)
+            log.info('stage %d of %d kept in %s', index + 1, len(args.stages), kept[index])
+    strength = 1.0 if regions is None else 1 - regions.photo  # the regions that keep the photo
+    return color.finish(previous, content, args.preserve_colors, strength), final, outputs
+
+
+def _style_side(args, size):
+    """The style images' long side for a result of `size` (height, width)."""
+    return max(1, round(args.style_scale * max(size)))
+
+
+def run_stage(args, index, features, content, style_images, regions, previous, outputs):
+    """Optimize stage `index` of args.stages at the content's size, from `previous` (the stage before's result,
+    uint8, upscaled; None: the --init image), writing its frames through `outputs`; returns (its result uint8, its
+    final loss values)."""
+    stage, started = args.stages[index], time.time()
+    styles = [resize_long_side(pixels, _style_side(args, content.shape[:2])) for pixels in style_images]
     recipe = recipe_of(args)
     targets = gatys.compute_targets(features, content, styles, recipe, regions, args.mask_styles)
-    start = initial_image(args.init, content, styles[0], args.seed)
-    progress = Progress(args.iterations, frame_paths(args.frames_dir, args.save_every, args.iterations), outputs)
-    result, final = gatys.optimize(features, start, targets, recipe, progress, args.optimizer, args.iterations,
-                             args.learning_rate, args.precision)
-    strength = 1.0 if regions is None else 1 - regions.photo  # the regions that keep the photo
-    return color.finish(to_uint8(result), content, args.preserve_colors, strength), final, outputs
+    start = (initial_image(args.init, content, styles[0], args.seed) if previous is None
+             else resize(previous, *content.shape[:2]).astype(np.float32))
+    progress = Progress(stage.iterations, frame_paths(args.frames_dir, args.save_every, stage.iterations), outputs,
+                        'stage %d/%d' % (index + 1, len(args.stages)) if len(args.stages) > 1 else 'stylizing')
+    result, final = gatys.optimize(features, start, targets, recipe, progress, args.optimizer, stage.iterations,
+                                   args.learning_rate, args.precision)
+    if len(args.stages) > 1:
+        log.info('stage %d of %d: %dx%d, %d %s iterations in %.1f s, peak memory so far %.2f GB', index + 1,
+                 len(args.stages), content.shape[1], content.shape[0], stage.iterations, args.optimizer,
+                 time.time() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)  # KB on Linux
+    return to_uint8(result), final
 
 
 @cli_main
@@ -329,8 +437,9 @@ def main(argv=None):
     start = time.time()
     result, final, outputs = stylize(args)
     outputs.image(args.output, result)
-    log.info('result (%dx%d) written to %s after %d %s iterations in %.1f s; loss %.4g = content %.4g + style %.4g '
-             '+ tv %.4g (weighted)', result.shape[1], result.shape[0], args.output, args.iterations, args.optimizer,
+    log.info('result (%dx%d) written to %s after %s %s iterations in %.1f s; loss %.4g = content %.4g + style %.4g '
+             '+ tv %.4g (weighted)', result.shape[1], result.shape[0], args.output,
+             '+'.join(str(stage.iterations) for stage in args.stages), args.optimizer,
              time.time() - start, final['total'], final['content'], final['style'], final['tv'])
 
 

@@ -18,7 +18,7 @@ import losses
 import model
 import reader
 from checkpoints import checkpoint_candidates, model_exists
-from config import load_config, style_list
+from config import load_config, style_list, style_scale_list
 from files import Outputs
 from images import read_image
 from inference.stylizer import model_weights
@@ -73,23 +73,28 @@ def parse_args(argv):
     return args
 
 
-def get_style_features(config, style_pixels, loss_net):
-    """Gram matrices of a style image at the training size, one per style layer, and the crop they come from.
+def get_style_features(config, style_pixels, loss_net, scale=1.0):
+    """Gram matrices of a style image at the training size times `scale`, one per style layer, and the crop they
+    come from.
 
     The style image is preprocessed like a training image (cover-resize to image_size, central crop); style_targets
-    writes that crop so that the user can see what the model learns from.
+    writes that crop so that the user can see what the model learns from. At scale 2 the crop is twice as large
+    (image_size x 2 pixels a side) and holds the same part of the image: its strokes come out twice as large in the
+    training photos' pixels, which is what a network of several style_scales learns to vary.
 
     Args:
       config: the style config.
       style_pixels: the style image, uint8 (H, W, 3).
       loss_net: the nets.LossNetwork.
+      scale: the style_scales entry.
 
     Returns:
       (a list of float32 numpy arrays (C, C) in the order of config.style_layers, the crop uint8 (S, S, 3)).
     """
     preprocess, unprocess = preprocessing_factory.get_preprocessing(config.loss_model, is_training=False)
     with tf.Graph().as_default():
-        image = preprocess(tf.constant(style_pixels), config.image_size, config.image_size)
+        side = round(config.image_size * scale)
+        image = preprocess(tf.constant(style_pixels), side, side)
         end_points = loss_net.end_points(tf.expand_dims(image, 0), config.style_layers, centered=True)
         grams = [tf.squeeze(losses.gram(end_points[layer]), [0]) for layer in config.style_layers]
         target = tf.cast(tf.clip_by_value(unprocess(image), 0, 255), tf.uint8)
@@ -116,12 +121,12 @@ def style_targets(config, loss_net, outputs=None):
     """(Gram matrices, style weight) of every style of the config, each computed once; their training crops are
     written through `outputs` (files.Outputs, where target_paths are claimed; None: not written)."""
     targets = []
-    for (image, weight), path in zip(style_list(config), target_paths(config)):
-        grams, crop = get_style_features(config, read_image(image, 'style image'), loss_net)
+    for (image, weight), scale, path in zip(style_list(config), style_scale_list(config), target_paths(config)):
+        grams, crop = get_style_features(config, read_image(image, 'style image'), loss_net, scale)
         targets.append((grams, weight))
         if outputs is not None:
             outputs.image(path, crop)
-            log.info('style target (%s cropped to %d px) written to %s', image, config.image_size, path)
+            log.info('style target (%s cropped to %d px) written to %s', image, crop.shape[0], path)
     return targets
 
 

@@ -172,6 +172,14 @@ def float_list(text):
     return values
 
 
+def int_list(text):
+    """An option's comma-separated whole numbers."""
+    try:
+        return [int(item) for item in text.split(',')]
+    except ValueError:
+        raise argparse.ArgumentTypeError('expected comma-separated whole numbers, got %s' % shorten(text)) from None
+
+
 def _not_blank(convert):
     """An argparse type that refuses an empty (or blank) value before `convert` (None: the text) sees it: an unset
     shell variable ('--init_from "$MODEL"') would otherwise pass for the option not given, or for a path here."""

@@ -51,18 +51,20 @@ def parse_mask(value):
     return Mask(name, path)
 
 
-def check_masks(masks, choice=None, mix=None):
+def check_masks(masks, asked=(), options=('--style', '--style_mix', '--stroke')):
     """UsageError for masks that contradict each other (one style, or the photo, given two masks) or the options of
-    the style (choice, mix: --style and --style_mix, which give the style of a mask without a name)."""
+    the style (asked: the values of `options`, None where not given), which give the style of a mask without a
+    name."""
     seen = set()
     for mask in masks:
         if mask.name in seen:
             raise UsageError('--mask %s is given twice; give each style one mask (combine them into one image)'
                              % (mask.name or 'without a name'))
         seen.add(mask.name)
-    if (choice is not None or mix is not None) and styled(masks) and None not in seen:
-        raise UsageError('--style and --style_mix give the style of a mask without a name; every --mask here names '
-                         'its style: leave them out')
+    given = [option for option, value in zip(options, asked) if value is not None]
+    if given and styled(masks) and None not in seen:
+        raise UsageError('%s gives the style of a mask without a name; every --mask here names its style: leave it '
+                         'out' % given[0])
 
 
 def styled(masks):

@@ -17,6 +17,9 @@ SIGNATURE_INPUT, SIGNATURE_OUTPUT = 'image', 'stylized'
 # feeds output_image_by_region (the .pb; `mask` flattened as input_image is) or the signature by_region.
 MASK_INPUT, BY_REGION_OUTPUT, BY_REGION_SIGNATURE = 'mask', 'output_image_by_region', 'by_region'
 STYLE_INPUT = 'style_weights'  # the exports of a model of several styles take each style's share here
+# The exports of a network of several style scales (inference/stroke.py) also take a float32 scalar `stroke`, which
+# feeds output_image_by_stroke (the .pb) or the signature by_stroke.
+STROKE_INPUT, BY_STROKE_OUTPUT, BY_STROKE_SIGNATURE = 'stroke', 'output_image_by_stroke', 'by_stroke'
 UNSAFE_OPS = {'ReadFile', 'WriteFile', 'MatchingFiles', 'Save', 'SaveV2', 'SaveSlices', 'Restore', 'RestoreV2',
               'RestoreSlice', 'MergeV2Checkpoints', 'PyFunc', 'PyFuncStateless', 'EagerPyFunc', 'ImmutableConst',
               'LoadAndRemapMatrix', 'WholeFileReader', 'WholeFileReaderV2', 'TextLineReader', 'TextLineReaderV2',

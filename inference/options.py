@@ -42,6 +42,10 @@ def add_image_options(parser, format_help):
     styles.add_argument('--style_mix', type=float_list, metavar='W1,W2,...',
                         help="a model of several styles: blend the styles' parameters in these shares, one per style; "
                              "several --style_image: blend their styles in these shares, one per image")
+    styles.add_argument('--stroke', type=float, metavar='S',
+                        help='a model trained at several sizes of its style image (style_scales in its config): the '
+                             'stroke size, S times the style image\'s; any S within the trained sizes, between them '
+                             'a blend of the two nearest (default: 1 where trained; docs/STROKE.md)')
     add_mask_option(parser)
     arbitrary = parser.add_argument_group("Magenta's arbitrary-style network (a checkpoint of it as --model_file)")
     arbitrary.add_argument('--style_image', nargs='+', metavar='PATH',
@@ -77,6 +81,12 @@ def check_image_options(parser, args):
         parser.error('--style_strength must be between 0 and 1, got %s' % args.style_strength)
     if not STYLE_SIZES[0] <= args.style_size <= STYLE_SIZES[1]:
         parser.error('--style_size must be between %d and %d, got %d' % (*STYLE_SIZES, args.style_size))
+    if args.stroke is not None and not 0 < args.stroke < float('inf'):
+        parser.error('--stroke must be a positive number, the stroke size relative to the style image\'s, got %s'
+                     % args.stroke)
+    if args.stroke is not None and args.style_image:
+        parser.error("--stroke applies to networks trained with style_scales; the stroke size of Magenta's "
+                     "arbitrary-style network is --style_size (smaller gives larger strokes)")
     if not args.style_image and (args.style_strength != 1 or args.style_size != STYLE_SIZE):
         parser.error('--style_strength and --style_size apply to --style_image')
     if args.model_file is None:
@@ -98,7 +108,7 @@ def check_image_options(parser, args):
     if args.max_pixels < 4096:
         parser.error('--max_pixels must be at least 4096, got %d' % args.max_pixels)
     try:
-        masks.check_masks(given, args.style, args.style_mix)
+        masks.check_masks(given, (args.style, args.style_mix, args.stroke))
     except UsageError as error:
         parser.error(str(error))
 
@@ -109,7 +119,7 @@ def recipe_of(args):
     return Recipe(args.model_file, args.max_pixels, args.precision, args.style,
                   None if args.style_mix is None else tuple(args.style_mix), tuple(args.style_image or ()),
                   args.style_strength, args.style_size, args.preserve_colors, args.strength,
-                  tuple(getattr(args, 'mask', None) or ()))
+                  tuple(getattr(args, 'mask', None) or ()), args.stroke)
 
 
 def missing_model(model_file, download, exists=model_exists):

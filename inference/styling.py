@@ -10,7 +10,7 @@ import numpy as np
 import model
 import style_names
 from images import load_image
-from inference import arbitrary, color, masks as masking
+from inference import arbitrary, color, masks as masking, stroke as strokes
 from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer, style_choice
 from nets.arbitrary import STYLE_SIZE
 from utils import UsageError
@@ -20,8 +20,8 @@ from utils import UsageError
 class Recipe:
     """What a run asks of its model, in plain values (batch.py ships it to its workers): the model, its style (a
     trained one by name, a mix, or style images' paths for Magenta's network, blended with the photo's own by
-    style_strength at style_size), by region where masks (masks.Mask values) say, then colour (preserve_colors) and
-    strength."""
+    style_strength at style_size), or a stroke size (inference/stroke.py), by region where masks (masks.Mask values)
+    say, then colour (preserve_colors) and strength."""
     model_file: str
     max_pixels: int = DEFAULT_MAX_PIXELS
     precision: str = 'fp32'
@@ -33,6 +33,7 @@ class Recipe:
     preserve_colors: bool = False
     strength: float = 1.0
     masks: tuple = ()
+    stroke: float = None
 
 
 def open_model(recipe, style_pixels, model_file=None):
@@ -80,7 +81,7 @@ def style_of(stylizer, style_pixels, recipe):
         the model cannot take.
     """
     keyed = _styles_by_key(stylizer, style_pixels, recipe)
-    masking.check_masks(recipe.masks, recipe.choice, recipe.mix)
+    masking.check_masks(recipe.masks, (recipe.choice, recipe.mix, recipe.stroke))
     for key in set(mask.name for mask in recipe.masks if mask.name != masking.PHOTO) or {None}:
         keyed(key, None)  # every style asked for checked before any photo
     if not recipe.masks:
@@ -123,7 +124,7 @@ def _styles_by_key(stylizer, style_pixels, recipe):
         if style_pixels:
             raise UsageError("--style_image needs a checkpoint of Magenta's arbitrary-style network; %s is a network "
                              "trained on its own style%s" % (stylizer.source, 's' if stylizer.styles > 1 else ''))
-        return lambda key, _pixels: trained_style(stylizer, key, recipe.choice, recipe.mix)
+        return lambda key, _pixels: trained_style(stylizer, key, (recipe.choice, recipe.mix, recipe.stroke))
     if not style_pixels:
         raise UsageError("%s is Magenta's arbitrary-style network: give the style with --style_image PATH"
                          % stylizer.source)
@@ -147,13 +148,27 @@ def _styles_by_key(stylizer, style_pixels, recipe):
     return style
 
 
-def trained_style(stylizer, key, choice, mix, options=('--style', '--style_mix'), mask_option='--mask', source=None):
-    """The style vector (see style_choice) of a mask's style `key` (None: the style choice or mix give) for a network
-    trained on its own styles; options, mask_option and source (by default the model's path): what the user calls
-    them, for messages."""
+def trained_style(stylizer, key, asked, options=('--style', '--style_mix', '--stroke'), mask_option='--mask',
+                  source=None):
+    """The style vector (see style_choice) of a mask's style `key` (None: the style that `asked` gives) for a
+    network trained on its own styles.
+
+    Args:
+      asked: (a style's name or index, a mix, a stroke size), each None where not given; a network of several
+        style scales takes stroke size 1 where none of them is given and 1 lies within its scales.
+      options, mask_option, source (by default the model's path): what the user calls them, for messages.
+    """
     source = source or stylizer.source
+    choice, mix, stroke = asked
     if key is None:
-        return style_choice(stylizer.styles, choice, mix, source, options, stylizer.style_names)
+        scales = strokes.scales_of(stylizer.style_names)
+        if stroke is not None or (scales is not None and choice is None and mix is None
+                                  and scales.min() <= 1 <= scales.max()):
+            if choice is not None or mix is not None:
+                raise UsageError('give %s or %s, not both' % (options[2], options[0 if choice is not None else 1]))
+            strokes.check_stroke(1.0 if stroke is None else stroke, scales, source, options[2])
+            return strokes.stroke_weights(1.0 if stroke is None else stroke, scales)
+        return style_choice(stylizer.styles, choice, mix, source, options[:2], stylizer.style_names)
     if stylizer.styles == 1:
         if key not in (stylizer.style_names or ()) and key != '0':
             raise UsageError('%s holds one style: give its mask without a name, got %s %s' % (source, mask_option, key))

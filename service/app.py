@@ -6,6 +6,7 @@ import re
 import time
 
 from service.requests import base64_request, images_from_multipart, parse_options, query_values, read_body
+from inference import stroke as strokes
 from service.work import HTTPError
 from utils import log
 
@@ -99,6 +100,8 @@ def create_app(service):
              'style_image': stylizer.arbitrary is not None,  # takes any style image (Magenta's network)
              'style_names': (stylizer.style_names or [str(k) for k in range(stylizer.styles)]
                              if stylizer.styles > 1 else []),
+             'strokes': sorted(strokes.scales_of(stylizer.style_names)) if strokes.scales_of(
+                 stylizer.style_names) is not None else [],  # the trained stroke sizes: takes stroke between them
              'precision': stylizer.precision,
              'max_pixels': None if stylizer.can_tile else stylizer.max_pixels}
             for name, stylizer in sorted(service.models.items())]})

@@ -13,7 +13,7 @@ from service.work import FORMATS, HTTPError
 from utils import UsageError, shorten, unknown_name_hint
 
 
-OPTIONS = ('max_size', 'strength', 'preserve_colors', 'format', 'quality', 'style', 'mix', 'style_strength',
+OPTIONS = ('max_size', 'strength', 'preserve_colors', 'format', 'quality', 'style', 'mix', 'stroke', 'style_strength',
            'style_token')
 _STYLE_TOKEN = re.compile(r'[0-9a-f]{32}')  # service.work.EmbeddingCache.issue's
 
@@ -61,6 +61,10 @@ def parse_options(values, accept=''):
         raise HTTPError(400, 'style_strength must be between 0 and 1, got %g' % style_strength)
     if max_size < 0:
         raise HTTPError(400, 'max_size must be positive, got %d' % max_size)
+    stroke = None if values.get('stroke') is None else number('stroke', float, None)
+    if stroke is not None and not 0 < stroke < float('inf'):
+        raise HTTPError(400, 'stroke must be a positive number, the stroke size relative to the style image\'s, '
+                             'got %s' % shorten(values['stroke']))
     if not 0 <= strength <= 1:
         raise HTTPError(400, 'strength must be between 0 and 1, got %g' % strength)
     preserve = str(values.get('preserve_colors', 'false')).lower()
@@ -74,7 +78,8 @@ def parse_options(values, accept=''):
         raise HTTPError(400, 'format must be one of png, jpeg, webp; got %s' % shorten(fmt))
     return {'max_size': max_size, 'strength': strength, 'preserve_colors': preserve in ('true', '1', 'yes'),
             'format': FORMATS[str(fmt).lower()] if fmt else None, 'quality': quality,
-            'style': _style(values.get('style')), 'mix': _mix(values.get('mix')), 'style_strength': style_strength,
+            'style': _style(values.get('style')), 'mix': _mix(values.get('mix')), 'stroke': stroke,
+            'style_strength': style_strength,
             'style_token': _style_token(values.get('style_token'))}
 
 

@@ -292,9 +292,9 @@ def _style_of(stylizer, name, options):
                                  '"style_image" of a multipart body or "style_image" (base64) in JSON, or the '
                                  'style_token of an earlier answer' % (name, 'once' if options['style_token'] else
                                                                        'too'))
-        if options['style'] is not None or options['mix'] is not None:
+        if options['style'] is not None or options['mix'] is not None or options['stroke'] is not None:
             raise HTTPError(400, 'model %s takes its style from style_image: style and mix apply to models of several '
-                                 'styles' % name)
+                                 'styles, stroke to networks trained with style_scales' % name)
         if keys != {None}:
             raise HTTPError(400, 'model %s takes one style image: send its mask as "mask" (and the photo\'s as '
                                  '"mask:photo"), not "mask:%s"' % (name, sorted(key for key in keys if key)[0]))
@@ -303,9 +303,10 @@ def _style_of(stylizer, name, options):
         raise HTTPError(400, 'model %s is trained on its own style%s: style_image, style_token and style_strength '
                              "apply to Magenta's arbitrary-style network" % (name, 's' if stylizer.styles > 1 else ''))
     try:
-        masks.check_masks([masks.Mask(key, 'mask') for key, _ in options['masks']], options['style'], options['mix'])
-        return {key: styling.trained_style(stylizer, key, options['style'], options['mix'], ('style', 'mix'), 'mask',
-                                           'model %s' % name) for key in keys}
+        masks.check_masks([masks.Mask(key, 'mask') for key, _ in options['masks']],
+                          (options['style'], options['mix'], options['stroke']), ('style', 'mix', 'stroke'))
+        return {key: styling.trained_style(stylizer, key, (options['style'], options['mix'], options['stroke']),
+                                           ('style', 'mix', 'stroke'), 'mask', 'model %s' % name) for key in keys}
     except UsageError as error:
         message = str(error).replace('--style and --style_mix', 'style and mix').replace('--mask', 'mask')
         raise HTTPError(400, message) from None

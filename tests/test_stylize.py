@@ -239,3 +239,69 @@ def test_masks_give_each_region_its_style_and_keep_the_photo(images, vgg_checkpo
     assert np.abs(split[:, 24:] - second[:, 24:]).mean() < np.abs(split[:, 24:] - first[:, 24:]).mean()
     kept = run('kept', '--style_blend', '1,0', '--mask', 'photo=' + str(tmp_path / 'left.png'))
     np.testing.assert_array_equal(kept[:, :20], read_image(images['content'])[:, :20])
+
+
+def test_stages_run_coarse_to_fine_and_resume_after_the_last_kept_stage(images, vgg_checkpoint, tmp_path,
+                                                                        monkeypatch, caplog):
+    caplog.set_level('INFO')
+    run = ['--content', images['content'], '--style', images['style'], '--loss_model_file', vgg_checkpoint,
+           '--sizes', '24,32,40', '--iterations', '3,2,2', '--stage_dir', str(tmp_path / 'stages')]
+    optimize, started = gatys.optimize, []
+
+    def recorded(features, start, *rest, **options):
+        started.append(start.copy())
+        return optimize(features, start, *rest, **options)
+    monkeypatch.setattr(gatys, 'optimize', recorded)
+    stylize.main(run + ['--output', str(tmp_path / 'whole.png')])
+    assert [start.shape for start in started] == [(18, 24, 3), (24, 32, 3), (30, 40, 3)]
+    kept = sorted(os.listdir(tmp_path / 'stages'))
+    assert [name.split('-')[:3] for name in kept] == [['content', 'stage1', '24px'], ['content', 'stage2', '32px']]
+    # Each stage starts from the one before, upscaled.
+    np.testing.assert_array_equal(started[2], stylize.resize(read_image(str(tmp_path / 'stages' / kept[1])), 30, 40))
+    assert 'stage 2 of 3: 32x24, 2 lbfgs iterations in' in caplog.text
+    run[-1] = str(tmp_path / 'other_stages')
+
+    def stopped(*_args, **_options):
+        raise KeyboardInterrupt
+    started.clear()
+    monkeypatch.setattr(gatys, 'optimize', lambda *args, **options: (
+        recorded(*args, **options) if len(started) < 2 else stopped()))
+    with pytest.raises(SystemExit):  # stopped in stage 3: stages 1 and 2 are kept, no result
+        stylize.main(run + ['--output', str(tmp_path / 'again.png')])
+    assert not (tmp_path / 'again.png').exists() and len(os.listdir(tmp_path / 'other_stages')) == 2
+    started.clear()
+    monkeypatch.setattr(gatys, 'optimize', recorded)
+    stylize.main(run + ['--output', str(tmp_path / 'again.png')])
+    assert [start.shape for start in started] == [(30, 40, 3)] and 'resuming after stage 2 of 3' in caplog.text
+    np.testing.assert_allclose(read_image(str(tmp_path / 'again.png')), read_image(str(tmp_path / 'whole.png')),
+                               atol=1)
+    started.clear()  # another setting is another run: nothing is taken up
+    stylize.main(run + ['--output', str(tmp_path / 'again.png'), '--overwrite', '--style_weight', '20'])
+    assert len(started) == 3
+
+
+def test_bad_stages_are_one_line_before_any_work(images, vgg_checkpoint, tmp_path, capsys):
+    base = ['--content', images['content'], '--style', images['style'], '--loss_model_file', vgg_checkpoint,
+            '--output', str(tmp_path / 'o.png'), '--stage_dir', str(tmp_path / 'stages')]
+    for extra, message in [
+            (['--sizes', '32,24'], '--sizes must grow from stage to stage, coarse to fine, e.g. 512,1024,2048; got '
+                                   '32,24'),
+            (['--sizes', '32,32'], '--sizes must grow'),
+            (['--sizes', '0,32'], '--sizes must grow'),
+            (['--sizes', ''], 'argument --sizes: an empty value'),
+            (['--sizes', '24,x'], "expected comma-separated whole numbers, got '24,x'"),
+            (['--sizes', '24,32', '--max_size', '32'], '--sizes gives the long side of every stage'),
+            (['--sizes', '24,32', '--iterations', '1,2,3'], 'one per stage of --sizes (2), got 1,2,3'),
+            (['--iterations', '1,2'], '--iterations takes one count (several are for the stages of --sizes)'),
+            (['--sizes', '24,32', '--iterations', '2,0'], '--iterations must be positive, got 2,0'),
+            (['--sizes', '24,32', '--save_every', '1'], '--save_every writes the frames of a run of one size'),
+            (['--sizes', '12,32'], 'the result (12x9) is too small for vgg_16/conv5/conv5_3'),
+            (['--sizes', '24,20000', '--max_memory', '4'], 'over --max_memory 4; a long side of at most'),
+    ]:
+        assert message in usage_error(stylize.main, base + extra, capsys), extra
+    assert not os.path.exists(tmp_path / 'stages') and not os.path.exists(tmp_path / 'o.png')
+    fits = usage_error(stylize.main, base + ['--sizes', '24,20000', '--max_memory', '4'], capsys)
+    side = int(fits.split('a long side of at most ')[1].split()[0])
+    stylize.plan_sizes(images['content'], [images['style']], side, None, None, 1.0, 4e9)  # the size named fits
+    with pytest.raises(UsageError, match='over --max_memory 4'):
+        stylize.plan_sizes(images['content'], [images['style']], round(side * 1.02), None, None, 1.0, 4e9)

@@ -11,7 +11,7 @@ import distribute
 import model
 import reader
 import style_names
-from config import style_list
+from config import style_list, style_scale_list
 from training.graph import build_graph
 from training.init_from import Initializer
 from training.progress import ProgressLog, StopRequest
@@ -69,7 +69,7 @@ def _train_in(training_path, config, filenames, styles, loss_net, max_steps, pla
         ops = build_graph(config, filenames, styles, loss_net, loader, strategy=placement.strategy,
                           frozen_styles=frozen_styles)
         init_loss_network = loss_net.init_fn()
-        names = style_names.from_images([image for image, _ in style_list(config)])
+        names = style_names.from_images([image for image, _ in style_list(config)], style_scale_list(config))
         # Everything but the loss network is saved: the transform weights, the global step and Adam's state, and the
         # names of several styles. The names always come from the config, so a restore leaves them out (and a
         # checkpoint written before they were saved still resumes).
