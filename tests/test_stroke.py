@@ -1,5 +1,7 @@
 """Stroke size: a network trained at several sizes of its style image (style_scales), eval.py --stroke between
 them, and the same in the exports, the service and its page."""
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,7 +12,8 @@ import export
 import style_names
 import train
 from config import load_config, style_list, style_scale_list
-from helpers import request, start_server, usage_error, write_config, write_image_file
+from helpers import (NEEDS_CHROMIUM, request, service_page, start_server, usage_error, write_config,
+                     write_image_file)
 from inference import stroke
 from inference.stylizer import Stylizer
 from utils import UsageError, tf
@@ -143,25 +146,47 @@ def test_exports_take_a_stroke_in_the_graph(strokes, photo, tmp_path, fmt, name)
     assert Stylizer(str(tmp_path / name)).style_names == SCALES  # eval.py --stroke reads the exports as well
 
 
-def test_the_service_takes_a_stroke_and_lists_the_trained_sizes(strokes, photo, tmp_path):
+@pytest.fixture(scope='module')
+def server(strokes):
     process, url = start_server('--model', 'strokes=' + strokes)
-    try:
-        status, _, body = request(url + '/v1/models')
-        assert status == 200 and b'"strokes":[0.5,1.0,2.0]' in body.replace(b' ', b'')
-        data = open(photo, 'rb').read()
-        status, _, body = request(url + '/v1/stylize/strokes?stroke=1.5&format=png', data,
-                                  {'Content-Type': 'image/png'})
-        assert status == 200
-        (tmp_path / 'served.png').write_bytes(body)
-        expected = _eval(strokes, photo, tmp_path / 'expected.png', '--stroke', '1.5')
-        assert np.abs(np.asarray(Image.open(tmp_path / 'served.png')).astype(int) - expected).max() <= 1
-        for query, message in [('stroke=3', b'stroke 3 is outside the sizes model strokes was trained at'),
-                               ('stroke=', b'stroke must be a finite number'),
-                               ('stroke=-1', b'stroke must be a positive number'),
-                               ('stroke=1&style=0', b'give stroke or style, not both')]:
-            status, _, body = request(url + '/v1/stylize/strokes?' + query, data, {'Content-Type': 'image/png'})
-            assert status == 400 and message in body, (query, body)
-    finally:
-        process.terminate()
-        process.wait()
+    yield url
+    process.terminate()
+    process.wait(30)
     assert 'Traceback' not in process.stderr.read()
+
+
+def test_the_service_takes_a_stroke_and_lists_the_trained_sizes(server, strokes, photo, tmp_path):
+    url = server
+    status, _, body = request(url + '/v1/models')
+    assert status == 200 and b'"strokes":[0.5,1.0,2.0]' in body.replace(b' ', b'')
+    data = open(photo, 'rb').read()
+    status, _, body = request(url + '/v1/stylize/strokes?stroke=1.5&format=png', data,
+                              {'Content-Type': 'image/png'})
+    assert status == 200
+    (tmp_path / 'served.png').write_bytes(body)
+    expected = _eval(strokes, photo, tmp_path / 'expected.png', '--stroke', '1.5')
+    assert np.abs(np.asarray(Image.open(tmp_path / 'served.png')).astype(int) - expected).max() <= 1
+    for query, message in [('stroke=3', b'stroke 3 is outside the sizes model strokes was trained at'),
+                           ('stroke=', b'stroke must be a finite number'),
+                           ('stroke=-1', b'stroke must be a positive number'),
+                           ('stroke=1&style=0', b'give stroke or style, not both')]:
+        status, _, body = request(url + '/v1/stylize/strokes?' + query, data, {'Content-Type': 'image/png'})
+        assert status == 400 and message in body, (query, body)
+
+
+@NEEDS_CHROMIUM
+def test_the_page_offers_a_stroke_slider_over_the_trained_sizes(server, photo):
+    with service_page(server, 1) as (playwright_api, page):
+        playwright_api.expect(page.locator('#stroke_pick')).to_be_visible()
+        assert page.locator('#styles').is_hidden()  # the stroke stands for the network's styles
+        assert page.text_content('#stroke_value') == '1x'
+        page.set_input_files('#file', photo)
+        sent = []
+        page.on('request', lambda request: sent.append(request.url) if '/v1/stylize/' in request.url else None)
+        for value, stroke in (('1', '2'), ('-0.5', '0.707')):  # the slider's log2 of the stroke
+            page.locator('#stroke').fill(value)
+            assert page.text_content('#stroke_value') == stroke + 'x'
+            page.click('#go')
+            playwright_api.expect(page.locator('#result')).to_have_attribute('src', re.compile('^blob:'))
+            playwright_api.expect(page.locator('#status')).not_to_have_class('error')
+            assert 'stroke=%s' % stroke in sent[-1]
