@@ -371,8 +371,8 @@ def stylize(args):
     download = not args.no_download and pretrained.downloadable(args.loss_model_file, LOSS_MODEL)
     check_inputs(args.content, args.style, args.loss_model_file, args.loss_model_url, download)
     output_format(args.output)
-    (height, width), style_side = plan_sizes(args.content, args.style, args.stages[-1].side or args.max_size,
-                                             args.width, args.height, args.style_scale, args.max_memory * 1e9)
+    (height, width), _ = plan_sizes(args.content, args.style, args.stages[-1].side or args.max_size, args.width,
+                                    args.height, args.style_scale, args.max_memory * 1e9)
     outputs = plan_outputs(args, height, width)
     content_size = image_size(args.content, 'content image')
     masks.check_files(args.mask or (), [(args.content, os.path.basename(args.content), content_size)])
@@ -388,20 +388,26 @@ def stylize(args):
     photo = read_image(args.content, 'content image')
     style_images = [read_image(path, 'style image') for path in args.style]
     features.load_weights()
+    return run_stages(args, features, photo, style_images, sizes, kept, outputs) + (outputs,)
+
+
+def run_stages(args, features, photo, style_images, sizes, kept, outputs):
+    """(the result, its final loss values) of args.stages at `sizes` (height, width), resumed after the last stage
+    kept in `kept` (stage_files), each other stage but the last kept there through `outputs`."""
     first = next((index + 1 for index in reversed(range(len(kept))) if os.path.isfile(kept[index])), 0)
     previous = read_image(kept[first - 1], 'stage result') if first else None
     if first:
         log.info('resuming after stage %d of %d from %s', first, len(args.stages), kept[first - 1])
     for index in range(first, len(args.stages)):
         regions = masks.photo_regions(args.mask, os.path.basename(args.content), *sizes[index],
-                                      content_size) if args.mask else None
+                                      photo.shape[:2]) if args.mask else None
         content = resize(photo, *sizes[index])
         previous, final = run_stage(args, index, features, content, style_images, regions, previous, outputs)
         if index < len(kept):
             outputs.image(kept[index], previous)
             log.info('stage %d of %d kept in %s', index + 1, len(args.stages), kept[index])
     strength = 1.0 if regions is None else 1 - regions.photo  # the regions that keep the photo
-    return color.finish(previous, content, args.preserve_colors, strength), final, outputs
+    return color.finish(previous, content, args.preserve_colors, strength), final
 
 
 def _style_side(args, size):

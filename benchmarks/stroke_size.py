@@ -2,14 +2,14 @@
 
   python benchmarks/stroke_size.py --photos img/test.jpg,img/rocket.jpg [--model_file models/wave_strokes.ckpt]
       [--strokes 0.5,0.71,1,1.41,2] [--loss_model_file pretrained/vgg_16.ckpt --style img/wave.jpg
-      --style_scales 0.5,1,2 --gatys_size 384 --iterations 40] [--picture docs/images/stroke.jpg]
+      --style_scales 0.5,1,2 --gatys_size 384 --iterations 40] [--save_dir generated/strokes]
 
 The measure (texture_wavelength) is the power-weighted mean wavelength of a result's luma after a high-pass, in
 pixels: the photo's shading is taken out by subtracting a Gaussian blur, and what remains is the texture, whose
 power moves to longer wavelengths when the strokes grow. Each photo's own value is printed beside its results, so
 that the table says how much of the texture is the style's. A network trained with style_scales is measured at each
---stroke; Gatys (stylize.py) at each --style_scale, where --loss_model_file is given. --picture writes each photo's
-results side by side (one row per photo, the first knob's settings only).
+--stroke; Gatys (stylize.py) at each --style_scale, where --loss_model_file is given. --save_dir keeps the results,
+for docs/figure.py to put side by side.
 """
 import argparse
 import os
@@ -21,7 +21,7 @@ from scipy import ndimage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from utils import ArgumentParser, float_list, int_list  # noqa: E402 (after the path it lives on)
+from utils import ArgumentParser, float_list  # noqa: E402 (after the path it lives on)
 
 SHORTEST, LONGEST = 3.0, 64.0  # the band of wavelengths, in pixels, that the measure averages over
 BLUR_SIGMA = 24.0  # the high-pass: what varies over more than about this many pixels is the photo's shading
@@ -84,20 +84,14 @@ def table(title, knob, results, photos):
         print('| %s | %s | %.2f |' % (setting, ' | '.join('%.2f' % value for value in values), np.mean(values)))
 
 
-def picture(path, rows):
-    """Write rows of images (each row a list of uint8 arrays of one height) one under the other, 8 px apart."""
+def save(folder, results, paths, knob):
+    """Write every result as <folder>/<photo>-<knob><setting>.png, for docs/figure.py to put side by side."""
     from files import Outputs
-    gap = 8
-    width = max(sum(image.shape[1] for image in row) + gap * (len(row) - 1) for row in rows)
-    sheet = np.full((sum(row[0].shape[0] for row in rows) + gap * (len(rows) - 1), width, 3), 255, np.uint8)
-    top = 0
-    for row in rows:
-        left = 0
-        for image in row:
-            sheet[top:top + image.shape[0], left:left + image.shape[1]] = image
-            left += image.shape[1] + gap
-        top += row[0].shape[0] + gap
-    Outputs(own=[path]).image(path, sheet, quality=90)
+    outputs = Outputs(paths, own=[folder])
+    for setting, images in results.items():
+        for path, image in zip(paths, images):
+            name = '%s-%s%s.png' % (os.path.splitext(os.path.basename(path))[0], knob, setting)
+            outputs.image(os.path.join(folder, name), image)
 
 
 def main():
@@ -111,30 +105,25 @@ def main():
     parser.add_argument('--style_scales', type=float_list, default=[0.5, 1, 2])
     parser.add_argument('--gatys_size', type=int, default=384)
     parser.add_argument('--iterations', type=int, default=40)
-    parser.add_argument('--picture', help='write the first measured knob\'s results here, a row per photo')
-    parser.add_argument('--picture_side', type=int_list, default=[256], help="each image's height in the picture")
+    parser.add_argument('--save_dir', help='write each result here as <photo>-<knob><setting>.png')
     args = parser.parse_args()
     paths = args.photos.split(',')
     from benchmarks.performance import machine_description
     print('machine: %s' % machine_description())
-    rows = None
     if args.model_file:
         photos = [load(path, args.side) for path in paths]
-        results = network_results(args.model_file, photos, args.strokes)
+        results = {'%.3g' % key: value for key, value in network_results(args.model_file, photos, args.strokes).items()}
         table('%s, --stroke, photos at %d px' % (os.path.basename(args.model_file), args.side), '--stroke',
-              {'photo': photos, **{'%.3g' % key: value for key, value in results.items()}}, paths)
-        rows = [[photos[index]] + [results[key][index] for key in results] for index in range(len(paths))]
+              {'photo': photos, **results}, paths)
+        if args.save_dir:
+            save(args.save_dir, results, paths, 'stroke')
     if args.loss_model_file:
-        results = gatys_results(args, paths, args.style_scales)
+        results = {'%g' % key: value for key, value in gatys_results(args, paths, args.style_scales).items()}
         photos = [load(path, args.gatys_size) for path in paths]
         table('Gatys (stylize.py), --style_scale, %d px, %d L-BFGS iterations' % (args.gatys_size, args.iterations),
-              '--style_scale', {'photo': photos, **{'%g' % key: value for key, value in results.items()}}, paths)
-        rows = rows or [[photos[index]] + [results[key][index] for key in results] for index in range(len(paths))]
-    if args.picture and rows:
-        from stylize import resize
-        side = args.picture_side[0]
-        picture(args.picture, [[resize(image, side, round(image.shape[1] * side / image.shape[0])) for image in row]
-                               for row in rows])
+              '--style_scale', {'photo': photos, **results}, paths)
+        if args.save_dir:
+            save(args.save_dir, results, paths, 'style_scale')
 
 
 if __name__ == '__main__':

@@ -2,9 +2,12 @@
 
   python docs/figure.py img/test.jpg img/wave.jpg generated/wave-test.jpg --output docs/images/gatys_wave.jpg
   python docs/figure.py a.jpg a-wave.jpg b.jpg b-wave.jpg --columns 2 --square --output grid.jpg
+  python docs/figure.py big.png other.png --crop 0.4,0.3,0.25 --output detail.jpg
 
 Each image is scaled to --height pixels (keeping its aspect ratio, or cut to a central square with --square) and
 they are joined left to right with a white gap, in rows of --columns images if given; the result is a JPEG.
+--crop X,Y,S first cuts from each image the square whose top-left corner lies at X and Y (shares of its width and
+height) and whose side is S times its width: the same detail of results of different sizes.
 """
 import argparse
 import os
@@ -16,7 +19,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from files import Outputs  # noqa: E402 (after the path it lives on)
 from images import read_image
-from utils import ArgumentParser, cli_main  # noqa: E402
+from utils import ArgumentParser, cli_main, float_list  # noqa: E402
 
 
 def side_by_side(images, height, gap):
@@ -38,6 +41,15 @@ def central_square(pixels):
     return pixels[top:top + side, left:left + side]
 
 
+def crop(pixels, left, top, side):
+    """The square of uint8 (H, W, 3) pixels at `left`, `top` (shares of its width and height), `side` times its
+    width a side, within the image."""
+    height, width = pixels.shape[:2]
+    size = max(1, min(round(side * width), height, width))
+    x, y = min(round(left * width), width - size), min(round(top * height), height - size)
+    return pixels[y:y + size, x:x + size]
+
+
 def grid(images, columns, height, gap):
     """Rows of `columns` images (each row side_by_side), stacked `gap` white pixels apart."""
     rows = [side_by_side(images[first:first + columns], height, gap) for first in range(0, len(images), columns)]
@@ -56,9 +68,17 @@ def main(argv=None):
     parser.add_argument('--gap', type=int, default=8, help='(default: %(default)s)')
     parser.add_argument('--columns', type=int, help='images per row (default: all in one row)')
     parser.add_argument('--square', action='store_true', help='cut each image to its central square first')
+    parser.add_argument('--crop', type=float_list, metavar='X,Y,S',
+                        help='cut the same square from each image first: its corner and side as shares (above)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --output')
     args = parser.parse_args(argv)
+    if args.crop is not None and (len(args.crop) != 3 or not (0 <= min(args.crop[:2]) and max(args.crop[:2]) < 1
+                                                              and 0 < args.crop[2] <= 1)):
+        parser.error('--crop takes X,Y,S: a corner of shares 0 to 1 and a side of 0 to 1 of the width, got %s'
+                     % args.crop)
     images = [read_image(path) for path in args.images]
+    if args.crop:
+        images = [crop(pixels, *args.crop) for pixels in images]
     if args.square:
         images = [central_square(pixels) for pixels in images]
     figure = grid(images, args.columns or len(images), args.height, args.gap)

@@ -32,6 +32,13 @@ def scales_of(names):
     return np.asarray(scales) if len(bases) == 1 and len(set(scales)) == len(scales) else None
 
 
+def listed(names):
+    """The stroke sizes a network of these style names was trained at, smallest first, as plain numbers ([] for a
+    network without them)."""
+    scales = scales_of(names)
+    return [] if scales is None else sorted(float(scale) for scale in scales)
+
+
 def check_stroke(stroke, scales, source, option='--stroke'):
     """Raise UsageError unless `stroke` lies within the trained scales (None: the model holds none); option: what
     the user calls the stroke size."""

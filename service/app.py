@@ -100,8 +100,7 @@ def create_app(service):
              'style_image': stylizer.arbitrary is not None,  # takes any style image (Magenta's network)
              'style_names': (stylizer.style_names or [str(k) for k in range(stylizer.styles)]
                              if stylizer.styles > 1 else []),
-             'strokes': sorted(strokes.scales_of(stylizer.style_names)) if strokes.scales_of(
-                 stylizer.style_names) is not None else [],  # the trained stroke sizes: takes stroke between them
+             'strokes': strokes.listed(stylizer.style_names),  # a network of several stroke sizes: takes stroke
              'precision': stylizer.precision,
              'max_pixels': None if stylizer.can_tile else stylizer.max_pixels}
             for name, stylizer in sorted(service.models.items())]})

@@ -130,6 +130,7 @@ def test_magenta_network_with_a_style_image_as_eval_py(tmp_path, arbitrary_check
     (['--model_file', 'none.ckpt'], 'model file not found: none.ckpt'),
     (['--model_file', 'broken.pb'], 'broken.pb'),
     (['--style', 'wave'], 'holds one style: --style and --style_mix apply to models of several styles'),
+    (['--stroke', '1.5'], 'so its stroke size is fixed: --stroke needs a model trained with style_scales'),
     (['--runner', 'NoSuchRunner'], '--runner NoSuchRunner'),
     (['--direct_num_worker', '2'], "unknown option --direct_num_worker (did you mean '--direct_num_workers'?)"),
     (['--project', ''], '--project: an empty value'),

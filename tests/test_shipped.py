@@ -10,7 +10,7 @@ import export
 import model
 import serve
 import style_names
-from config import load_config, style_list
+from config import load_config, style_list, style_scale_list
 from helpers import ROOT, png, request, run_command, start_server, write_image_file
 from inference.stylizer import Stylizer
 from utils import tf
@@ -27,10 +27,11 @@ def test_models_are_shipped_with_a_recipe_each():
         names = shapes.pop(style_names.NAME, None)
         assert shapes == model.expected_transform_variables(model.styles_in(shapes))  # weights only, no Adam
         recipe = os.path.join(ROOT, 'models', 'recipe', name + '.yml')  # how it was trained
-        images = [image for image, _ in style_list(load_config(recipe))]
+        config = load_config(recipe)
+        images = [image for image, _ in style_list(config)]
         assert len(images) == STYLES[name] and (names is not None) == (STYLES[name] > 1)
         if names is not None:  # a model of several styles knows them by their names in its recipe
-            assert Stylizer(prefix).style_names == style_names.from_images(images)
+            assert Stylizer(prefix).style_names == style_names.from_images(images, style_scale_list(config))
 
 
 @pytest.fixture(scope='module')
