@@ -221,3 +221,10 @@ def multipart(**files):
                      'image/png\r\n\r\n' % (BOUNDARY, name, name)).encode() + data + b'\r\n'
                     for name, data in files.items())
     return body + ('--%s--\r\n' % BOUNDARY).encode(), {'Content-Type': 'multipart/form-data; boundary=' + BOUNDARY}
+
+
+def eval_pixels(model_file, photo, output, *options):
+    """eval.py's result for one photo with these options, as int pixels (written to `output`)."""
+    import eval as eval_py
+    eval_py.main(['--model_file', model_file, '--image_file', photo, '--output', str(output), *options])
+    return np.asarray(Image.open(output).convert('RGB')).astype(int)

@@ -14,8 +14,8 @@ import checkpoints
 import eval as eval_py
 import export
 import model
-from helpers import (NEEDS_CHROMIUM, make_video, multipart, request, service_page, start_server, usage_error,
-                     write_image_file)
+from helpers import (NEEDS_CHROMIUM, eval_pixels, make_video, multipart, request, service_page, start_server,
+                     usage_error, write_image_file)
 from images import read_image
 from inference import masks
 from inference.stylizer import Stylizer
@@ -54,11 +54,6 @@ def files(tmp_path_factory):
             'folder': str(folder)}
 
 
-def _eval(model_file, photo, output, *options):
-    eval_py.main(['--model_file', model_file, '--image_file', photo, '--output', str(output), *options])
-    return read_image(str(output)).astype(int)
-
-
 def test_a_constant_map_gives_the_style_or_the_mix_of_the_whole_image(models, arbitrary_stylizer, files):
     photo = read_image(files['photo'])
     two = Stylizer(models['two'])
@@ -74,39 +69,39 @@ def test_a_constant_map_gives_the_style_or_the_mix_of_the_whole_image(models, ar
 
 
 def test_each_side_takes_its_style_and_photo_regions_the_photo(models, files, tmp_path):
-    wave, scream = (_eval(models['two'], files['photo'], tmp_path / (name + '.png'), '--style', name)
+    wave, scream = (eval_pixels(models['two'], files['photo'], tmp_path / (name + '.png'), '--style', name)
                     for name in ('wave', 'scream'))
-    split = _eval(models['two'], files['photo'], tmp_path / 'split.png', '--mask', 'wave=' + files['left'],
-                  '--mask', 'scream=' + files['right'])
+    split = eval_pixels(models['two'], files['photo'], tmp_path / 'split.png', '--mask', 'wave=' + files['left'],
+                        '--mask', 'scream=' + files['right'])
     left, right = slice(None, WIDTH // 2 - 4), slice(WIDTH // 2 + 4, None)
     assert np.abs(split[:, left] - wave[:, left]).mean() < np.abs(split[:, left] - scream[:, left]).mean()
     assert np.abs(split[:, right] - scream[:, right]).mean() < np.abs(split[:, right] - wave[:, right]).mean()
     # a mask of another size but the same shape is resized to the photo
-    resized = _eval(models['two'], files['photo'], tmp_path / 'resized.png', '--mask', 'wave=' + files['half_size'],
-                    '--mask', 'scream=' + files['right'])
+    resized = eval_pixels(models['two'], files['photo'], tmp_path / 'resized.png', '--mask',
+                          'wave=' + files['half_size'], '--mask', 'scream=' + files['right'])
     assert np.abs(resized[:, left] - split[:, left]).mean() < 10
-    np.testing.assert_array_equal(_eval(models['two'], files['photo'], tmp_path / 'all.png', '--mask',
-                                        '1=' + files['white']), scream)  # by index too
+    np.testing.assert_array_equal(eval_pixels(models['two'], files['photo'], tmp_path / 'all.png', '--mask',
+                                              '1=' + files['white']), scream)  # by index too
     # photo masks alone: the rest in --style's style, exactly; the photo's region the photo, exactly
-    kept = _eval(models['two'], files['photo'], tmp_path / 'kept.png', '--style', 'wave', '--mask',
-                 'photo=' + files['left'])
+    kept = eval_pixels(models['two'], files['photo'], tmp_path / 'kept.png', '--style', 'wave', '--mask',
+                       'photo=' + files['left'])
     np.testing.assert_array_equal(kept[:, :WIDTH // 2], read_image(files['photo'])[:, :WIDTH // 2])
     np.testing.assert_array_equal(kept[:, WIDTH // 2:], wave[:, WIDTH // 2:])
 
 
 def test_one_style_masks_are_a_strength_per_pixel(models, files, tmp_path):
     photo = read_image(files['photo']).astype(int)
-    whole = _eval(models['one'], files['photo'], tmp_path / 'whole.png')
-    right = _eval(models['one'], files['photo'], tmp_path / 'right.png', '--mask', files['right'])
+    whole = eval_pixels(models['one'], files['photo'], tmp_path / 'whole.png')
+    right = eval_pixels(models['one'], files['photo'], tmp_path / 'right.png', '--mask', files['right'])
     np.testing.assert_array_equal(right[:, :WIDTH // 2], photo[:, :WIDTH // 2])
     np.testing.assert_array_equal(right[:, WIDTH // 2:], whole[:, WIDTH // 2:])
-    grey = _eval(models['one'], files['photo'], tmp_path / 'grey.png', '--mask', files['grey'])
+    grey = eval_pixels(models['one'], files['photo'], tmp_path / 'grey.png', '--mask', files['grey'])
     assert np.abs(grey - (whole + photo) / 2).max() <= 1
 
 
 def test_magenta_regions_take_their_style_images_and_the_photo_its_own_style(arbitrary_checkpoint, files, tmp_path):
     def run(name, *options):
-        return _eval(arbitrary_checkpoint, files['photo'], tmp_path / (name + '.png'), *options)
+        return eval_pixels(arbitrary_checkpoint, files['photo'], tmp_path / (name + '.png'), *options)
     sky, sea = run('sky', '--style_image', files['sky']), run('sea', '--style_image', files['sea'])
     split = run('split', '--style_image', files['sky'], files['sea'], '--mask', 'sky=' + files['left'],
                 '--mask', '1=' + files['right'])
@@ -125,8 +120,8 @@ def test_tiled_equals_whole_with_masks(models, arbitrary_checkpoint, tmp_path):
     style = write_image_file(str(tmp_path / 'style.png'), 64, 64, seed=8)
     for model_file, options in ((models['two'], ['--mask', 'wave=' + sky, '--mask', 'scream=' + sea]),
                                 (arbitrary_checkpoint, ['--style_image', style, '--mask', sky])):
-        whole = _eval(model_file, photo, tmp_path / 'whole.png', '--overwrite', *options)
-        tiled = _eval(model_file, photo, tmp_path / 'tiled.png', '--overwrite', '--max_pixels', '4096', *options)
+        whole = eval_pixels(model_file, photo, tmp_path / 'whole.png', '--overwrite', *options)
+        tiled = eval_pixels(model_file, photo, tmp_path / 'tiled.png', '--overwrite', '--max_pixels', '4096', *options)
         assert np.abs(whole - tiled).max() <= 1
 
 
@@ -138,7 +133,8 @@ def test_a_folder_of_masks_by_the_photos_names(models, files, tmp_path):
     Image.open(files['right']).convert('RGB').save(tmp_path / 'masks' / 'sub' / 'b.jpg')
     eval_py.main(['--model_file', models['one'], '--image_file', str(tmp_path / 'photos'), '--output',
                   str(tmp_path / 'out') + '/', '--mask', str(tmp_path / 'masks')])
-    single = _eval(models['one'], str(tmp_path / 'photos' / 'a.png'), tmp_path / 'single.png', '--mask', files['left'])
+    single = eval_pixels(models['one'], str(tmp_path / 'photos' / 'a.png'), tmp_path / 'single.png', '--mask',
+                         files['left'])
     np.testing.assert_array_equal(read_image(str(tmp_path / 'out' / 'a.png')), single)
     b = read_image(str(tmp_path / 'out' / 'sub' / 'b.jpg')).astype(int)
     photo_b = read_image(str(tmp_path / 'photos' / 'sub' / 'b.jpg')).astype(int)
@@ -259,8 +255,8 @@ def test_the_service_takes_masks_in_multipart_and_json(server, models, arbitrary
     photo = _file(files['photo'])
     split = _answer(request(server + '/v1/stylize/two?format=png', *multipart(**{
         'image': photo, 'mask:wave': _file(files['left']), 'mask:scream': _file(files['right'])})))
-    expected = _eval(models['two'], files['photo'], tmp_path / 'split.png', '--mask', 'wave=' + files['left'],
-                     '--mask', 'scream=' + files['right'])
+    expected = eval_pixels(models['two'], files['photo'], tmp_path / 'split.png', '--mask', 'wave=' + files['left'],
+                           '--mask', 'scream=' + files['right'])
     np.testing.assert_array_equal(split, expected)
     payload = {'image': base64.b64encode(photo).decode(), 'format': 'png', 'mask': {
         name: base64.b64encode(_file(files[side])).decode() for name, side in (('wave', 'left'), ('scream', 'right'))}}
@@ -268,12 +264,12 @@ def test_the_service_takes_masks_in_multipart_and_json(server, models, arbitrary
                               {'Content-Type': 'application/json'})
     assert status == 200 and base64.b64decode(json.loads(body)['image']) == _file(tmp_path / 'split.png')
     one = _answer(request(server + '/v1/stylize/one?format=png', *multipart(image=photo, mask=_file(files['right']))))
-    np.testing.assert_array_equal(one, _eval(models['one'], files['photo'], tmp_path / 'one.png', '--mask',
-                                             files['right']))
+    np.testing.assert_array_equal(one, eval_pixels(models['one'], files['photo'], tmp_path / 'one.png', '--mask',
+                                                   files['right']))
     kept = _answer(request(server + '/v1/stylize/any?format=png', *multipart(**{
         'image': photo, 'style_image': _file(files['sky']), 'mask:photo': _file(files['left'])})))
-    np.testing.assert_array_equal(kept, _eval(arbitrary_checkpoint, files['photo'], tmp_path / 'kept.png',
-                                              '--style_image', files['sky'], '--mask', 'photo=' + files['left']))
+    np.testing.assert_array_equal(kept, eval_pixels(arbitrary_checkpoint, files['photo'], tmp_path / 'kept.png',
+                                                    '--style_image', files['sky'], '--mask', 'photo=' + files['left']))
 
 
 @pytest.mark.parametrize('model,fields,status,message', [
@@ -308,7 +304,7 @@ def test_a_json_mask_must_be_base64_or_an_object_of_them(server, files):
 
 @NEEDS_CHROMIUM
 def test_the_page_uploads_a_mask(server, models, files, tmp_path):
-    expected = _eval(models['one'], files['photo'], tmp_path / 'kept.png', '--mask', 'photo=' + files['left'])
+    expected = eval_pixels(models['one'], files['photo'], tmp_path / 'kept.png', '--mask', 'photo=' + files['left'])
     with service_page(server, 3) as (playwright_api, page):
         page.select_option('#model', 'one')
         page.set_input_files('#file', files['photo'])
@@ -332,7 +328,7 @@ def test_the_frozen_graph_and_the_saved_model_take_a_mask_per_style(models, file
     photo = read_image(files['photo'])
     for name, options, mask in (('two', ['--mask', 'wave=' + files['left'], '--mask', 'scream=' + files['right']],
                                  grey), ('one', ['--mask', files['right']], grey[..., 1:])):
-        expected = _eval(models[name], files['photo'], tmp_path / (name + '.png'), *options)
+        expected = eval_pixels(models[name], files['photo'], tmp_path / (name + '.png'), *options)
         export.main(['--model_file', models[name], '--output', str(tmp_path / (name + '.pb'))])
         export.main(['--model_file', models[name], '--format', 'savedmodel', '--output', str(tmp_path / name)])
         with tf.Graph().as_default(), tf.Session() as sess:
@@ -367,8 +363,8 @@ def test_batch_takes_a_mask_or_a_folder_of_them_as_eval_py_does(models, files, t
     with open(tmp_path / 'out' / 'batch_failures.jsonl') as f:
         assert 'no mask for c.png in %s' % (tmp_path / 'masks') in f.read()
     for name, mask in (('a.png', 'a.png'), ('sub/b.png', 'sub/b.jpg')):
-        expected = _eval(models['two'], str(tmp_path / 'photos' / name), tmp_path / 'eval.png', '--overwrite',
-                         '--style', 'scream', '--mask', 'photo=' + str(tmp_path / 'masks' / mask))
+        expected = eval_pixels(models['two'], str(tmp_path / 'photos' / name), tmp_path / 'eval.png', '--overwrite',
+                               '--style', 'scream', '--mask', 'photo=' + str(tmp_path / 'masks' / mask))
         np.testing.assert_array_equal(read_image(str(tmp_path / 'out' / name)), expected)
     capsys.readouterr()
     err = usage_error(batch.main, ['--model_file', models['two'], '--input', str(tmp_path / 'photos'), '--output',

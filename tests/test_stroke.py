@@ -12,8 +12,8 @@ import export
 import style_names
 import train
 from config import load_config, style_list, style_scale_list
-from helpers import (NEEDS_CHROMIUM, request, service_page, start_server, usage_error, write_config,
-                     write_image_file)
+from helpers import (NEEDS_CHROMIUM, eval_pixels, request, service_page, start_server, usage_error,
+                     write_config, write_image_file)
 from inference import stroke
 from inference.stylizer import Stylizer
 from utils import UsageError, tf
@@ -31,11 +31,6 @@ def strokes(tmp_path_factory):
 @pytest.fixture(scope='module')
 def photo(tmp_path_factory):
     return write_image_file(str(tmp_path_factory.mktemp('photo') / 'photo.png'), 36, 44, seed=8)
-
-
-def _eval(model_file, photo, output, *options):
-    eval_py.main(['--model_file', model_file, '--image_file', photo, '--output', str(output), *options])
-    return np.asarray(Image.open(output)).astype(int)
 
 
 def test_a_config_trains_one_style_image_at_several_scales(tmp_path):
@@ -92,16 +87,16 @@ def test_the_scales_come_from_the_names_and_the_weights_interpolate_in_log_strok
 
 
 def test_eval_stroke_at_a_scale_is_its_style_and_between_is_the_mix(strokes, photo, tmp_path):
-    at_two = _eval(strokes, photo, tmp_path / 'two.png', '--stroke', '2')
-    np.testing.assert_array_equal(at_two, _eval(strokes, photo, tmp_path / 'style.png', '--style', 'wave@2'))
-    np.testing.assert_array_equal(_eval(strokes, photo, tmp_path / 'default.png'),  # stroke 1 unless asked
-                                  _eval(strokes, photo, tmp_path / 'one.png', '--style', 'wave@1'))
-    between = _eval(strokes, photo, tmp_path / 'between.png', '--stroke', '1.5')
+    at_two = eval_pixels(strokes, photo, tmp_path / 'two.png', '--stroke', '2')
+    np.testing.assert_array_equal(at_two, eval_pixels(strokes, photo, tmp_path / 'style.png', '--style', 'wave@2'))
+    np.testing.assert_array_equal(eval_pixels(strokes, photo, tmp_path / 'default.png'),  # stroke 1 unless asked
+                                  eval_pixels(strokes, photo, tmp_path / 'one.png', '--style', 'wave@1'))
+    between = eval_pixels(strokes, photo, tmp_path / 'between.png', '--stroke', '1.5')
     share = np.log2(1.5)
-    np.testing.assert_array_equal(between, _eval(strokes, photo, tmp_path / 'mix.png', '--style_mix',
-                                                 '0,%r,%r' % (float(1 - share), float(share))))
-    assert 0 < np.abs(between - at_two).mean() < np.abs(at_two - _eval(strokes, photo, tmp_path / 'half.png',
-                                                                       '--stroke', '0.5')).mean()
+    np.testing.assert_array_equal(between, eval_pixels(strokes, photo, tmp_path / 'mix.png', '--style_mix',
+                                                       '0,%r,%r' % (float(1 - share), float(share))))
+    assert 0 < np.abs(between - at_two).mean() < np.abs(at_two - eval_pixels(strokes, photo, tmp_path / 'half.png',
+                                                                             '--stroke', '0.5')).mean()
 
 
 def test_bad_strokes_are_one_line_before_any_work(strokes, photo, tmp_path, capsys):
@@ -128,7 +123,7 @@ def test_exports_take_a_stroke_in_the_graph(strokes, photo, tmp_path, fmt, name)
     export.main(['--model_file', strokes, '--format', fmt, '--output', str(tmp_path / name)])
     pixels = np.asarray(Image.open(photo).convert('RGB'))
     for value in (1.5, 2):
-        expected = _eval(strokes, photo, tmp_path / ('expected%g.png' % value), '--stroke', str(value))
+        expected = eval_pixels(strokes, photo, tmp_path / ('expected%g.png' % value), '--stroke', str(value))
         with tf.Graph().as_default(), tf.Session() as sess:
             if fmt == 'pb':
                 graph_def = tf.GraphDef()
@@ -164,7 +159,7 @@ def test_the_service_takes_a_stroke_and_lists_the_trained_sizes(server, strokes,
                               {'Content-Type': 'image/png'})
     assert status == 200
     (tmp_path / 'served.png').write_bytes(body)
-    expected = _eval(strokes, photo, tmp_path / 'expected.png', '--stroke', '1.5')
+    expected = eval_pixels(strokes, photo, tmp_path / 'expected.png', '--stroke', '1.5')
     assert np.abs(np.asarray(Image.open(tmp_path / 'served.png')).astype(int) - expected).max() <= 1
     for query, message in [('stroke=3', b'stroke 3 is outside the sizes model strokes was trained at'),
                            ('stroke=', b'stroke must be a finite number'),
@@ -183,10 +178,10 @@ def test_the_page_offers_a_stroke_slider_over_the_trained_sizes(server, photo):
         page.set_input_files('#file', photo)
         sent = []
         page.on('request', lambda request: sent.append(request.url) if '/v1/stylize/' in request.url else None)
-        for value, stroke in (('1', '2'), ('-0.5', '0.707')):  # the slider's log2 of the stroke
+        for value, shown in (('1', '2'), ('-0.5', '0.707')):  # the slider's log2 of the stroke
             page.locator('#stroke').fill(value)
-            assert page.text_content('#stroke_value') == stroke + 'x'
+            assert page.text_content('#stroke_value') == shown + 'x'
             page.click('#go')
             playwright_api.expect(page.locator('#result')).to_have_attribute('src', re.compile('^blob:'))
             playwright_api.expect(page.locator('#status')).not_to_have_class('error')
-            assert 'stroke=%s' % stroke in sent[-1]
+            assert 'stroke=%s' % shown in sent[-1]

@@ -6,7 +6,6 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import checkpoints
 import eval as eval_py
@@ -16,8 +15,8 @@ import style_names
 import train
 import training.loop
 from config import load_config, style_list
-from helpers import (NEEDS_CHROMIUM, png, request, service_page, start_server, usage_error, write_config,
-                     write_image_file)
+from helpers import (NEEDS_CHROMIUM, eval_pixels, png, request, service_page, start_server, usage_error,
+                     write_config, write_image_file)
 from images import read_image
 from inference.stylizer import Stylizer, style_choice
 from training.progress import ProgressLog
@@ -40,11 +39,6 @@ def unnamed(tmp_path_factory):
 @pytest.fixture(scope='module')
 def photo(tmp_path_factory):
     return write_image_file(str(tmp_path_factory.mktemp('photo') / 'photo.png'), 40, 52, seed=5)
-
-
-def _eval(model_file, photo, output, *options):
-    eval_py.main(['--model_file', model_file, '--image_file', photo, '--output', str(output), *options])
-    return np.asarray(Image.open(output)).astype(int)
 
 
 def test_a_network_of_three_styles_adds_a_scale_and_an_offset_per_style_to_each_normalized_layer():
@@ -135,14 +129,14 @@ def test_another_number_of_styles_in_the_model_folder_is_refused(workspace, caps
 
 
 def test_a_style_by_name_or_index_and_a_mix(two_styles, unnamed, photo, tmp_path):
-    first = _eval(two_styles, photo, tmp_path / 'first.png', '--style', 'wave')
-    second = _eval(two_styles, photo, tmp_path / 'second.png', '--style', 'scream')
+    first = eval_pixels(two_styles, photo, tmp_path / 'first.png', '--style', 'wave')
+    second = eval_pixels(two_styles, photo, tmp_path / 'second.png', '--style', 'scream')
     assert np.abs(first - second).mean() > 10
-    np.testing.assert_array_equal(_eval(two_styles, photo, tmp_path / 'one.png', '--style', '1'), second)
-    np.testing.assert_array_equal(_eval(two_styles, photo, tmp_path / 'index.png', '--style_index', '1'), second)
-    np.testing.assert_array_equal(_eval(unnamed, photo, tmp_path / 'unnamed.png', '--style', '0'), first)
-    np.testing.assert_array_equal(_eval(two_styles, photo, tmp_path / 'mix10.png', '--style_mix', '1,0'), first)
-    half = _eval(two_styles, photo, tmp_path / 'half.png', '--style_mix', '2,2')  # shares are normalized
+    np.testing.assert_array_equal(eval_pixels(two_styles, photo, tmp_path / 'one.png', '--style', '1'), second)
+    np.testing.assert_array_equal(eval_pixels(two_styles, photo, tmp_path / 'index.png', '--style_index', '1'), second)
+    np.testing.assert_array_equal(eval_pixels(unnamed, photo, tmp_path / 'unnamed.png', '--style', '0'), first)
+    np.testing.assert_array_equal(eval_pixels(two_styles, photo, tmp_path / 'mix10.png', '--style_mix', '1,0'), first)
+    half = eval_pixels(two_styles, photo, tmp_path / 'half.png', '--style_mix', '2,2')  # shares are normalized
     apart = np.abs(first - second).mean()
     assert np.abs(half - first).mean() < apart and np.abs(half - second).mean() < apart
 
@@ -151,8 +145,8 @@ def test_a_style_by_name_or_index_and_a_mix(two_styles, unnamed, photo, tmp_path
                                                  ('tflite', 'two.tflite', 1), ('ckpt', 'weights.ckpt', 0)])
 def test_exports_take_style_weights_and_equal_eval(two_styles, photo, tmp_path, fmt, name, tolerance):
     export.main(['--model_file', two_styles, '--format', fmt, '--output', str(tmp_path / name)])
-    reference = _eval(two_styles, photo, tmp_path / 'reference.png', '--style_mix', '0.3,0.7')
-    exported = _eval(str(tmp_path / name), photo, tmp_path / 'exported.png', '--style_mix', '0.3,0.7')
+    reference = eval_pixels(two_styles, photo, tmp_path / 'reference.png', '--style_mix', '0.3,0.7')
+    exported = eval_pixels(str(tmp_path / name), photo, tmp_path / 'exported.png', '--style_mix', '0.3,0.7')
     assert np.abs(exported - reference).max() <= tolerance
     assert Stylizer(str(tmp_path / name)).style_names == ['wave', 'scream']  # every export carries the names
     if fmt == 'tflite':  # in its metadata; names that cannot serve there are left out
