@@ -10,6 +10,9 @@ int32 `output_image` (flattened H*W*3, 0..255).
 savedmodel: signature 'serving_default', input 'image' uint8 (N, H, W, 3) of any size, output 'stylized' uint8.
 tflite: input float32 (1, H, W, 3) RGB 0..255 of any size (resize the input tensor), output float32 (1, H, W, 3),
 whole numbers 0..255; --fp16 stores the weights in float16 (half the size).
+A network of several styles takes float32 `style_weights` (one share per style) too, and one of several stroke sizes
+(a config's style_scales) also float32 `stroke`, which feeds `output_image_by_stroke` (pb) or the signature
+`by_stroke` (savedmodel): docs/EXPORTS.md, docs/STROKE.md.
 ckpt: a checkpoint of the transform network's weights alone, without the training state (Adam's slots, the global
 step): a third of the size, and it loads wherever a checkpoint does (eval.py, serve.py, export.py).
 

@@ -60,7 +60,7 @@ def parse_args(argv):
                     help="style image size relative to the result's long side (default: %(default)s)")
     io.add_argument('--max_memory', type=float, default=DEFAULT_MAX_MEMORY_GB,
                     help='refuse sizes whose estimated peak memory is above this many GB; the estimate is about '
-                         '0.85 GB plus 2.9 KB per result pixel (default: %(default)s, about 5 megapixels)')
+                         '0.85 GB plus 3.7 KB per result pixel (default: %(default)s, about 4 megapixels)')
     add_colour_options(io, strength=False)
     add_mask_option(io, "a --style's file name (without extension) or index")
     net = parser.add_argument_group('losses')
@@ -193,9 +193,10 @@ def scaled_size(height, width, long_side):
 # Peak memory of a run (benchmarks/stylize_memory.py, VGG-16 to conv5_3; L-BFGS, Adam takes a little less): a fixed
 # part, then per pixel either the optimization's (activations, their gradients and L-BFGS's history, per pixel of
 # the result) or the style targets' pass before it (a forward pass, per pixel of the largest resized style image),
-# whichever is larger, and the decoded inputs.
+# whichever is larger, and the decoded inputs. Per result pixel: 2.9 KB fitted the runs of 64 to 1200 pixels, but a
+# 2048 x 1366 run of the real VGG-16 peaked at 11.2 GB, 3.7 KB a pixel (docs/GATYS.md, print size): the larger.
 BASE_BYTES = 0.85e9
-BYTES_PER_RESULT_PIXEL = 2.9e3
+BYTES_PER_RESULT_PIXEL = 3.7e3
 BYTES_PER_STYLE_PIXEL = 0.95e3
 BYTES_PER_INPUT_PIXEL = 6  # the decoded RGB and its resized copy
 DEFAULT_MAX_MEMORY_GB = 16.0

@@ -88,10 +88,12 @@ def save(folder, results, paths, knob):
     """Write every result as <folder>/<photo>-<knob><setting>.png, for docs/figure.py to put side by side."""
     from files import Outputs
     outputs = Outputs(paths, own=[folder])
-    for setting, images in results.items():
-        for path, image in zip(paths, images):
-            name = '%s-%s%s.png' % (os.path.splitext(os.path.basename(path))[0], knob, setting)
-            outputs.image(os.path.join(folder, name), image)
+    written = {os.path.join(folder, '%s-%s%s.png' % (os.path.splitext(os.path.basename(path))[0], knob, setting)):
+               image for setting, images in results.items() for path, image in zip(paths, images)}
+    for name in written:
+        outputs.claim(name, option='--save_dir')
+    for name, image in written.items():
+        outputs.image(name, image)
 
 
 def main():
