@@ -155,6 +155,19 @@ def start_server(*args, limits=None, env=None):
     raise RuntimeError('the server did not start')
 
 
+@contextlib.contextmanager
+def serving(*args):
+    """serve.py with args for the duration of the block, which gets its base URL; stopped after, with no traceback
+    in its log."""
+    process, url = start_server(*args)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert 'Traceback' not in process.stderr.read()
+
+
 def request(url, data=None, headers=None, method=None):
     """(status, headers, body) of an HTTP request, errors included."""
     prepared = urllib.request.Request(url, data=data, headers=headers or {}, method=method)

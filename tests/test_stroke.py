@@ -12,7 +12,7 @@ import export
 import style_names
 import train
 from config import load_config, style_list, style_scale_list
-from helpers import (NEEDS_CHROMIUM, eval_pixels, request, service_page, start_server, usage_error,
+from helpers import (NEEDS_CHROMIUM, eval_pixels, request, service_page, serving, usage_error,
                      write_config, write_image_file)
 from inference import stroke
 from inference.stylizer import Stylizer
@@ -143,11 +143,8 @@ def test_exports_take_a_stroke_in_the_graph(strokes, photo, tmp_path, fmt, name)
 
 @pytest.fixture(scope='module')
 def server(strokes):
-    process, url = start_server('--model', 'strokes=' + strokes)
-    yield url
-    process.terminate()
-    process.wait(30)
-    assert 'Traceback' not in process.stderr.read()
+    with serving('--model', 'strokes=' + strokes) as url:
+        yield url
 
 
 def test_the_service_takes_a_stroke_and_lists_the_trained_sizes(server, strokes, photo, tmp_path):

@@ -15,7 +15,7 @@ import style_names
 import train
 import training.loop
 from config import load_config, style_list
-from helpers import (NEEDS_CHROMIUM, eval_pixels, png, request, service_page, start_server, usage_error,
+from helpers import (NEEDS_CHROMIUM, eval_pixels, png, request, service_page, serving, usage_error,
                      write_config, write_image_file)
 from images import read_image
 from inference.stylizer import Stylizer, style_choice
@@ -193,10 +193,8 @@ def test_style_options_that_do_not_fit_the_model(two_styles, unnamed, trained_mo
 
 @pytest.fixture(scope='module')
 def service(two_styles):
-    process, url = start_server('--model', 'two=' + two_styles)
-    yield url
-    process.terminate()
-    process.wait(30)
+    with serving('--model', 'two=' + two_styles) as url:
+        yield url
 
 
 def test_the_service_takes_a_style_or_a_mix(service):
