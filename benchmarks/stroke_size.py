@@ -1,14 +1,16 @@
 """Stroke size, measured: the texture wavelength of results at each setting of each model type's stroke knob.
 
   python benchmarks/stroke_size.py --photos img/test.jpg,img/rocket.jpg [--model_file models/wave_strokes.ckpt]
-      [--strokes 0.5,0.71,1,1.41,2] [--loss_model_file pretrained/vgg_16.ckpt --style img/wave.jpg
+      [--strokes 0.5,0.71,1,1.41,2] [--arbitrary pretrained/arbitrary_style_transfer/model.ckpt
+      --style_sizes 512,256,128] [--loss_model_file pretrained/vgg_16.ckpt --style img/wave.jpg
       --style_scales 0.5,1,2 --gatys_size 384 --iterations 40] [--save_dir generated/strokes]
 
 The measure (texture_wavelength) is the power-weighted mean wavelength of a result's luma after a high-pass, in
 pixels: the photo's shading is taken out by subtracting a Gaussian blur, and what remains is the texture, whose
 power moves to longer wavelengths when the strokes grow. Each photo's own value is printed beside its results, so
 that the table says how much of the texture is the style's. A network trained with style_scales is measured at each
---stroke; Gatys (stylize.py) at each --style_scale, where --loss_model_file is given. --save_dir keeps the results,
+--stroke; Magenta's arbitrary-style network at each --style_sizes with --style as its style image, where
+--arbitrary is given; Gatys (stylize.py) at each --style_scale, where --loss_model_file is given. --save_dir keeps the results,
 for docs/figure.py to put side by side.
 """
 import argparse
@@ -57,6 +59,16 @@ def network_results(model_file, photos, strokes):
             for value in strokes}
 
 
+def arbitrary_results(checkpoint, style, photos, sides):
+    """{style_size: [Magenta's network's result for each photo]} with the style image resized to each side."""
+    from images import read_image
+    from inference.stylizer import Stylizer
+    stylizer = Stylizer(checkpoint)
+    pixels = read_image(style, 'style image')
+    return {side: [stylizer(photo, progress=False, style=stylizer.embed(pixels, side)) for photo in photos]
+            for side in sides}
+
+
 def gatys_results(args, paths, scales):
     """{style_scale: [stylize.py's result for each photo]} at each --style_scale."""
     import stylize
@@ -102,6 +114,8 @@ def main():
     parser.add_argument('--side', type=int, default=512, help="the photos' long side for the networks")
     parser.add_argument('--model_file', help='a network trained with style_scales')
     parser.add_argument('--strokes', type=float_list, default=[0.5, 2 ** -0.5, 1, 2 ** 0.5, 2])
+    parser.add_argument('--arbitrary', help="Magenta's arbitrary-style checkpoint: measure it at each --style_sizes")
+    parser.add_argument('--style_sizes', type=float_list, default=[512, 256, 128])
     parser.add_argument('--loss_model_file', help='VGG-16 weights: measure Gatys at each --style_scales too')
     parser.add_argument('--style', default=os.path.join(ROOT, 'img', 'wave.jpg'))
     parser.add_argument('--style_scales', type=float_list, default=[0.5, 1, 2])
@@ -119,6 +133,14 @@ def main():
               {'photo': photos, **results}, paths)
         if args.save_dir:
             save(args.save_dir, results, paths, 'stroke')
+    if args.arbitrary:
+        photos = [load(path, args.side) for path in paths]
+        results = {'%d' % key: value for key, value in arbitrary_results(
+            args.arbitrary, args.style, photos, [int(side) for side in args.style_sizes]).items()}
+        table("Magenta's network, --style_size (--style_image %s), photos at %d px" % (args.style, args.side),
+              '--style_size', {'photo': photos, **results}, paths)
+        if args.save_dir:
+            save(args.save_dir, results, paths, 'style_size')
     if args.loss_model_file:
         results = {'%g' % key: value for key, value in gatys_results(args, paths, args.style_scales).items()}
         photos = [load(path, args.gatys_size) for path in paths]
