@@ -35,14 +35,15 @@ OPTIONS = {
         'skip_existing': None, 'format': None, 'quality': None, 'preserve_colors': None, 'strength': None,
         'max_pixels': None, 'precision': None, 'batch_size': None, 'smooth': None, 'style': None, 'style_mix': None,
         'consistency': None, 'style_image': READS, 'style_strength': None, 'style_size': None, 'no_download': None,
-        'mask': READS}),
+        'mask': READS, 'stroke': None}),
     'stylize': (stylize.parse_args, {
         'content': READS, 'mask': READS, 'style': READS, 'loss_model_file': READS, 'output': WRITES, 'frames_dir': WRITES,
         'overwrite': None, 'style_blend': None, 'max_size': None, 'width': None, 'height': None,
         'style_scale': None, 'max_memory': None, 'preserve_colors': None, 'loss_model_url': None,
         'no_download': None, 'content_layers': None, 'style_layers': None, 'style_layer_weights': None,
         'content_weight': None, 'style_weight': None, 'tv_weight': None, 'init': None, 'precision': None,
-        'seed': None, 'optimizer': None, 'learning_rate': None, 'iterations': None, 'save_every': None}),
+        'seed': None, 'optimizer': None, 'learning_rate': None, 'iterations': None, 'save_every': None,
+        'sizes': None, 'stage_dir': WRITES}),
     'export': (export.parse_args, {
         'model_file': READS, 'output': WRITES, 'overwrite': None, 'format': None, 'fp16': None, 'name': None}),
     'train': (train.parse_args, {  # the config's paths: model_path/naming WRITES, style_image, train_dir READ
@@ -58,7 +59,7 @@ OPTIONS = {
         'photos': READS, 'output': WRITES, 'per_photo': None, 'size': None, 'min_scale': None, 'seed': None}),
     'figure': (figure.main, {
         'images': READS, 'output': WRITES, 'overwrite': None, 'height': None, 'gap': None, 'columns': None,
-        'square': None}),
+        'square': None, 'crop': None}),
     'init_from_curve': (init_from_curve.main, {
         'config': READS, 'init_from': READS, 'photos': READS, 'test': READS, 'work': WRITES, 'output': WRITES,
         'figure': WRITES, 'overwrite': None, 'steps': None, 'parallel': None, 'report_only': None}),
@@ -74,7 +75,7 @@ else:
         'model_file': READS, 'input': READS, 'output': WRITES, 'overwrite': None, 'format': None, 'quality': None,
         'preserve_colors': None, 'strength': None, 'max_pixels': None, 'precision': None, 'style': None,
         'style_mix': None, 'style_image': READS, 'style_strength': None, 'style_size': None, 'no_download': None,
-        'mask': READS})
+        'mask': READS, 'stroke': None})
 
 
 class _Parsed(Exception):
@@ -194,6 +195,10 @@ def test_stylize_writes_its_result_and_frames_through_outputs(tmp_path, vgg_chec
         '--output', str(tmp_path / 'out.jpg')])
     _assert_through_outputs(claimed, recorded)
     assert sorted(os.listdir(tmp_path / 'frames')) == ['res_1.jpg', 'res_2.jpg']
+    _assert_through_outputs(*_run_audited(monkeypatch, stylize.main, [  # coarse to fine: the stages kept
+        '--content', content, '--style', style, '--loss_model_file', vgg_checkpoint, '--sizes', '24,32',
+        '--iterations', '1', '--stage_dir', str(tmp_path / 'stages'), '--output', str(tmp_path / 'staged.png')]))
+    assert len(os.listdir(tmp_path / 'stages')) == 1
 
 
 @pytest.mark.parametrize('fmt', sorted(export.SUFFIXES))
