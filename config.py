@@ -93,7 +93,7 @@ def style_list(config):
     Raises:
       UsageError: style_weight lists another number of weights than style_image lists images.
     """
-    images = config.style_image if isinstance(config.style_image, list) else [config.style_image]
+    images = _listed(config.style_image)
     weights = config.style_weight if isinstance(config.style_weight, list) else [config.style_weight] * len(images)
     if len(weights) != len(images):
         raise UsageError('style_weight lists %d weights for %d style images (give one number, or one per image)'
@@ -101,13 +101,18 @@ def style_list(config):
     return list(zip(images, weights)) * len(_scales(config))
 
 
+def _listed(value):
+    """A key's one value or list of them, as a list."""
+    return value if isinstance(value, list) else [value]
+
+
 def _scales(config):
-    return sorted(config.style_scales if isinstance(config.style_scales, list) else [config.style_scales])
+    return sorted(_listed(config.style_scales))
 
 
 def style_scale_list(config):
     """The scale of the style image of each style, in style_list's order (smallest first)."""
-    return [scale for scale in _scales(config) for _ in range(len(style_list(config)) // len(_scales(config)))]
+    return [scale for scale in _scales(config) for _ in _listed(config.style_image)]
 
 
 # A scale resizes the style image's training crop to image_size x scale pixels a side: at least this, for VGG's

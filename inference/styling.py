@@ -166,8 +166,9 @@ def trained_style(stylizer, key, asked, options=('--style', '--style_mix', '--st
                                   and scales.min() <= 1 <= scales.max()):
             if choice is not None or mix is not None:
                 raise UsageError('give %s or %s, not both' % (options[2], options[0 if choice is not None else 1]))
-            strokes.check_stroke(1.0 if stroke is None else stroke, scales, source, options[2])
-            return strokes.stroke_weights(1.0 if stroke is None else stroke, scales)
+            stroke = 1.0 if stroke is None else stroke
+            strokes.check_stroke(stroke, scales, source, options[2])
+            return strokes.stroke_weights(stroke, scales)
         return style_choice(stylizer.styles, choice, mix, source, options[:2], stylizer.style_names)
     if stylizer.styles == 1:
         if key not in (stylizer.style_names or ()) and key != '0':
