@@ -396,7 +396,7 @@ def run_stages(args, features, photo, style_images, sizes, kept, outputs):
     """(the result, its final loss values) of args.stages at `sizes` (height, width), resumed after the last stage
     kept in `kept` (stage_files), each other stage but the last kept there through `outputs`."""
     first = next((index + 1 for index in reversed(range(len(kept))) if os.path.isfile(kept[index])), 0)
-    previous = read_image(kept[first - 1], 'stage result') if first else None
+    previous = _kept_stage(kept[first - 1]) if first else None
     if first:
         log.info('resuming after stage %d of %d from %s', first, len(args.stages), kept[first - 1])
     for index in range(first, len(args.stages)):
@@ -409,6 +409,14 @@ def run_stages(args, features, photo, style_images, sizes, kept, outputs):
             log.info('stage %d of %d kept in %s', index + 1, len(args.stages), kept[index])
     strength = 1.0 if regions is None else 1 - regions.photo  # the regions that keep the photo
     return color.finish(previous, content, args.preserve_colors, strength), final
+
+
+def _kept_stage(path):
+    """The result of a stage an earlier run kept; UsageError, with the fix, where it no longer reads."""
+    try:
+        return read_image(path, 'kept stage')
+    except UsageError as error:
+        raise UsageError('%s; delete it, and the run does that stage again' % error) from None
 
 
 def _style_side(args, size):

@@ -242,7 +242,7 @@ def test_masks_give_each_region_its_style_and_keep_the_photo(images, vgg_checkpo
 
 
 def test_stages_run_coarse_to_fine_and_resume_after_the_last_kept_stage(images, vgg_checkpoint, tmp_path,
-                                                                        monkeypatch, caplog):
+                                                                        monkeypatch, caplog, capsys):
     caplog.set_level('INFO')
     run = ['--content', images['content'], '--style', images['style'], '--loss_model_file', vgg_checkpoint,
            '--sizes', '24,32,40', '--iterations', '3,2,2', '--stage_dir', str(tmp_path / 'stages')]
@@ -278,6 +278,12 @@ def test_stages_run_coarse_to_fine_and_resume_after_the_last_kept_stage(images, 
     started.clear()  # another setting is another run: nothing is taken up
     stylize.main(run + ['--output', str(tmp_path / 'again.png'), '--overwrite', '--style_weight', '20'])
     assert len(started) == 3
+    for kept in (tmp_path / 'other_stages').glob('*stage2*'):  # a kept stage spoilt since: one line, the fix
+        kept.write_bytes(kept.read_bytes()[:100])
+    capsys.readouterr()  # the progress bars of the runs before
+    error = usage_error(stylize.main, run + ['--output', str(tmp_path / 'third.png')], capsys)
+    assert 'is not a readable image' in error and 'delete it, and the run does that stage again' in error
+    assert not (tmp_path / 'third.png').exists()
 
 
 def test_bad_stages_are_one_line_before_any_work(images, vgg_checkpoint, tmp_path, capsys):
