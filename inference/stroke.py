@@ -58,8 +58,8 @@ def stroke_weights(stroke, scales):
         weights[list(scales).index(stroke)] = 1
         return weights
     order = np.argsort(scales)
-    above = order[np.searchsorted(scales[order], stroke)]
-    below = order[np.searchsorted(scales[order], stroke) - 1]
+    at = np.searchsorted(scales[order], stroke)
+    below, above = order[at - 1], order[at]
     share = np.log(stroke / scales[below]) / np.log(scales[above] / scales[below])
     weights[below], weights[above] = 1 - share, share
     return weights
