@@ -18,6 +18,29 @@ def _formulation(variant):
     return model.ORIGINAL if variant == 'reference' else model.INFERENCE
 
 
+def _against_roof(sess, fetches, feed=None):
+    """The work one run of `fetches` does and where its time goes (benchmarks/roofline.py), after the timed runs."""
+    from benchmarks import roofline
+    return {'flops': roofline.flops_of_graph(sess.graph, fetches, sess, feed),
+            'kinds': roofline.time_by_kind(sess, fetches, feed)}
+
+
+def _transform_flops(formulation, height, width):
+    """The work of one transform-network forward pass at height x width, counted on a graph of its own (for
+    the TFLite interpreter, which has no graph to count)."""
+    import numpy as np
+    from benchmarks import roofline
+    import model
+    from utils import tf
+    with tf.Graph().as_default() as graph:
+        images = tf.placeholder(tf.uint8, [1, height, width, 3])
+        stylized = model.stylize_uint8(images, formulation)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            feed = {images: np.zeros((1, height, width, 3), np.uint8)}
+            return roofline.flops_of_graph(graph, [stylized], sess, feed)
+
+
 def _time_runs(run, repeats):
     run()  # warm-up: first-run set-up is not what these rows measure
     times = []
@@ -44,8 +67,9 @@ def measure_forward(variant, repeats, model_prefix, height, width):
             checkpoints.transform_saver().restore(sess, model_prefix)
         times = _time_runs(lambda: sessions[0].run(stylized, {images: image}), repeats)
         outputs = [sess.run(stylized, {images: image}).astype(int) for sess in sessions]
+        work = _against_roof(sessions[0], [stylized], {images: image})
     difference = abs(outputs[0] - outputs[-1])  # bf16 against float32; 0 for float32 runs
-    return times, {'mean_difference': float(difference.mean()), 'max_difference': int(difference.max())}
+    return times, {'mean_difference': float(difference.mean()), 'max_difference': int(difference.max()), **work}
 
 
 def measure_export(variant, repeats, model_prefix, fmt, height, width):
@@ -69,7 +93,7 @@ def measure_export(variant, repeats, model_prefix, fmt, height, width):
                 interpreter.set_tensor(interpreter.get_input_details()[0]['index'], feed)
                 interpreter.invoke()
                 return interpreter.get_tensor(interpreter.get_output_details()[0]['index'])
-            return _time_runs(run, repeats), {}
+            return _time_runs(run, repeats), {'flops': _transform_flops(formulation, *image.shape[:2])}
         with tf.Graph().as_default() as graph, tf.Session() as sess:
             if fmt == 'pb':
                 build = functools.partial(export.build_frozen_interface, formulation=formulation)
@@ -82,7 +106,7 @@ def measure_export(variant, repeats, model_prefix, fmt, height, width):
                 export.export_saved_model(model_prefix, path, Outputs([model_prefix]), formulation)
                 tf.saved_model.loader.load(sess, [tf.saved_model.tag_constants.SERVING], path)
                 output, feed = graph.get_tensor_by_name('stylized:0'), {'image:0': image[None]}
-            return _time_runs(lambda: sess.run(output, feed), repeats), {}
+            return _time_runs(lambda: sess.run(output, feed), repeats), _against_roof(sess, [output], feed)
 
 
 def measure_train(variant, repeats, vgg_prefix, image_dir):
@@ -115,7 +139,8 @@ def measure_train(variant, repeats, vgg_prefix, image_dir):
             sess.run(ops.train_step)  # the first step also sets up kernels; not measured
             times = _time_runs(lambda: sess.run(ops.train_step), repeats)
             input_times = _time_runs(lambda: sess.run(batch), repeats)
-    return times, {'input_s': statistics.median(input_times)}
+            work = _against_roof(sess, [ops.train_step])
+    return times, {'input_s': statistics.median(input_times), **work}
 
 
 def measure_gatys(variant, repeats, vgg_prefix):
@@ -143,7 +168,7 @@ def measure_gatys(variant, repeats, vgg_prefix):
         with tf.Session(config=session_config(bf16)) as sess:
             sess.run(tf.global_variables_initializer())
             init_loss_network(sess)
-            return _time_runs(lambda: sess.run(step), repeats), {}
+            return _time_runs(lambda: sess.run(step), repeats), _against_roof(sess, [step])
 
 
 def measure_arbitrary(variant, repeats, prefix, height, width):
@@ -165,7 +190,8 @@ def measure_arbitrary(variant, repeats, prefix, height, width):
             output = arbitrary.stylize_uint8(pixels, parameters, transform)
         with tf.Session(config=session_config(False)) as sess:
             tf.train.Saver().restore(sess, prefix)
-            return _time_runs(lambda: sess.run(output, {pixels: image}), repeats), {}
+            return _time_runs(lambda: sess.run(output, {pixels: image}), repeats), _against_roof(sess, [output],
+                                                                                                 {pixels: image})
 
 
 def measure_masks(variant, repeats, model_file, height, width):
@@ -188,7 +214,41 @@ def measure_masks(variant, repeats, model_file, height, width):
     return _time_runs(lambda: stylizer(image, progress=False, style=style), repeats), {}
 
 
-MEASUREMENTS = {'forward': measure_forward, 'export': measure_export, 'train': measure_train,
+def measure_roof(precision, repeats):
+    """The machine's practical peak in `precision` (benchmarks/roofline.py); no times of its own."""
+    from benchmarks import roofline
+    return [], {'rates': roofline.measure_roof(precision)}
+
+
+def eval_phases(model_prefix, image_path):
+    """eval.py's cold run of one JPEG, phase by phase in one fresh process: TensorFlow's import, the model's load
+    (checkpoint checked, graph built), decode, the first run and a second, warm one (the first's set-up is the
+    difference), and the encode."""
+    marks = [time.perf_counter()]
+    import eval as command
+    from images import encode_image, load_image
+    from inference import styling
+    from utils import tf  # noqa: F401 (the import is the phase)
+    marks.append(time.perf_counter())
+    args = command.parse_args(['--model_file', model_prefix, '--image_file', image_path])
+    recipe = command.recipe_of(args)
+    stylizer, style_for = styling.open_model(recipe, [])
+    marks.append(time.perf_counter())
+    rgb, _ = load_image(image_path, 'content image')
+    marks.append(time.perf_counter())
+    for _ in range(2):
+        result = styling.stylize(recipe, stylizer, style_for, rgb, os.path.basename(image_path))
+        marks.append(time.perf_counter())
+    encode_image(result, 'JPEG', quality=args.quality)
+    marks.append(time.perf_counter())
+    phases = dict(zip(PHASES, (after - before for before, after in zip(marks, marks[1:]))))
+    print('RESULT ' + json.dumps(phases))
+    os._exit(0)  # as eval.py ends (utils.run_and_exit)
+
+
+PHASES = ('import', 'load', 'decode', 'first run', 'warm run', 'encode')
+
+MEASUREMENTS = {'roof': measure_roof, 'forward': measure_forward, 'export': measure_export, 'train': measure_train,
                 'gatys': measure_gatys, 'arbitrary': measure_arbitrary, 'masks': measure_masks}
 
 

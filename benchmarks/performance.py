@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from benchmarks import performance_report as report  # noqa: E402
-from benchmarks.measurements import GATYS_SIZE, TRAIN_BATCH, TRAIN_SIZE, child_main, original_eval  # noqa: E402
+from benchmarks import roofline  # noqa: E402
+from benchmarks.measurements import (GATYS_SIZE, PHASES, TRAIN_BATCH, TRAIN_SIZE, child_main, eval_phases,  # noqa: E402
+                                     original_eval)
 
 REPORT = os.path.join(ROOT, 'docs', 'PERFORMANCE.md')
 
@@ -48,7 +51,7 @@ class Bench:
     """Runs measurements in child processes and collects table rows, each of the group being run (self.group)."""
 
     def __init__(self, repeats, rounds=1):
-        self.repeats, self.rounds, self.rows, self.group = repeats, rounds, [], None
+        self.repeats, self.rounds, self.rows, self.group, self.roof = repeats, rounds, [], None, {}
 
     def measure_pair(self, name, variants, *args):
         """Two variants measured alternately, self.rounds times each, so that a shared machine's drift hits both
@@ -78,10 +81,24 @@ class Bench:
         return [({'times': [seconds for seconds, _, _ in results]}, max(peak for _, peak, _ in results))
                 for results in runs]
 
-    def row(self, what, ours, baseline=None, rate=None):
-        """ours, baseline: (result dict, peak GB); rate(seconds) -> text such as '0.63 img/s'."""
-        self.rows.append({'group': self.group, 'cells': report.cells(what, ours, baseline, rate)})
-        print(report.markdown_row(self.rows[-1]['cells']), flush=True)
+    def row(self, what, ours, baseline=None, rate=None, precision='float32'):
+        """ours, baseline: (result dict, peak GB); rate(seconds) -> text such as '0.63 img/s'; precision: the roof
+        ours is held against, where its result counts its work ('flops')."""
+        row = {'group': self.group, 'cells': report.cells(what, ours, baseline, rate)}
+        if ours is not None and 'flops' in ours[0]:
+            row['machine'] = report.machine_cells(what, ours[0], self.roof[precision])
+        self.rows.append(row)
+        print(report.markdown_row(row['cells']), flush=True)
+        if 'machine' in row:
+            print('  against the machine: ' + ' | '.join(row['machine'][1:]), flush=True)
+
+    def measure_roof(self):
+        """The practical peak of each precision this machine computes natively, in GFLOP/s (the best kernel's)."""
+        from utils import computing_precision
+        precisions = ['float32'] + (['bfloat16'] if computing_precision(True) == 'bfloat16' else [])
+        rates = {precision: self.measure('roof', precision)[0]['rates'] for precision in precisions}
+        self.roof = {precision: max(kinds.values()) for precision, kinds in rates.items()}
+        return rates
 
 
 def run_peak(command):
@@ -111,6 +128,22 @@ def machine_description():
     return ('%s, %d cores (%s), %.0f GB memory; %s; TensorFlow %s, Python %s, %s'
             % (cpu, os.cpu_count(), flags or 'no AVX-512', memory, ', '.join(gpus) or 'no GPU', tf.__version__,
                platform.python_version(), platform.platform()))
+
+
+def roof_description(rates):
+    """The measured roof of each precision (rates: {precision: {kernel: GFLOP/s}}) and the theoretical one."""
+    from utils import cpu_flags
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpuinfo = f.read()
+    except OSError:
+        cpuinfo = ''
+    peak, how = roofline.theoretical_roof(cpu_flags() or (), cpuinfo, os.cpu_count())
+    measured = '; '.join('%s %.0f GFLOP/s (matrix product %.0f, 3x3 convolution %.0f)'
+                         % (precision, max(kinds.values()), kinds['matmul'], kinds['conv'])
+                         for precision, kinds in rates.items())
+    theoretical = '%.0f GFLOP/s (%s)' % (peak, how) if peak else how
+    return 'measured %s; theoretical float32 %s' % (measured, theoretical)
 
 
 def make_inputs(scratch):
@@ -172,7 +205,7 @@ def run_forward(bench, paths):
         bench.row(what, *bench.measure_pair('forward', ('fast', 'reference'), *args), per_second('img'))
         if (height, width) == (1024, 1024):
             bench.row(what + ', --precision bf16%s (baseline: ours in float32)' % BF16_NEEDS,
-                      *bf16_pair(bench, 'forward', 'fast', *args), bf16_rate)
+                      *bf16_pair(bench, 'forward', 'fast', *args), bf16_rate, precision='bfloat16')
 
 
 def run_eval(bench, paths):
@@ -184,6 +217,14 @@ def run_eval(bench, paths):
         [sys.executable, os.path.abspath(__file__), '--original_eval', paths['model'], paths['jpeg'], output])
     bench.row('TensorFlow import alone (cold, ended without teardown)', import_alone)
     bench.row('eval.py cold, 1024x1024 JPEG to JPEG', ours, original)
+    runs = [run_peak([sys.executable, os.path.abspath(__file__), '--eval_phases', paths['model'], paths['jpeg']])
+            for _ in range(bench.repeats)]
+    phases = [json.loads(stdout.split('RESULT ', 1)[1]) for _, _, stdout in runs]
+    medians = {phase: statistics.median(run[phase] for run in phases) for phase in PHASES}
+    in_process = [sum(run.values()) - run['warm run'] for run in phases]  # eval.py's work: all but the warm run
+    bench.row('eval.py cold, 1024x1024, phase by phase in one process (each phase: its median)',
+              ({'times': in_process}, max(peak for _, peak, _ in runs)), None,
+              lambda seconds, result: ', '.join('%s %.2f s' % item for item in medians.items()))
 
 
 def run_arbitrary(bench, paths):
@@ -206,7 +247,7 @@ def run_train(bench, paths):
     what = 'training step, batch %d at %d' % (TRAIN_BATCH, TRAIN_SIZE)
     bench.row(what, *bench.measure_pair('train', ('fast', 'reference'), *args), train_rate)
     bench.row(what + ', mixed_precision (bf16)' + BF16_NEEDS, *bf16_pair(bench, 'train', 'reference', *args),
-              train_rate)
+              train_rate, precision='bfloat16')
     bench.row(what + ', 8 styles in one network (baseline: ours, 1 style)',
               *bench.measure_pair('train', ('styles8', 'fast'), *args), train_rate)
 
@@ -215,7 +256,7 @@ def run_gatys(bench, paths):
     what = 'stylize.py (Gatys) Adam iteration at %d' % GATYS_SIZE
     bench.row(what, *bench.measure_pair('gatys', ('fast', 'reference'), paths['vgg']), per_second('it'))
     bench.row(what + ', --precision bf16%s (baseline: ours in float32)' % BF16_NEEDS,
-              *bf16_pair(bench, 'gatys', 'fast', paths['vgg']), per_second('it'))
+              *bf16_pair(bench, 'gatys', 'fast', paths['vgg']), per_second('it'), precision='bfloat16')
 
 
 COLLECTION_SIZES = ((640, 480), (1024, 768), (600, 600), (768, 1024), (480, 320))  # a photo folder's mix
@@ -316,11 +357,13 @@ def measure_all(argv=None):
     machine = machine_description()
     print('Machine: %s\n\n%s' % (machine, report.table_header(report.COLUMNS[1:])), flush=True)
     bench = Bench(args.repeats, args.rounds)
+    roof = roof_description(bench.measure_roof())
+    print('Roof: %s\n' % roof, flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         run_all(bench, make_inputs(scratch), args.only)
     run = {'command': ' '.join(['python benchmarks/performance.py'] + [shlex.quote(arg) for arg in argv]),
            'date': datetime.date.today().isoformat(), 'minutes': round((time.time() - started) / 60),
-           'machine': machine}
+           'machine': machine, 'roof': roof}
     results = report.merged(results, run, args.only, bench.rows, list(GROUPS))
     report.save(results, '%s\n\n%s' % (BF16_NOTE, __doc__.split('\n\n', 2)[2].strip()), args.output, outputs)
     print('\nmerged into %s (its results: %s)' % (args.output, results_path))
@@ -331,6 +374,8 @@ def main():
         return child_main(sys.argv[2:])
     if len(sys.argv) > 1 and sys.argv[1] == '--original_eval':
         return original_eval(*sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == '--eval_phases':
+        return eval_phases(*sys.argv[2:])
     from utils import cli_main
     return cli_main(measure_all)()
 

@@ -14,8 +14,10 @@ from utils import UsageError
 COLUMNS = ('run', 'measurement', 'ours: s, median (min-max)', 'ours: peak GB', 'rate',
            'baseline: s, median (min-max)', 'baseline: peak GB', 'time ratio', 'memory ratio')
 CELLS = len(COLUMNS) - 1  # a row's cells without its run
+MACHINE_COLUMNS = ('run', 'measurement', 'work: GFLOP', 'achieved GFLOP/s', 'of the roof',
+                   'matrix ops: share of op time', 'matrix ops alone: of the roof', 'the rest of the op time')
 NOT_MEASURED = 'not measured: this CPU has no native bfloat16'
-RUN_KEYS = ('command', 'date', 'minutes', 'machine')
+RUN_KEYS = ('command', 'date', 'minutes', 'machine', 'roof')
 
 
 def _spread(times):
@@ -38,6 +40,25 @@ def cells(what, ours, baseline, rate):
     base_median = statistics.median(baseline[0]['times'])
     return row + [_spread(baseline[0]['times']), '%.2f' % baseline[1], '%.2f' % (median / base_median),
                   '%.2f' % (peak / baseline[1])]
+
+
+def machine_cells(what, result, roof):
+    """A row's cells of the table against the machine, but its run.
+
+    Args:
+      what: the measurement's name; result: its result dict, with 'times', 'flops' (the work of one run) and, where
+        a run was traced, 'kinds' (share of op time per kind); roof: the machine's GFLOP/s in the row's precision.
+    """
+    seconds = statistics.median(result['times'])
+    achieved = result['flops'] / seconds / 1e9
+    row = [what, '%.1f' % (result['flops'] / 1e9), '%.0f' % achieved, '%.2f' % (achieved / roof)]
+    kinds = dict(result.get('kinds') or {})
+    if not kinds:
+        return row + ['not traced'] + [''] * 2
+    matrix = kinds.pop('matrix ops', 0.0)
+    rest = ', '.join('%s %.0f %%' % (kind, 100 * share) for kind, share in kinds.items() if share >= 0.005)
+    alone = '%.2f' % (achieved / matrix / roof) if matrix else ''
+    return row + ['%.0f %%' % (100 * matrix), alone, rest]
 
 
 def markdown_row(row):
@@ -83,7 +104,9 @@ def _check(results, groups):
         if set(run) != set(RUN_KEYS):
             raise ValueError('a run has the keys %s, not %s' % (sorted(run), list(RUN_KEYS)))
     for row in results['rows']:
-        cells_fit = len(row['cells']) == CELLS and all(isinstance(cell, str) for cell in row['cells'])
+        machine = row.get('machine', [''] * (len(MACHINE_COLUMNS) - 1))
+        cells_fit = all(len(given) == len(columns) - 1 and all(isinstance(cell, str) for cell in given)
+                        for given, columns in ((row['cells'], COLUMNS), (machine, MACHINE_COLUMNS)))
         run_fits = isinstance(row['run'], int) and 0 <= row['run'] < len(runs)
         if row['group'] not in groups or not cells_fit or not run_fits:
             raise ValueError('a row of group %r, run %r, does not fit' % (row['group'], row['run']))
@@ -112,17 +135,30 @@ def markdown(results, intro):
     for index, run in enumerate(runs):
         groups = dict.fromkeys(row['group'] for row in results['rows'] if row['run'] == index)  # in the table's order
         took = ' in %d minutes' % run['minutes'] if run['minutes'] is not None else ''
-        lines.append('- **%s** (%s): `%s` on %s%s. Machine: %s.'
-                     % (run_label(index), ', '.join(groups), run['command'], run['date'], took, run['machine']))
+        lines.append('- **%s** (%s): `%s` on %s%s. Machine: %s. Roof: %s.'
+                     % (run_label(index), ', '.join(groups), run['command'], run['date'], took, run['machine'],
+                        run['roof']))
     machines = len({run['machine'] for run in runs})
     if machines > 1:
         lines += ['', 'The runs were on %d machines: compare times only between runs on the same machine; a ratio '
                       'holds within its own run.' % machines]
     lines += ['', table_header(COLUMNS)]
     lines += [markdown_row([run_label(row['run'])] + row['cells']) for row in results['rows']]
+    lines += ['', '## Against the machine', '', MACHINE_INTRO, '', table_header(MACHINE_COLUMNS)]
+    lines += [markdown_row([run_label(row['run'])] + row['machine']) for row in results['rows'] if 'machine' in row]
     lines += ['', '## GPU', '', 'Not yet measured: no GPU was available to these runs. Run the same command on a GPU '
               'machine to fill this table.', '']
     return '\n'.join(lines)
+
+
+MACHINE_INTRO = (
+    "Each row's work is counted from its graph (benchmarks/roofline.py): the convolutions' and matrix products' "
+    "floating-point operations (2 per multiply-add), forward and gradient, at the shapes they ran at. Achieved "
+    "GFLOP/s is that work over the row's median time; the roof is its run's measured peak in the row's precision "
+    "(the best of a 4096 x 4096 matrix product and a 3x3 convolution of 128 maps at 256 x 256, in TensorFlow). The "
+    "shares of op time come from one traced run (TensorFlow's step stats, summed over both cores' ops), and the "
+    "matrix ops alone are the work over their share of the time: how close the kernels themselves run to the roof. "
+    "The rest is memory-bound work a faster kernel would not shorten. TFLite's interpreter is not traced.")
 
 
 def save(results, intro, report, outputs):

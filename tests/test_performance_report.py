@@ -25,6 +25,13 @@ def _stand_ins(monkeypatch, seconds):
                                               ({'times': [2 * seconds[0]]}, 2.0))
     monkeypatch.setattr(performance, 'GROUPS', {name: group(name) for name in performance.GROUPS})
     monkeypatch.setattr(performance, 'make_inputs', lambda scratch: {})
+    monkeypatch.setattr(performance.Bench, 'measure', _roof_stand_in)
+
+
+def _roof_stand_in(bench, name, variant, *args):
+    """The roof child's result: a matrix product at 200 GFLOP/s and a convolution at 100, in every precision."""
+    assert name == 'roof'
+    return {'times': [], 'rates': {'matmul': 200.0, 'conv': 100.0}}, 0.5
 
 
 def test_a_run_of_some_groups_replaces_their_rows_and_keeps_the_others(monkeypatch, tmp_path, capsys):
@@ -76,3 +83,24 @@ def test_results_it_cannot_read_are_refused_before_measuring(monkeypatch, tmp_pa
     assert 'mine.md exists; pass --overwrite' in usage_error(command, ['--output', str(mine)], capsys)
     assert mine.read_text() == 'notes' and not os.path.exists(tmp_path / 'mine.json')
     assert 'unknown group forwad' in usage_error(command, ['--only', 'forwad'], capsys)
+
+
+def test_a_row_that_counts_its_work_is_held_against_the_run_s_roof(monkeypatch, tmp_path, capsys):
+    report = tmp_path / 'PERFORMANCE.md'
+    monkeypatch.setattr(performance, 'REPORT', str(report))
+    _stand_ins(monkeypatch, [1.0])
+    monkeypatch.setattr(performance, 'machine_description', lambda: 'machine')
+    traced = {'times': [0.5, 0.4, 0.6], 'flops': 50e9, 'kinds': {'matrix ops': 0.8, 'padding': 0.15, 'casts': 0.001,
+                                                                'normalization': 0.049}}
+
+    def measured(bench, paths):
+        bench.row('traced row', (traced, 1.0))
+        bench.row('untraced row', ({'times': [2.0], 'flops': 100e9}, 1.0))
+    monkeypatch.setitem(performance.GROUPS, 'forward', measured)
+    performance.measure_all(['--only', 'forward', '--overwrite'])
+    text = report.read_text()
+    assert 'Roof: measured float32 200 GFLOP/s (matrix product 200, 3x3 convolution 100)' in text
+    # 50 GFLOP in 0.5 s: 100 GFLOP/s, half the roof; the matrix ops, in 80 % of the time, at 0.62 of it
+    assert '| A | traced row | 50.0 | 100 | 0.50 | 80 % | 0.62 | padding 15 %, normalization 5 % |' in text
+    assert '| A | untraced row | 100.0 | 50 | 0.25 | not traced |  |  |' in text
+    assert performance.report.load(str(tmp_path / 'PERFORMANCE.json'), performance.GROUPS)['rows'][0]['machine']
