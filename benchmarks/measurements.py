@@ -21,8 +21,8 @@ def _formulation(variant):
 def _against_roof(sess, fetches, feed=None):
     """The work one run of `fetches` does and where its time goes (benchmarks/roofline.py), after the timed runs."""
     from benchmarks import roofline
-    return {'flops': roofline.flops_of_graph(sess.graph, fetches, sess, feed),
-            'kinds': roofline.time_by_kind(sess, fetches, feed)}
+    kinds, ran = roofline.trace(sess, fetches, feed)
+    return {'flops': roofline.flops_of_graph(sess.graph, fetches, sess, feed, ran), 'kinds': kinds}
 
 
 def _transform_flops(formulation, height, width):
@@ -228,7 +228,7 @@ def eval_phases(model_prefix, image_path):
     import eval as command
     from images import encode_image, load_image
     from inference import styling
-    from utils import tf  # noqa: F401 (the import is the phase)
+    import tensorflow.compat.v1  # noqa: F401 (the import is the phase; utils.tf would defer it to the load)
     marks.append(time.perf_counter())
     args = command.parse_args(['--model_file', model_prefix, '--image_file', image_path])
     recipe = command.recipe_of(args)

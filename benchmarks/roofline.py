@@ -77,15 +77,22 @@ def _flops_per_cycle(flags, cpuinfo):
     return None
 
 
-def flops_of_graph(graph, fetches, sess=None, feed=None):
+def flops_of_graph(graph, fetches, sess=None, feed=None, ran=None):
     """Floating-point operations of the matrix work (convolutions and matrix products, forward and gradient) one
     run of `fetches` does, counted from the ops it needs and their shapes. Shapes the graph leaves open are read
     from one run of `sess` with `feed`.
 
+    Args:
+      ran: the names of the nodes a traced run ran (trace()), where known: a gradient op not among them is not
+        counted. tf.gradients builds a convolution's kernel gradient beside its input gradient and the optimizers
+        tie them together, but Grappler drops the kernel gradients of frozen weights (VGG's), a third of the work
+        on paper. Forward ops are counted whatever their name: Grappler renames the ones it fuses.
+
     Returns:
       an int: 2 x multiply-adds.
     """
-    ops = [op for op in _needed_ops(graph, fetches) if _counted(op.type)]
+    ops = [op for op in _needed_ops(graph, fetches)
+           if _counted(op.type) and (ran is None or 'Backprop' not in op.type or op.name in ran)]
     tensors = [tensor for op in ops for tensor in _shape_sources(op)]
     open_ones = [tensor for tensor in tensors if not tensor.shape.is_fully_defined()]
     shapes = {tensor.name: tensor.shape.as_list() for tensor in tensors if tensor.shape.is_fully_defined()}
@@ -142,19 +149,24 @@ def _op_flops(op, shapes):
     return 2 * int(np.prod(output, dtype=np.int64)) * int(per_output)
 
 
-def time_by_kind(sess, fetches, feed=None):
-    """One traced run of `fetches`: the share of the ops' summed time per kind ('matrix ops' and KINDS' names,
-    the rest 'element-wise and other'), from TensorFlow's step stats, which name the op types Grappler left."""
+def trace(sess, fetches, feed=None):
+    """One traced run of `fetches`, from TensorFlow's step stats (which name the ops Grappler left).
+
+    Returns:
+      the share of the ops' summed time per kind ('matrix ops' and KINDS' names, the rest 'element-wise and
+      other'), most first; the set of the nodes' names that ran.
+    """
     from utils import tf
     metadata = tf.RunMetadata()
     sess.run(fetches, feed, options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=metadata)
-    totals = collections.Counter()
+    totals, ran = collections.Counter(), set()
     for device in metadata.step_stats.dev_stats:
         for node in device.node_stats:
             op_type = node.timeline_label.split('(', 1)[0].rsplit('= ', 1)[-1]
             totals[op_kind(op_type)] += node.all_end_rel_micros
+            ran.add(node.node_name)
     whole = sum(totals.values()) or 1
-    return {kind: micros / whole for kind, micros in totals.most_common()}
+    return {kind: micros / whole for kind, micros in totals.most_common()}, ran
 
 
 def op_kind(op_type):

@@ -51,7 +51,7 @@ def test_a_traced_run_s_time_is_shared_among_the_kinds_of_op():
         images = tf.placeholder(tf.float32, [1, 64, 64, 16])
         padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode='REFLECT')
         output = tf.nn.relu(tf.nn.conv2d(padded, tf.ones((3, 3, 16, 16)), 1, 'VALID'))
-        shares = roofline.time_by_kind(sess, output, {images: np.ones((1, 64, 64, 16), np.float32)})
+        shares, ran = roofline.trace(sess, output, {images: np.ones((1, 64, 64, 16), np.float32)})
     assert abs(sum(shares.values()) - 1) < 1e-6 and shares['matrix ops'] > 0 and 'padding' in shares
     assert [roofline.op_kind(op) for op in ('_MklNativeFusedConv2D', '_FusedMatMul', 'MirrorPad', 'GatherV2',
                                             'FusedBatchNormV3', 'ResizeBilinear', 'Relu')] == [
@@ -68,3 +68,18 @@ def test_the_theoretical_roof_is_reckoned_only_where_the_clock_and_vector_units_
     hidden = roofline.theoretical_roof({'avx512f', 'fma'}, zen4.replace('cpu MHz\t\t: 3000.000\n', ''), 2)
     assert hidden[0] is None and 'does not report its clock' in hidden[1]
     assert roofline.theoretical_roof(set(), intel, 2)[0] is None
+
+
+def test_kernel_gradients_grappler_drops_are_not_counted():
+    """Gatys' step: the image optimized through a frozen kernel. tf.gradients builds the kernel's gradient too, and
+    Adam's gating ties it in, but it never runs: only the forward pass and the image's gradient are work."""
+    with tf.Graph().as_default() as graph, tf.Session() as sess:
+        image = tf.Variable(np.ones((1, 8, 8, 4), np.float32))
+        kernel = tf.Variable(np.ones((3, 3, 4, 5), np.float32))
+        loss = tf.reduce_sum(tf.nn.relu(tf.nn.conv2d(image, kernel, 1, 'SAME')) ** 2)
+        step = tf.train.AdamOptimizer(0.1).minimize(loss, var_list=[image])
+        sess.run(tf.global_variables_initializer())
+        _, ran = roofline.trace(sess, step)
+        on_paper = roofline.flops_of_graph(graph, [step])
+        assert on_paper == 3 * 2 * 320 * 36  # forward, input gradient, kernel gradient
+        assert roofline.flops_of_graph(graph, [step], ran=ran) == 2 * 2 * 320 * 36
