@@ -5,6 +5,7 @@ import argparse
 import functools
 import json
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -19,10 +20,13 @@ def _formulation(variant):
 
 
 def _against_roof(sess, fetches, feed=None):
-    """The work one run of `fetches` does and where its time goes (benchmarks/roofline.py), after the timed runs."""
+    """The work one run of `fetches` does and where its time goes (benchmarks/roofline.py), after the timed runs,
+    with the process's peak memory before them ('peak_gb'): the traced run and the run that reads open shapes
+    build executors of their own, which the row's memory is not about."""
     from benchmarks import roofline
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
     kinds, ran = roofline.trace(sess, fetches, feed)
-    return {'flops': roofline.flops_of_graph(sess.graph, fetches, sess, feed, ran), 'kinds': kinds}
+    return {'flops': roofline.flops_of_graph(sess.graph, fetches, sess, feed, ran), 'kinds': kinds, 'peak_gb': peak}
 
 
 def _transform_flops(formulation, height, width):
@@ -143,8 +147,9 @@ def measure_train(variant, repeats, vgg_prefix, image_dir):
     return times, {'input_s': statistics.median(input_times), **work}
 
 
-def measure_gatys(variant, repeats, vgg_prefix):
-    """stylize.py's Adam iteration at GATYS_SIZE; the baseline builds VGG-16 through pool5, as tutorials do."""
+def measure_gatys(variant, repeats, vgg_prefix, size=GATYS_SIZE):
+    """stylize.py's Adam iteration at size x size (GATYS_SIZE); the baseline builds VGG-16 through pool5, as
+    tutorials do."""
     import numpy as np
     import gatys
     import stylize
@@ -157,7 +162,7 @@ def measure_gatys(variant, repeats, vgg_prefix):
     built = layers + ['vgg_16/pool5'] if variant == 'reference' else layers
     rng = np.random.default_rng(0)
     with tf.Graph().as_default():
-        image = tf.Variable(rng.uniform(0, 255, (1, GATYS_SIZE, GATYS_SIZE, 3)).astype(np.float32))
+        image = tf.Variable(rng.uniform(0, 255, (1, int(size), int(size), 3)).astype(np.float32))
         end_points = features.end_points(image, built)
         content_targets = [np.zeros(end_points[layer].shape.as_list(), np.float32) for layer in args.content_layers]
         grams = [np.eye(end_points[layer].shape.as_list()[-1], dtype=np.float32) for layer in args.style_layers]
@@ -248,8 +253,19 @@ def eval_phases(model_prefix, image_path):
 
 PHASES = ('import', 'load', 'decode', 'first run', 'warm run', 'encode')
 
+def measure_stylizer(variant, repeats, model_file, side):
+    """eval.py's Stylizer on a side x side photo at its default pixel budget (tiled above it), warm; variant
+    unused."""
+    import numpy as np
+    from inference.stylizer import Stylizer
+    image = np.random.default_rng(0).integers(0, 256, (int(side), int(side), 3), dtype=np.uint8)
+    stylizer = Stylizer(model_file)
+    return _time_runs(lambda: stylizer(image, progress=False), repeats), {}
+
+
 MEASUREMENTS = {'roof': measure_roof, 'forward': measure_forward, 'export': measure_export, 'train': measure_train,
-                'gatys': measure_gatys, 'arbitrary': measure_arbitrary, 'masks': measure_masks}
+                'gatys': measure_gatys, 'arbitrary': measure_arbitrary, 'masks': measure_masks,
+                'stylizer': measure_stylizer}
 
 
 def child_main(argv):

@@ -62,7 +62,8 @@ def theoretical_roof(flags, cpuinfo, cores):
         return None, ('not reckoned: the CPU does not report its clock (virtual machine); at %d float32 FLOPs a cycle '
                       'and core' % per_cycle)
     ghz = max(megahertz) / 1000
-    return cores * ghz * per_cycle, '%d cores x %.2f GHz x %d float32 FLOPs a cycle' % (cores, ghz, per_cycle)
+    return cores * ghz * per_cycle, ('%d cores x %.2f GHz (the clock the CPU reports; boost runs above it) x %d '
+                                     'float32 FLOPs a cycle' % (cores, ghz, per_cycle))
 
 
 def _flops_per_cycle(flags, cpuinfo):
