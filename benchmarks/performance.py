@@ -213,7 +213,8 @@ def run_eval(bench, paths):
     # Our commands end without the interpreter's teardown (utils.run_and_exit); the import alone ends so too.
     import_alone, ours, original = bench.cold(
         [sys.executable, '-c', 'import os, tensorflow; os._exit(0)'],
-        [sys.executable, 'eval.py', '--model_file', paths['model'], '--image_file', paths['jpeg'], '--output', output],
+        [sys.executable, 'eval.py', '--model_file', paths['model'], '--image_file', paths['jpeg'], '--output', output,
+         '--overwrite'],  # each run replaces the last one's result
         [sys.executable, os.path.abspath(__file__), '--original_eval', paths['model'], paths['jpeg'], output])
     bench.row('TensorFlow import alone (cold, ended without teardown)', import_alone)
     bench.row('eval.py cold, 1024x1024 JPEG to JPEG', ours, original)
