@@ -12,6 +12,7 @@ import os
 import sys
 
 import pytest
+from PIL import Image
 
 import eval as eval_py
 import export
@@ -20,12 +21,13 @@ import serve
 import stylize
 import train
 from helpers import ROOT, make_video, usage_error, write_config, write_image_file
+from utils import cli_main
 
 sys.path.insert(0, os.path.join(ROOT, 'models', 'recipe'))
 sys.path.insert(0, os.path.join(ROOT, 'docs'))
 import crops  # noqa: E402
 import figure  # noqa: E402
-from benchmarks import init_from_curve, performance  # noqa: E402
+from benchmarks import init_from_curve, performance, scaling  # noqa: E402
 
 READS, WRITES = 'reads', 'writes'
 # Every option of every command: READS a path, WRITES a path, or a plain value (None).
@@ -65,6 +67,8 @@ OPTIONS = {
         'figure': WRITES, 'overwrite': None, 'steps': None, 'parallel': None, 'report_only': None}),
     'performance': (performance.measure_all, {  # its report and results only: the measuring runs in a scratch folder
         'output': WRITES, 'overwrite': None, 'repeats': None, 'rounds': None, 'only': None}),
+    'scaling': (scaling.parse_args, {  # its plot only: the measuring runs in a scratch folder
+        'plot': WRITES, 'overwrite': None, 'repeats': None, 'eval_sides': None, 'gatys_sides': None}),
 }
 try:
     import batch
@@ -233,6 +237,26 @@ def test_the_tools_write_through_outputs(tmp_path, monkeypatch):
         '--photos', str(tmp_path / 'p'), '--output', str(tmp_path / 'crops'), '--per_photo', '2', '--size', '16']))
     _assert_through_outputs(*_run_audited(monkeypatch, figure.main, [*photos, '--output', str(tmp_path / 'f.jpg'),
                                                                      '--height', '16']))
+
+
+def test_the_scaling_benchmark_writes_its_plot_through_outputs_and_replaces_no_other_file(tmp_path, monkeypatch,
+                                                                                          capsys):
+    """The measuring stood in for (each size: seconds and GB growing with its pixels): what is walked is the plot."""
+    monkeypatch.setattr(performance, 'make_inputs', lambda scratch: {'model': 'm', 'vgg': 'v'})
+    monkeypatch.setattr(performance, 'machine_description', lambda: 'machine')
+    monkeypatch.setattr(performance.Bench, 'measure', lambda bench, name, variant, weights, side: (
+        {'times': [side * side / 1e6] * bench.repeats}, 0.5 + side * side / 1e7))
+    plot = tmp_path / 'docs' / 'scaling.png'
+    argv = ['--plot', str(plot), '--eval_sides', '256,4096', '--gatys_sides', '256,512']
+    _assert_through_outputs(*_run_audited(monkeypatch, scaling.main, argv))
+    assert '| Gatys iteration | 512 | 0.26 | 0.26 | 1.000 | 0.53 | 2.007 |' in capsys.readouterr().out
+    with Image.open(plot) as picture:
+        assert picture.format == 'PNG'
+    mine = tmp_path / 'mine.png'
+    mine.write_bytes(b'my picture')
+    assert '--plot %s exists; pass --overwrite' % mine in usage_error(cli_main(scaling.main), argv[2:] + [
+        '--plot', str(mine)], capsys)
+    assert mine.read_bytes() == b'my picture'
 
 
 @pytest.fixture

@@ -1,0 +1,98 @@
+"""Time and peak memory against the image's side, so that a photo of any size can be costed before it is run.
+
+  python benchmarks/scaling.py [--eval_sides 256,512,1024,2048,4096] [--gatys_sides 256,512,1024,2048]
+                               [--repeats 2] [--plot docs/images/scaling.png] [--overwrite]
+
+Two rows per side, each size in a fresh process (benchmarks/performance.py's children, so that its peak memory is
+its own): eval.py's Stylizer on a square photo at its default pixel budget (2.5 megapixels; tiled above it), warm,
+and one Adam iteration of stylize.py (VGG-16 forward and backward through the image) on a square image. Times are
+medians of --repeats runs after a warm-up run; weights are random (same shapes, same speed). The table is printed
+with seconds and gigabytes per megapixel, which stay flat where the cost is linear in pixels; the plot shows both
+on log axes beside a line of slope one (linear in pixels) through the largest size.
+"""
+import argparse
+import io
+import os
+import statistics
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from utils import ArgumentParser, int_list  # noqa: E402 (after the path it lives on)
+
+PLOT = os.path.join(ROOT, 'docs', 'images', 'scaling.png')
+
+
+def parse_args(argv=None):
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--eval_sides', type=int_list, default=[256, 512, 1024, 2048, 4096],
+                        help="eval.py's sides, comma-separated (default: 256,512,1024,2048,4096)")
+    parser.add_argument('--gatys_sides', type=int_list, default=[256, 512, 1024, 2048],
+                        help="stylize.py's sides (default: 256,512,1024,2048; 2048 needs about 11 GB)")
+    parser.add_argument('--repeats', type=int, default=2, help='timed runs per size (default: %(default)s)')
+    parser.add_argument('--plot', default=PLOT, help='where the plot goes (PNG; default: docs/images/scaling.png)')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --plot')
+    return parser.parse_args(argv)
+
+
+def measure(bench, paths, eval_sides, gatys_sides):
+    """[(what, side, median seconds, peak GB)] for every side of both."""
+    rows = []
+    for what, name, weights, sides in (('eval.py', 'stylizer', paths['model'], eval_sides),
+                                       ('Gatys iteration', 'gatys', paths['vgg'], gatys_sides)):
+        for side in sides:
+            result, peak = bench.measure(name, 'fast', weights, side)
+            rows.append((what, side, statistics.median(result['times']), peak))
+            print(table_row(rows[-1]), flush=True)
+    return rows
+
+
+def table_row(row):
+    what, side, seconds, peak = row
+    megapixels = side * side / 1e6
+    return '| %s | %d | %.2f | %.2f | %.3f | %.2f | %.3f |' % (what, side, megapixels, seconds, seconds / megapixels,
+                                                              peak, peak / megapixels)
+
+
+def plot(rows):
+    """The PNG bytes of time and peak memory against the side, on log axes, with slope-one guides."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot
+    figure, axes = pyplot.subplots(1, 2, figsize=(10, 4))
+    for index, (axis, label) in enumerate(zip(axes, ('seconds', 'peak memory (GB)'))):
+        for what, style in (('eval.py', 'o-'), ('Gatys iteration', 's-')):
+            points = [(side, row[2 + index]) for row in rows if row[0] == what for side in [row[1]]]
+            if not points:
+                continue
+            sides, values = zip(*points)
+            axis.plot(sides, values, style, label=what)
+            axis.plot(sides, [values[-1] * (side / sides[-1]) ** 2 for side in sides], ':', color='grey')
+        axis.set(xscale='log', yscale='log', xlabel='image side (pixels, square)', ylabel=label)
+        axis.set_xticks(sorted({row[1] for row in rows}), [str(row) for row in sorted({row[1] for row in rows})])
+        axis.legend(title='dotted: linear in pixels')
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format='png', dpi=100)
+    return buffer.getvalue()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from benchmarks import performance
+    from files import Outputs
+    outputs = Outputs(overwrite=args.overwrite, own=[PLOT])
+    outputs.claim(args.plot, '--plot')  # before the measuring, not after
+    print('Machine: %s\n' % performance.machine_description())
+    print('| run | side | megapixels | seconds | s per MP | peak GB | GB per MP |\n|---|---|---|---|---|---|---|')
+    bench = performance.Bench(args.repeats)
+    with tempfile.TemporaryDirectory() as scratch:
+        rows = measure(bench, performance.make_inputs(scratch), args.eval_sides, args.gatys_sides)
+    outputs.data(args.plot, plot(rows))
+    print('\nplot written to %s' % args.plot)
+
+
+if __name__ == '__main__':
+    from utils import cli_main
+    cli_main(main)()
