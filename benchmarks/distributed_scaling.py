@@ -22,7 +22,8 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from utils import ArgumentParser  # noqa: E402 (after the path it lives on)
+from benchmarks.processes import PeakProcess  # noqa: E402 (after the path it lives on)
+from utils import ArgumentParser  # noqa: E402
 
 STEP_LINE = re.compile(r'step (\d+)/\d+ .* ([\d.]+) img/s')
 
@@ -60,16 +61,15 @@ def run_workers(config, steps, extra_args, worker_count=1):
         environment = {k: v for k, v in os.environ.items() if k != 'TF_CONFIG'}
         if worker_count > 1:
             environment['TF_CONFIG'] = tf_configs[index]
-        processes.append(subprocess.Popen(
+        processes.append(PeakProcess(
             [sys.executable, os.path.join(ROOT, 'train.py'), '-c', config, '--max_steps', str(steps)] + extra_args,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment, cwd=os.path.dirname(config)))
     logs, peak = [], 0.0
-    for process in processes:
-        logs.append(process.stdout.read().decode())
-        _, status, usage = os.wait4(process.pid, 0)
-        if os.waitstatus_to_exitcode(status):
+    for launched in processes:
+        logs.append(launched.process.stdout.read().decode())
+        if launched.wait():
             raise SystemExit('train.py failed:\n' + logs[-1][-3000:])
-        peak += usage.ru_maxrss / 1024 / 1024
+        peak += launched.peak_gb()
     rates = [float(rate) for step, rate in STEP_LINE.findall(logs[0]) if int(step) > 10]
     if not rates:
         raise SystemExit('no step after the warm-up in the log (raise --steps):\n' + logs[0][-3000:])

@@ -5,7 +5,6 @@ import argparse
 import functools
 import json
 import os
-import resource
 import statistics
 import tempfile
 import time
@@ -24,7 +23,8 @@ def _against_roof(sess, fetches, feed=None):
     with the process's peak memory before them ('peak_gb'): the traced run and the run that reads open shapes
     build executors of their own, which the row's memory is not about."""
     from benchmarks import roofline
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+    from benchmarks.processes import own_peak_gb
+    peak = own_peak_gb()
     kinds, ran = roofline.trace(sess, fetches, feed)
     return {'flops': roofline.flops_of_graph(sess.graph, fetches, sess, feed, ran), 'kinds': kinds, 'peak_gb': peak}
 

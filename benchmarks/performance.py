@@ -12,8 +12,8 @@ baseline, the straightforward faithful formulation of docs/ORIGINAL.md (model.OR
 stride-2 convolution, one 9x9 convolution to 3 maps; training.graph.build_graph(reference=True): per-image preprocessing
 and the loss network run and back-propagated on [generated, content]). Times are the median of --repeats runs
 after a warm-up run, with the min and max; cold commands run --repeats times in turn with no warm-up. Memory is
-the process's peak resident set (os.wait4). Ratios are ours over the baseline, measured in the same run, since a
-shared machine's speed drifts. Weights are random: same shapes, same speed. The `bf16` rows are opt-in reduced
+the process's own peak resident set (benchmarks/processes.py: not the parent's it would inherit). Ratios are ours
+over the baseline, measured in the same run, since a shared machine's speed drifts. Weights are random: same shapes, same speed. The `bf16` rows are opt-in reduced
 precision (eval.py --precision bf16, mixed_precision: true); the inference row's memory includes a float32
 session kept for the pixel difference. The arbitrary-style transformer's baseline is Magenta's own formulation
 (nets/arbitrary.transform_reference: batch norm and moments as written, x2 nearest-neighbour resizes before the
@@ -37,6 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from benchmarks import performance_report as report  # noqa: E402
 from benchmarks import roofline  # noqa: E402
+from benchmarks.processes import PeakProcess  # noqa: E402
 from benchmarks.measurements import (GATYS_SIZE, PHASES, TRAIN_BATCH, TRAIN_SIZE, child_main, eval_phases,  # noqa: E402
                                      original_eval)
 
@@ -102,16 +103,14 @@ class Bench:
 
 
 def run_peak(command):
-    """Run a command and return (wall seconds, peak memory GB, stdout), the peak taken from wait4's rusage."""
+    """Run a command and return (wall seconds, peak memory GB, stdout), the peak the command's own (processes)."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    stdout = process.stdout.read()
-    stderr = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
+    launched = PeakProcess(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    stdout, stderr = launched.process.communicate()
     seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status):
+    if launched.wait():
         raise SystemExit('benchmark step failed: %s\n%s' % (' '.join(command), stderr.decode()[-3000:]))
-    return seconds, usage.ru_maxrss / 1024 / 1024, stdout.decode()
+    return seconds, launched.peak_gb(), stdout.decode()
 
 
 def machine_description():

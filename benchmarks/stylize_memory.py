@@ -24,11 +24,12 @@ from nets.pretrained import save_random_vgg  # noqa: E402
 
 
 WORKER = """
-import resource, sys
+import sys
 sys.path.insert(0, %r)
+from benchmarks.processes import own_peak_gb
 import stylize
 stylize.main(sys.argv[1:])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024)
+print(own_peak_gb())
 """ % ROOT
 
 

@@ -19,8 +19,9 @@ sys.path.insert(0, ROOT)
 from utils import ArgumentParser  # noqa: E402 (after the path it lives on)
 from inference.stylizer import DEFAULT_MAX_PIXELS  # noqa: E402 (after the path it lives on)
 WORKER = '''
-import resource, sys, time
+import sys, time
 sys.path.insert(0, %r)
+from benchmarks.processes import own_peak_gb
 import numpy as np
 from PIL import Image
 from inference.stylizer import Stylizer
@@ -30,7 +31,7 @@ start = time.time()
 result = stylizer(image)
 seconds = time.time() - start
 np.save(sys.argv[4], result)
-print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024)
+print(seconds, own_peak_gb())
 ''' % ROOT
 
 
