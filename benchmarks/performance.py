@@ -9,17 +9,18 @@ machine). The results behind the report are kept beside it (docs/PERFORMANCE.jso
 
 Every row is measured twice in fresh processes, one after the other (--rounds times, alternating): ours, and the
 baseline, the straightforward faithful formulation of docs/ORIGINAL.md (model.ORIGINAL: moments, x4 resize +
-stride-2 convolution, one 9x9 convolution to 3 maps; training.graph.build_graph(reference=True): per-image preprocessing
-and the loss network run and back-propagated on [generated, content]). Times are the median of --repeats runs
-after a warm-up run, with the min and max; cold commands run --repeats times in turn with no warm-up. Memory is
-the process's own peak resident set (benchmarks/processes.py: not the parent's it would inherit). Ratios are ours
-over the baseline, measured in the same run, since a shared machine's speed drifts. Weights are random: same shapes, same speed. The `bf16` rows are opt-in reduced
-precision (eval.py --precision bf16, mixed_precision: true); the inference row's memory includes a float32
-session kept for the pixel difference. The arbitrary-style transformer's baseline is Magenta's own formulation
-(nets/arbitrary.transform_reference: batch norm and moments as written, x2 nearest-neighbour resizes before the
-expanding convolutions); its style prediction runs once per style image, not per photo. The batch row's baseline
-is eval.py over the same folder: batch.py on Beam's in-process runner should cost nothing on top of it. The masks
-rows' baseline is the same model in one style without a mask: styles by region should cost little on top of it.
+stride-2 convolution, one 9x9 convolution to 3 maps; training.graph.build_graph(reference=True): per-image
+preprocessing and the loss network run and back-propagated on [generated, content]). Times are the median of
+--repeats runs after a warm-up run, with the min and max; cold commands run --repeats times in turn with no
+warm-up. Memory is the process's own peak resident set (benchmarks/processes.py: not the parent's it would
+inherit). Ratios are ours over the baseline, measured in the same run, since a shared machine's speed drifts.
+Weights are random: same shapes, same speed. The `bf16` rows are opt-in reduced precision (eval.py --precision
+bf16, mixed_precision: true); the inference row's memory includes a float32 session kept for the pixel difference.
+The arbitrary-style transformer's baseline is Magenta's own formulation (nets/arbitrary.transform_reference: batch
+norm and moments as written, x2 nearest-neighbour resizes before the expanding convolutions); its style prediction
+runs once per style image, not per photo. The batch row's baseline is eval.py over the same folder: batch.py on
+Beam's in-process runner should cost nothing on top of it. The masks rows' baseline is the same model in one style
+without a mask: styles by region should cost little on top of it.
 """
 import argparse
 import datetime
