@@ -254,12 +254,13 @@ def eval_phases(model_prefix, image_path):
 PHASES = ('import', 'load', 'decode', 'first run', 'warm run', 'encode')
 
 def measure_stylizer(variant, repeats, model_file, side):
-    """eval.py's Stylizer on a side x side photo at its default pixel budget (tiled above it), warm; variant
-    unused."""
+    """eval.py's Stylizer on a side x side photo, warm: at its default pixel budget (tiled above it) for 'tiled',
+    in one run whatever its size (--max_pixels raised) for 'whole'."""
     import numpy as np
-    from inference.stylizer import Stylizer
-    image = np.random.default_rng(0).integers(0, 256, (int(side), int(side), 3), dtype=np.uint8)
-    stylizer = Stylizer(model_file)
+    from inference.stylizer import DEFAULT_MAX_PIXELS, Stylizer
+    side = int(side)
+    image = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    stylizer = Stylizer(model_file, max_pixels=side * side if variant == 'whole' else DEFAULT_MAX_PIXELS)
     return _time_runs(lambda: stylizer(image, progress=False), repeats), {}
 
 

@@ -1,14 +1,16 @@
 """Time and peak memory against the image's side, so that a photo of any size can be costed before it is run.
 
-  python benchmarks/scaling.py [--eval_sides 256,512,1024,2048,4096] [--gatys_sides 256,512,1024,2048]
-                               [--repeats 2] [--plot docs/images/scaling.png] [--overwrite]
+  python benchmarks/scaling.py [--eval_sides 256,512,1024,2048,4096] [--whole_sides 256,512,1024,2048,4096]
+                               [--gatys_sides 256,512,1024,2048] [--repeats 2] [--plot docs/images/scaling.png]
+                               [--overwrite]
 
-Two rows per side, each size in a fresh process (benchmarks/performance.py's children, so that its peak memory is
-its own): eval.py's Stylizer on a square photo at its default pixel budget (2.5 megapixels; tiled above it), warm,
-and one Adam iteration of stylize.py (VGG-16 forward and backward through the image) on a square image. Times are
-medians of --repeats runs after a warm-up run; weights are random (same shapes, same speed). The table is printed
-with seconds and gigabytes per megapixel, which stay flat where the cost is linear in pixels; the plot shows both
-on log axes beside a line of slope one (linear in pixels) through the largest size.
+Three series, each size in a fresh process (benchmarks/performance.py's children, so that its peak memory is its
+own): eval.py's Stylizer on a square photo at its default pixel budget (2.5 megapixels; tiled above it), the same
+in one run whatever the size (--max_pixels raised), both warm, and one Adam iteration of stylize.py (VGG-16 forward
+and backward through the image) on a square image. Times are medians of --repeats runs after a warm-up run;
+weights are random (same shapes, same speed). The table is printed with seconds and gigabytes per megapixel, which
+stay flat where the cost is linear in pixels; the plot shows both on log axes beside a line of slope one (linear
+in pixels) through each series' largest size.
 """
 import argparse
 import io
@@ -28,6 +30,8 @@ def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--eval_sides', type=int_list, default=[256, 512, 1024, 2048, 4096],
                         help="eval.py's sides, comma-separated (default: 256,512,1024,2048,4096)")
+    parser.add_argument('--whole_sides', type=int_list, default=[256, 512, 1024, 2048, 4096],
+                        help="eval.py's sides in one run (default: 256,512,1024,2048,4096; 4096 needs about 6 GB)")
     parser.add_argument('--gatys_sides', type=int_list, default=[256, 512, 1024, 2048],
                         help="stylize.py's sides (default: 256,512,1024,2048; 2048 needs about 11 GB)")
     parser.add_argument('--repeats', type=int, default=2, help='timed runs per size (default: %(default)s)')
@@ -36,13 +40,17 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def measure(bench, paths, eval_sides, gatys_sides):
-    """[(what, side, median seconds, peak GB)] for every side of both."""
+SERIES = (('eval.py, tiled above 2.5 MP', 'stylizer', 'tiled', 'model', 'o-'),
+          ('eval.py, whole image', 'stylizer', 'whole', 'model', '^--'),
+          ('Gatys iteration', 'gatys', 'fast', 'vgg', 's-'))  # what, measurement, variant, weights, plot style
+
+
+def measure(bench, paths, sides):
+    """[(what, side, median seconds, peak GB)] for every series' sides (sides: one list per SERIES)."""
     rows = []
-    for what, name, weights, sides in (('eval.py', 'stylizer', paths['model'], eval_sides),
-                                       ('Gatys iteration', 'gatys', paths['vgg'], gatys_sides)):
-        for side in sides:
-            result, peak = bench.measure(name, 'fast', weights, side)
+    for (what, name, variant, weights, _), series_sides in zip(SERIES, sides):
+        for side in series_sides:
+            result, peak = bench.measure(name, variant, paths[weights], side)
             rows.append((what, side, statistics.median(result['times']), peak))
             print(table_row(rows[-1]), flush=True)
     return rows
@@ -62,7 +70,7 @@ def plot(rows):
     from matplotlib import pyplot
     figure, axes = pyplot.subplots(1, 2, figsize=(10, 4))
     for index, (axis, label) in enumerate(zip(axes, ('seconds', 'peak memory (GB)'))):
-        for what, style in (('eval.py', 'o-'), ('Gatys iteration', 's-')):
+        for what, *_, style in SERIES:
             points = [(side, row[2 + index]) for row in rows if row[0] == what for side in [row[1]]]
             if not points:
                 continue
@@ -88,7 +96,7 @@ def main(argv=None):
     print('| run | side | megapixels | seconds | s per MP | peak GB | GB per MP |\n|---|---|---|---|---|---|---|')
     bench = performance.Bench(args.repeats)
     with tempfile.TemporaryDirectory() as scratch:
-        rows = measure(bench, performance.make_inputs(scratch), args.eval_sides, args.gatys_sides)
+        rows = measure(bench, performance.make_inputs(scratch), (args.eval_sides, args.whole_sides, args.gatys_sides))
     outputs.data(args.plot, plot(rows))
     print('\nplot written to %s' % args.plot)
 

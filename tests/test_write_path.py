@@ -68,7 +68,8 @@ OPTIONS = {
     'performance': (performance.measure_all, {  # its report and results only: the measuring runs in a scratch folder
         'output': WRITES, 'overwrite': None, 'repeats': None, 'rounds': None, 'only': None}),
     'scaling': (scaling.parse_args, {  # its plot only: the measuring runs in a scratch folder
-        'plot': WRITES, 'overwrite': None, 'repeats': None, 'eval_sides': None, 'gatys_sides': None}),
+        'plot': WRITES, 'overwrite': None, 'repeats': None, 'eval_sides': None, 'whole_sides': None,
+        'gatys_sides': None}),
 }
 try:
     import batch
