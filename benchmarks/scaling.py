@@ -78,6 +78,7 @@ def plot(rows):
             axis.plot(sides, values, style, label=what)
             axis.plot(sides, [values[-1] * (side / sides[-1]) ** 2 for side in sides], ':', color='grey')
         axis.set(xscale='log', yscale='log', xlabel='image side (pixels, square)', ylabel=label)
+        axis.minorticks_off()  # the log axis's own labels would print over the sides'
         axis.set_xticks(sorted({row[1] for row in rows}), [str(row) for row in sorted({row[1] for row in rows})])
         axis.legend(title='dotted: linear in pixels')
     figure.tight_layout()

@@ -24,8 +24,9 @@ from inference.model_files import (FROZEN_INPUTS, FROZEN_OUTPUT, SIGNATURE_INPUT
 from nets import arbitrary as arbitrary_net
 from utils import UsageError, computing_precision, log, native_logs_muted, require_file, session_config, tf
 
-# About 0.3 KB of memory per pixel for a whole image on top of 0.6 GB (benchmarks/tiled_inference.py): 2.5 megapixels
-# take about 1.4 GB, and tiles within that budget about 2.2 GB (the statistics passes hold a whole-resolution map of
+# About 0.3 to 0.5 KB of memory per pixel for a whole image on top of 0.6 GB, by CPU and whether the process has run
+# that size before (benchmarks/tiled_inference.py, scaling.py): 2.5 megapixels take 1.4 to 1.9 GB, and tiles within
+# that budget about 2.2 GB (the statistics passes hold a whole-resolution map of
 # the tile too). 6 megapixels would take 2.4 GB whole but 3.7 GB tiled.
 DEFAULT_MAX_PIXELS = 2500000
 def _saved_model_weights(path):
