@@ -138,12 +138,14 @@ def roof_description(rates):
             cpuinfo = f.read()
     except OSError:
         cpuinfo = ''
-    peak, how = roofline.theoretical_roof(cpu_flags() or (), cpuinfo, os.cpu_count())
     measured = '; '.join('%s %.0f GFLOP/s (matrix product %.0f, 3x3 convolution %.0f)'
                          % (precision, max(kinds.values()), kinds['matmul'], kinds['conv'])
                          for precision, kinds in rates.items())
-    theoretical = '%.0f GFLOP/s (%s)' % (peak, how) if peak else how
-    return 'measured %s; theoretical float32 %s' % (measured, theoretical)
+    theoretical = []
+    for precision in rates:
+        peak, how = roofline.theoretical_roof(cpu_flags() or (), cpuinfo, os.cpu_count(), precision)
+        theoretical.append('%s %s' % (precision, '%.0f GFLOP/s (%s)' % (peak, how) if peak else how))
+    return 'measured %s; theoretical %s' % (measured, '; '.join(theoretical))
 
 
 def make_inputs(scratch):

@@ -47,28 +47,36 @@ def _timed(sess, fetch):
     return time.perf_counter() - start
 
 
-def theoretical_roof(flags, cpuinfo, cores):
-    """The vector units' peak in float32 GFLOP/s where the CPU says its frequency, with how it was reckoned; None
-    and the reason where it does not (a virtual machine often hides it).
+def theoretical_roof(flags, cpuinfo, cores, precision='float32'):
+    """The vector or matrix units' peak in GFLOP/s of `precision` where the CPU says its frequency, with how it was
+    reckoned; None and the reason where it does not (a virtual machine often hides it).
 
     Args:
-      flags: the CPU's feature flags; cpuinfo: /proc/cpuinfo's text; cores: logical CPUs used.
+      flags: the CPU's feature flags; cpuinfo: /proc/cpuinfo's text; cores: logical CPUs used; precision:
+        'float32' or 'bfloat16'.
     """
-    per_cycle = _flops_per_cycle(flags, cpuinfo)
+    per_cycle = _flops_per_cycle(flags, cpuinfo, precision)
     megahertz = [float(line.split(':')[1]) for line in cpuinfo.splitlines() if line.startswith('cpu MHz')]
     if per_cycle is None:
-        return None, 'not reckoned: the vector units of this CPU are not known to this script'
+        return None, 'not reckoned: the %s units of this CPU are not known to this script' % precision
     if not megahertz or not megahertz[0]:
-        return None, ('not reckoned: the CPU does not report its clock (virtual machine); at %d float32 FLOPs a cycle '
-                      'and core' % per_cycle)
+        return None, ('not reckoned: the CPU does not report its clock (virtual machine); at %d %s FLOPs a cycle '
+                      'and core' % (per_cycle, precision))
     ghz = max(megahertz) / 1000
     return cores * ghz * per_cycle, ('%d cores x %.2f GHz (the clock the CPU reports; boost runs above it) x %d '
-                                     'float32 FLOPs a cycle' % (cores, ghz, per_cycle))
+                                     '%s FLOPs a cycle' % (cores, ghz, per_cycle, precision))
 
 
-def _flops_per_cycle(flags, cpuinfo):
-    """float32 FLOPs per cycle and core: two fused multiply-add pipes of the vector width; AMD's Zen 2 to 4 run
-    512-bit instructions on 256-bit pipes (family 23 and 25), Zen 5 (family 26) on full 512-bit ones."""
+def _flops_per_cycle(flags, cpuinfo, precision):
+    """FLOPs per cycle and core. float32: two fused multiply-add pipes of the vector width; AMD's Zen 2 to 4 run
+    512-bit instructions on 256-bit pipes (family 23 and 25), Zen 5 (family 26) on full 512-bit ones. bfloat16:
+    AMX's tile unit, 1024 (Intel's figure); else AVX512_BF16's dot products, two bfloat16 products for each
+    float32 lane, twice float32's."""
+    if precision == 'bfloat16':
+        if 'amx_bf16' in flags:
+            return 1024
+        float32 = _flops_per_cycle(flags, cpuinfo, 'float32')
+        return 2 * float32 if 'avx512_bf16' in flags and float32 else None
     family = next((int(line.split(':')[1]) for line in cpuinfo.splitlines() if line.startswith('cpu family')), None)
     amd = 'AuthenticAMD' in cpuinfo
     if 'avx512f' in flags and not (amd and family in (23, 25)):

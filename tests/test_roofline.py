@@ -68,6 +68,10 @@ def test_the_theoretical_roof_is_reckoned_only_where_the_clock_and_vector_units_
     hidden = roofline.theoretical_roof({'avx512f', 'fma'}, zen4.replace('cpu MHz\t\t: 3000.000\n', ''), 2)
     assert hidden[0] is None and 'does not report its clock' in hidden[1]
     assert roofline.theoretical_roof(set(), intel, 2)[0] is None
+    # bfloat16: AMX's tile unit; else AVX512_BF16's dot products at twice float32's rate; else not reckoned
+    assert roofline.theoretical_roof({'avx512f', 'avx512_bf16', 'amx_bf16'}, intel, 2, 'bfloat16')[0] == 2 * 2.0 * 1024
+    assert roofline.theoretical_roof({'avx512f', 'avx512_bf16', 'fma'}, zen4, 2, 'bfloat16')[0] == 2 * 3.0 * 64
+    assert 'bfloat16 units' in roofline.theoretical_roof({'avx512f'}, intel, 2, 'bfloat16')[1]
 
 
 def test_kernel_gradients_grappler_drops_are_not_counted():
