@@ -227,6 +227,13 @@ def test_cli_errors(tmp_path):
     assert result.returncode == 2 and 'model file not found' in result.stderr
 
 
+def _wait_for_result_width(page, width):
+    """Wait until the result image shown has `width` (a timeout fails the test): Chromium reports 0 while a new
+    image decodes, and the status line can change first."""
+    page.wait_for_function("width => document.querySelector('#result').naturalWidth === width", arg=width,
+                           timeout=15000)
+
+
 @NEEDS_CHROMIUM
 def test_the_page_in_a_real_browser(server, tmp_path):
     photo = tmp_path / 'photo.png'
@@ -236,7 +243,7 @@ def test_the_page_in_a_real_browser(server, tmp_path):
         page.set_input_files('#file', str(photo))
         page.click('#go')
         playwright_api.expect(page.locator('#status')).to_have_text(re.compile('^done in'))
-        assert page.locator('#result').evaluate('image => image.naturalWidth') == 60
+        _wait_for_result_width(page, 60)
         assert ' ms (60x40)' in page.text_content('#status')
         assert page.locator('#max_size').evaluate('input => getComputedStyle(input).width') == '96px'  # style
 
@@ -255,7 +262,7 @@ def test_the_page_stylizes_the_camera_live(server):
         assert answers and set(answers) == {'image/jpeg'}  # frames come back as JPEG, not PNG
         playwright_api.expect(status).not_to_have_text(status.text_content())  # frame after frame
         assert page.locator('#live').is_visible() and page.locator('#original').is_hidden()
-        assert page.locator('#result').evaluate('image => image.naturalWidth') == 64
+        _wait_for_result_width(page, 64)  # the newest frame may still be decoding (width 0) when polled once
         assert page.locator('#go').is_disabled()
         page.click('#camera')
         playwright_api.expect(status).to_have_text('camera off')
