@@ -180,6 +180,25 @@ def int_list(text):
         raise argparse.ArgumentTypeError('expected comma-separated whole numbers, got %s' % shorten(text)) from None
 
 
+def positive_int(text):
+    """An option's whole number of at least 1 (a count of runs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError('expected a whole number of at least 1, got %s' % shorten(text))
+    return value
+
+
+def positive_int_list(text):
+    """An option's comma-separated whole numbers, each at least 1 (sides in pixels)."""
+    values = int_list(text)
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError('expected whole numbers of at least 1, got %s' % shorten(text))
+    return values
+
+
 def _not_blank(convert):
     """An argparse type that refuses an empty (or blank) value before `convert` (None: the text) sees it: an unset
     shell variable ('--init_from "$MODEL"') would otherwise pass for the option not given, or for a path here."""

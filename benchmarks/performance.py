@@ -321,11 +321,11 @@ def groups(text):
 
 
 def parse_args(argv=None):
-    from utils import ArgumentParser
+    from utils import ArgumentParser, positive_int
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--repeats', type=int, default=5, help='timed runs per row after warm-up (default: '
+    parser.add_argument('--repeats', type=positive_int, default=5, help='timed runs per row after warm-up (default: '
                                                                '%(default)s)')
-    parser.add_argument('--rounds', type=int, default=1,
+    parser.add_argument('--rounds', type=positive_int, default=1,
                         help='alternate ours and the baseline this many times per row, pooling their runs, on noisy '
                              'machines (default: %(default)s)')
     parser.add_argument('--only', type=groups, default=list(GROUPS),

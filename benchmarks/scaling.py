@@ -21,20 +21,20 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from utils import ArgumentParser, int_list  # noqa: E402 (after the path it lives on)
+from utils import ArgumentParser, UsageError, positive_int, positive_int_list  # noqa: E402 (after the path)
 
 PLOT = os.path.join(ROOT, 'docs', 'images', 'scaling.png')
 
 
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--eval_sides', type=int_list, default=[256, 512, 1024, 2048, 4096],
+    parser.add_argument('--eval_sides', type=positive_int_list, default=[256, 512, 1024, 2048, 4096],
                         help="eval.py's sides, comma-separated (default: 256,512,1024,2048,4096)")
-    parser.add_argument('--whole_sides', type=int_list, default=[256, 512, 1024, 2048, 4096],
-                        help="eval.py's sides in one run (default: 256,512,1024,2048,4096; 4096 needs about 6 GB)")
-    parser.add_argument('--gatys_sides', type=int_list, default=[256, 512, 1024, 2048],
-                        help="stylize.py's sides (default: 256,512,1024,2048; 2048 needs about 11 GB)")
-    parser.add_argument('--repeats', type=int, default=2, help='timed runs per size (default: %(default)s)')
+    parser.add_argument('--whole_sides', type=positive_int_list, default=[256, 512, 1024, 2048, 4096],
+                        help="eval.py's sides in one run (default: 256,512,1024,2048,4096; 4096 needs about 9 GB)")
+    parser.add_argument('--gatys_sides', type=positive_int_list, default=[256, 512, 1024, 2048],
+                        help="stylize.py's sides (default: 256,512,1024,2048; 2048 needs about 10 GB)")
+    parser.add_argument('--repeats', type=positive_int, default=2, help='timed runs per size (default: %(default)s)')
     parser.add_argument('--plot', default=PLOT, help='where the plot goes (PNG; default: docs/images/scaling.png)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --plot')
     return parser.parse_args(argv)
@@ -43,6 +43,21 @@ def parse_args(argv=None):
 SERIES = (('eval.py, tiled above 2.5 MP', 'stylizer', 'tiled', 'model', 'o-'),
           ('eval.py, whole image', 'stylizer', 'whole', 'model', '^--'),
           ('Gatys iteration', 'gatys', 'fast', 'vgg', 's-'))  # what, measurement, variant, weights, plot style
+
+
+def check_memory(sides, memory_gb):
+    """UsageError naming the first side whose estimated peak passes memory_gb, before any measuring: the whole
+    image at 0.6 GB plus 0.5 KB a pixel (measured), tiles near their budget plus the photo and its result (6 bytes
+    a pixel), Gatys by stylize.py's own estimate."""
+    import stylize
+    estimates = (lambda pixels: 2.5e9 + 6 * pixels, lambda pixels: 0.6e9 + 500 * pixels,
+                 lambda pixels: stylize.estimate_memory(pixels, 0, 0))
+    for option, estimate, series_sides in zip(('--eval_sides', '--whole_sides', '--gatys_sides'), estimates, sides):
+        for side in series_sides:
+            needed = estimate(side * side) / 1e9
+            if needed > memory_gb:
+                raise UsageError('%s %d needs about %.0f GB, more than this machine\'s %.0f GB: give smaller sides'
+                                 % (option, side, needed, memory_gb))
 
 
 def measure(bench, paths, sides):
@@ -91,13 +106,15 @@ def main(argv=None):
     args = parse_args(argv)
     from benchmarks import performance
     from files import Outputs
+    sides = (args.eval_sides, args.whole_sides, args.gatys_sides)
+    check_memory(sides, os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1e9)
     outputs = Outputs(overwrite=args.overwrite, own=[PLOT])
     outputs.claim(args.plot, '--plot')  # before the measuring, not after
     print('Machine: %s\n' % performance.machine_description())
     print('| run | side | megapixels | seconds | s per MP | peak GB | GB per MP |\n|---|---|---|---|---|---|---|')
     bench = performance.Bench(args.repeats)
     with tempfile.TemporaryDirectory() as scratch:
-        rows = measure(bench, performance.make_inputs(scratch), (args.eval_sides, args.whole_sides, args.gatys_sides))
+        rows = measure(bench, performance.make_inputs(scratch), sides)
     outputs.data(args.plot, plot(rows))
     print('\nplot written to %s' % args.plot)
 

@@ -258,6 +258,12 @@ def test_the_scaling_benchmark_writes_its_plot_through_outputs_and_replaces_no_o
     assert '--plot %s exists; pass --overwrite' % mine in usage_error(cli_main(scaling.main), argv[2:] + [
         '--plot', str(mine)], capsys)
     assert mine.read_bytes() == b'my picture'
+    for refused, message in ((['--whole_sides', '100000'], '--whole_sides 100000 needs about 5001 GB'),
+                             (['--repeats', '0'], 'expected a whole number of at least 1'),
+                             (['--gatys_sides', '256,-1'], 'expected whole numbers of at least 1')):
+        new = tmp_path / 'new.png'  # refused before the measuring and before the plot's claim: nothing written
+        assert message in usage_error(cli_main(scaling.main), argv[2:] + refused + ['--plot', str(new)], capsys)
+        assert not new.exists()
 
 
 @pytest.fixture
