@@ -253,6 +253,7 @@ def eval_phases(model_prefix, image_path):
 
 PHASES = ('import', 'load', 'decode', 'first run', 'warm run', 'encode')
 
+
 def measure_stylizer(variant, repeats, model_file, side):
     """eval.py's Stylizer on a side x side photo, warm: at its default pixel budget (tiled above it) for 'tiled',
     in one run whatever its size (--max_pixels raised) for 'whole'."""

@@ -101,7 +101,7 @@ def flops_of_graph(graph, fetches, sess=None, feed=None, ran=None):
       an int: 2 x multiply-adds.
     """
     ops = [op for op in _needed_ops(graph, fetches)
-           if _counted(op.type) and (ran is None or 'Backprop' not in op.type or op.name in ran)]
+           if op.type in _COUNTED and (ran is None or 'Backprop' not in op.type or op.name in ran)]
     tensors = [tensor for op in ops for tensor in _shape_sources(op)]
     open_ones = [tensor for tensor in tensors if not tensor.shape.is_fully_defined()]
     shapes = {tensor.name: tensor.shape.as_list() for tensor in tensors if tensor.shape.is_fully_defined()}
@@ -127,10 +127,6 @@ def _needed_ops(graph, fetches):
 _COUNTED = ('Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'DepthwiseConv2dNative',
             'DepthwiseConv2dNativeBackpropInput', 'DepthwiseConv2dNativeBackpropFilter', 'MatMul', 'BatchMatMul',
             'BatchMatMulV2', 'BatchMatMulV3')
-
-
-def _counted(op_type):
-    return op_type in _COUNTED
 
 
 def _shape_sources(op):

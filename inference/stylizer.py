@@ -26,9 +26,11 @@ from utils import UsageError, computing_precision, log, native_logs_muted, requi
 
 # About 0.3 to 0.5 KB of memory per pixel for a whole image on top of 0.6 GB, by CPU and whether the process has run
 # that size before (benchmarks/tiled_inference.py, scaling.py): 2.5 megapixels take 1.4 to 1.9 GB, and tiles within
-# that budget about 2.2 GB (the statistics passes hold a whole-resolution map of
-# the tile too). 6 megapixels would take 2.4 GB whole but 3.7 GB tiled.
+# that budget about 2.2 GB (the statistics passes hold a whole-resolution map of the tile too). 6 megapixels would
+# take 2.4 GB whole but 3.7 GB tiled.
 DEFAULT_MAX_PIXELS = 2500000
+
+
 def _saved_model_weights(path):
     """The transform weights a SavedModel from export.py holds, read and checked before TensorFlow loads them
     (a damaged variables file is then a one-line error, not the loader's stack)."""

@@ -188,8 +188,8 @@ def test_405_names_the_method_and_answers_carry_security_headers(small_server):
     assert "default-src 'none'" in headers['content-security-policy']
     assert "script-src 'sha256-" in headers['content-security-policy'] and headers['x-frame-options'] == 'DENY'
     models = json.loads(request(small_server + '/v1/models')[2])['models']
-    assert models == [{'name': 'tiny', 'kind': 'checkpoint', 'styles': 1, 'style_image': False, 'style_names': [], 'strokes': [],
-                       'precision': 'float32', 'max_pixels': None}]  # no server paths
+    assert models == [{'name': 'tiny', 'kind': 'checkpoint', 'styles': 1, 'style_image': False, 'style_names': [],
+                       'strokes': [], 'precision': 'float32', 'max_pixels': None}]  # no server paths
 
 
 def test_a_504_stops_the_work_and_a_full_queue_answers_429(trained_model, tmp_path):
@@ -203,8 +203,8 @@ def test_a_504_stops_the_work_and_a_full_queue_answers_429(trained_model, tmp_pa
         assert status == 413 and 'stylizes at most 4096 pixels at once' in json.loads(body)['error']
         assert request(url + '/v1/stylize/lite', png(40, 50)[0])[0] == 200  # within its size: served
         assert json.loads(request(url + '/v1/models')[2])['models'][0] == {
-            'name': 'lite', 'kind': 'TFLite model', 'styles': 1, 'style_image': False, 'style_names': [], 'strokes': [],
-            'precision': 'float32', 'max_pixels': 4096}
+            'name': 'lite', 'kind': 'TFLite model', 'styles': 1, 'style_image': False, 'style_names': [],
+            'strokes': [], 'precision': 'float32', 'max_pixels': 4096}
         statuses = []
         first = threading.Thread(target=lambda: statuses.append(request(url + '/v1/stylize/tiny',
                                                                         png(300, 300)[0])[0]))
